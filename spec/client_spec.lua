@@ -1,0 +1,233 @@
+-- Every endpoint of API.md §2 through the public API, against a real sandbox.
+local sandbox = require "support.sandbox"
+local sigmamind = require "sigmamind"
+
+describe("sigmamind client against the sandbox", function()
+  local sb, client
+
+  setup(function()
+    sb = sandbox.start{ speed = 200 }
+    client = sigmamind.new{ api_key = sb.key, base_url = sb.url, timeout = 5 }
+  end)
+  teardown(function()
+    if client then client:close() end
+    if sb then sb:stop() end
+  end)
+  before_each(function() sb:reset() end)
+
+  describe("calls", function()
+    it("creates a call whose dynamic variables reach the agent", function()
+      local call, err = client.calls:create{
+        fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445", agentId = sb.agent,
+        dynamicVariables = { customer_name = "Ada Lovelace" } }
+      assert.is_nil(err)
+      assert.matches("^call", call.callId)
+      assert.equal("outbound", call.callType)
+      assert.equal(sb.number, call.phoneNumber.sipPhoneNumber)
+      assert.equal("Ada Lovelace", call.dynamicVariables.customer_name)
+      assert.equal(1, sb:count("POST", "/v1/calls"))
+      local _, raw = sb:request("GET", "/v1/calls/" .. call.callId)
+      assert.equal("Ada Lovelace", raw.dynamicVariables.customer_name)
+    end)
+
+    it("uses the number's outbound agent when agentId is omitted", function()
+      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445" })
+      assert.equal(sb.agent, call.agent.agentId)
+    end)
+
+    it("gets, lists and deletes calls", function()
+      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774446" })
+      local got = assert(client.calls:get(call.callId))
+      assert.equal(call.callId, got.callId)
+      local page = assert(client.calls:list{ page = 0, size = 10 })
+      assert.equal(1, page.totalCount)
+      assert.equal(1, page.totalCounts)
+      assert.equal(call.callId, page.data[1].callId)
+      assert.is_true(client.calls:delete(call.callId))
+      local gone, err = client.calls:get(call.callId)
+      assert.is_nil(gone)
+      assert.equal("not_found", err.kind)
+      assert.equal(404, err.status)
+    end)
+
+    it("waits for a final status and returns integers where the API has them", function()
+      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774447",
+                                               dynamicVariables = { customer_name = "Grace" } })
+      local done, err = client.calls:wait(call.callId, { timeout = 30, interval = 0.05 })
+      assert.is_nil(err)
+      assert.equal("ended", done.status)
+      assert.equal("integer", math.type(done.duration))
+      assert.matches("Grace", done.transcript)
+      assert.truthy(done.endTime)
+    end)
+
+    it("reports each magic number's outcome through wait", function()
+      local expect = {
+        ["+12135550101"] = { "not_connected", "dial_busy" },
+        ["+12135550102"] = { "not_connected", "dial_no_answer" },
+        ["+12135550104"] = { "not_connected", "dial_user_declined" },
+        ["+12135550105"] = { "error", "dial_invalid_destination" },
+      }
+      for to, want in pairs(expect) do
+        local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = to })
+        local done = assert(client.calls:wait(call.callId, { timeout = 30, interval = 0.05 }))
+        assert.equal(want[1], done.status, to)
+        assert.equal(want[2], done.terminationReason, to)
+      end
+    end)
+
+    it("gives up waiting with a timeout error that carries the last state", function()
+      local slow = sandbox.start{ speed = 0.01 }
+      local c = sigmamind.new{ api_key = slow.key, base_url = slow.url }
+      local call = assert(c.calls:create{ fromPhoneNumber = slow.number, toPhoneNumber = "+12137774448" })
+      local done, err = c.calls:wait(call.callId, { timeout = 0.3, interval = 0.05 })
+      c:close(); slow:stop()
+      assert.is_nil(done)
+      assert.equal("timeout", err.kind)
+      assert.equal(call.callId, err.call.callId)
+      assert.matches("did not reach a final status", tostring(err))
+    end)
+  end)
+
+  describe("campaigns", function()
+    it("creates a campaign from a plan, with the server's row errors, and runs it to completion", function()
+      local plan = sigmamind.campaign "Spec campaign"
+        :agent(sb.agent):caller(sb.number)
+        :contacts{ { phoneNumber = "+12137770001", customer_name = "A" },
+                   { phoneNumber = "+1234", customer_name = "B" },
+                   { phoneNumber = "+12137770003", customer_name = "C" },
+                   { phoneNumber = "+12137770004", customer_name = "D" } }
+        :concurrency(2)
+      local _, problems = plan:build()
+      local camp, err = client.campaigns:create(plan)
+      assert.is_nil(err)
+      assert.same({ "Row 2: invalid phone number '+1234'" }, problems)
+      assert.same(problems, camp.errors)
+      local id = camp.campaignId
+      assert.equal(camp.campaignName, assert(client.campaigns:get(id)).campaignName)
+      local deadline = os.time() + 20
+      local status
+      repeat
+        status = assert(client.campaigns:get(id)).campaignStatus
+        if status ~= "completed" then require("sigmamind.core").sleep(0.05) end
+      until status == "completed" or os.time() > deadline
+      assert.equal("completed", status)
+      local n = 0
+      for call in client.calls:each{} do
+        if call.campaign and call.campaign.campaignId == id then n = n + 1 end
+      end
+      assert.equal(3, n)
+    end)
+
+    it("lists, updates, pauses, resumes and deletes campaigns", function()
+      local camp = assert(client.campaigns:create(sigmamind.campaign "Later"
+        :agent(sb.agent):caller(sb.number)
+        :contacts{ { phoneNumber = "+12137770011" } }
+        :schedule{ date = "2099-01-01", time = "09:00", timezone = "America/New_York" }))
+      assert.equal("scheduled", camp.campaignStatus)
+      local page = assert(client.campaigns:list{ status = "scheduled" })
+      assert.equal(1, page.totalCount)
+      assert.equal(1, page.totalCounts)
+      local upd = assert(client.campaigns:update(camp.campaignId, { concurrentCalls = 7 }))
+      assert.equal(7, upd.concurrentCalls)
+      assert.equal("paused", assert(client.campaigns:pause(camp.campaignId)).campaignStatus)
+      assert.equal("live", assert(client.campaigns:resume(camp.campaignId)).campaignStatus)
+      assert.is_true(client.campaigns:delete(camp.campaignId))
+      local _, err = client.campaigns:get(camp.campaignId)
+      assert.equal("not_found", err.kind)
+    end)
+
+    it("refuses a plan with field problems without sending it", function()
+      local camp, err = client.campaigns:create(sigmamind.campaign "No caller":agent(sb.agent)
+        :contacts{ { phoneNumber = "+12137770011" } })
+      assert.is_nil(camp)
+      assert.equal("invalid", err.kind)
+      assert.equal("sipPhoneNumber", err.field)
+      assert.equal(0, sb:count("POST", "/v1/campaigns"))
+    end)
+  end)
+
+  describe("phone numbers", function()
+    it("provisions, imports, gets, updates (null unassigns) and deletes numbers", function()
+      local pn = assert(client.phone_numbers:provision{ countryCode = "US", areaCode = 415,
+                                                        friendlyName = "Second line" })
+      assert.matches("^%+1415", pn.sipPhoneNumber)
+      local imp = assert(client.phone_numbers:import{ phoneNumber = "+442071234567",
+        terminationSipURI = "sip.example.test", trunkUsername = "u", trunkPassword = "p",
+        outboundAgentId = sb.agent })
+      assert.equal("byo", imp.provider)
+      local got = assert(client.phone_numbers:get("+442071234567"))
+      assert.equal(sb.agent, got.outboundAgentId)
+      local upd = assert(client.phone_numbers:update("+442071234567",
+                                                     { outboundAgentId = sigmamind.null, friendlyName = "BYO" }))
+      assert.equal("BYO", upd.friendlyName)
+      assert.is_nil(upd.outboundAgentId ~= sigmamind.null and upd.outboundAgentId or nil)
+      local all = assert(client.phone_numbers:list{})
+      assert.equal(3, #all.data)
+      assert.is_true(client.phone_numbers:delete(pn.sipPhoneNumber))
+      local _, err = client.phone_numbers:get(pn.sipPhoneNumber)
+      assert.equal("not_found", err.kind)
+    end)
+  end)
+
+  describe("webhooks", function()
+    it("creates with the documented event spelling, lists, toggles and deletes", function()
+      local wh = assert(client.webhooks:create{ name = "hook", agentId = sb.agent,
+        url = "http://127.0.0.1:9/hook", events = { "conversation_ended", "conversation_analyzed" } })
+      assert.truthy(wh.secret)
+      assert.same({ "conversation_ended", "conversation_analysed" }, wh.events)
+      assert.equal(wh.webhookId, assert(client.webhooks:get(wh.webhookId)).webhookId)
+      assert.is_false(assert(client.webhooks:disable(wh.webhookId)).active)
+      assert.equal(0, #assert(client.webhooks:list{}).data)          -- active=true by default
+      local all = assert(client.webhooks:list{ active = false })
+      assert.equal(1, all.totalCount)
+      assert.equal(1, all.totalCounts)
+      assert.is_true(assert(client.webhooks:enable(wh.webhookId)).active)
+      assert.equal("renamed", assert(client.webhooks:update(wh.webhookId, { name = "renamed" })).name)
+      assert.is_true(client.webhooks:delete(wh.webhookId))
+    end)
+  end)
+
+  describe("agents", function()
+    it("lists and gets agents", function()
+      local page = assert(client.agents:list{})
+      assert.equal(sb.agent, page.data[1].agentId)
+      assert.equal(sb.agent, assert(client.agents:get(sb.agent)).agentId)
+      local _, err = client.agents:get("agent_nope")
+      assert.equal("not_found", err.kind)
+    end)
+  end)
+
+  describe("keep-alive", function()
+    it("makes 1,000 sequential requests over one TCP connection", function()
+      local c = sigmamind.new{ api_key = sb.key, base_url = sb.url }
+      for _ = 1, 1000 do assert(c.agents:get(sb.agent)) end
+      c:close()
+      -- the sandbox counts the distinct TCP connections that carried /v1/ requests since the reset
+      assert.equal(1000, sb:count("GET", "/v1/agents/{agentId}"))
+      assert.equal(1, sb:state().connections)
+    end)
+  end)
+
+  describe("misuse", function()
+    it("raises on unknown options and on a dot instead of a colon", function()
+      assert.has_error(function() sigmamind.new{ api_key = "k", base_url = sb.url, timeuot = 3 } end)
+      assert.has_error(function() client.calls.get("call_x") end)
+      assert.has_error(function() client.calls:get({}) end)
+    end)
+
+    it("raises after close", function()
+      local c = sigmamind.new{ api_key = sb.key, base_url = sb.url }
+      c:close(); c:close()
+      assert.has_error(function() c.calls:get("call_x") end)
+    end)
+
+    it("writes no globals", function()
+      local before = {}
+      for k in pairs(_G) do before[k] = true end
+      package.loaded["sigmamind"] = nil
+      require "sigmamind"
+      for k in pairs(_G) do assert.is_true(before[k], "new global " .. tostring(k)) end
+    end)
+  end)
+end)

@@ -1,0 +1,103 @@
+-- Validation before sending: each documented constraint caught in C, named, and nothing sent.
+local sandbox = require "support.sandbox"
+local sigmamind = require "sigmamind"
+
+describe("validation before sending", function()
+  local sb, c
+
+  setup(function()
+    sb = sandbox.start{}
+    c = sigmamind.new{ api_key = sb.key, base_url = sb.url }
+  end)
+  teardown(function() if c then c:close() end; if sb then sb:stop() end end)
+  before_each(function() sb:reset() end)
+
+  local N, A = "+14157774444", "agent_abc123"
+  local long = string.rep("x", 65)
+  local cases = {
+    { "calls", "create", { toPhoneNumber = "+12137774445" }, "fromPhoneNumber", "required" },
+    { "calls", "create", { fromPhoneNumber = N, toPhoneNumber = "12345" }, "toPhoneNumber", "E.164.*\"12345\"" },
+    { "calls", "create", { fromPhoneNumber = N, toPhoneNumber = "+0123456789" }, "toPhoneNumber", "E.164" },
+    { "calls", "create", { fromPhoneNumber = N, toPhoneNumber = 12137774445 }, "toPhoneNumber", "string" },
+    { "calls", "create", { fromPhoneNumber = N, toPhoneNumber = "+12137774445", agentId = long }, "agentId", "64" },
+    { "calls", "create", { fromPhoneNumber = N, toPhoneNumber = "+12137774445", dynamicVariables = "x" },
+      "dynamicVariables", "object" },
+    { "calls", "list", { status = "done" }, "status", "ended" },
+    { "calls", "list", { size = 0 }, "size", "1" },
+    { "calls", "list", { page = -1 }, "page", "0" },
+    { "campaigns", "create", { campaignName = "", agentId = A, sipPhoneNumber = N, file = "YQ==" },
+      "campaignName", "1" },
+    { "campaigns", "create", { campaignName = string.rep("n", 129), agentId = A, sipPhoneNumber = N,
+      file = "YQ==" }, "campaignName", "128" },
+    { "campaigns", "create", { campaignName = "x", agentId = A, sipPhoneNumber = N }, "file", "required" },
+    { "campaigns", "create", { campaignName = "x", agentId = A, sipPhoneNumber = N, file = "YQ==",
+      isScheduled = true, scheduledDate = "2025-09-01", scheduledTime = "09:00" }, "scheduledTimezone", "required" },
+    { "campaigns", "create", { campaignName = "x", agentId = A, sipPhoneNumber = N, file = "YQ==",
+      isScheduled = true, scheduledDate = "2025-02-30", scheduledTime = "09:00", scheduledTimezone = "UTC" },
+      "scheduledDate", "YYYY%-MM%-DD" },
+    { "campaigns", "create", { campaignName = "x", agentId = A, sipPhoneNumber = N, file = "YQ==",
+      isScheduled = true, scheduledDate = "2025-09-01", scheduledTime = "9am", scheduledTimezone = "UTC" },
+      "scheduledTime", "HH:MM" },
+    { "campaigns", "create", { campaignName = "x", agentId = A, sipPhoneNumber = N, file = "YQ==",
+      concurrentCalls = 0 }, "concurrentCalls", "1" },
+    { "campaigns", "list", { status = "active" }, "status", "live" },
+    { "phone_numbers", "provision", { friendlyName = "x" }, "phoneNumber", "countryCode" },
+    { "phone_numbers", "provision", { countryCode = "usa" }, "countryCode", "two" },
+    { "phone_numbers", "provision", { countryCode = "US", areaCode = 99 }, "areaCode", "100" },
+    { "phone_numbers", "provision", { countryCode = "US", areaCode = 100000 }, "areaCode", "99999" },
+    { "phone_numbers", "provision", { countryCode = "US", friendlyName = string.rep("f", 129) },
+      "friendlyName", "128" },
+    { "phone_numbers", "import", { phoneNumber = N, trunkUsername = "u", trunkPassword = "p" },
+      "terminationSipURI", "required" },
+    { "webhooks", "create", { name = "h", agentId = A, url = "ftp://127.0.0.1/", events = { "conversation_ended" } },
+      "url", "http" },
+    { "webhooks", "create", { name = "h", agentId = A, url = "http://127.0.0.1/", events = {} }, "events", "" },
+    { "webhooks", "create", { name = "h", agentId = A, url = "http://127.0.0.1/", events = { "call_ended" } },
+      "events", "conversation_ended" },
+    { "webhooks", "create", { agentId = A, url = "http://127.0.0.1/", events = { "conversation_ended" } },
+      "name", "required" },
+  }
+
+  for _, case in ipairs(cases) do
+    local ns, method, params, field, pattern = case[1], case[2], case[3], case[4], case[5]
+    it(("%s:%s refuses a bad %s before sending (%s)"):format(ns, method, field, pattern), function()
+      local value, err = c[ns][method](c[ns], params)
+      assert.is_nil(value)
+      assert.equal("invalid", err.kind)
+      assert.equal(field, err.field)
+      assert.matches(field, err.message, 1, true)
+      assert.matches(pattern, err.message)
+      assert.is_false(err.sent)
+      assert.matches("invalid", tostring(err))
+      assert.same({}, sb:state().requests)
+    end)
+  end
+
+  it("validates path arguments: a phone number in a path must be E.164", function()
+    local pn, err = c.phone_numbers:get("4157774444")
+    assert.is_nil(pn)
+    assert.equal("phoneNumber", err.field)
+    assert.same({}, sb:state().requests)
+  end)
+
+  it("lets unknown fields through untouched", function()
+    local call = assert(c.calls:create{ fromPhoneNumber = N, toPhoneNumber = "+12137774445",
+                                        futureField = { nested = true } })
+    assert.truthy(call.callId)
+    assert.equal(1, sb:count("POST", "/v1/calls"))
+  end)
+
+  it("does not change the caller's table", function()
+    local params = { fromPhoneNumber = N, toPhoneNumber = "+12137774445", agentId = A }
+    local before = {}
+    for k, v in pairs(params) do before[k] = v end
+    assert(c.calls:create(params))
+    assert.same(before, params)
+  end)
+
+  it("accepts an explicit null where the API allows one", function()
+    local upd, err = c.phone_numbers:update(N, { inboundAgentId = sigmamind.null })
+    assert.is_nil(err)
+    assert.equal(N, upd.sipPhoneNumber)
+  end)
+end)

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian packages the build, the sandbox and the specs need; does nothing when all are present.
+set -eu
+PKGS="${*:-lua5.4 liblua5.4-dev lua-cjson lua-busted lua-socket nginx libnginx-mod-http-lua lua-resty-core
+      libcurl4-openssl-dev libssl-dev openssl pkg-config gcc make curl}"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "deps: missing Debian packages:$missing (run as root: apt-get install$missing)" >&2; exit 2
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+# nginx's post-install must not start a system nginx on port 80
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get update -qq >/dev/null 2>&1 || $SUDO apt-get update
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
