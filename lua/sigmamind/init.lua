@@ -167,7 +167,7 @@ local function resolve_plan(params, name)
   if not build.is_plan(params) then return params end
   local body, problems, fatal = params:build()
   if fatal or body == nil then
-    local first = (problems and problems[1]) or "invalid plan"
+    local first = (type(fatal) == "string" and fatal) or (problems and problems[1]) or "invalid plan"
     local field = first:match("^([%w_]+):") or "file"
     return nil, core.error{ kind = "invalid", field = field, message = first, problems = problems,
                             method = core.endpoints[name].method, path = core.endpoints[name].path,

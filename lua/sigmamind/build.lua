@@ -1,0 +1,608 @@
+-- Builders for request bodies: campaign plans (contacts, CSV, schedule) and call plans, checked before sending.
+local csv = require "sigmamind.csv"
+
+local error, type, pairs, ipairs, next, tostring, setmetatable, getmetatable, pcall, require =
+      error, type, pairs, ipairs, next, tostring, setmetatable, getmetatable, pcall, require
+local string_find, string_sub, string_byte, string_match, string_format =
+      string.find, string.sub, string.byte, string.match, string.format
+local table_concat, table_sort = table.concat, table.sort
+local math_floor = math.floor
+local io_open = io.open
+
+local _M = { _VERSION = "0.1" }
+
+local E164 = "^%+[1-9]%d%d%d%d%d%d%d?%d?%d?%d?%d?%d?%d?%d?$"   -- ^\+[1-9][0-9]{6,14}$
+local PHONE_COLUMNS = table_concat(csv.phone_columns, ", ")
+
+local function is_e164(s)
+  return type(s) == "string" and string_find(s, E164) ~= nil
+end
+
+local function copy(t)
+  local c = {}
+  if t then for k, v in pairs(t) do c[k] = v end end
+  return c
+end
+
+local function trim(s) return string_match(s, "^%s*(.-)%s*$") end
+
+---------------------------------------------------------------------------------------------------------------
+-- Base64 (RFC 4648, with padding).  The C core's OpenSSL encoder when it loads, otherwise pure Lua; the core is
+-- looked up at first use so that this module loads without it.
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local B64_PAIR   -- [0, 4095] -> the two characters of a 12-bit group
+local function b64_pairs()
+  local t = {}
+  for i = 0, 4095 do
+    local hi, lo = math_floor(i / 64), i % 64
+    t[i] = string_sub(B64, hi + 1, hi + 1) .. string_sub(B64, lo + 1, lo + 1)
+  end
+  return t
+end
+
+-- Arithmetic only (no bit operators), so it runs on Lua 5.1/LuaJIT as on 5.4.
+function _M._base64_lua(s)
+  if type(s) ~= "string" then error("base64: expected a string, got " .. type(s), 2) end
+  B64_PAIR = B64_PAIR or b64_pairs()
+  local out, n = {}, 0
+  local len = #s
+  local full = len - len % 3
+  local chunk, cn = {}, 0
+  for i = 1, full, 3 do
+    local a, b, c = string_byte(s, i, i + 2)
+    local v = a * 65536 + b * 256 + c
+    local hi = math_floor(v / 4096)
+    cn = cn + 1; chunk[cn] = B64_PAIR[hi]
+    cn = cn + 1; chunk[cn] = B64_PAIR[v - hi * 4096]
+    if cn >= 4096 then
+      n = n + 1; out[n] = table_concat(chunk, "", 1, cn)
+      cn = 0
+    end
+  end
+  if cn > 0 then n = n + 1; out[n] = table_concat(chunk, "", 1, cn) end
+  local rest = len - full
+  if rest == 1 then
+    local v = string_byte(s, len) * 16                       -- 8 bits -> 12 bits
+    n = n + 1; out[n] = B64_PAIR[v] .. "=="
+  elseif rest == 2 then
+    local a, b = string_byte(s, len - 1, len)
+    local v = (a * 256 + b) * 4                               -- 16 bits -> 18 bits
+    local hi = math_floor(v / 64)
+    n = n + 1; out[n] = B64_PAIR[hi] .. string_sub(B64, v % 64 + 1, v % 64 + 1) .. "="
+  end
+  return table_concat(out, "", 1, n)
+end
+
+local core_encode   -- false: looked up, not available
+function _M.base64_encode(s)
+  if core_encode == nil then
+    local ok, core = pcall(require, "sigmamind.core")
+    core_encode = ok and type(core) == "table" and type(core.base64_encode) == "function" and core.base64_encode
+                  or false
+  end
+  if core_encode then return core_encode(s) end
+  return _M._base64_lua(s)
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- The campaign CSV rules of HACKING.md, worded exactly as the sandbox words them.
+
+local function var_supplied(vars, name)
+  local v = vars[name]
+  if v == nil then return false end
+  if type(v) == "string" then return trim(v) ~= "" end
+  return true
+end
+
+-- check_csv(text, vars) -> report: { contacts = n, rows = n, problems = {...}, fatal = msg|nil, good = {...} }
+-- good: the contacts as rows keyed by header name, each with its row number in `numbers`.
+local function check_csv(text, vars)
+  local report = { contacts = 0, rows = 0, problems = {}, good = {}, numbers = {} }
+  local problems = report.problems
+  local records, err = csv.records(text)
+  if not records then
+    problems[1] = "file: " .. err
+    report.fatal = problems[1]
+    return report
+  end
+  local header = records[1] or {}
+  local phone_col
+  for j, name in ipairs(header) do
+    if csv.phone_rank(name) then phone_col = j; break end
+  end
+  if not phone_col then
+    problems[1] = "file: CSV has no phone number column (expected one of: " .. PHONE_COLUMNS .. ")"
+    report.fatal = problems[1]
+    return report
+  end
+  local nrows = #records - 1
+  report.rows = nrows
+  if nrows < 1 then
+    problems[1] = "file: CSV has no contacts"
+    report.fatal = problems[1]
+    return report
+  end
+  local width = #header
+  local used = {}
+  local np = 0
+  for r = 1, nrows do
+    local rec = records[r + 1]
+    local before = np
+    if #rec ~= width then
+      np = np + 1
+      problems[np] = string_format("Row %d: expected %d columns, got %d", r, width, #rec)
+    else
+      local cell = rec[phone_col]
+      local phone = trim(cell)
+      if phone == "" then
+        np = np + 1; problems[np] = string_format("Row %d: missing phone number", r)
+      elseif not string_find(phone, E164) then
+        np = np + 1; problems[np] = string_format("Row %d: invalid phone number '%s'", r, cell)
+      elseif used[phone] then
+        np = np + 1; problems[np] = string_format("Row %d: duplicate phone number '%s'", r, phone)
+      end
+      for j = 1, width do
+        if j ~= phone_col and trim(rec[j]) == "" and not var_supplied(vars, header[j]) then
+          np = np + 1
+          problems[np] = string_format("Row %d: missing required variable '%s'", r, header[j])
+        end
+      end
+      if np == before then
+        used[phone] = true
+        local row = {}
+        for j = 1, width do row[header[j]] = rec[j] end
+        local k = report.contacts + 1
+        report.contacts = k
+        report.good[k], report.numbers[k] = row, r
+      end
+    end
+  end
+  return report
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Field checks shared by both plans
+
+local function check_phone(problems, field, v, required)
+  if v == nil then
+    if required then problems[#problems + 1] = field .. ": required" end
+  elseif not is_e164(v) then
+    problems[#problems + 1] = string_format('%s: expected an E.164 phone number like +14155552671, got "%s"',
+                                            field, tostring(v))
+  end
+end
+
+local function check_string(problems, field, v, required, max)
+  if v == nil or v == "" then
+    if required then problems[#problems + 1] = field .. ": required" end
+  elseif type(v) ~= "string" then
+    problems[#problems + 1] = field .. ": expected a string, got " .. type(v)
+  elseif max and #v > max then
+    problems[#problems + 1] = string_format("%s: expected at most %d characters, got %d", field, max, #v)
+  end
+end
+
+local function check_method(self, mt, what)
+  if getmetatable(self) ~= mt then
+    error(what .. ": call it as a method (plan:" .. string_match(what, "[%w_]+$") .. "(...))", 3)
+  end
+end
+
+-- raise, blaming the caller of the method that called want (or `level` frames up)
+local function want(v, kind, what, level)
+  if type(v) ~= kind then
+    error(string_format("%s: expected a %s, got %s", what, kind, type(v)), level or 3)
+  end
+end
+
+local function check_vars(t, what)
+  want(t, "table", what, 4)
+  for k in pairs(t) do
+    if type(k) ~= "string" then
+      error(string_format("%s: variable names must be strings, got %s", what, type(k)), 3)
+    end
+  end
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Campaign plans.  Each method records its value in the plan and returns the plan, so calls chain; the plan is
+-- changed in place (build a new plan for a second campaign).  Nothing is checked until :build(), except misuse.
+--
+-- What :build() does with rows that break the CSV rules: the file is sent exactly as given (the server applies
+-- the same rules, reports the same problems in `campaign.errors` and dials only the good rows), so the problems
+-- come back as advice; :report() and :good_rows() tell what will be dialed.  A plan is *fatal* (the client must
+-- not send it) when a field is wrong or missing, or the CSV cannot be used at all: unreadable, malformed, no phone
+-- column, no data rows, or not one good row.
+
+local Campaign = {}
+local CampaignMT = { __index = Campaign }
+
+function _M.campaign(name)
+  if name ~= nil and type(name) ~= "string" then
+    error("campaign: expected a string (the campaign name), got " .. type(name), 2)
+  end
+  return setmetatable({ _fields = { campaignName = name }, _vars = nil, _source = nil }, CampaignMT)
+end
+
+function Campaign:name(s)
+  check_method(self, CampaignMT, "campaign:name")
+  want(s, "string", "campaign:name")
+  self._fields.campaignName = s
+  return self
+end
+
+function Campaign:agent(id)
+  check_method(self, CampaignMT, "campaign:agent")
+  want(id, "string", "campaign:agent")
+  self._fields.agentId = id
+  return self
+end
+
+function Campaign:caller(number)
+  check_method(self, CampaignMT, "campaign:caller")
+  want(number, "string", "campaign:caller")
+  self._fields.sipPhoneNumber = number
+  return self
+end
+
+function Campaign:concurrency(n)
+  check_method(self, CampaignMT, "campaign:concurrency")
+  want(n, "number", "campaign:concurrency")
+  self._fields.concurrentCalls = n
+  return self
+end
+
+function Campaign:variables(t)
+  check_method(self, CampaignMT, "campaign:variables")
+  check_vars(t, "campaign:variables")
+  local vars = self._vars or {}
+  for k, v in pairs(t) do vars[k] = v end
+  self._vars = vars
+  return self
+end
+
+local SCHEDULE_KEYS = { date = "scheduledDate", time = "scheduledTime", timezone = "scheduledTimezone" }
+
+-- :schedule{ date = "YYYY-MM-DD", time = "HH:MM", timezone = "Area/City" }; :schedule(false) unschedules.
+function Campaign:schedule(t)
+  check_method(self, CampaignMT, "campaign:schedule")
+  local f = self._fields
+  if t == false then
+    f.isScheduled, f.scheduledDate, f.scheduledTime, f.scheduledTimezone = nil, nil, nil, nil
+    return self
+  end
+  want(t, "table", "campaign:schedule")
+  for k, v in pairs(t) do
+    if not SCHEDULE_KEYS[k] then
+      error("campaign:schedule: unknown key '" .. tostring(k) .. "' (expected date, time, timezone)", 2)
+    end
+    if type(v) ~= "string" then
+      error("campaign:schedule: " .. k .. ": expected a string, got " .. type(v), 2)
+    end
+  end
+  f.isScheduled = true
+  f.scheduledDate, f.scheduledTime, f.scheduledTimezone = t.date, t.time, t.timezone
+  return self
+end
+
+-- rows: array of tables keyed by column name; the phone may be under any of the phone column names.
+function Campaign:contacts(rows)
+  check_method(self, CampaignMT, "campaign:contacts")
+  want(rows, "table", "campaign:contacts")
+  local copied = {}
+  for i, row in ipairs(rows) do
+    if type(row) ~= "table" then
+      error(string_format("campaign:contacts: row %d: expected a table, got %s", i, type(row)), 2)
+    end
+    for k, v in pairs(row) do
+      local tv = type(v)
+      if type(k) ~= "string" then
+        error(string_format("campaign:contacts: row %d: column names must be strings, got %s", i, type(k)), 2)
+      end
+      if tv ~= "string" and tv ~= "number" and tv ~= "boolean" then
+        error(string_format("campaign:contacts: row %d, column '%s': expected a string, number or boolean, got %s",
+                            i, k, tv), 2)
+      end
+    end
+    copied[i] = copy(row)
+  end
+  self._source = { rows = copied }
+  return self
+end
+
+function Campaign:csv(text)
+  check_method(self, CampaignMT, "campaign:csv")
+  want(text, "string", "campaign:csv")
+  self._source = { text = text }
+  return self
+end
+
+-- The file is read by :build(), so an unreadable file is one of its problems rather than an error here.
+function Campaign:csv_file(path)
+  check_method(self, CampaignMT, "campaign:csv_file")
+  want(path, "string", "campaign:csv_file")
+  self._source = { path = path }
+  return self
+end
+
+-- Any raw API field; `dynamicVariables` replaces the variables, `file` is not settable (use :csv and friends).
+function Campaign:set(field, value)
+  check_method(self, CampaignMT, "campaign:set")
+  want(field, "string", "campaign:set")
+  if field == "file" then
+    error("campaign:set: 'file' is made from :contacts(rows), :csv(text) or :csv_file(path)", 2)
+  elseif field == "dynamicVariables" then
+    if value ~= nil then check_vars(value, "campaign:set") end
+    self._vars = value ~= nil and copy(value) or nil
+  else
+    self._fields[field] = value
+  end
+  return self
+end
+
+-- The CSV text of the plan's contacts: rows are written with the phone column named phoneNumber.
+local function contacts_csv(rows)
+  local keys, seen = {}, {}
+  local out = {}
+  local any_phone = #rows == 0
+  for i, row in ipairs(rows) do
+    local best, best_rank
+    for k in pairs(row) do
+      local r = csv.phone_rank(k)
+      if r and (not best_rank or r < best_rank or (r == best_rank and k < best)) then best, best_rank = k, r end
+    end
+    local o = {}
+    for k, v in pairs(row) do
+      if k == best then
+        o.phoneNumber = v
+      else
+        o[k] = v
+        if not seen[k] then seen[k] = true; keys[#keys + 1] = k end
+      end
+    end
+    if best then any_phone = true end
+    out[i] = o
+  end
+  table_sort(keys)
+  local columns = {}
+  if any_phone then columns[1] = "phoneNumber" end
+  for _, k in ipairs(keys) do
+    if not (any_phone and k == "phoneNumber") then columns[#columns + 1] = k end
+  end
+  return csv.encode(out, columns)
+end
+
+-- the CSV bytes of the plan, or nil and a problem
+local function source_text(src)
+  if src == nil then return nil, "file: required" end
+  if src.text then return src.text end
+  if src.rows then return contacts_csv(src.rows) end
+  local f, err = io_open(src.path, "rb")
+  if not f then return nil, "file: cannot read " .. tostring(err) end
+  local text, rerr = f:read("*a")
+  f:close()
+  if not text then return nil, "file: cannot read " .. src.path .. ": " .. tostring(rerr) end
+  return text
+end
+
+local function valid_date(s)
+  local y, m, d = string_match(s, "^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+  if not y then return false end
+  m, d = m + 0, d + 0
+  return m >= 1 and m <= 12 and d >= 1 and d <= 31
+end
+
+local function valid_time(s)
+  local h, m = string_match(s, "^(%d%d):(%d%d)$")
+  return h ~= nil and h + 0 < 24 and m + 0 < 60
+end
+
+local function field_problems(f, vars)
+  local p = {}
+  check_string(p, "campaignName", f.campaignName, true, 128)
+  check_string(p, "agentId", f.agentId, true, 64)
+  check_phone(p, "sipPhoneNumber", f.sipPhoneNumber, true)
+  local n = f.concurrentCalls
+  if n ~= nil and (type(n) ~= "number" or n < 1 or n % 1 ~= 0) then
+    p[#p + 1] = "concurrentCalls: expected a positive integer, got " .. tostring(n)
+  end
+  if vars ~= nil and type(vars) ~= "table" then
+    p[#p + 1] = "dynamicVariables: expected a table, got " .. type(vars)
+  end
+  if f.isScheduled ~= nil and type(f.isScheduled) ~= "boolean" then
+    p[#p + 1] = "isScheduled: expected a boolean, got " .. type(f.isScheduled)
+  end
+  if f.isScheduled == true then
+    local d, t, z = f.scheduledDate, f.scheduledTime, f.scheduledTimezone
+    if d == nil then p[#p + 1] = "scheduledDate: required when isScheduled"
+    elseif type(d) ~= "string" or not valid_date(d) then
+      p[#p + 1] = string_format('scheduledDate: expected a date like 2025-09-01 (YYYY-MM-DD), got "%s"', tostring(d))
+    end
+    if t == nil then p[#p + 1] = "scheduledTime: required when isScheduled"
+    elseif type(t) ~= "string" or not valid_time(t) then
+      p[#p + 1] = string_format('scheduledTime: expected a time like 09:00 (HH:MM), got "%s"', tostring(t))
+    end
+    if z == nil then p[#p + 1] = "scheduledTimezone: required when isScheduled"
+    elseif type(z) ~= "string" or not string_find(z, "^[%w_%+%-]+$") and not string_find(z, "^[%w_%+%-]+/[%w_%+%-/]+$") then
+      p[#p + 1] = string_format('scheduledTimezone: expected an IANA time zone like America/New_York, got "%s"',
+                                tostring(z))
+    end
+  end
+  return p
+end
+
+-- Builds the body and the report once per call; nothing is cached, so later changes to the plan count.
+local function run(self)
+  local f = self._fields
+  local params = {}
+  for k, v in pairs(f) do params[k] = v end
+  if self._vars and next(self._vars) ~= nil then params.dynamicVariables = copy(self._vars) end
+  local problems = field_problems(f, self._vars)
+  local fatal = problems[1]
+  local text, terr = source_text(self._source)
+  local report
+  if text then
+    params.file = _M.base64_encode(text)
+    report = check_csv(text, self._vars or {})
+    if not report.fatal and report.contacts == 0 then
+      report.fatal = string_format("file: none of the %d rows is a contact (every row has a problem)",
+                                   report.rows)
+    end
+  else
+    report = { contacts = 0, rows = 0, problems = { terr }, good = {}, numbers = {}, fatal = terr }
+  end
+  for _, msg in ipairs(report.problems) do problems[#problems + 1] = msg end
+  fatal = fatal or report.fatal
+  return params, problems, fatal, report
+end
+
+-- plan:build() -> params, problems, fatal
+--   params:   the POST /v1/campaigns body (always returned, for inspection)
+--   problems: array of strings (field problems first, then the file's, then the rows' as the server words
+--             them), or nil when there are none
+--   fatal:    nil, or the message saying why the plan must not be sent (row problems alone are not fatal)
+function Campaign:build()
+  check_method(self, CampaignMT, "campaign:build")
+  local params, problems, fatal = run(self)
+  if problems[1] == nil then problems = nil end
+  return params, problems, fatal
+end
+
+-- plan:report() -> { contacts = good rows, rows = data rows, problems = {...} (all of build's), fatal = msg|nil }
+function Campaign:report()
+  check_method(self, CampaignMT, "campaign:report")
+  local _, problems, fatal, report = run(self)
+  return { contacts = report.contacts, rows = report.rows, problems = problems, fatal = fatal }
+end
+
+-- plan:good_rows() -> rows, numbers: the contacts that will be dialed, in file order, as tables keyed by the
+-- CSV header (the phone column under its header name, `phoneNumber` for :contacts rows), and their row numbers.
+function Campaign:good_rows()
+  check_method(self, CampaignMT, "campaign:good_rows")
+  local _, _, _, report = run(self)
+  return report.good, report.numbers
+end
+
+CampaignMT.__tostring = function(self)
+  return "sigmamind.campaign(" .. string_format("%q", tostring(self._fields.campaignName)) .. ")"
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Call plans: build.call{ from =, to =, agent =, variables = } (or the API's own names) -> plan
+
+local Call = {}
+local CallMT = { __index = Call }
+
+local CALL_ALIASES = { from = "fromPhoneNumber", to = "toPhoneNumber", agent = "agentId",
+                       variables = "dynamicVariables" }
+local CALL_FIELDS = { fromPhoneNumber = true, toPhoneNumber = true, agentId = true, dynamicVariables = true }
+local CALL_ALIAS_OF = {}
+for alias, field in pairs(CALL_ALIASES) do CALL_ALIAS_OF[field] = alias end
+
+local function call_set(self, field, value, what, level)
+  if field == "dynamicVariables" and value ~= nil then
+    if type(value) ~= "table" then
+      error(string_format("%s: expected a table, got %s", what, type(value)), level + 1)
+    end
+    value = copy(value)
+  end
+  self._fields[field] = value
+end
+
+function _M.call(t)
+  if t ~= nil and type(t) ~= "table" then
+    error("call: expected a table, got " .. type(t), 2)
+  end
+  local self = setmetatable({ _fields = {} }, CallMT)
+  local given = {}
+  for k, v in pairs(t or {}) do
+    local field = CALL_ALIASES[k] or (CALL_FIELDS[k] and k)
+    if not field then
+      error("call: unknown field '" .. tostring(k) ..
+            "' (expected from, to, agent, variables or the API's own names; use :set for others)", 2)
+    end
+    if given[field] ~= nil and given[field] ~= v then
+      error("call: '" .. CALL_ALIAS_OF[field] .. "' and '" .. field .. "' both given, with different values", 2)
+    end
+    given[field] = v
+    call_set(self, field, v, "call: " .. k, 2)
+  end
+  return self
+end
+
+function Call:from(number)
+  check_method(self, CallMT, "call:from")
+  want(number, "string", "call:from")
+  self._fields.fromPhoneNumber = number
+  return self
+end
+
+function Call:to(number)
+  check_method(self, CallMT, "call:to")
+  want(number, "string", "call:to")
+  self._fields.toPhoneNumber = number
+  return self
+end
+
+function Call:agent(id)
+  check_method(self, CallMT, "call:agent")
+  want(id, "string", "call:agent")
+  self._fields.agentId = id
+  return self
+end
+
+function Call:variables(t)
+  check_method(self, CallMT, "call:variables")
+  check_vars(t, "call:variables")
+  local vars = self._fields.dynamicVariables or {}
+  for k, v in pairs(t) do vars[k] = v end
+  self._fields.dynamicVariables = vars
+  return self
+end
+
+function Call:set(field, value)
+  check_method(self, CallMT, "call:set")
+  want(field, "string", "call:set")
+  call_set(self, field, value, "call:set", 2)
+  return self
+end
+
+-- plan:build() -> params, problems, fatal  (any problem is fatal: a call has no rows to skip)
+function Call:build()
+  check_method(self, CallMT, "call:build")
+  local f = self._fields
+  local params = {}
+  for k, v in pairs(f) do params[k] = v end
+  if params.dynamicVariables then params.dynamicVariables = copy(params.dynamicVariables) end
+  local p = {}
+  check_phone(p, "fromPhoneNumber", f.fromPhoneNumber, true)
+  check_phone(p, "toPhoneNumber", f.toPhoneNumber, true)
+  check_string(p, "agentId", f.agentId, false, 64)
+  if p[1] == nil then return params, nil, nil end
+  return params, p, p[1]
+end
+
+CallMT.__tostring = function(self)
+  return "sigmamind.call(" .. tostring(self._fields.toPhoneNumber) .. ")"
+end
+
+---------------------------------------------------------------------------------------------------------------
+
+-- Is v a plan (anything with a build method), which campaigns:create and calls:create build before sending?
+function _M.is_plan(v)
+  if type(v) ~= "table" then return false end
+  local mt = getmetatable(v)
+  if mt == CampaignMT or mt == CallMT then return true end
+  return type(v.build) == "function"
+end
+
+_M.check_csv = function(text, vars)
+  if type(text) ~= "string" then error("check_csv: expected a string, got " .. type(text), 2) end
+  if vars ~= nil and type(vars) ~= "table" then error("check_csv: vars: expected a table, got " .. type(vars), 2) end
+  local r = check_csv(text, vars or {})
+  return { contacts = r.contacts, rows = r.rows, problems = r.problems, fatal = r.fatal, good = r.good,
+           numbers = r.numbers }
+end
+
+return _M

@@ -1,0 +1,36 @@
+-- The examples run against a sandbox as a user would run them, so none of them can rot.
+local sandbox = require "support.sandbox"
+
+local function run(script, sb)
+  local cmd = ("SIGMAMIND_BASE_URL=%s SIGMAMIND_API_KEY=%s SIGMAMIND_FROM=%s SIGMAMIND_AGENT=%s lua5.4 %s 2>&1")
+    :format(sb.url, sb.key, sb.number, sb.agent, script)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return ok, out, code
+end
+
+describe("examples", function()
+  local sb
+  setup(function() sb = sandbox.start{ speed = 50 } end)
+  teardown(function() if sb then sb:stop() end end)
+
+  it("quickstart places a call, waits for it and prints its transcript", function()
+    local ok, out = run("examples/quickstart.lua", sb)
+    assert.is_true(ok, out)
+    assert.matches("placed call", out)
+    assert.matches("finished: ended", out)
+    assert.matches("John Doe", out)            -- the dynamic variable came back in the transcript
+    assert.matches("recent calls:\n  call", out)
+    assert.equal(1, sb:count("POST", "/v1/calls"))
+  end)
+
+  it("campaign uploads a CSV, reports the bad row and watches the campaign complete", function()
+    local ok, out = run("examples/campaign.lua", sb)
+    assert.is_true(ok, out)
+    assert.matches("will be skipped: Row 3: invalid phone number '%+1234'", out)
+    assert.matches("server reported: Row 3: invalid phone number '%+1234'", out)
+    assert.matches("status completed", out)
+    assert.equal(1, sb:count("POST", "/v1/campaigns"))
+  end)
+end)
