@@ -1,0 +1,713 @@
+-- The sandbox (issue 2): a local SigmaMind driven over plain HTTP, never through the client module.
+local sandbox = require "support.sandbox"
+local socket = require "socket"
+local json = sandbox.json
+
+local ROOT = sandbox.root()
+local LAUNCHER = ROOT .. "/bin/sigmamind-sandbox"
+
+local function b64(s)
+  local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  return ((s:gsub(".", function(x)
+    local r, byte = "", x:byte()
+    for i = 8, 1, -1 do r = r .. (byte % 2 ^ i - byte % 2 ^ (i - 1) > 0 and "1" or "0") end
+    return r
+  end) .. "0000"):gsub("%d%d%d?%d?%d?%d?", function(x)
+    if #x < 6 then return "" end
+    local c = 0
+    for i = 1, 6 do c = c + (x:sub(i, i) == "1" and 2 ^ (6 - i) or 0) end
+    return chars:sub(c + 1, c + 1)
+  end) .. ({ "", "==", "=" })[#s % 3 + 1])
+end
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+local function keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+local function wait_for(fn, seconds)
+  local deadline = socket.gettime() + (seconds or 5)
+  repeat
+    local v = fn()
+    if v then return v end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return nil
+end
+
+local CALL_FIELDS = { "agent", "callId", "callType", "createdAt", "duration", "dynamicVariables", "endTime",
+  "phoneNumber", "recordingUrl", "startTime", "status", "terminationReason", "transcript", "updatedAt" }
+local NUMBER_FIELDS = { "active", "friendlyName", "inboundAgentId", "outboundAgentId", "outboundPhoneNumber",
+  "provider", "sipPhoneNumber", "terminationSipURI" }
+local CAMPAIGN_FIELDS = { "agent", "campaignId", "campaignName", "campaignStatus", "concurrentCalls", "errors",
+  "phoneNumber", "scheduled", "scheduledDate" }
+local WEBHOOK_FIELDS = { "active", "agentId", "events", "name", "secret", "url", "webhookId", "workspaceId" }
+
+describe("the sandbox", function()
+  local sb
+
+  setup(function()
+    sb = sandbox.start{ speed = 10 }
+  end)
+
+  teardown(function()
+    if sb then sb:stop() end
+  end)
+
+  before_each(function()
+    sb:reset()
+  end)
+
+  local function create_call(to, extra)
+    local body = { fromPhoneNumber = sb.number, toPhoneNumber = to or "+14155552671" }
+    for k, v in pairs(extra or {}) do body[k] = v end
+    local status, call, raw = sb:request("POST", "/v1/calls", body)
+    assert.are.equal(201, status, raw)
+    return call
+  end
+
+  local function expect_400(method, path, body, field)
+    local status, err, raw = sb:request(method, path, body)
+    assert.are.equal(400, status, raw)
+    assert.are.equal("Bad Request", err.error)
+    assert.are.equal(400, err.status)
+    assert.are.equal(path:match("^[^?]*"), err.path)
+    assert.is_truthy(err.timestamp:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d"))
+    assert.are.equal(field .. ":", err.message:match("^[%w%.]+:"), err.message)
+    return err
+  end
+
+  describe("as a tool", function()
+    it("prints the base URL, key, ready number and agent, on a free port", function()
+      assert.is_truthy(sb.url:match("^http://127%.0%.0%.1:%d+$"))
+      assert.is_true(sb.port > 0)
+      assert.are.equal("sk_test_sandbox", sb.key)
+      assert.are.equal("+14157774444", sb.number)
+      assert.are.equal("agent_abc123", sb.agent)
+      assert.is_truthy(sb.prefix:match("sigmamind%-sandbox"))
+    end)
+
+    it("says which package to install and exits 2 when nginx is missing", function()
+      local out, code = sh("SIGMAMIND_SANDBOX_NGINX=/nonexistent/nginx " .. LAUNCHER .. " --port 0 2>&1")
+      assert.are.equal(2, code)
+      local lines = {}
+      for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      assert.are.equal(1, #lines, out)
+      assert.is_truthy(out:match("libnginx%-mod%-http%-lua"), out)
+    end)
+
+    it("stops on SIGTERM in the foreground and removes its prefix", function()
+      local out = sh("cd /tmp && { " .. LAUNCHER .. " --port 0 > /tmp/sbfg.$$ 2>/tmp/sbfg.err & pid=$!; " ..
+        "for i in $(seq 1 200); do grep -q PREFIX /tmp/sbfg.$$ && break; sleep 0.05; done; " ..
+        "p=$(sed -n 's/SIGMAMIND_SANDBOX_PREFIX=//p' /tmp/sbfg.$$); u=$(sed -n 's/SIGMAMIND_BASE_URL=//p' /tmp/sbfg.$$); " ..
+        "curl -s -o /dev/null -w '%{http_code}' -H 'X-API-Key: sk_test_sandbox' $u/v1/agents; echo; " ..
+        "kill -TERM $pid; wait $pid; test -d \"$p\" && echo left || echo gone; " ..
+        "curl -s -o /dev/null --max-time 1 $u/v1/agents && echo up || echo down; rm -f /tmp/sbfg.$$; }")
+      assert.are.equal("200\ngone\ndown\n", out)
+    end)
+
+    it("serves HTTPS as well with --https-port", function()
+      local dir = sh("mktemp -d"):gsub("%s+$", "")
+      sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout " .. dir .. "/k.pem -out " .. dir ..
+        "/c.pem -days 1 -subj /CN=127.0.0.1 2>/dev/null")
+      local tls = sandbox.start{ args = { "--https-port", "0", "--cert", dir .. "/c.pem", "--key", dir .. "/k.pem" } }
+      local ok, err = pcall(function()
+        assert.is_truthy(tls.https_url:match("^https://127%.0%.0%.1:%d+$"))
+        local code = sh("curl -s -o /dev/null -w '%{http_code}' --cacert " .. dir .. "/c.pem -H 'X-API-Key: " ..
+          tls.key .. "' " .. tls.https_url .. "/v1/agents")
+        assert.are.equal("200", code)
+      end)
+      tls:stop()
+      sh("rm -rf " .. dir)
+      assert(ok, err)
+    end)
+  end)
+
+  describe("auth and routing", function()
+    it("answers 401 without the key or with a wrong one", function()
+      for _, key in ipairs{ "", "sk_wrong" } do
+        local status, err = sb:request("GET", "/v1/calls", nil, { ["X-API-Key"] = key })
+        assert.are.equal(401, status)
+        assert.are.same({ "Unauthorized", "Missing or invalid X-API-Key", "/v1/calls", 401 },
+          { err.error, err.message, err.path, err.status })
+      end
+      assert.are.equal(401, (sb:request("GET", "/_sandbox/state", nil, { ["X-API-Key"] = "nope" })))
+    end)
+
+    it("answers 404 for an unknown route and 405 for a wrong method", function()
+      local status, err = sb:request("GET", "/v1/nothing")
+      assert.are.equal(404, status)
+      assert.are.equal("Not Found", err.error)
+      local status2, _, _, headers = sb:request("PUT", "/v1/calls")
+      assert.are.equal(405, status2)
+      assert.are.equal("GET, POST", headers["allow"])
+    end)
+
+    it("answers 400 for a bad JSON body", function()
+      local err = expect_400("POST", "/v1/calls", "{not json", "body")
+      assert.are.equal("body: expected a JSON object, got invalid JSON", err.message)
+      expect_400("POST", "/v1/calls", "[1,2]", "body")
+    end)
+  end)
+
+  describe("calls", function()
+    it("creates a call with exactly the fields of a Call, the number's agent filled in", function()
+      local call = create_call("+14155552671", { dynamicVariables = { customer_name = "Ana" } })
+      assert.are.same(CALL_FIELDS, keys(call))
+      assert.are.same(NUMBER_FIELDS, keys(call.phoneNumber))
+      assert.are.equal("scheduled", call.status)
+      assert.are.equal("outbound", call.callType)
+      assert.are.same({ name = "Sandbox Agent", agentId = "agent_abc123", status = "Live" }, call.agent)
+      assert.are.equal(sb.number, call.phoneNumber.sipPhoneNumber)
+      assert.are.same({ customer_name = "Ana" }, call.dynamicVariables)
+      assert.are.equal(json.null, call.endTime)
+      local status, got = sb:request("GET", "/v1/calls/" .. call.callId)
+      assert.are.equal(200, status)
+      assert.are.equal(call.callId, got.callId)
+    end)
+
+    it("validates the documented constraints", function()
+      expect_400("POST", "/v1/calls", { toPhoneNumber = "+14155552671" }, "fromPhoneNumber")
+      local err = expect_400("POST", "/v1/calls", { fromPhoneNumber = "+19995550000", toPhoneNumber = "+14155552671" },
+        "fromPhoneNumber")
+      assert.is_truthy(err.message:find("not a number on this account", 1, true))
+      err = expect_400("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "12345" }, "toPhoneNumber")
+      assert.is_truthy(err.message:find("got '12345'", 1, true))
+      expect_400("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+14155552671",
+        agentId = string.rep("a", 65) }, "agentId")
+      expect_400("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+14155552671",
+        agentId = "agent_nobody" }, "agentId")
+      expect_400("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+14155552671",
+        dynamicVariables = "x" }, "dynamicVariables")
+      assert.are.equal(0, sb:state().calls)
+    end)
+
+    it("answers 404 for an unknown call, and deletes with 204 and an empty body", function()
+      local status, err = sb:request("GET", "/v1/calls/call_nope")
+      assert.are.equal(404, status)
+      assert.are.equal("Call not found: call_nope", err.message)
+      local call = create_call()
+      local dstatus, _, raw = sb:request("DELETE", "/v1/calls/" .. call.callId)
+      assert.are.equal(204, dstatus)
+      assert.are.equal("", raw)
+      assert.are.equal(404, (sb:request("GET", "/v1/calls/" .. call.callId)))
+      assert.are.equal(404, (sb:request("DELETE", "/v1/calls/" .. call.callId)))
+    end)
+
+    it("lists newest first with totalCounts, a status filter and a size limit", function()
+      local a = create_call("+14155550101")
+      sb:advance(60)
+      local b = create_call("+14155552672")
+      local status, page = sb:request("GET", "/v1/calls?size=1")
+      assert.are.equal(200, status)
+      assert.are.same({ 1, 0, 2, 2, true, false }, { #page.data, page.page, page.totalCounts, page.totalPages,
+        page.hasNext, page.hasPrevious })
+      assert.are.equal(b.callId, page.data[1].callId)
+      local _, p2 = sb:request("GET", "/v1/calls?size=1&page=1")
+      assert.are.equal(a.callId, p2.data[1].callId)
+      local _, filtered = sb:request("GET", "/v1/calls?status=not_connected")
+      assert.are.equal(1, filtered.totalCounts)
+      assert.are.equal(a.callId, filtered.data[1].callId)
+      local _, none = sb:request("GET", "/v1/calls?status=error")
+      assert.are.equal("[]", json.encode(none.data) == "{}" and "[]" or "?") -- cjson decodes [] as {}
+      assert.is_truthy(select(3, sb:request("GET", "/v1/calls?status=error")):find('"data":[]', 1, true))
+      expect_400("GET", "/v1/calls?size=101", nil, "size")
+      expect_400("GET", "/v1/calls?page=-1", nil, "page")
+      expect_400("GET", "/v1/calls?status=bogus", nil, "status")
+    end)
+
+    it("lives scheduled -> in_progress -> ended with transcript, duration and recording", function()
+      local call = create_call("+14155552672", { dynamicVariables = { customer_name = "Ana", order_id = "A-42" } })
+      assert.are.equal("scheduled", call.status)
+      local seen = {}
+      local raw
+      local final = wait_for(function()
+        local _, c, r = sb:request("GET", "/v1/calls/" .. call.callId)
+        seen[c.status] = true
+        raw = r
+        return c.status == "ended" and c
+      end, 8)
+      assert.is_truthy(final, "the call never ended")
+      assert.is_true(seen.in_progress)
+      assert.are.equal("user_ended_call", final.terminationReason)
+      assert.is_truthy(raw:match('"duration":%d+[,}]'), raw) -- whole seconds, written without a fraction
+      assert.is_truthy(final.transcript:find("customer_name = Ana", 1, true))
+      assert.is_truthy(final.transcript:find("order_id = A-42", 1, true))
+      assert.is_truthy(final.recordingUrl:match("^http"))
+      assert.is_true(final.endTime > final.startTime)
+    end)
+
+    it("follows the clock: advancing it moves a call on", function()
+      local call = create_call("+14155552673")
+      sb:advance(1)
+      local _, mid = sb:request("GET", "/v1/calls/" .. call.callId)
+      assert.are.equal("in_progress", mid.status)
+      sb:advance(30)
+      local _, done = sb:request("GET", "/v1/calls/" .. call.callId)
+      assert.are.equal("ended", done.status)
+      assert.are.equal("agent_ended_call", done.terminationReason)
+    end)
+
+    it("forces the outcomes of the magic numbers +1NPA5550101..0106", function()
+      local expect = {
+        ["+12125550101"] = { "not_connected", "dial_busy" },
+        ["+13105550102"] = { "not_connected", "dial_no_answer" },
+        ["+14155550103"] = { "ended", "voicemail_detected" },
+        ["+16465550104"] = { "not_connected", "dial_user_declined" },
+        ["+17185550105"] = { "error", "dial_invalid_destination" },
+        ["+18005550106"] = { "error", "error_telephony" },
+      }
+      local ids = {}
+      for to in pairs(expect) do ids[to] = create_call(to).callId end
+      sb:advance(60)
+      for to, want in pairs(expect) do
+        local _, c = sb:request("GET", "/v1/calls/" .. ids[to])
+        assert.are.same(want, { c.status, c.terminationReason }, to)
+      end
+    end)
+
+    it("makes the agent required when the number has no outbound agent", function()
+      local status = sb:request("PATCH", "/v1/phone-numbers/%2B14157774444", { outboundAgentId = json.null })
+      assert.are.equal(200, status)
+      expect_400("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+14155552671" }, "agentId")
+      create_call("+14155552671", { agentId = "agent_abc123" })
+    end)
+  end)
+
+  describe("campaigns", function()
+    local CSV = "phoneNumber,customer_name\r\n+14155552001,Ana\r\n+1234,Bob\r\n\"+14155552002\",\"Lee, Jr.\"\r\n" ..
+      "+14155552003,Kim\r\n"
+
+    local function create_campaign(extra)
+      local body = { campaignName = "Spring", agentId = sb.agent, sipPhoneNumber = sb.number, file = b64(CSV),
+        concurrentCalls = 2 }
+      for k, v in pairs(extra or {}) do body[k] = v end
+      local status, camp, raw = sb:request("POST", "/v1/campaigns", body)
+      assert.are.equal(201, status, raw)
+      return camp
+    end
+
+    local function campaign_calls(id)
+      local _, page = sb:request("GET", "/v1/calls?size=100")
+      local out = {}
+      for _, c in ipairs(page.data) do
+        if type(c.campaign) == "table" and c.campaign.campaignId == id then out[#out + 1] = c end
+      end
+      return out
+    end
+
+    it("reports the bad row, dials the three good ones and ends completed", function()
+      local camp = create_campaign()
+      assert.are.same(CAMPAIGN_FIELDS, keys(camp))
+      assert.are.same({ "Row 2: invalid phone number '+1234'" }, camp.errors)
+      assert.are.equal("live", camp.campaignStatus)
+      assert.are.equal(2, #campaign_calls(camp.campaignId)) -- concurrentCalls = 2
+      sb:advance(120)
+      local calls = campaign_calls(camp.campaignId)
+      assert.are.equal(3, #calls)
+      local vars = {}
+      for _, c in ipairs(calls) do vars[c.dynamicVariables.customer_name] = c.status end
+      assert.are.same({ Ana = "ended", ["Lee, Jr."] = "ended", Kim = "ended" }, vars)
+      local _, got = sb:request("GET", "/v1/campaigns/" .. camp.campaignId)
+      assert.are.equal("completed", got.campaignStatus)
+      local _, list = sb:request("GET", "/v1/campaigns?status=completed")
+      assert.are.equal(1, list.totalCount)
+    end)
+
+    it("words CSV problems as HACKING.md says", function()
+      local csv = "\239\187\191Name, Phone ,city\nA,+14155552001,Rome\n\nB,,Oslo\nC,+14155552001,\nD,+14155552009\n" ..
+        "E,+14155552010,Lima\n"
+      local camp = create_campaign{ file = b64(csv) }
+      assert.are.same({
+        "Row 2: missing phone number",
+        "Row 3: duplicate phone number '+14155552001'",
+        "Row 3: missing required variable 'city'",
+        "Row 4: expected 3 columns, got 2",
+      }, camp.errors)
+      local err = expect_400("POST", "/v1/campaigns", { campaignName = "x", agentId = sb.agent,
+        sipPhoneNumber = sb.number, file = b64("name,city\nA,B\n") }, "file")
+      assert.are.equal("file: CSV has no phone number column (expected one of: phoneNumber, phone_number, " ..
+        "phone, toPhoneNumber, to)", err.message)
+      err = expect_400("POST", "/v1/campaigns", { campaignName = "y", agentId = sb.agent, sipPhoneNumber = sb.number,
+        file = b64("to\n\n") }, "file")
+      assert.are.equal("file: CSV has no contacts", err.message)
+    end)
+
+    it("validates the create fields and answers 404 for an unknown campaign", function()
+      local ok = { campaignName = "v", agentId = sb.agent, sipPhoneNumber = sb.number, file = b64(CSV) }
+      local function without(k, v)
+        local t = {}
+        for kk, vv in pairs(ok) do t[kk] = vv end
+        t[k] = v
+        return t
+      end
+      expect_400("POST", "/v1/campaigns", without("campaignName", nil), "campaignName")
+      expect_400("POST", "/v1/campaigns", without("campaignName", string.rep("n", 129)), "campaignName")
+      expect_400("POST", "/v1/campaigns", without("agentId", nil), "agentId")
+      expect_400("POST", "/v1/campaigns", without("sipPhoneNumber", "+19995550000"), "sipPhoneNumber")
+      expect_400("POST", "/v1/campaigns", without("file", nil), "file")
+      expect_400("POST", "/v1/campaigns", without("file", "@@not base64@@"), "file")
+      expect_400("POST", "/v1/campaigns", without("concurrentCalls", 0), "concurrentCalls")
+      expect_400("POST", "/v1/campaigns", without("isScheduled", true), "scheduledDate")
+      create_campaign{ campaignName = "v" }
+      expect_400("POST", "/v1/campaigns", ok, "campaignName") -- unique
+      local status, err = sb:request("GET", "/v1/campaigns/camp_nope")
+      assert.are.equal(404, status)
+      assert.are.equal("Campaign not found: camp_nope", err.message)
+      assert.are.equal(404, (sb:request("PATCH", "/v1/campaigns/camp_nope", { campaignStatus = "paused" })))
+    end)
+
+    it("starts a scheduled campaign at its date, time and time zone", function()
+      local day = os.date("!%Y-%m-%d", os.time() + 2 * 86400)
+      local camp = create_campaign{ isScheduled = true, scheduledDate = day, scheduledTime = "09:30",
+        scheduledTimezone = "America/New_York" }
+      assert.are.equal("scheduled", camp.campaignStatus)
+      assert.is_true(camp.scheduled)
+      assert.is_truthy(camp.scheduledDate:match("^" .. day:gsub("%-", "%%-") .. "T1[34]:30:00%.000Z$"), camp.scheduledDate)
+      assert.are.equal(0, #campaign_calls(camp.campaignId))
+      sb:advance(4 * 86400)
+      assert.are.equal(3, #campaign_calls(camp.campaignId))
+      local _, got = sb:request("GET", "/v1/campaigns/" .. camp.campaignId)
+      assert.are.equal("completed", got.campaignStatus)
+      expect_400("POST", "/v1/campaigns", { campaignName = "tz", agentId = sb.agent, sipPhoneNumber = sb.number,
+        file = b64(CSV), isScheduled = true, scheduledDate = day, scheduledTime = "09:30",
+        scheduledTimezone = "Mars/Olympus" }, "scheduledTimezone")
+    end)
+
+    it("pauses and resumes through PATCH campaignStatus", function()
+      local camp = create_campaign{ concurrentCalls = 1 }
+      local status, paused = sb:request("PATCH", "/v1/campaigns/" .. camp.campaignId, { campaignStatus = "paused" })
+      assert.are.equal(200, status)
+      assert.are.equal("paused", paused.campaignStatus)
+      sb:advance(300)
+      assert.are.equal(1, #campaign_calls(camp.campaignId))
+      local _, still = sb:request("GET", "/v1/campaigns/" .. camp.campaignId)
+      assert.are.equal("paused", still.campaignStatus)
+      local _, live = sb:request("PATCH", "/v1/campaigns/" .. camp.campaignId, { campaignStatus = "live" })
+      assert.are.equal("live", live.campaignStatus)
+      sb:advance(300)
+      assert.are.equal(3, #campaign_calls(camp.campaignId))
+      local _, done = sb:request("GET", "/v1/campaigns/" .. camp.campaignId)
+      assert.are.equal("completed", done.campaignStatus)
+      expect_400("PATCH", "/v1/campaigns/" .. camp.campaignId, { campaignStatus = "live" }, "campaignStatus")
+      expect_400("PATCH", "/v1/campaigns/" .. camp.campaignId, { file = b64(CSV) }, "file")
+    end)
+
+    it("updates, lists with totalCount and deletes with 204", function()
+      local camp = create_campaign()
+      local status, upd = sb:request("PATCH", "/v1/campaigns/" .. camp.campaignId,
+        { campaignName = "Renamed", concurrentCalls = 3 })
+      assert.are.equal(200, status)
+      assert.are.same({ "Renamed", 3 }, { upd.campaignName, upd.concurrentCalls })
+      local _, list = sb:request("GET", "/v1/campaigns")
+      assert.are.same({ 1, 1 }, { list.totalCount, #list.data })
+      expect_400("GET", "/v1/campaigns?status=nope", nil, "status")
+      local dstatus, _, raw = sb:request("DELETE", "/v1/campaigns/" .. camp.campaignId)
+      assert.are.same({ 204, "" }, { dstatus, raw })
+      assert.are.equal(404, (sb:request("GET", "/v1/campaigns/" .. camp.campaignId)))
+    end)
+  end)
+
+  describe("phone numbers", function()
+    it("lists the ready number with totalCount and gets it by its percent-encoded id", function()
+      local status, page = sb:request("GET", "/v1/phone-numbers")
+      assert.are.equal(200, status)
+      assert.are.equal(1, page.totalCount)
+      assert.are.same(NUMBER_FIELDS, keys(page.data[1]))
+      local _, n = sb:request("GET", "/v1/phone-numbers/%2B14157774444")
+      assert.are.same({ "+14157774444", "twilio", "agent_abc123", "Sandbox Line", true },
+        { n.sipPhoneNumber, n.provider, n.outboundAgentId, n.friendlyName, n.active })
+      assert.are.equal(404, (sb:request("GET", "/v1/phone-numbers/%2B19995550000")))
+    end)
+
+    it("provisions by number or by country, and validates", function()
+      local status, n = sb:request("POST", "/v1/phone-numbers", { phoneNumber = "+14155559000", friendlyName = "Two" })
+      assert.are.equal(201, status)
+      assert.are.same({ "+14155559000", "Two" }, { n.sipPhoneNumber, n.friendlyName })
+      local _, m = sb:request("POST", "/v1/phone-numbers", { countryCode = "US", areaCode = 212 })
+      assert.is_truthy(m.sipPhoneNumber:match("^%+1212%d%d%d%d%d%d%d$"), m.sipPhoneNumber)
+      expect_400("POST", "/v1/phone-numbers", {}, "phoneNumber")
+      expect_400("POST", "/v1/phone-numbers", { phoneNumber = "+14155559000" }, "phoneNumber") -- already there
+      expect_400("POST", "/v1/phone-numbers", { countryCode = "usa" }, "countryCode")
+      expect_400("POST", "/v1/phone-numbers", { countryCode = "US", areaCode = 99 }, "areaCode")
+      expect_400("POST", "/v1/phone-numbers", { phoneNumber = "+14155559001", friendlyName = string.rep("f", 129) },
+        "friendlyName")
+      -- a new number can place calls
+      create_call("+14155552671", { fromPhoneNumber = "+14155559000", agentId = sb.agent })
+    end)
+
+    it("imports a SIP number and validates its trunk fields", function()
+      local body = { phoneNumber = "+442071234567", terminationSipURI = "sip.example.test", trunkUsername = "u",
+        trunkPassword = "p" }
+      local status, n = sb:request("POST", "/v1/phone-numbers/import", body)
+      assert.are.equal(201, status)
+      assert.are.same({ "byo", "sip.example.test" }, { n.provider, n.terminationSipURI })
+      assert.is_nil(n.trunkPassword)
+      body.phoneNumber = "+442071234568"
+      body.trunkPassword = nil
+      expect_400("POST", "/v1/phone-numbers/import", body, "trunkPassword")
+      expect_400("POST", "/v1/phone-numbers/import", { phoneNumber = "+442071234569" }, "terminationSipURI")
+    end)
+
+    it("updates partially, null unassigns an agent, deletes with 204", function()
+      local status, n = sb:request("PATCH", "/v1/phone-numbers/%2B14157774444",
+        { friendlyName = "Renamed", inboundAgentId = json.null, terminationSipUri = "sip.x.test" })
+      assert.are.equal(200, status)
+      assert.are.same({ "Renamed", json.null, "agent_abc123", "sip.x.test" },
+        { n.friendlyName, n.inboundAgentId, n.outboundAgentId, n.terminationSipURI })
+      expect_400("PATCH", "/v1/phone-numbers/%2B14157774444", { outboundAgentId = "agent_nobody" }, "outboundAgentId")
+      expect_400("PATCH", "/v1/phone-numbers/%2B14157774444", { terminationSipUri = string.rep("s", 254) },
+        "terminationSipUri")
+      assert.are.equal(404, (sb:request("PATCH", "/v1/phone-numbers/%2B19995550000", { friendlyName = "x" })))
+      local dstatus, _, raw = sb:request("DELETE", "/v1/phone-numbers/%2B14157774444")
+      assert.are.same({ 204, "" }, { dstatus, raw })
+      assert.are.equal(404, (sb:request("GET", "/v1/phone-numbers/%2B14157774444")))
+      assert.are.equal(404, (sb:request("DELETE", "/v1/phone-numbers/%2B14157774444")))
+    end)
+  end)
+
+  describe("webhooks and agents", function()
+    local function create_webhook(extra)
+      local body = { name = "hook", agentId = sb.agent, url = sb.url .. "/_sandbox/echo/hook",
+        events = { "conversation_ended" } }
+      for k, v in pairs(extra or {}) do body[k] = v end
+      local status, w, raw = sb:request("POST", "/v1/webhooks", body)
+      assert.are.equal(201, status, raw)
+      return w
+    end
+
+    it("creates a webhook with its secret, storing the analyzed alias as analysed", function()
+      local w = create_webhook{ events = { "conversation_started", "conversation_analyzed" } }
+      assert.are.same(WEBHOOK_FIELDS, keys(w))
+      assert.is_truthy(w.secret:match("^whsec_%x+$"))
+      assert.are.same({ "conversation_started", "conversation_analysed" }, w.events)
+      assert.is_true(w.active)
+      local status, got = sb:request("GET", "/v1/webhooks/" .. w.webhookId)
+      assert.are.equal(200, status)
+      assert.are.equal(w.url, got.url)
+      expect_400("POST", "/v1/webhooks", { agentId = sb.agent, url = "http://127.0.0.1/x", events = { "conversation_ended" } }, "name")
+      expect_400("POST", "/v1/webhooks", { name = "n", agentId = "agent_nobody", url = "http://127.0.0.1/x",
+        events = { "conversation_ended" } }, "agentId")
+      expect_400("POST", "/v1/webhooks", { name = "n", agentId = sb.agent, url = "ftp://x", events = { "conversation_ended" } }, "url")
+      expect_400("POST", "/v1/webhooks", { name = "n", agentId = sb.agent, url = "http://127.0.0.1/x", events = {} }, "events")
+      expect_400("POST", "/v1/webhooks", { name = "n", agentId = sb.agent, url = "http://127.0.0.1/x", events = { "call_exploded" } }, "events")
+    end)
+
+    it("lists active webhooks by default, disabled ones when asked; patches and deletes", function()
+      local a = create_webhook{ name = "a" }
+      local b = create_webhook{ name = "b" }
+      local status, off = sb:request("PATCH", "/v1/webhooks/" .. b.webhookId, { active = false, name = "b2" })
+      assert.are.equal(200, status)
+      assert.are.same({ false, "b2" }, { off.active, off.name })
+      local _, list = sb:request("GET", "/v1/webhooks")
+      assert.are.same({ 1, a.webhookId }, { list.totalCount, list.data[1].webhookId })
+      local _, disabled = sb:request("GET", "/v1/webhooks?active=false")
+      assert.are.same({ 1, b.webhookId }, { disabled.totalCount, disabled.data[1].webhookId })
+      local _, by_agent = sb:request("GET", "/v1/webhooks?agentId=agent_other")
+      assert.are.equal(0, by_agent.totalCount)
+      expect_400("PATCH", "/v1/webhooks/" .. a.webhookId, { url = "nope" }, "url")
+      expect_400("GET", "/v1/webhooks?active=maybe", nil, "active")
+      assert.are.equal(404, (sb:request("GET", "/v1/webhooks/wh_nope")))
+      assert.are.equal(404, (sb:request("PATCH", "/v1/webhooks/wh_nope", { name = "x" })))
+      local dstatus, _, raw = sb:request("DELETE", "/v1/webhooks/" .. a.webhookId)
+      assert.are.same({ 204, "" }, { dstatus, raw })
+      assert.are.equal(404, (sb:request("DELETE", "/v1/webhooks/" .. a.webhookId)))
+    end)
+
+    it("lists and gets agents", function()
+      local status, page = sb:request("GET", "/v1/agents")
+      assert.are.equal(200, status)
+      assert.are.same({ 1, "agent_abc123", "Sandbox Agent", "Live" },
+        { page.totalCount, page.data[1].agentId, page.data[1].name, page.data[1].status })
+      local _, a = sb:request("GET", "/v1/agents/agent_abc123")
+      assert.are.equal("agent_abc123", a.agentId)
+      local s404, err = sb:request("GET", "/v1/agents/agent_nope")
+      assert.are.equal(404, s404)
+      assert.are.equal("Agent not found: agent_nope", err.message)
+      expect_400("GET", "/v1/agents?size=0", nil, "size")
+    end)
+
+    it("delivers signed events that verify with openssl over the raw body", function()
+      local server = assert(socket.bind("127.0.0.1", 0))
+      local _, port = server:getsockname()
+      server:settimeout(5)
+      local w = create_webhook{ url = "http://127.0.0.1:" .. port .. "/hook", events = { "conversation_started" } }
+      local call = create_call("+14155552671", { dynamicVariables = { who = "Ana" } })
+      local conn = server:accept()
+      assert.is_truthy(conn, "no delivery arrived")
+      conn:settimeout(5)
+      local request_line = conn:receive("*l")
+      local headers = {}
+      while true do
+        local line = assert(conn:receive("*l"))
+        if line == "" then break end
+        local k, v = line:match("^([^:]+):%s*(.*)$")
+        headers[k:lower()] = v
+      end
+      local body = assert(conn:receive(tonumber(headers["content-length"])))
+      conn:send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+      conn:close()
+      server:close()
+      assert.are.equal("POST /hook HTTP/1.1", request_line)
+      assert.are.equal("application/json", headers["content-type"])
+      local t, v1 = headers["x-sigmamind-signature"]:match("^t=(%d+),v1=(%x+)$")
+      assert.is_truthy(t, headers["x-sigmamind-signature"])
+      assert.is_true(math.abs(tonumber(t) - os.time()) < 60)
+      local dir = sh("mktemp -d"):gsub("%s+$", "")
+      local f = assert(io.open(dir .. "/payload", "wb"))
+      f:write(t .. "." .. body)
+      f:close()
+      local mac = sh("openssl dgst -sha256 -hmac '" .. w.secret .. "' < " .. dir .. "/payload"):match("(%x+)%s*$")
+      sh("rm -rf " .. dir)
+      assert.are.equal(mac, v1)
+      local payload = json.decode(body)
+      assert.are.equal("conversation_started", payload.event)
+      assert.are.equal(call.callId, payload.call.callId)
+      assert.are.equal("in_progress", payload.call.status)
+      assert.is_truthy(payload.timestamp:match("^%d%d%d%d%-"))
+      local log = wait_for(function()
+        local _, d = sb:request("GET", "/_sandbox/deliveries?callId=" .. call.callId)
+        return d.data[1] and d.data[1].result == "delivered" and d
+      end)
+      assert.are.same({ 1, 200, 1, headers["x-sigmamind-signature"] },
+        { log.totalCount, log.data[1].status, log.data[1].attempts, log.data[1].signature })
+    end)
+
+    it("retries a failed delivery up to 3 times with backoff and keeps a log", function()
+      local flaky = create_webhook{ url = sb.url .. "/_sandbox/echo/flaky?fail=2" }
+      local dead = create_webhook{ url = "http://127.0.0.1:9/closed" }
+      local call = create_call("+14155552001")
+      sb:advance(60)
+      local log = wait_for(function()
+        local _, d = sb:request("GET", "/_sandbox/deliveries?callId=" .. call.callId)
+        local done = 0
+        for _, e in ipairs(d.data) do if e.result ~= "pending" then done = done + 1 end end
+        return done == 2 and d
+      end, 10)
+      assert.is_truthy(log, "deliveries did not finish")
+      local by = {}
+      for _, e in ipairs(log.data) do by[e.webhookId] = e end
+      assert.are.same({ "delivered", 3, 200, "conversation_ended" },
+        { by[flaky.webhookId].result, by[flaky.webhookId].attempts, by[flaky.webhookId].status, by[flaky.webhookId].event })
+      assert.are.same({ "failed", 4 }, { by[dead.webhookId].result, by[dead.webhookId].attempts })
+      local _, echo = sb:request("GET", "/_sandbox/echo")
+      assert.are.equal(3, echo.totalCount)
+      assert.are.same({ 500, 500, 200 }, { echo.data[1].answered, echo.data[2].answered, echo.data[3].answered })
+    end)
+  end)
+
+  describe("faults", function()
+    local function raw_get(path, fault)
+      local c = assert(socket.connect("127.0.0.1", sb.port))
+      c:settimeout(5)
+      c:send("GET " .. path .. " HTTP/1.1\r\nHost: x\r\nX-API-Key: " .. sb.key .. "\r\nX-Sandbox-Fault: " .. fault ..
+        "\r\nConnection: close\r\n\r\n")
+      local data, err, partial = c:receive("*a")
+      c:close()
+      return data or partial, err
+    end
+
+    it("answers 429 with Retry-After, 500 and 503 on demand", function()
+      local status, err, _, headers = sb:request("GET", "/v1/agents", nil, { ["X-Sandbox-Fault"] = "429" })
+      assert.are.same({ 429, "1", "Too Many Requests" }, { status, headers["retry-after"], err.error })
+      assert.are.equal(500, (sb:request("GET", "/v1/agents", nil, { ["X-Sandbox-Fault"] = "500" })))
+      assert.are.equal(503, (sb:request("GET", "/v1/agents", nil, { ["X-Sandbox-Fault"] = "503" })))
+    end)
+
+    it("drops the connection without answering on reset", function()
+      local data = raw_get("/v1/agents", "reset")
+      assert.are.equal("", data)
+    end)
+
+    it("sleeps on slow=MS, then answers normally", function()
+      local t0 = socket.gettime()
+      local status = sb:request("GET", "/v1/agents", nil, { ["X-Sandbox-Fault"] = "slow=300" })
+      assert.are.equal(200, status)
+      assert.is_true(socket.gettime() - t0 >= 0.29)
+    end)
+
+    it("promises more body than it sends on truncate", function()
+      local data = raw_get("/v1/agents", "truncate")
+      local head, body = data:match("^(.-)\r\n\r\n(.*)$")
+      local promised = tonumber(head:match("[Cc]ontent%-[Ll]ength: (%d+)"))
+      assert.is_true(promised > #body)
+      assert.is_nil(json.decode(body))
+    end)
+
+    it("answers 200 with a non-JSON body on garbage", function()
+      local status, v, raw = sb:request("GET", "/v1/agents", nil, { ["X-Sandbox-Fault"] = "garbage" })
+      assert.are.equal(200, status)
+      assert.is_nil(v)
+      assert.is_true(#raw > 0)
+    end)
+
+    it("sends big JSON bodies with and without Content-Length", function()
+      local status, v, raw, headers = sb:request("GET", "/v1/agents", nil, { ["X-Sandbox-Fault"] = "big=100000" })
+      assert.are.same({ 200, "100000" }, { status, headers["content-length"] })
+      assert.are.equal(100000, #raw)
+      assert.is_truthy(v and v.data)
+      local cstatus, cv, craw, cheaders = sb:request("GET", "/v1/agents", nil, { ["X-Sandbox-Fault"] = "bigchunked=300000" })
+      assert.are.same({ 200, "chunked" }, { cstatus, cheaders["transfer-encoding"] })
+      assert.is_nil(cheaders["content-length"])
+      assert.are.equal(300000, #craw)
+      assert.is_truthy(cv and cv.data)
+    end)
+
+    it("arms a fault for the next N matching requests, by path or route, and counts them all", function()
+      sb:arm{ method = "POST", path = "/v1/calls", fault = "503", count = 2 }
+      local body = { fromPhoneNumber = sb.number, toPhoneNumber = "+14155552671" }
+      assert.are.equal(503, (sb:request("POST", "/v1/calls", body)))
+      assert.are.equal(503, (sb:request("POST", "/v1/calls", body)))
+      assert.are.equal(201, (sb:request("POST", "/v1/calls", body)))
+      assert.are.equal(3, sb:count("POST", "/v1/calls"))
+      assert.are.equal(1, sb:state().calls)
+      sb:arm{ method = "GET", path = "/v1/calls/{callId}", fault = "429" }
+      assert.are.equal(429, (sb:request("GET", "/v1/calls/call_a")))
+      assert.are.equal(404, (sb:request("GET", "/v1/calls/call_b")))
+      assert.are.equal(2, sb:count("GET", "/v1/calls/{callId}"))
+      local status = sb:request("POST", "/_sandbox/faults", { path = "/v1/calls", fault = "explode" })
+      assert.are.equal(400, status)
+    end)
+  end)
+
+  describe("admin", function()
+    it("counts requests per method and route, and reset clears them", function()
+      sb:request("GET", "/v1/agents")
+      sb:request("GET", "/v1/agents/agent_abc123")
+      sb:request("GET", "/v1/agents/agent_abc123")
+      local st = sb:state()
+      assert.are.equal(1, st.requests["GET /v1/agents"])
+      assert.are.equal(2, st.requests["GET /v1/agents/{agentId}"])
+      sb:reset()
+      assert.is_nil(sb:state().requests["GET /v1/agents"])
+    end)
+
+    it("seeds 100,000 ended calls fast, for pagination", function()
+      local t0 = socket.gettime()
+      local status, v = sb:request("POST", "/_sandbox/seed", { calls = 100000 })
+      assert.are.equal(200, status)
+      assert.are.equal(100000, v.seeded)
+      assert.is_true(socket.gettime() - t0 < 3)
+      local _, page = sb:request("GET", "/v1/calls?size=100&page=999&status=ended")
+      assert.are.same({ 100000, 1000, 100, false }, { page.totalCounts, page.totalPages, #page.data, page.hasNext })
+      expect_400("POST", "/_sandbox/seed", { calls = -1 }, "calls")
+    end)
+
+    it("moves the clock on and reports it", function()
+      local before = sb:state().clock
+      local _, v = sb:request("POST", "/_sandbox/clock", { advance = 7200 })
+      assert.is_true(v.offset >= 7200)
+      assert.is_true(sb:state().clock > before)
+      expect_400("POST", "/_sandbox/clock", { advance = "soon" }, "advance")
+    end)
+  end)
+end)
