@@ -31,13 +31,14 @@ describe("pagination", function()
 
     it("each yields every record once, in order, and stops on hasNext == false", function()
       local ids, n = {}, 0
+      local before = sb:count("GET", "/v1/calls")
       for call in c.calls:each{ size = 100 } do
         assert.is_nil(ids[call.callId])
         ids[call.callId] = true
         n = n + 1
       end
       assert.equal(1000, n)
-      assert.equal(10, sb:count("GET", "/v1/calls"))
+      assert.equal(10, sb:count("GET", "/v1/calls") - before)
     end)
 
     it("each honours limit and fetches no page it does not need", function()
@@ -58,12 +59,12 @@ describe("pagination", function()
 
     it("pages yields pages with the filter kept", function()
       local pages, total = 0, 0
-      for page in c.calls:pages{ size = 300, status = "ended" } do
+      for page in c.calls:pages{ size = 90, status = "ended" } do
         pages = pages + 1
         total = total + #page.data
         for _, call in ipairs(page.data) do assert.equal("ended", call.status) end
       end
-      assert.equal(4, pages)
+      assert.equal(12, pages)
       assert.equal(1000, total)
     end)
 
@@ -94,7 +95,7 @@ describe("pagination", function()
     end
     assert.equal(100000, n)
     -- one page of 100 records plus the ids of the previous one; garbage collection keeps the rest away
-    assert.is_true(peak < 8 * 1024, ("Lua heap grew by %d kB"):format(peak))
+    assert.is_true(peak < 8 * 1024, ("Lua heap grew by %.0f kB"):format(peak))
   end)
 
   it("reads webhooks and campaigns totals spelled totalCount, as totalCounts too", function()

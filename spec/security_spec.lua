@@ -83,7 +83,7 @@ describe("security", function()
         assert.equal("callId", err.field)
       end
       c:close()
-      assert.same({}, sb:state().requests)
+      assert.same({}, sb:api_requests())
     end)
 
     it("raises on CR or LF in the API key or user agent", function()

@@ -69,7 +69,7 @@ describe("validation before sending", function()
       assert.matches(pattern, err.message)
       assert.is_false(err.sent)
       assert.matches("invalid", tostring(err))
-      assert.same({}, sb:state().requests)
+      assert.same({}, sb:api_requests())
     end)
   end
 
@@ -77,7 +77,7 @@ describe("validation before sending", function()
     local pn, err = c.phone_numbers:get("4157774444")
     assert.is_nil(pn)
     assert.equal("phoneNumber", err.field)
-    assert.same({}, sb:state().requests)
+    assert.same({}, sb:api_requests())
   end)
 
   it("lets unknown fields through untouched", function()

@@ -74,6 +74,15 @@ function _M:count(method, route)
   return st and st.requests and st.requests[method .. " " .. route] or 0
 end
 
+-- the counters of API routes only (the helper's own admin requests are left out)
+function _M:api_requests()
+  local out = {}
+  for k, n in pairs((self:state() or {}).requests or {}) do
+    if not k:find(" /_sandbox", 1, true) then out[k] = n end
+  end
+  return out
+end
+
 function _M:reset()
   local status = self:request("POST", "/_sandbox/reset")
   assert(status == 200, "sandbox reset failed: " .. tostring(status))

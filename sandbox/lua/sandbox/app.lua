@@ -1148,7 +1148,7 @@ local function take_armed(method, uri, tmpl)
   local faults = S.faults
   for i = 1, #faults do
     local f = faults[i]
-    if (f.method == nil or f.method == method) and (f.path == uri or f.path == tmpl) then
+    if (f.method == nil or f.method == method) and (f.path == uri or f.path == tmpl or f.path == ngx_var.uri) then
       f.count = f.count - 1
       if f.count <= 0 then table_remove(faults, i) end
       return f.fault
@@ -1243,9 +1243,14 @@ local function read_json_body()
 end
 
 function _M.handle()
-  local uri = ngx_var.uri
+  -- route on the path as sent: nginx's $uri is decoded and normalised, so /v1/calls/..%2Fagents would
+  -- turn into /v1/agents and hide a client that failed to keep an id inside its own path segment
+  local uri = ngx_var.request_uri
+  local q = string_find(uri, "?", 1, true)
+  if q then uri = string_sub(uri, 1, q - 1) end
   local method = ngx_req.get_method()
   local r, id = match(uri)
+  if id then id = ngx.unescape_uri(id) end
   if not r then
     local key = method .. " " .. uri
     counters[key] = (counters[key] or 0) + 1

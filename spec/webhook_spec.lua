@@ -1,0 +1,347 @@
+-- sigmamind.webhook: signature verification against openssl's arithmetic, replay windows, dedupe, real deliveries.
+local webhook = require "sigmamind.webhook"
+
+local SECRET = "whsec_spec_0123456789"
+local NOW = 1700000000
+local BODY = '{"event":"conversation_ended","timestamp":"2023-11-14T22:13:20Z",' ..
+             '"call":{"callId":"call_1","status":"not-connected","variables":{"name":"Ann"}}}'
+
+local function snapshot(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- HMAC-SHA256 by the openssl command line, over exact bytes written to a temp file: independent arithmetic.
+local function openssl_hmac(secret, message)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(message)
+  f:close()
+  local p = assert(io.popen("openssl dgst -sha256 -hmac " .. shell_quote(secret) .. " " .. shell_quote(path)))
+  local out = p:read("a")
+  p:close()
+  os.remove(path)
+  return assert(out:match("= *(%x+)%s*$"), "unexpected openssl output: " .. out)
+end
+
+local function header_for(t, body, ...)
+  local parts = { "t=" .. t }
+  for _, secret in ipairs{ ... } do parts[#parts + 1] = "v1=" .. openssl_hmac(secret, t .. "." .. body) end
+  return table.concat(parts, ",")
+end
+
+local function verify(body, header, opts)
+  opts = opts or {}
+  if opts.secret == nil and opts.secrets == nil then opts.secret = SECRET end
+  if opts.now == nil then opts.now = NOW end
+  return webhook.verify(body, { ["X-SigmaMind-Signature"] = header }, opts)
+end
+
+describe("sigmamind.webhook", function()
+  it("loads without writing any global", function()
+    local before = snapshot(_G)
+    package.loaded["sigmamind.webhook"] = nil
+    local fresh = require "sigmamind.webhook"
+    assert.is_function(fresh.verify)
+    assert.same(before, snapshot(_G))
+  end)
+
+  describe("the sigmamind scheme (t=<unix>,v1=<hex>)", function()
+    it("accepts a signature computed by openssl and returns the decoded, normalised event", function()
+      local event, err = verify(BODY, header_for(NOW, BODY, SECRET))
+      assert.is_nil(err)
+      assert.equal("conversation_ended", event.event)
+      assert.equal("call_1", event.call.callId)
+      assert.equal("not_connected", event.call.status)           -- hyphenated status normalised
+      assert.same({ name = "Ann" }, event.call.dynamicVariables)  -- older `variables` offered under the new name
+    end)
+
+    it("makes the same header as openssl with sign()", function()
+      assert.equal(header_for(NOW, BODY, SECRET), webhook.sign(BODY, SECRET, { t = NOW }))
+      assert.equal(header_for(NOW, BODY, SECRET, "other"), webhook.sign(BODY, { SECRET, "other" }, { t = NOW }))
+      assert.same({ ["X-SigmaMind-Signature"] = header_for(NOW, BODY, SECRET) },
+                  webhook.sign_headers(BODY, SECRET, { t = NOW }))
+    end)
+
+    it("refuses a one-byte change to the body, the timestamp or the secret", function()
+      local good = header_for(NOW, BODY, SECRET)
+      local _, err = verify(BODY:gsub("call_1", "call_2"), good)
+      assert.equal("bad_signature", err.reason)
+      local forged_t = good:gsub("^t=%d+", "t=" .. (NOW + 1))
+      _, err = verify(BODY, forged_t)
+      assert.equal("bad_signature", err.reason)
+      _, err = verify(BODY, good, { secret = SECRET:sub(1, -2) .. "X" })
+      assert.equal("bad_signature", err.reason)
+      assert.matches("sigmamind.webhook: bad_signature: ", tostring(err), 1, true)
+    end)
+
+    it("rejects timestamps more than 300 s away in either direction and accepts 299 s both ways", function()
+      local _, err = verify(BODY, header_for(NOW - 301, BODY, SECRET))
+      assert.equal("too_old", err.reason)
+      _, err = verify(BODY, header_for(NOW + 301, BODY, SECRET))
+      assert.equal("too_new", err.reason)
+      assert.is_table((verify(BODY, header_for(NOW - 299, BODY, SECRET))))
+      assert.is_table((verify(BODY, header_for(NOW + 299, BODY, SECRET))))
+    end)
+
+    it("takes the tolerance and the clock (a number or a function) from opts", function()
+      local header = header_for(NOW - 1000, BODY, SECRET)
+      assert.is_table((verify(BODY, header, { tolerance = 1000 })))
+      assert.is_table((verify(BODY, header, { now = function() return NOW - 1000 end, tolerance = 0 })))
+      local _, err = verify(BODY, header, { tolerance = 999 })
+      assert.equal("too_old", err.reason)
+    end)
+
+    it("uses the wall clock by default", function()
+      local t = os.time()
+      local event = webhook.verify(BODY, { ["X-SigmaMind-Signature"] = header_for(t, BODY, SECRET) },
+                                   { secret = SECRET })
+      assert.is_table(event)
+    end)
+
+    it("accepts any of several v1 values and any of several secrets (rotation)", function()
+      local both = header_for(NOW, BODY, "old_secret", "new_secret")
+      assert.is_table((verify(BODY, both, { secret = "new_secret" })))
+      assert.is_table((verify(BODY, both, { secret = "old_secret" })))
+      assert.is_table((verify(BODY, header_for(NOW, BODY, "old_secret"), { secrets = { "new_secret", "old_secret" } })))
+      local _, err = verify(BODY, both, { secrets = { "third", "fourth" } })
+      assert.equal("bad_signature", err.reason)
+      assert.matches("2 signatures, 2 secrets tried", err.message, 1, true)
+    end)
+
+    it("matches header names case-insensitively and accepts repeated headers given as an array", function()
+      local header = header_for(NOW, BODY, SECRET)
+      assert.is_table((webhook.verify(BODY, { ["x-sigmamind-signature"] = header }, { secret = SECRET, now = NOW })))
+      assert.is_table((webhook.verify(BODY, { ["X-SIGMAMIND-SIGNATURE"] = header }, { secret = SECRET, now = NOW })))
+      local repeated = { ["x-sigmamind-signature"] = { "t=1,v1=00", header } }
+      assert.is_table((webhook.verify(BODY, repeated, { secret = SECRET, now = NOW })))
+    end)
+
+    it("says which header it expected when there is none, and which headers it got", function()
+      local _, err = webhook.verify(BODY, { ["Content-Type"] = "application/json" }, { secret = SECRET })
+      assert.equal("missing_signature", err.reason)
+      assert.matches("no X-SigmaMind-Signature header", err.message, 1, true)
+      assert.matches("content-type", err.message, 1, true)
+    end)
+
+    it("reports an unreadable header as bad_header", function()
+      for _, value in ipairs{ "v1=abcd", "t=" .. NOW, "t=soon,v1=abcd", "garbage" } do
+        local _, err = verify(BODY, value)
+        assert.equal("bad_header", err.reason, value)
+      end
+    end)
+
+    it("reports a body that is not a JSON object as bad_json, after the signature checks out", function()
+      local body = "not json"
+      local _, err = verify(body, header_for(NOW, body, SECRET))
+      assert.equal("bad_json", err.reason)
+    end)
+
+    it("normalises conversation_analyzed to conversation_analysed", function()
+      local body = '{"event":"conversation_analyzed","call":{"callId":"c","status":"in-progress"}}'
+      local event = verify(body, header_for(NOW, body, SECRET))
+      assert.equal("conversation_analysed", event.event)
+      assert.equal("in_progress", event.call.status)
+    end)
+  end)
+
+  describe("the plain scheme (hex HMAC of the body)", function()
+    it("accepts openssl's HMAC of the raw body, bare or prefixed sha256=", function()
+      local hex = openssl_hmac(SECRET, BODY)
+      assert.is_table((webhook.verify(BODY, { ["X-Signature"] = hex },
+                                      { secret = SECRET, scheme = "plain", header = "X-Signature" })))
+      assert.is_table((webhook.verify(BODY, { ["x-signature"] = "sha256=" .. hex:upper() },
+                                      { secret = SECRET, scheme = "plain", header = "X-Signature" })))
+      assert.equal(hex, webhook.sign(BODY, SECRET, { scheme = "plain" }))
+    end)
+
+    it("refuses a changed body and uses X-SigmaMind-Signature by default", function()
+      local hex = openssl_hmac(SECRET, BODY)
+      local _, err = webhook.verify(BODY .. " ", { ["X-SigmaMind-Signature"] = hex }, { secret = SECRET, scheme = "plain" })
+      assert.equal("bad_signature", err.reason)
+      _, err = webhook.verify(BODY, { ["X-Other"] = hex }, { secret = SECRET, scheme = "plain" })
+      assert.equal("missing_signature", err.reason)
+    end)
+  end)
+
+  describe("a custom verifier", function()
+    it("decides, and its reason is passed on", function()
+      local seen
+      local function verifier(raw, headers, opts)
+        seen = { raw = raw, token = headers["X-Token"], opts = opts }
+        if headers["X-Token"] == "let-me-in" then return true end
+        return nil, "bad_token"
+      end
+      local event = webhook.verify(BODY, { ["X-Token"] = "let-me-in" }, { scheme = verifier })
+      assert.equal("call_1", event.call.callId)
+      assert.equal(BODY, seen.raw)
+      local _, err = webhook.verify(BODY, { ["X-Token"] = "nope" }, { scheme = verifier })
+      assert.equal("bad_token", err.reason)
+    end)
+  end)
+
+  describe("hints and misuse", function()
+    it("raises, with a hint, when given a decoded table instead of the raw body", function()
+      assert.has_error(function() webhook.verify({ event = "x" }, {}, { secret = SECRET }) end,
+        "sigmamind.webhook.verify: raw_body: expected a string, got table: pass the raw request body string, not a decoded table")
+    end)
+
+    it("hints at surrounding whitespace in the secret when the signature does not match", function()
+      local _, err = verify(BODY, header_for(NOW, BODY, SECRET), { secret = SECRET .. "\n" })
+      assert.equal("bad_signature", err.reason)
+      assert.matches("secret has leading/trailing whitespace", err.message, 1, true)
+    end)
+
+    it("raises without any secret, and reports an empty one as no_secret", function()
+      assert.has_error(function() webhook.verify(BODY, {}, {}) end)
+      assert.has_error(function() webhook.verify(BODY, {}, { secret = 42 }) end)
+      assert.has_error(function() webhook.verify(BODY, {}, { secret = SECRET, scheme = "md5" }) end)
+      assert.has_error(function() webhook.verify(BODY, nil, { secret = SECRET }) end)
+      local _, err = webhook.verify(BODY, {}, { secret = "" })
+      assert.equal("no_secret", err.reason)
+    end)
+  end)
+
+  describe("dedupe", function()
+    local function event(id, name) return { event = name or "conversation_ended", call = { callId = id } } end
+
+    it("remembers (callId, event) pairs in memory", function()
+      local d = webhook.dedupe()
+      assert.is_false(d:seen(event("a")))
+      assert.is_true(d:seen(event("a")))
+      assert.is_false(d:seen(event("a", "conversation_started")))
+      assert.is_false(d:seen(event("b")))
+      d:forget(event("b"))
+      assert.is_false(d:seen(event("b")))
+    end)
+
+    it("bounds the default store and lets keys expire", function()
+      local clock = 0
+      local d = webhook.dedupe{ max_keys = 2, ttl = 10, now = function() return clock end }
+      d:seen(event("a")); d:seen(event("b")); d:seen(event("c"))   -- "a" is evicted
+      assert.equal(2, d.store.size())
+      assert.is_false(d:seen(event("a")))
+      clock = 11
+      assert.is_false(d:seen(event("c")))
+    end)
+
+    it("works over a pluggable store", function()
+      local data, ttls = {}, {}
+      local store = { get = function(k) return data[k] end, set = function(k, v, ttl) data[k] = v; ttls[k] = ttl end }
+      local d = webhook.dedupe{ store = store, ttl = 60 }
+      assert.is_false(d:seen(event("x")))
+      assert.is_true(d:seen(event("x")))
+      local key, ttl = next(ttls)
+      assert.equal("sigmamind:webhook:x:conversation_ended", key)
+      assert.equal(60, ttl)
+    end)
+
+    it("drops a repeated delivery in verify with reason duplicate", function()
+      local d = webhook.dedupe()
+      local header = header_for(NOW, BODY, SECRET)
+      assert.is_table((verify(BODY, header, { dedupe = d })))
+      local _, err = verify(BODY, header, { dedupe = d })
+      assert.equal("duplicate", err.reason)
+    end)
+  end)
+
+  describe("real deliveries from the sandbox", function()
+    local sandbox = require "support.sandbox"
+    local sigmamind = require "sigmamind"
+    local socket = require "socket"
+    local json = sandbox.json
+    local sb, client
+
+    setup(function()
+      sb = sandbox.start{ speed = 200 }
+      client = sigmamind.new{ api_key = sb.key, base_url = sb.url }
+    end)
+    teardown(function()
+      if client then client:close() end
+      if sb then sb:stop() end
+    end)
+
+    -- a minimal HTTP receiver on a loopback port, in this process: the bytes verified are the bytes on the wire
+    local function receiver()
+      local server = assert(socket.bind("127.0.0.1", 0))
+      server:settimeout(0.05)
+      local _, port = server:getsockname()
+      local r = { url = "http://127.0.0.1:" .. port .. "/hooks/sigmamind", got = {} }
+      function r.poll()
+        local c = server:accept()
+        if not c then return end
+        c:settimeout(2)
+        local request_line = c:receive("*l")
+        local headers = {}
+        while true do
+          local line = c:receive("*l")
+          if not line or line == "" then break end
+          local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+          if k then headers[k] = v end
+        end
+        local body = c:receive(tonumber(headers["Content-Length"]) or 0)
+        c:send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        c:close()
+        r.got[#r.got + 1] = { request_line = request_line, headers = headers, body = body }
+      end
+      function r.close() server:close() end
+      return r
+    end
+
+    it("verifies every delivery of a call with the secret webhooks:create returned", function()
+      local r = receiver()
+      local hook = assert(client.webhooks:create{ name = "spec receiver", agentId = sb.agent, url = r.url,
+        events = { "conversation_started", "conversation_ended", "conversation_analysed" } })
+      assert.is_string(hook.secret)
+      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445",
+                                               agentId = sb.agent })
+      local deadline = socket.gettime() + 15
+      while #r.got < 3 and socket.gettime() < deadline do r.poll() end
+      r.close()
+      assert.equal(3, #r.got)
+      local names = {}
+      for _, d in ipairs(r.got) do
+        assert.equal("POST /hooks/sigmamind HTTP/1.1", d.request_line)
+        local event, err = webhook.verify(d.body, d.headers, { secret = hook.secret })
+        assert.is_nil(err)
+        assert.equal(call.callId, event.call.callId)
+        names[#names + 1] = event.event
+        local _, forged = webhook.verify(d.body, d.headers, { secret = hook.secret .. "x" })
+        assert.equal("bad_signature", forged.reason)
+      end
+      table.sort(names)
+      assert.same({ "conversation_analysed", "conversation_ended", "conversation_started" }, names)
+      assert.truthy(client.calls:wait(call.callId, { timeout = 10 }))
+      assert(client.webhooks:delete(hook.webhookId))
+    end)
+
+    it("drops the retry of a delivery the receiver failed, with dedupe", function()
+      -- the sandbox's recording receiver answers 500 to the first request, so the delivery is retried
+      local hook = assert(client.webhooks:create{ name = "flaky receiver", agentId = sb.agent,
+        url = sb.url .. "/_sandbox/echo/flaky?fail=1", events = { "conversation_ended" } })
+      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12135550101",
+                                               agentId = sb.agent })
+      local got, deadline = {}, socket.gettime() + 15
+      repeat
+        socket.sleep(0.1)
+        local _, v = sb:request("GET", "/_sandbox/echo")
+        got = {}
+        for _, rec in ipairs(v and v.data or {}) do
+          if rec.path == "/_sandbox/echo/flaky" then got[#got + 1] = rec end
+        end
+      until #got >= 2 or socket.gettime() > deadline
+      assert.equal(2, #got)
+      local d = webhook.dedupe()
+      local results = {}
+      for i, rec in ipairs(got) do
+        local event, err = webhook.verify(rec.body, rec.headers, { secret = hook.secret, dedupe = d })
+        results[i] = event and ("ok " .. event.event .. " " .. event.call.status) or err.reason
+        assert.equal(call.callId, json.decode(rec.body).call.callId)
+      end
+      assert.same({ "ok conversation_ended not_connected", "duplicate" }, results)
+    end)
+  end)
+end)
