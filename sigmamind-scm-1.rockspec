@@ -1,0 +1,42 @@
+package = "sigmamind"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/lua-sigmamind/lua-sigmamind.git",
+}
+description = {
+  summary = "Place and track outbound phone calls handled by SigmaMind AI voice agents",
+  detailed = [[
+    A C core over libcurl (one kept-alive connection, validation before sending, typed errors,
+    retries that never ring a person twice) under a small pure-Lua layer: resource namespaces,
+    lazy pagination, campaign builders and RFC 4180 CSV.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson >= 2.1",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+  OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["sigmamind.core"] = {
+      sources = {
+        "src/client.c", "src/core.c", "src/crypto.c", "src/encode.c", "src/endpoints.c",
+        "src/error.c", "src/json.c", "src/transfer.c", "src/validate.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl", "crypto" },
+      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+    },
+    ["sigmamind"]       = "lua/sigmamind/init.lua",
+    ["sigmamind.pager"] = "lua/sigmamind/pager.lua",
+    ["sigmamind.build"] = "lua/sigmamind/build.lua",
+    ["sigmamind.csv"]   = "lua/sigmamind/csv.lua",
+  },
+  copy_directories = { "examples" },
+}
