@@ -15,6 +15,7 @@ description = {
 dependencies = {
   "lua >= 5.1",
   "lua-cjson >= 2.1",
+  "argparse >= 0.7",   -- bin/sigmamind only
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
@@ -37,6 +38,8 @@ build = {
     ["sigmamind.pager"] = "lua/sigmamind/pager.lua",
     ["sigmamind.build"] = "lua/sigmamind/build.lua",
     ["sigmamind.csv"]   = "lua/sigmamind/csv.lua",
+    ["sigmamind.webhook"] = "lua/sigmamind/webhook.lua",
   },
+  install = { bin = { sigmamind = "bin/sigmamind" } },
   copy_directories = { "examples" },
 }

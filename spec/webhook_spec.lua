@@ -239,6 +239,15 @@ describe("sigmamind.webhook", function()
       assert.equal(60, ttl)
     end)
 
+    it("uses a store's atomic add when it has one (as ngx.shared dicts do)", function()
+      local data = {}
+      local store = { get = function() error("get is not used when add exists") end, set = function() end,
+                      add = function(k, v) if data[k] then return false, "exists" end data[k] = v return true end }
+      local d = webhook.dedupe{ store = store }
+      assert.is_false(d:seen(event("y")))
+      assert.is_true(d:seen(event("y")))
+    end)
+
     it("drops a repeated delivery in verify with reason duplicate", function()
       local d = webhook.dedupe()
       local header = header_for(NOW, BODY, SECRET)

@@ -3,6 +3,7 @@ local core  = require "sigmamind.core"
 local pager = require "sigmamind.pager"
 local build = require "sigmamind.build"
 local csv   = require "sigmamind.csv"
+local webhook = require "sigmamind.webhook"
 
 local error, type, pairs, ipairs, tostring, setmetatable, getmetatable, pcall =
       error, type, pairs, ipairs, tostring, setmetatable, getmetatable, pcall
@@ -13,6 +14,7 @@ local _M = {
   _VERSION = "lua-sigmamind " .. core._VERSION,
   null     = core.null,
   csv      = csv,
+  webhook  = webhook,
   campaign = build.campaign,
   call     = build.call,
   error    = core.error,

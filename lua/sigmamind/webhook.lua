@@ -1,0 +1,411 @@
+-- Inbound webhook deliveries: verify their signature (API.md §5), decode and normalise the event, drop repeats.
+-- Lua 5.1/LuaJIT compatible (it runs inside OpenResty handlers too); HMAC and comparison are the C core's.
+local core = require "sigmamind.core"
+
+local error, type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable, select =
+      error, type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable, select
+local string_lower, string_match, string_find, string_gsub, string_format =
+      string.lower, string.match, string.find, string.gsub, string.format
+local table_concat, table_sort, math_floor = table.concat, table.sort, math.floor
+local hmac_sha256, consteq, json_decode, core_time = core.hmac_sha256, core.consteq, core.json_decode, core.time
+
+local _M = { _VERSION = "0.1" }
+
+_M.header = "X-SigmaMind-Signature"
+_M.default_tolerance = 300
+
+---------------------------------------------------------------------------------------------------------------
+-- Failures: a table with a reason a program can switch on and a message a person can act on.
+
+local Failure = { __name = "sigmamind.webhook.failure" }
+Failure.__index = Failure
+Failure.__tostring = function(f) return "sigmamind.webhook: " .. f.reason .. ": " .. f.message end
+
+local function fail(reason, message)
+  return nil, setmetatable({ reason = reason, message = message }, Failure)
+end
+_M.failure = function(reason, message) return select(2, fail(reason, message)) end
+
+---------------------------------------------------------------------------------------------------------------
+-- Headers: names compared case-insensitively; a value may be an array (OpenResty gives repeated headers so).
+
+local function header_values(headers, name)
+  local lname, out = string_lower(name), {}
+  for k, v in pairs(headers) do
+    if type(k) == "string" and string_lower(k) == lname then
+      if type(v) == "table" then
+        for _, x in ipairs(v) do if type(x) == "string" then out[#out + 1] = x end end
+      elseif type(v) == "string" then
+        out[#out + 1] = v
+      end
+    end
+  end
+  return out
+end
+
+local function header_names(headers)
+  local names = {}
+  for k in pairs(headers) do if type(k) == "string" then names[#names + 1] = string_lower(k) end end
+  table_sort(names)
+  return #names > 0 and table_concat(names, ", ") or "none"
+end
+
+local function missing(headers, name, shape)
+  return fail("missing_signature", string_format("no %s header (expected '%s: %s'); headers received: %s",
+                                                 name, name, shape, header_names(headers)))
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Secrets
+
+local function trim(s) return (string_gsub(s, "^%s+", ""):gsub("%s+$", "")) end
+
+-- opts.secret / opts.secrets -> array of non-empty strings, array of all; misuse raises, blaming verify's caller
+local function secrets_of(opts, required, fname)
+  local list = {}
+  if opts.secret ~= nil then
+    if type(opts.secret) ~= "string" then
+      error(fname .. ": opts.secret: expected a string, got " .. type(opts.secret), 3)
+    end
+    list[#list + 1] = opts.secret
+  end
+  if opts.secrets ~= nil then
+    if type(opts.secrets) ~= "table" then
+      error(fname .. ": opts.secrets: expected an array of strings, got " .. type(opts.secrets), 3)
+    end
+    for i, s in ipairs(opts.secrets) do
+      if type(s) ~= "string" then
+        error(string_format("%s: opts.secrets[%d]: expected a string, got %s", fname, i, type(s)), 3)
+      end
+      list[#list + 1] = s
+    end
+  end
+  if required and opts.secret == nil and opts.secrets == nil then
+    error(fname .. ": no secret: pass opts.secret (the webhook's secret, returned by webhooks:create) " ..
+          "or opts.secrets = { new, old } while rotating", 3)
+  end
+  local usable = {}
+  for _, s in ipairs(list) do if s ~= "" then usable[#usable + 1] = s end end
+  return usable, list
+end
+
+local function whitespace_hint(list)
+  for _, s in ipairs(list) do
+    if s ~= trim(s) then
+      return " (hint: secret has leading/trailing whitespace; a secret read from a file or an environment " ..
+             "variable often ends in a newline)"
+    end
+  end
+  return ""
+end
+
+-- Compares every candidate with every secret's HMAC and never stops early, so the time taken says nothing
+-- about which candidate or secret came close.
+local function any_match(secrets, message, candidates)
+  local ok = false
+  for _, secret in ipairs(secrets) do
+    local expected = hmac_sha256(secret, message, "hex")
+    for _, c in ipairs(candidates) do
+      if consteq(expected, c) then ok = true end
+    end
+  end
+  return ok
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Schemes
+
+local SHAPE = "t=<unix seconds>,v1=<hex HMAC-SHA256>"
+
+-- "t=1700000000,v1=abc,v1=def" -> t, { "abc", "def" } | nil, message
+local function parse_sigmamind(value)
+  local t, v1s, err = nil, {}, nil
+  for item in (value .. ","):gmatch("([^,]*),") do
+    local k, v = string_match(item, "^%s*([%w_]+)%s*=%s*(.-)%s*$")
+    if k == "t" then
+      if t ~= nil then err = "more than one t= value" end
+      if not string_find(v, "^%d+$") then err = "t= is not a whole number of unix seconds" end
+      t = v
+    elseif k == "v1" then
+      if string_find(v, "^%x+$") then v1s[#v1s + 1] = string_lower(v) end
+    elseif not k and string_find(item, "%S") then
+      err = "unreadable element '" .. item .. "'"
+    end
+    -- other keys (v0=, future schemes) are ignored, as the header format allows
+  end
+  if err then return nil, err end
+  if not t then return nil, "no t= timestamp" end
+  if #v1s == 0 then return nil, "no v1= signature" end
+  return t, v1s
+end
+
+local function clock(opts)
+  local now = opts.now
+  if now == nil then return core_time() end
+  if type(now) == "function" then now = now() end
+  if type(now) ~= "number" then error("sigmamind.webhook.verify: opts.now: expected a number or a function returning one", 4) end
+  return now
+end
+
+local function verify_sigmamind(raw_body, headers, opts, secrets, all_secrets)
+  local name = opts.header or _M.header
+  local values = header_values(headers, name)
+  if #values == 0 then return missing(headers, name, SHAPE) end
+  local tolerance = opts.tolerance
+  if tolerance == nil then tolerance = _M.default_tolerance end
+  if type(tolerance) ~= "number" or tolerance < 0 then
+    error("sigmamind.webhook.verify: opts.tolerance: expected seconds >= 0", 3)
+  end
+  -- each header value (repeated headers) is checked on its own; any one that verifies is enough
+  local matched_t, last_err, count = nil, nil, 0
+  for _, value in ipairs(values) do
+    local t, v1s = parse_sigmamind(value)
+    if not t then
+      last_err = v1s
+    else
+      count = count + #v1s
+      if any_match(secrets, t .. "." .. raw_body, v1s) then matched_t = matched_t or tonumber(t) end
+    end
+  end
+  if count == 0 then
+    return fail("bad_header", string_format("%s: %s (expected '%s')", name, last_err, SHAPE))
+  end
+  if not matched_t then
+    return fail("bad_signature", string_format(
+      "no v1 signature matched (%d signature%s, %d secret%s tried); verify the raw body bytes as received, " ..
+      "not re-encoded JSON%s", count, count == 1 and "" or "s", #secrets, #secrets == 1 and "" or "s",
+      whitespace_hint(all_secrets)))
+  end
+  local now = clock(opts)
+  if now - matched_t > tolerance then
+    return fail("too_old", string_format("timestamp %d is %d s before now (tolerance %g s): a replay, or a " ..
+                                         "clock that is off", matched_t, math_floor(now - matched_t), tolerance))
+  end
+  if matched_t - now > tolerance then
+    return fail("too_new", string_format("timestamp %d is %d s after now (tolerance %g s): check this " ..
+                                         "machine's clock", matched_t, math_floor(matched_t - now), tolerance))
+  end
+  return true
+end
+
+local function verify_plain(raw_body, headers, opts, secrets, all_secrets)
+  local name = opts.header or _M.header
+  local values = header_values(headers, name)
+  if #values == 0 then return missing(headers, name, "<hex HMAC-SHA256 of the body>") end
+  local candidates = {}
+  for _, v in ipairs(values) do
+    local hex = string_match(v, "^%s*[Ss][Hh][Aa]256=(%x+)%s*$") or string_match(v, "^%s*(%x+)%s*$")
+    if hex then candidates[#candidates + 1] = string_lower(hex) end
+  end
+  if #candidates == 0 then
+    return fail("bad_header", string_format("%s: expected a hex HMAC-SHA256, optionally prefixed 'sha256='", name))
+  end
+  if not any_match(secrets, raw_body, candidates) then
+    return fail("bad_signature", "the HMAC of the body does not match; verify the raw body bytes as received" ..
+                                 whitespace_hint(all_secrets))
+  end
+  return true
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- The event: decoded and normalised like the client's records (API.md §3, §5).
+
+local EVENT_ALIASES = { conversation_analyzed = "conversation_analysed" }
+
+local function normalise(event)
+  if type(event.event) == "string" then event.event = EVENT_ALIASES[event.event] or event.event end
+  local call = event.call
+  if type(call) == "table" then
+    if type(call.status) == "string" then call.status = (string_gsub(call.status, "-", "_")) end
+    if call.dynamicVariables == nil and call.variables ~= nil then call.dynamicVariables = call.variables end
+  end
+  return event
+end
+_M.normalise = normalise
+
+local function decode(raw_body)
+  local event, msg = json_decode(raw_body)
+  if type(event) ~= "table" then
+    return fail("bad_json", "the body is not a JSON object" .. (msg and (": " .. tostring(msg)) or ""))
+  end
+  return normalise(event)
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- verify
+
+local function check_args(raw_body, headers, opts)
+  if type(raw_body) ~= "string" then
+    local hint = type(raw_body) == "table" and "pass the raw request body string, not a decoded table"
+              or raw_body == nil and "pass the raw request body string (OpenResty: ngx.req.read_body() " ..
+                                     "then ngx.req.get_body_data())"
+              or "pass the raw request body string"
+    error("sigmamind.webhook.verify: raw_body: expected a string, got " .. type(raw_body) .. ": " .. hint, 3)
+  end
+  if type(headers) ~= "table" then
+    error("sigmamind.webhook.verify: headers: expected a table of request headers, got " .. type(headers), 3)
+  end
+  if type(opts) ~= "table" then
+    error("sigmamind.webhook.verify: opts: expected a table with secret = ..., got " .. type(opts), 3)
+  end
+end
+
+--- Verifies a delivery and returns the decoded event, or nil and a failure { reason =, message = }.
+function _M.verify(raw_body, headers, opts)
+  check_args(raw_body, headers, opts)
+  local scheme = opts.scheme or "sigmamind"
+  if scheme ~= "sigmamind" and scheme ~= "plain" and type(scheme) ~= "function" then
+    error("sigmamind.webhook.verify: opts.scheme: expected \"sigmamind\", \"plain\" or a function, got " ..
+          tostring(scheme), 2)
+  end
+  if opts.dedupe ~= nil and (type(opts.dedupe) ~= "table" or type(opts.dedupe.seen) ~= "function") then
+    error("sigmamind.webhook.verify: opts.dedupe: expected an object from webhook.dedupe()", 2)
+  end
+  local custom = type(scheme) == "function"
+  local secrets, all_secrets = secrets_of(opts, not custom, "sigmamind.webhook.verify")
+  local ok, reason
+  if custom then
+    ok, reason = scheme(raw_body, headers, opts)
+    if not ok then
+      if type(reason) == "table" and getmetatable(reason) == Failure then return nil, reason end
+      return fail(type(reason) == "string" and reason or "bad_signature", "the custom verifier refused the delivery")
+    end
+  else
+    if #secrets == 0 then
+      return fail("no_secret", "the configured secret is empty" .. (#all_secrets > 1 and " (all of them)" or ""))
+    end
+    if scheme == "plain" then
+      ok, reason = verify_plain(raw_body, headers, opts, secrets, all_secrets)
+    else
+      ok, reason = verify_sigmamind(raw_body, headers, opts, secrets, all_secrets)
+    end
+    if not ok then return nil, reason end
+  end
+  local event, err = decode(raw_body)
+  if not event then return nil, err end
+  if opts.dedupe and opts.dedupe:seen(event) then
+    return fail("duplicate", string_format("already seen: %s for call %s", tostring(event.event),
+                                           tostring(type(event.call) == "table" and event.call.callId)))
+  end
+  return event
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- sign: the header a sender would set; for tests and for users testing their receivers.
+
+function _M.sign(raw_body, secret, opts)
+  if type(raw_body) ~= "string" then error("sigmamind.webhook.sign: raw_body: expected a string, got " .. type(raw_body), 2) end
+  local list = type(secret) == "table" and secret or { secret }
+  if #list == 0 then error("sigmamind.webhook.sign: expected a secret string or an array of them", 2) end
+  for _, s in ipairs(list) do
+    if type(s) ~= "string" then error("sigmamind.webhook.sign: secret: expected a string, got " .. type(s), 2) end
+  end
+  if opts ~= nil and type(opts) ~= "table" then error("sigmamind.webhook.sign: opts: expected a table", 2) end
+  opts = opts or {}
+  if opts.scheme == "plain" then return hmac_sha256(list[1], raw_body, "hex") end
+  local t = opts.t or core_time()
+  if type(t) ~= "number" then error("sigmamind.webhook.sign: opts.t: expected unix seconds", 2) end
+  t = string_format("%d", math_floor(t))
+  local parts = { "t=" .. t }
+  for _, s in ipairs(list) do parts[#parts + 1] = "v1=" .. hmac_sha256(s, t .. "." .. raw_body, "hex") end
+  return table_concat(parts, ",")
+end
+
+function _M.sign_headers(raw_body, secret, opts)
+  local name = opts and opts.header or _M.header
+  return { [name] = _M.sign(raw_body, secret, opts) }
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- dedupe: retried deliveries arrive twice; remember (callId, event) for a while.
+
+-- The default store: an in-memory table bounded in size (least recently used evicted) with a TTL per key.
+local function memory_store(max_keys, now)
+  local map, count = {}, 0
+  local head = {}              -- sentinel of a circular doubly-linked list, most recent after head
+  head.next, head.prev = head, head
+  local function unlink(n) n.prev.next, n.next.prev = n.next, n.prev end
+  local function push(n) n.next, n.prev = head.next, head; head.next.prev = n; head.next = n end
+  local store = {}
+  function store.get(key)
+    local n = map[key]
+    if not n then return nil end
+    if n.expires and n.expires <= now() then
+      unlink(n); map[key] = nil; count = count - 1
+      return nil
+    end
+    unlink(n); push(n)
+    return n.value
+  end
+  function store.set(key, value, ttl)
+    local n = map[key]
+    if n then unlink(n); map[key] = nil; count = count - 1 end
+    if value == nil then return true end
+    n = { key = key, value = value, expires = ttl and ttl > 0 and now() + ttl or nil }
+    map[key] = n; push(n); count = count + 1
+    while count > max_keys do
+      local last = head.prev
+      unlink(last); map[last.key] = nil; count = count - 1
+    end
+    return true
+  end
+  function store.delete(key) return store.set(key, nil) end
+  function store.size() return count end
+  return store
+end
+_M.memory_store = function(opts)
+  opts = opts or {}
+  return memory_store(opts.max_keys or 10000, opts.now or core_time)
+end
+
+local Dedupe = { __name = "sigmamind.webhook.dedupe" }
+Dedupe.__index = Dedupe
+
+local function default_key(event)
+  local call = type(event) == "table" and event.call
+  local id = type(call) == "table" and call.callId
+  if id == nil or type(event.event) ~= "string" then return nil end
+  return "sigmamind:webhook:" .. tostring(id) .. ":" .. event.event
+end
+
+--- dedupe{ store = { get = fn(key), set = fn(key, value, ttl), add = fn(key, value, ttl)?, delete = fn(key)? },
+---         ttl = 86400,
+---         max_keys = 10000, key = fn(event) -> string|nil, now = fn() }
+function _M.dedupe(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("sigmamind.webhook.dedupe: expected an options table", 2) end
+  opts = opts or {}
+  local store = opts.store
+  if store ~= nil and (type(store) ~= "table" or type(store.get) ~= "function" or type(store.set) ~= "function") then
+    error("sigmamind.webhook.dedupe: store: expected { get = function(key), set = function(key, value, ttl) }", 2)
+  end
+  if opts.key ~= nil and type(opts.key) ~= "function" then error("sigmamind.webhook.dedupe: key: expected a function", 2) end
+  local ttl = opts.ttl or 86400
+  if type(ttl) ~= "number" or ttl <= 0 then error("sigmamind.webhook.dedupe: ttl: expected seconds > 0", 2) end
+  local now = opts.now or core_time
+  if type(now) == "number" then local n = now; now = function() return n end end
+  return setmetatable({
+    store = store or memory_store(opts.max_keys or 10000, now),
+    ttl = ttl, key = opts.key or default_key,
+  }, Dedupe)
+end
+
+-- true if this (callId, event) was seen before; records it otherwise. Events without a callId are never repeats.
+-- A store with `add(key, value, ttl) -> true | false` (ngx.shared.DICT:add's contract) is used atomically, so two
+-- workers receiving the same retry at once cannot both see it as new; get-then-set stores cannot promise that.
+function Dedupe:seen(event)
+  local key = self.key(event)
+  if key == nil then return false end
+  if self.store.add then return not self.store.add(key, 1, self.ttl) end
+  if self.store.get(key) then return true end
+  self.store.set(key, 1, self.ttl)
+  return false
+end
+
+-- Undo :seen for an event the handler failed to process, so that SigmaMind's retry is accepted.
+function Dedupe:forget(event)
+  local key = self.key(event)
+  if key == nil then return end
+  if self.store.delete then self.store.delete(key) else self.store.set(key, nil, 0) end
+end
+
+return _M

@@ -1,0 +1,301 @@
+-- bin/sigmamind: the command-line tool, run as a user would against the sandbox; stdout, stderr and exit codes.
+local sandbox = require "support.sandbox"
+local webhook = require "sigmamind.webhook"
+local json = sandbox.json
+
+local ROOT = sandbox.root()
+local CLI = ROOT .. "/bin/sigmamind"
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function write_file(text)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+local function read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local CONTACTS = "phoneNumber,customer_name\n+12137770001,Ann\n+12135550101,Bob\n+1234,Bad\n+12137770003,Cid\n"
+
+describe("bin/sigmamind", function()
+  local sb
+
+  setup(function() sb = sandbox.start{ speed = 200 } end)
+  teardown(function() if sb then sb:stop() end end)
+
+  -- runs the CLI with the sandbox's environment; returns stdout, stderr, exit code
+  local function run(args, env, stdin_file)
+    env = env or { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url }
+    local parts = { "env" }
+    for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. shell_quote(v) end
+    parts[#parts + 1] = shell_quote(CLI)
+    for _, a in ipairs(args) do parts[#parts + 1] = shell_quote(a) end
+    local errfile = os.tmpname()
+    local cmd = table.concat(parts, " ") .. " 2>" .. errfile .. (stdin_file and (" <" .. stdin_file) or " </dev/null")
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    local err = read_file(errfile)
+    os.remove(errfile)
+    return out, err, code
+  end
+
+  local function run_json(args)
+    local out, err, code = run(args)
+    assert.equal(0, code, err)
+    return json.decode(out)
+  end
+
+  describe("calls", function()
+    it("creates, gets, waits for, lists (table, --json, csv) and deletes a call", function()
+      local out, err, code = run{ "--json", "calls", "create", "--from", sb.number, "--to", "+12137774445",
+                                  "--agent", sb.agent, "--var", "customer_name=Ann" }
+      assert.equal(0, code, err)
+      local call = json.decode(out)
+      assert.matches("^call_", call.callId)
+      assert.same({ customer_name = "Ann" }, call.dynamicVariables)
+
+      out, err, code = run{ "calls", "get", call.callId }
+      assert.equal(0, code, err)
+      assert.matches("callId%s+" .. call.callId, out)
+
+      local done = run_json{ "--json", "calls", "wait", call.callId, "--wait-timeout", "30" }
+      assert.equal("ended", done.status)
+
+      out = run{ "calls", "list" }
+      local header, first = out:match("^([^\n]*)\n([^\n]*)\n")
+      assert.matches("^CALL%s+STATUS%s+FROM", header)
+      assert.matches(call.callId .. "%s+ended%s+%" .. sb.number, first)
+      -- the columns line up: STATUS starts where the status does
+      assert.equal(header:find("STATUS"), first:find("ended"))
+
+      local list = run_json{ "calls", "list", "--json" }
+      assert.equal(call.callId, list[1].callId)
+
+      out, err, code = run{ "calls", "list", "--format", "csv" }
+      assert.equal(0, code, err)
+      assert.matches("^callId,status,callType,fromPhoneNumber,", out)
+      assert.matches("\r\n" .. call.callId .. ",ended,outbound,%" .. sb.number .. ",", out)
+
+      out, err, code = run{ "calls", "delete", call.callId }
+      assert.equal(0, code, err)
+      assert.equal("deleted call " .. call.callId .. "\n", out)
+      local _, gone, gcode = run{ "calls", "get", call.callId }
+      assert.equal(1, gcode)
+      assert.matches("404", gone)
+    end)
+
+    it("streams every page as CSV, one header, flat memory", function()
+      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 250 })))
+      local out, err, code = run{ "calls", "list", "--format", "csv", "--size", "100" }
+      assert.equal(0, code, err)
+      local lines, headers = 0, 0
+      for line in out:gmatch("([^\r\n]+)\r\n") do
+        lines = lines + 1
+        if line:match("^callId,") then headers = headers + 1 end
+      end
+      assert.equal(1, headers)
+      local _, page = sb:request("GET", "/v1/calls?size=1")
+      assert.is_true(page.totalCounts >= 250)
+      assert.equal(page.totalCounts + 1, lines)
+      assert.is_true(sb:count("GET", "/v1/calls") >= 3)
+      -- stderr is not a terminal here: plain progress lines, never a carriage return
+      assert.is_nil(err:find("\r", 1, true))
+      assert.matches("calls: %d+/%d+  page %d", err)
+    end)
+  end)
+
+  describe("campaigns", function()
+    it("creates a campaign from a CSV, reports bad rows on stderr and watches it to completion", function()
+      local path = write_file(CONTACTS)
+      local out, err, code = run{ "--json", "campaigns", "create", "--name", "CLI spec " .. os.time(),
+                                  "--agent", sb.agent, "--from", sb.number, "--csv", path, "--concurrency", "2" }
+      os.remove(path)
+      assert.equal(0, code, err)
+      assert.matches("warning: Row 3: invalid phone number '+1234'", err, 1, true)
+      local camp = json.decode(out)
+      assert.same({ "Row 3: invalid phone number '+1234'" }, camp.errors)
+
+      out, err, code = run{ "campaigns", "watch", camp.campaignId, "--contacts", "3", "--interval", "0.2" }
+      assert.equal(0, code, err)
+      assert.matches("completed: 3 calls", out)
+      assert.matches("campaign " .. camp.campaignId .. ": 3/3  completed", err, 1, true)
+
+      out = run{ "campaigns", "list" }
+      assert.matches(camp.campaignId .. "%s+CLI spec %d+%s+completed", out)
+      assert.equal("completed", run_json{ "--json", "campaigns", "get", camp.campaignId }.campaignStatus)
+      local _, _, dcode = run{ "campaigns", "delete", camp.campaignId }
+      assert.equal(0, dcode)
+    end)
+
+    it("pauses and resumes a live campaign", function()
+      local path = write_file("phone\n+12137771001\n+12137771002\n")
+      local camp = run_json{ "--json", "campaigns", "create", "--name", "Pause spec " .. os.time(), "--agent", sb.agent,
+                             "--from", sb.number, "--csv", path, "--date", "2099-01-01", "--time", "09:00",
+                             "--timezone", "UTC" }
+      os.remove(path)
+      assert.equal("paused", run_json{ "--json", "campaigns", "pause", camp.campaignId }.campaignStatus)
+      assert.is_not.equal("paused", run_json{ "--json", "campaigns", "resume", camp.campaignId }.campaignStatus)
+    end)
+  end)
+
+  describe("numbers", function()
+    it("lists, provisions, updates and deletes a number", function()
+      local out = run{ "numbers", "list" }
+      assert.matches("NUMBER%s+PROVIDER", out)
+      assert.matches("%" .. sb.number, out)
+      local n = run_json{ "--json", "numbers", "provision", "--country", "US", "--area-code", "415", "--name", "Spec" }
+      assert.matches("^%+1415", n.sipPhoneNumber)
+      local u = run_json{ "--json", "numbers", "update", n.sipPhoneNumber, "--name", "Renamed",
+                          "--outbound-agent", sb.agent }
+      assert.equal("Renamed", u.friendlyName)
+      assert.equal(sb.agent, u.outboundAgentId)
+      u = run_json{ "--json", "numbers", "update", n.sipPhoneNumber, "--outbound-agent", "none" }
+      assert.is_true(u.outboundAgentId == nil or u.outboundAgentId == json.null)
+      local imported = run_json{ "--json", "numbers", "import", "--number", "+12137779999", "--sip-uri",
+                                 "sip.example.com", "--username", "u", "--password", "p" }
+      assert.equal("+12137779999", imported.sipPhoneNumber)
+      local _, _, code = run{ "numbers", "delete", n.sipPhoneNumber }
+      assert.equal(0, code)
+    end)
+  end)
+
+  describe("webhooks", function()
+    it("creates, disables, lists, enables and deletes a webhook", function()
+      local w = run_json{ "--json", "webhooks", "create", "--name", "cli", "--agent", sb.agent,
+                          "--url", sb.url .. "/_sandbox/echo/cli", "--event", "conversation_ended" }
+      assert.matches("^wh_", w.webhookId)
+      assert.is_string(w.secret)
+      assert.same({ "conversation_ended" }, w.events)
+      assert.is_false(run_json{ "--json", "webhooks", "disable", w.webhookId }.active)
+      assert.is_nil(run{ "webhooks", "list" }:find(w.webhookId, 1, true))          -- hidden when disabled
+      assert.matches(w.webhookId, run{ "webhooks", "list", "--inactive" }, 1, true)
+      assert.is_true(run_json{ "--json", "webhooks", "enable", w.webhookId }.active)
+      assert.equal("cli", run_json{ "--json", "webhooks", "get", w.webhookId }.name)
+      local out, _, code = run{ "webhooks", "delete", w.webhookId }
+      assert.equal(0, code)
+      assert.equal("deleted webhook " .. w.webhookId .. "\n", out)
+    end)
+
+    it("verifies a delivery: exit 0 when valid, 1 with the reason when forged", function()
+      local body = '{"event":"conversation_ended","call":{"callId":"call_9","status":"ended"}}'
+      local path = write_file(body)
+      local sig = webhook.sign(body, "whsec_x")
+      local out, err, code = run({ "webhooks", "verify", "--body", path, "--signature", sig, "--secret", "whsec_x" }, {})
+      assert.equal(0, code, err)
+      assert.equal("valid: conversation_ended call_9 ended\n", out)
+      -- from stdin, too
+      out, err, code = run({ "webhooks", "verify", "--signature", sig, "--secret", "whsec_x" }, {}, path)
+      assert.equal(0, code, err)
+
+      out, err, code = run({ "webhooks", "verify", "--body", path, "--signature", sig, "--secret", "whsec_y" }, {})
+      assert.equal(1, code)
+      assert.equal("", out)
+      assert.matches("^invalid: bad_signature: ", err)
+
+      local old = webhook.sign(body, "whsec_x", { t = os.time() - 600 })
+      _, err, code = run({ "webhooks", "verify", "--body", path, "--signature", old, "--secret", "whsec_x" }, {})
+      assert.equal(1, code)
+      assert.matches("^invalid: too_old: ", err)
+      os.remove(path)
+    end)
+  end)
+
+  describe("dial", function()
+    it("places one call per valid row and reports the counts", function()
+      local path = write_file(CONTACTS)
+      local before = sb:count("POST", "/v1/calls")
+      local out, err, code = run{ "dial", path, "--from", sb.number, "--agent", sb.agent, "--concurrency", "4" }
+      os.remove(path)
+      assert.equal(0, code, err)
+      assert.matches("placed 3, invalid 1, failed 0, uncertain 0 (of 4 rows)", out, 1, true)
+      assert.matches("skipped: Row 3: invalid phone number '+1234'", err, 1, true)
+      assert.equal(before + 3, sb:count("POST", "/v1/calls"))
+    end)
+
+    it("draws a progress bar on a terminal (seen through tmux)", function()
+      if not os.execute("command -v tmux >/dev/null 2>&1") then
+        pending("tmux is not installed")
+        return
+      end
+      local rows = { "phone,customer_name" }
+      for i = 1, 20 do rows[#rows + 1] = string.format("+121377720%02d,Person %d", i, i) end
+      local path = write_file(table.concat(rows, "\n") .. "\n")
+      local socket_name = "sigmamind-spec-" .. os.time() .. "-" .. math.random(1e6)
+      local tmux = "tmux -L " .. socket_name .. " "
+      local cmd = string.format("env SIGMAMIND_API_KEY=%s SIGMAMIND_BASE_URL=%s %s dial %s --from %s --agent %s; " ..
+                                "echo EXIT=$?; sleep 60", shell_quote(sb.key), shell_quote(sb.url), shell_quote(CLI),
+                                shell_quote(path), shell_quote(sb.number), shell_quote(sb.agent))
+      assert.is_true(os.execute(tmux .. "new-session -d -x 120 -y 30 " .. shell_quote(cmd)))
+      local screen = ""
+      for _ = 1, 100 do
+        local p = io.popen(tmux .. "capture-pane -p")
+        screen = p:read("a")
+        p:close()
+        if screen:find("EXIT=", 1, true) then break end
+        os.execute("sleep 0.1")
+      end
+      os.execute(tmux .. "kill-server")
+      os.remove(path)
+      assert.matches("EXIT=0", screen, 1, true)
+      assert.matches("dial %[==============================%] 100%% 20/20", screen)
+      assert.matches("placed 20, invalid 0, failed 0, uncertain 0 (of 20 rows)", screen, 1, true)
+    end)
+  end)
+
+  describe("exit codes", function()
+    it("exits 2 on a usage error, with the usage on stderr", function()
+      local out, err, code = run{ "calls", "get" }
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("Usage: sigmamind", err, 1, true)
+      assert.matches("missing argument 'id'", err, 1, true)
+      _, err, code = run{ "calls", "frobnicate" }
+      assert.equal(2, code)
+      _, err, code = run({ "calls", "list" }, { SIGMAMIND_BASE_URL = sb.url })
+      assert.equal(2, code)
+      assert.matches("no API key", err, 1, true)
+      _, err, code = run{ "calls", "create", "--from", sb.number, "--to", "12345" }   -- refused before sending
+      assert.equal(2, code)
+      assert.matches("toPhoneNumber", err, 1, true)
+    end)
+
+    it("exits 1 on an API failure and prints the error", function()
+      local _, err, code = run({ "calls", "list" }, { SIGMAMIND_API_KEY = "sk_wrong", SIGMAMIND_BASE_URL = sb.url })
+      assert.equal(1, code)
+      assert.matches("^sigmamind: GET /v1/calls: 401", err)
+      assert.is_nil(err:find("sk_wrong", 1, true))
+    end)
+
+    it("exits 1 when the API cannot be reached", function()
+      local _, err, code = run{ "--base-url", "http://127.0.0.1:9", "--timeout", "2", "calls", "get", "call_x" }
+      assert.equal(1, code)
+      assert.matches("^sigmamind: ", err)
+    end)
+
+    it("exits 0 with --help", function()
+      local out, _, code = run{ "--help" }
+      assert.equal(0, code)
+      assert.matches("Exit codes: 0 ok, 1 API or network failure", out, 1, true)
+    end)
+  end)
+
+  describe("sandbox", function()
+    it("passes its arguments to bin/sigmamind-sandbox", function()
+      local out, err, code = run({ "sandbox", "--daemon", "--port", "0", "--speed", "50" }, {})
+      assert.equal(0, code, err)
+      local prefix = out:match("SIGMAMIND_SANDBOX_PREFIX=([^\n]+)")
+      assert.matches("SIGMAMIND_BASE_URL=http://127.0.0.1:%d+", out)
+      local _, _, scode = run({ "sandbox", "stop", "--prefix", prefix }, {})
+      assert.equal(0, scode)
+    end)
+  end)
+end)
