@@ -1,0 +1,465 @@
+/* client.c: the Client userdata (one easy handle reused for every blocking request, so the connection is kept
+   alive; a share handle for DNS, TLS sessions and connections; prebuilt base headers; the API key held only
+   inside libcurl's header list) and the blocking request loop with retries. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "sm.h"
+
+typedef struct sm_client {
+  int open;                    /* resources acquired and not yet released */
+  int busy;                    /* a request is running: refuse re-entry (from on_event, say) */
+  sm_xfer x;                   /* the blocking transfer: easy handle, response buffer, errbuf */
+  CURLSH *share;
+  struct curl_slist *headers;  /* X-API-Key, Content-Type, Accept, User-Agent, Expect: */
+  char *base_url;              /* no trailing slash; a path prefix is kept */
+  size_t base_len;
+  char key_hint[4];            /* at most 3 characters of the key, for __tostring */
+  sm_cfg cfg;
+  uint64_t rng;                /* xorshift state for backoff jitter */
+  long connects;               /* connections opened so far (keep-alive check) */
+} sm_client;
+
+/* ---- lifetime -------------------------------------------------------------------------------------------- */
+
+static void cleanse(void *p, size_t n) {
+  volatile unsigned char *v = (volatile unsigned char *)p;
+  while (n--) *v++ = 0;
+}
+
+/* the one idempotent release behind close(), __gc and __close */
+static void client_release(sm_client *c) {
+  struct curl_slist *h;
+  sm_xfer_free(&c->x);                       /* the easy handle goes before the share it uses */
+  if (c->share) { curl_share_cleanup(c->share); c->share = NULL; }
+  for (h = c->headers; h; h = h->next)       /* the key lives in one of these */
+    if (h->data) cleanse(h->data, strlen(h->data));
+  curl_slist_free_all(c->headers);
+  c->headers = NULL;
+  free(c->base_url);
+  c->base_url = NULL;
+  c->open = 0;
+}
+
+static sm_client *check_client(lua_State *L, int idx) {
+  return (sm_client *)luaL_checkudata(L, idx, SM_CLIENT_MT);
+}
+
+static sm_client *check_open(lua_State *L, int idx) {
+  sm_client *c = check_client(L, idx);
+  if (!c->open) luaL_error(L, "sigmamind: attempt to use a closed client");
+  return c;
+}
+
+static int client_close(lua_State *L) {
+  sm_client *c = check_client(L, 1);
+  if (c->busy) return luaL_error(L, "sigmamind: cannot close a client while it is performing a request");
+  client_release(c);
+  return 0;
+}
+
+static int client_gc(lua_State *L) {
+  sm_client *c = check_client(L, 1);
+  client_release(c);
+  return 0;
+}
+
+static int client_tostring(lua_State *L) {
+  sm_client *c = check_client(L, 1);
+  if (!c->open) lua_pushliteral(L, "sigmamind.client(closed)");
+  else lua_pushfstring(L, "sigmamind.client(%s, key=%s...redacted)", c->base_url, c->key_hint);
+  return 1;
+}
+
+/* ---- construction ---------------------------------------------------------------------------------------- */
+
+static int has_ctl(const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++)
+    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 1;
+  return 0;
+}
+
+static const char *opt_string(lua_State *L, const char *name, const char *def, size_t *len) {
+  const char *s;
+  lua_getfield(L, 1, name);
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); if (len) *len = def ? strlen(def) : 0; return def; }
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "sigmamind.new: %s: expected a string, got %s", name, luaL_typename(L, -1));
+  s = lua_tolstring(L, -1, len);
+  lua_pop(L, 1);                                  /* anchored by the options table */
+  return s;
+}
+
+static double opt_number(lua_State *L, const char *name, double def, double min) {
+  double d;
+  lua_getfield(L, 1, name);
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return def; }
+  if (lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "sigmamind.new: %s: expected a number, got %s", name, luaL_typename(L, -1));
+  d = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (!(d >= min) || d == HUGE_VAL) luaL_error(L, "sigmamind.new: %s: expected a number >= %f", name, min);
+  return d;
+}
+
+static int ieq(const char *a, size_t alen, const char *b) {
+  return alen == strlen(b) && strncasecmp(a, b, alen) == 0;
+}
+
+static int is_loopback(const char *h, size_t len) {
+  size_t i;
+  if (ieq(h, len, "localhost") || ieq(h, len, "[::1]")) return 1;
+  if (len < 5 || memcmp(h, "127.", 4) != 0) return 0;
+  for (i = 4; i < len; i++)
+    if (!(h[i] == '.' || (h[i] >= '0' && h[i] <= '9'))) return 0;
+  return 1;
+}
+
+/* checks base_url and returns its length without trailing slashes */
+static size_t check_base_url(lua_State *L, const char *u, size_t len, int insecure) {
+  size_t p, hs, he;
+  int https;
+  if (has_ctl(u, len)) luaL_error(L, "sigmamind.new: base_url must not contain CR, LF or NUL");
+  if (len > 8 && strncasecmp(u, "https://", 8) == 0) { https = 1; p = 8; }
+  else if (len > 7 && strncasecmp(u, "http://", 7) == 0) { https = 0; p = 7; }
+  else return (size_t)luaL_error(L, "sigmamind.new: base_url: expected an http:// or https:// URL");
+  if (memchr(u, '?', len) || memchr(u, '#', len) || memchr(u, ' ', len))
+    luaL_error(L, "sigmamind.new: base_url must not contain a query, a fragment or spaces");
+  hs = p;
+  while (p < len && u[p] != '/') p++;
+  he = p;
+  if (memchr(u + hs, '@', he - hs)) luaL_error(L, "sigmamind.new: base_url must not contain credentials");
+  /* host without the port */
+  if (hs < he && u[hs] == '[') {
+    const char *rb = (const char *)memchr(u + hs, ']', he - hs);
+    if (!rb) luaL_error(L, "sigmamind.new: base_url: bad IPv6 host");
+    p = (size_t)(rb - u) + 1;
+  } else {
+    p = hs;
+    while (p < he && u[p] != ':') p++;
+  }
+  if (p == hs) luaL_error(L, "sigmamind.new: base_url: no host");
+  if (!https && !insecure && !is_loopback(u + hs, p - hs))
+    luaL_error(L, "sigmamind.new: base_url: plain http:// is only allowed to a loopback host "
+                  "(127.0.0.0/8, localhost, ::1) unless insecure = true");
+  while (len > he && u[len - 1] == '/') len--;
+  return len;
+}
+
+static void add_header(lua_State *L, sm_client *c, const char *h) {
+  struct curl_slist *n = curl_slist_append(c->headers, h);
+  if (!n) luaL_error(L, "sigmamind.new: out of memory");
+  c->headers = n;
+}
+
+static uint64_t next_rand(sm_client *c) {
+  uint64_t x = c->rng;
+  x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+  return c->rng = x;
+}
+
+/* core.new(opts): the Lua layer has checked option names and filled defaults; this checks what C relies on */
+int sm_client_new(lua_State *L) {
+  size_t klen, ulen, ualen, clen, plen;
+  const char *key, *url, *ua, *ca_file, *proxy;
+  int insecure;
+  double max_bytes;
+  sm_client *c;
+  CURLcode rc;
+  char *h;
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  key = opt_string(L, "api_key", NULL, &klen);
+  if (!key || klen == 0) luaL_error(L, "sigmamind.new: api_key: expected a non-empty string");
+  if (has_ctl(key, klen)) luaL_error(L, "sigmamind.new: api_key must not contain CR, LF or NUL");
+  url = opt_string(L, "base_url", "https://api.sigmamind.ai", &ulen);
+  ua = opt_string(L, "user_agent", NULL, &ualen);
+  if (ua && has_ctl(ua, ualen)) luaL_error(L, "sigmamind.new: user_agent must not contain CR, LF or NUL");
+  ca_file = opt_string(L, "ca_file", NULL, &clen);
+  if (ca_file && has_ctl(ca_file, clen)) luaL_error(L, "sigmamind.new: ca_file must not contain CR, LF or NUL");
+  proxy = opt_string(L, "proxy", NULL, &plen);
+  if (proxy && has_ctl(proxy, plen)) luaL_error(L, "sigmamind.new: proxy must not contain CR, LF or NUL");
+  lua_getfield(L, 1, "insecure");
+  insecure = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  ulen = check_base_url(L, url, ulen, insecure);
+  lua_getfield(L, 1, "on_event");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION)
+    luaL_error(L, "sigmamind.new: on_event: expected a function, got %s", luaL_typename(L, -1));
+  lua_pop(L, 1);
+  max_bytes = opt_number(L, "max_response_bytes", 8.0 * 1024 * 1024, 1);
+
+  /* zeroed and given its metatable before anything is acquired: __gc can always release it */
+  c = (sm_client *)lua_newuserdatauv(L, sizeof *c, 1);
+  memset(c, 0, sizeof *c);
+  luaL_setmetatable(L, SM_CLIENT_MT);
+  lua_getfield(L, 1, "on_event");
+  lua_setiuservalue(L, -2, 1);
+  c->open = 1;
+  c->cfg.timeout = opt_number(L, "timeout", 30, 0.001);
+  c->cfg.connect_timeout = opt_number(L, "connect_timeout", 10, 0.001);
+  c->cfg.deadline = opt_number(L, "deadline", 120, 0.001);
+  c->cfg.max_retries = (long)opt_number(L, "max_retries", 2, 0);
+  c->x.max_bytes = max_bytes > 1e15 ? (size_t)1e15 : (size_t)max_bytes;
+  c->rng = (uint64_t)(sm_now() * 1e9) ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ull;
+  if (c->rng == 0) c->rng = 1;
+  memcpy(c->key_hint, key, klen >= 8 ? 3 : 0);
+
+  if (!(c->base_url = (char *)malloc(ulen + 1))) return luaL_error(L, "sigmamind.new: out of memory");
+  memcpy(c->base_url, url, ulen);
+  c->base_url[ulen] = '\0';
+  c->base_len = ulen;
+
+  if (!(c->x.easy = curl_easy_init())) return luaL_error(L, "sigmamind.new: curl_easy_init failed");
+  if (!(c->share = curl_share_init())) return luaL_error(L, "sigmamind.new: curl_share_init failed");
+  /* one Lua state is single-threaded: the share needs no lock callbacks */
+  curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+
+  /* the key header is built in C memory, copied by libcurl, then wiped */
+  if (!(h = (char *)malloc(klen + 12))) return luaL_error(L, "sigmamind.new: out of memory");
+  memcpy(h, "X-API-Key: ", 11);
+  memcpy(h + 11, key, klen);
+  h[11 + klen] = '\0';
+  c->headers = curl_slist_append(c->headers, h);
+  cleanse(h, klen + 12);
+  free(h);
+  if (!c->headers) return luaL_error(L, "sigmamind.new: out of memory");
+  add_header(L, c, "Content-Type: application/json");
+  add_header(L, c, "Accept: application/json");
+  if (ua) lua_pushfstring(L, "User-Agent: %s", ua);
+  else lua_pushfstring(L, "User-Agent: lua-sigmamind/%s libcurl/%s", SM_VERSION,
+                       curl_version_info(CURLVERSION_NOW)->version);
+  add_header(L, c, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  add_header(L, c, "Expect:");
+
+  rc = sm_xfer_init(&c->x, c->share, c->headers, ca_file, proxy);
+  if (rc != CURLE_OK) return luaL_error(L, "sigmamind.new: %s", curl_easy_strerror(rc));
+  return 1;
+}
+
+/* ---- requests -------------------------------------------------------------------------------------------- */
+
+/* Builds the path from the template and the args table (or leaves the template when args is nil and
+   check_only). Pushes the path; returns 0 with an invalid error pushed instead. */
+static int push_path(lua_State *L, const sm_endpoint *ep, int args) {
+  const char *t = ep->path, *open;
+  size_t alen = 0;
+  const char *a = NULL;
+  luaL_Buffer b;
+  if (!ep->arg || lua_isnoneornil(L, args)) { lua_pushstring(L, ep->path); return 1; }
+  lua_rawgeti(L, args, 1);
+  a = lua_tolstring(L, -1, &alen);   /* a string: checked by the caller */
+  lua_pop(L, 1);                     /* anchored in args */
+  if (!sm_validate_arg(L, ep, a, alen)) {
+    sm_push_invalid(L, ep->method, ep->path, ep->arg);
+    return 0;
+  }
+  open = strchr(t, '{');
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, t, (size_t)(open - t));
+  sm_add_escaped(&b, a, alen);
+  luaL_addstring(&b, strchr(open, '}') + 1);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* (1) prepare: validates and pushes [path, body|nil]; on failure pushes an invalid error and returns 0.
+   With base (a client's base URL), also pushes the full URL. */
+static int prepare(lua_State *L, const sm_endpoint *ep, int args, int params, const char *base, size_t blen,
+                   sm_req *r) {
+  const char *field = NULL;
+  int path;
+  if (!push_path(L, ep, args)) return 0;
+  path = lua_gettop(L);
+  if (!sm_validate_params(L, ep, params, &field)) {
+    sm_push_invalid(L, ep->method, lua_tostring(L, path), field);
+    return 0;
+  }
+  if (ep->body) {
+    if (lua_isnoneornil(L, params)) lua_pushliteral(L, "{}");
+    else if (!sm_json_encode(L, params)) {
+      lua_pushfstring(L, "params: cannot be encoded as JSON: %s", lua_tostring(L, -1));
+      sm_push_invalid(L, ep->method, lua_tostring(L, path), "params");
+      return 0;
+    }
+    if (base) lua_pushliteral(L, "");
+  } else {
+    lua_pushnil(L);
+    if (!sm_push_query(L, ep, params, &field)) {
+      sm_push_invalid(L, ep->method, lua_tostring(L, path), field);
+      return 0;
+    }
+    if (!base) lua_pop(L, 1);
+  }
+  if (base) {                        /* url = base .. path .. query, in the query's slot */
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, base, blen);
+    lua_pushvalue(L, path);
+    luaL_addvalue(&b);
+    lua_pushvalue(L, path + 2);
+    luaL_addvalue(&b);
+    luaL_pushresult(&b);
+    lua_replace(L, path + 2);
+    r->url = lua_tostring(L, path + 2);
+  }
+  r->ep = ep;
+  r->path = lua_tolstring(L, path, &r->path_len);
+  r->body = ep->body ? lua_tolstring(L, path + 1, &r->body_len) : NULL;
+  if (!ep->body) r->body_len = 0;
+  return 1;
+}
+
+/* on_event, between attempts only, under lua_pcall: its errors are swallowed; no key, no bodies */
+static void emit(lua_State *L, int self, const char *type, const sm_req *r, int attempt, long status,
+                 double elapsed, double delay, const char *kind) {
+  if (lua_getiuservalue(L, self, 1) != LUA_TFUNCTION) { lua_pop(L, 1); return; }
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, type); lua_setfield(L, -2, "type");
+  lua_pushstring(L, r->ep->method); lua_setfield(L, -2, "method");
+  sm_push_masked_path(L, r->path, r->path_len); lua_setfield(L, -2, "path");
+  lua_pushinteger(L, attempt); lua_setfield(L, -2, "attempt");
+  if (status > 0) { lua_pushinteger(L, status); lua_setfield(L, -2, "status"); }
+  lua_pushnumber(L, elapsed); lua_setfield(L, -2, "elapsed");
+  if (delay >= 0) { lua_pushnumber(L, delay); lua_setfield(L, -2, "delay"); }
+  if (kind) { lua_pushstring(L, kind); lua_setfield(L, -2, "kind"); }
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
+/* 0.5 s * 2^(n-1), capped at 8 s, equal jitter: d/2 + random * d/2 */
+static double backoff(sm_client *c, int attempt) {
+  double d = 0.5 * ldexp(1.0, attempt - 1 < 10 ? attempt - 1 : 10);
+  if (d > 8) d = 8;
+  return d / 2 + (double)(next_rand(c) >> 11) / 9007199254740992.0 * d / 2;
+}
+
+static const char *err_kind(lua_State *L, int err) {
+  const char *k;
+  lua_getfield(L, err, "kind");
+  k = lua_tostring(L, -1);
+  lua_pop(L, 1);                     /* anchored in the error */
+  return k;
+}
+
+/* runs protected (busy is cleared by the caller whatever happens); stack: self, name, args, params */
+static int request_run(lua_State *L) {
+  sm_client *c = (sm_client *)lua_touserdata(L, 1);
+  const sm_endpoint *ep = sm_endpoint_find(lua_tostring(L, 2));
+  double start = sm_now(), deadline_at = start + c->cfg.deadline;
+  int attempt, max_attempts = (int)(c->cfg.max_retries > 1000 ? 1001 : c->cfg.max_retries + 1);
+  sm_req r;
+  memset(&r, 0, sizeof r);
+  if (!prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
+  for (attempt = 1;; attempt++) {
+    double now = sm_now(), delay, ra;
+    int capped, outcome, err;
+    long status = 0, nconn = 0;
+    CURLcode rc;
+    emit(L, 1, "request", &r, attempt, 0, now - start, -1, NULL);
+    rc = sm_xfer_setup(&c->x, &c->cfg, &r, deadline_at - sm_now(), &capped);
+    if (rc != CURLE_OK) return luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
+    rc = curl_easy_perform(c->x.easy);
+    curl_easy_getinfo(c->x.easy, CURLINFO_NUM_CONNECTS, &nconn);
+    c->connects += nconn;
+    outcome = sm_xfer_classify(L, &c->x, &r, rc, attempt, capped, &ra);
+    if (rc == CURLE_OK) curl_easy_getinfo(c->x.easy, CURLINFO_RESPONSE_CODE, &status);
+    err = lua_gettop(L);
+    emit(L, 1, "response", &r, attempt, status, sm_now() - start, -1, outcome == SM_OK ? NULL : err_kind(L, err));
+    if (outcome == SM_OK) return 1;
+    lua_pushinteger(L, attempt); lua_setfield(L, err, "attempts");
+    lua_pushnumber(L, sm_now() - start); lua_setfield(L, err, "elapsed");
+    if (outcome == SM_RETRY && attempt < max_attempts) {
+      delay = ra >= 0 ? ra : backoff(c, attempt);
+      if (sm_now() + delay < deadline_at) {
+        emit(L, 1, "retry", &r, attempt, status, sm_now() - start, delay, err_kind(L, err));
+        sm_sleep(delay);
+        lua_settop(L, err - 1);
+        continue;
+      }
+    }
+    emit(L, 1, "give_up", &r, attempt, status, sm_now() - start, -1, err_kind(L, err));
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+  }
+}
+
+/* client:request(name, args, params) --> value | nil, err */
+static int client_request(lua_State *L) {
+  sm_client *c = check_open(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  const sm_endpoint *ep = sm_endpoint_find(name);
+  int status;
+  if (!ep) return luaL_argerror(L, 2, lua_pushfstring(L, "unknown endpoint '%s'", name));
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+  if (ep->arg) {
+    if (lua_type(L, 3) != LUA_TTABLE || lua_rawlen(L, 3) != 1)
+      return luaL_argerror(L, 3, lua_pushfstring(L, "%s takes one path argument (%s)", name, ep->arg));
+    if (lua_rawgeti(L, 3, 1) != LUA_TSTRING)
+      return luaL_argerror(L, 3, lua_pushfstring(L, "%s: expected a string, got %s", ep->arg,
+                                                luaL_typename(L, -1)));
+    lua_pop(L, 1);
+  } else if (lua_type(L, 3) == LUA_TTABLE && lua_rawlen(L, 3) != 0) {
+    return luaL_argerror(L, 3, lua_pushfstring(L, "%s takes no path arguments", name));
+  }
+  if (c->busy) return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
+  lua_settop(L, 4);
+  c->busy = 1;
+  lua_pushcfunction(L, request_run);
+  lua_insert(L, 1);
+  status = lua_pcall(L, 4, LUA_MULTRET, 0);
+  c->busy = 0;
+  if (status != LUA_OK) return lua_error(L);
+  return lua_gettop(L);
+}
+
+/* core.validate(name, params [, args]) --> true | nil, err */
+int sm_validate_l(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const sm_endpoint *ep = sm_endpoint_find(name);
+  sm_req r;
+  if (!ep) return luaL_argerror(L, 1, lua_pushfstring(L, "unknown endpoint '%s'", name));
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (ep->arg && lua_rawgeti(L, 3, 1) != LUA_TSTRING)
+      return luaL_argerror(L, 3, lua_pushfstring(L, "%s: expected a string", ep->arg ? ep->arg : "args"));
+    lua_settop(L, 3);
+  }
+  lua_settop(L, 3);
+  if (!prepare(L, ep, 3, 2, NULL, 0, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* client:info() --> { connects = n, base_url = s }: what a keep-alive check needs, nothing secret */
+static int client_info(lua_State *L) {
+  sm_client *c = check_open(L, 1);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, c->connects); lua_setfield(L, -2, "connects");
+  lua_pushstring(L, c->base_url); lua_setfield(L, -2, "base_url");
+  return 1;
+}
+
+void sm_client_init(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    { "request", client_request }, { "close", client_close }, { "info", client_info }, { NULL, NULL }
+  };
+  static const luaL_Reg meta[] = {
+    { "__gc", client_gc }, { "__close", client_close }, { "__tostring", client_tostring }, { NULL, NULL }
+  };
+  luaL_newmetatable(L, SM_CLIENT_MT);
+  luaL_setfuncs(L, meta, 0);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "locked");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,366 @@
+/* validate.c: the documented constraints of the endpoint table, checked before anything is sent.
+   Messages read "<field>: expected <what>, got <what was given>". */
+#include <math.h>
+#include <string.h>
+#include "sm.h"
+
+#define SHOW_MAX 40
+
+static const char *const event_names[] =
+  { "conversation_started", "conversation_ended", "conversation_analysed", "conversation_analyzed", NULL };
+
+/* adds a short description of the value at idx: "12345" (quoted, truncated), 12, true, a table, nothing */
+static void add_given(lua_State *L, luaL_Buffer *b, int idx) {
+  switch (lua_type(L, idx)) {
+    case LUA_TNONE: case LUA_TNIL: luaL_addstring(b, "nothing"); break;
+    case LUA_TSTRING: {
+      size_t len, i, n;
+      const char *s = lua_tolstring(L, idx, &len);
+      n = len > SHOW_MAX ? SHOW_MAX : len;
+      luaL_addchar(b, '"');
+      for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        luaL_addchar(b, (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c);
+      }
+      if (n < len) luaL_addstring(b, "...");
+      luaL_addchar(b, '"');
+      if (n < len) { lua_pushfstring(L, " (%I bytes)", (LUA_INTEGER)len); luaL_addvalue(b); }
+      break;
+    }
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) lua_pushfstring(L, "%I", lua_tointeger(L, idx));
+      else lua_pushfstring(L, "%f", lua_tonumber(L, idx));
+      luaL_addvalue(b);
+      break;
+    case LUA_TBOOLEAN: luaL_addstring(b, lua_toboolean(L, idx) ? "true" : "false"); break;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) == NULL) { luaL_addstring(b, "null"); break; }
+      /* fallthrough */
+    default:
+      luaL_addstring(b, "a ");
+      luaL_addstring(b, luaL_typename(L, idx));
+  }
+}
+
+/* pushes "<label>: expected <what>, got <given><tail>" */
+static void push_msg(lua_State *L, const char *label, const char *what, int idx, const char *tail) {
+  luaL_Buffer b;
+  idx = lua_absindex(L, idx);
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, label);
+  luaL_addstring(&b, ": expected ");
+  luaL_addstring(&b, what);
+  luaL_addstring(&b, ", got ");
+  add_given(L, &b, idx);
+  if (tail) luaL_addstring(&b, tail);
+  luaL_pushresult(&b);
+}
+
+int sm_is_e164(const char *s, size_t len) {
+  size_t i;
+  if (len < 8 || len > 16 || s[0] != '+' || s[1] < '1' || s[1] > '9') return 0;
+  for (i = 2; i < len; i++) if (s[i] < '0' || s[i] > '9') return 0;
+  return 1;
+}
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int num2(const char *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
+
+static int is_date(const char *s, size_t len) {
+  static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+  int y, m, d, leap, i;
+  if (len != 10 || s[4] != '-' || s[7] != '-') return 0;
+  for (i = 0; i < 10; i++) if (i != 4 && i != 7 && !is_digit(s[i])) return 0;
+  y = num2(s) * 100 + num2(s + 2); m = num2(s + 5); d = num2(s + 8);
+  if (m < 1 || m > 12 || d < 1) return 0;
+  leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return d <= mdays[m - 1] + (m == 2 && leap);
+}
+
+static int is_time(const char *s, size_t len) {
+  return len == 5 && is_digit(s[0]) && is_digit(s[1]) && s[2] == ':' && is_digit(s[3]) && is_digit(s[4])
+         && num2(s) <= 23 && num2(s + 3) <= 59;
+}
+
+/* "UTC" or Area/Location[/More], each part of [A-Za-z0-9_+-] */
+static int is_tz(const char *s, size_t len) {
+  size_t i, part = 0;
+  int parts = 1;
+  if (len == 3 && memcmp(s, "UTC", 3) == 0) return 1;
+  if (len == 0 || len > 64) return 0;
+  for (i = 0; i < len; i++) {
+    char c = s[i];
+    if (c == '/') { if (part == 0) return 0; part = 0; parts++; continue; }
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) || c == '_' || c == '+' || c == '-'))
+      return 0;
+    part++;
+  }
+  return part > 0 && parts >= 2;
+}
+
+static int is_country(const char *s, size_t len) {
+  return len == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z';
+}
+
+/* ^https?:// then a non-empty host; no spaces or control characters anywhere */
+static int is_url(const char *s, size_t len) {
+  size_t i, p;
+  for (i = 0; i < len; i++)
+    if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f) return 0;
+  if (len > 7 && memcmp(s, "http://", 7) == 0) p = 7;
+  else if (len > 8 && memcmp(s, "https://", 8) == 0) p = 8;
+  else return 0;
+  return p < len && s[p] != '/' && s[p] != '?' && s[p] != '#' && s[p] != ':';
+}
+
+static int in_list(const char *s, size_t len, const char *const *list) {
+  for (; *list; list++)
+    if (strlen(*list) == len && memcmp(*list, s, len) == 0) return 1;
+  return 0;
+}
+
+/* what an enum expects: "one of a, b, c" */
+static void push_choices(lua_State *L, const char *const *list) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "one of ");
+  for (; *list; list++) {
+    luaL_addstring(&b, *list);
+    if (list[1]) luaL_addstring(&b, ", ");
+  }
+  luaL_pushresult(&b);
+}
+
+static int get_integer(lua_State *L, int idx, long long *out) {
+  if (lua_isinteger(L, idx)) { *out = (long long)lua_tointeger(L, idx); return 1; }
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    double d = lua_tonumber(L, idx);
+    if (d == floor(d) && fabs(d) <= 9007199254740992.0) { *out = (long long)d; return 1; }
+  }
+  return 0;
+}
+
+/* checks the value at idx (absolute) against f; 1 if valid, else 0 with the message pushed */
+static int check_field(lua_State *L, const sm_field *f, int idx) {
+  int t = lua_type(L, idx);
+  size_t len = 0;
+  const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  const char *what = NULL;
+
+  if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL && (f->flags & SM_NULLABLE)) return 1;
+  switch (f->type) {
+    case SM_T_STRING:
+      if (s && (long long)len >= f->min && (f->max < 0 || (long long)len <= f->max)) return 1;
+      if (f->max >= 0 && f->min > 0) lua_pushfstring(L, "a string of %I to %I bytes", (LUA_INTEGER)f->min,
+                                                     (LUA_INTEGER)f->max);
+      else if (f->max >= 0) lua_pushfstring(L, "a string of at most %I bytes", (LUA_INTEGER)f->max);
+      else lua_pushstring(L, f->min > 0 ? "a non-empty string" : "a string");
+      if (f->flags & SM_NULLABLE) lua_pushliteral(L, " or null"), lua_concat(L, 2);
+      push_msg(L, f->name, lua_tostring(L, -1), idx, NULL);
+      lua_remove(L, -2);
+      return 0;
+    case SM_T_E164:
+      if (s && sm_is_e164(s, len)) return 1;
+      what = "an E.164 phone number like +14155552671";
+      if (t == LUA_TNUMBER) {
+        push_msg(L, f->name, what, idx, " (pass phone numbers as strings, with the +)");
+        return 0;
+      }
+      break;
+    case SM_T_INT: {
+      long long v;
+      if (get_integer(L, idx, &v) && v >= f->min && (f->max < 0 || v <= f->max)) return 1;
+      if (f->max >= 0) lua_pushfstring(L, "an integer from %I to %I", (LUA_INTEGER)f->min, (LUA_INTEGER)f->max);
+      else lua_pushfstring(L, "an integer >= %I", (LUA_INTEGER)f->min);
+      push_msg(L, f->name, lua_tostring(L, -1), idx, NULL);
+      lua_remove(L, -2);
+      return 0;
+    }
+    case SM_T_BOOL:
+      if (t == LUA_TBOOLEAN) return 1;
+      what = "a boolean (true or false)";
+      break;
+    case SM_T_OBJECT:
+      if (t == LUA_TTABLE) {
+        int ok = 1;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+          lua_pop(L, 1);
+          if (lua_type(L, -1) != LUA_TSTRING) { ok = 0; lua_pop(L, 1); break; }
+        }
+        if (ok) return 1;
+      }
+      what = "an object (a table with string keys)";
+      break;
+    case SM_T_EVENTS: {
+      lua_Integer i, n;
+      if (t != LUA_TTABLE || (n = (lua_Integer)lua_rawlen(L, idx)) == 0) {
+        what = "a non-empty array of event names (conversation_started, conversation_ended, "
+               "conversation_analysed)";
+        break;
+      }
+      for (i = 1; i <= n; i++) {
+        size_t elen;
+        const char *e;
+        lua_rawgeti(L, idx, i);
+        e = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &elen) : NULL;
+        if (!e || !in_list(e, elen, event_names)) {
+          lua_pushfstring(L, "%s[%I]", f->name, i);
+          push_msg(L, lua_tostring(L, -1), "one of conversation_started, conversation_ended, "
+                   "conversation_analysed", -2, NULL);
+          lua_replace(L, -3);
+          lua_pop(L, 1);
+          return 0;
+        }
+        lua_pop(L, 1);
+      }
+      return 1;
+    }
+    case SM_T_ENUM:
+      if (s && in_list(s, len, f->choices)) return 1;
+      push_choices(L, f->choices);
+      push_msg(L, f->name, lua_tostring(L, -1), idx, NULL);
+      lua_remove(L, -2);
+      return 0;
+    case SM_T_URL:
+      if (s && is_url(s, len)) return 1;
+      what = "an http:// or https:// URL with a host";
+      break;
+    case SM_T_COUNTRY:
+      if (s && is_country(s, len)) return 1;
+      what = "a two-letter country code like US";
+      break;
+    case SM_T_DATE:
+      if (s && is_date(s, len)) return 1;
+      what = "a calendar date like 2025-09-01 (YYYY-MM-DD)";
+      break;
+    case SM_T_TIME:
+      if (s && is_time(s, len)) return 1;
+      what = "a time like 09:00 (HH:MM, 24-hour)";
+      break;
+    case SM_T_TZ:
+      if (s && is_tz(s, len)) return 1;
+      what = "an IANA time zone like America/New_York or UTC";
+      break;
+    case SM_T_BASE64:
+      if (s && len > 0 && sm_base64_valid(s, len)) return 1;
+      what = "non-empty base64 data (RFC 4648, the CSV bytes)";
+      break;
+    case SM_T_FORBIDDEN:
+      what = "nothing (it cannot be changed by an update)";
+      break;
+  }
+  push_msg(L, f->name, what, idx, NULL);
+  return 0;
+}
+
+static int present(lua_State *L, int params, const char *name) {
+  int t = lua_getfield(L, params, name);
+  lua_pop(L, 1);
+  return t != LUA_TNIL;
+}
+
+static int cross_check(lua_State *L, const sm_endpoint *ep, int params, const char **field) {
+  if (ep->xcheck == SM_X_SCHEDULE) {
+    static const char *const trio[] = { "scheduledDate", "scheduledTime", "scheduledTimezone" };
+    static const char *const whats[] = {
+      "a calendar date like 2025-09-01 (required when isScheduled is true)",
+      "a time like 09:00 (required when isScheduled is true)",
+      "an IANA time zone like America/New_York (required when isScheduled is true)" };
+    int i, sched;
+    lua_getfield(L, params, "isScheduled");
+    sched = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (sched && !(ep->body && strcmp(ep->method, "PATCH") == 0)) {
+      for (i = 0; i < 3; i++) {
+        if (!present(L, params, trio[i])) {
+          lua_pushnil(L);
+          push_msg(L, trio[i], whats[i], -1, NULL);
+          lua_remove(L, -2);
+          *field = trio[i];
+          return 0;
+        }
+      }
+    }
+  } else if (ep->xcheck == SM_X_PROVISION) {
+    int has_cc = present(L, params, "countryCode");
+    if (!has_cc && !present(L, params, "phoneNumber")) {
+      lua_pushnil(L);
+      push_msg(L, "phoneNumber", "an E.164 phone number like +14155552671 (or a countryCode to buy one in)",
+               -1, NULL);
+      lua_remove(L, -2);
+      *field = "phoneNumber";
+      return 0;
+    }
+    if (!has_cc && present(L, params, "areaCode")) {
+      lua_getfield(L, params, "areaCode");
+      push_msg(L, "areaCode", "nothing unless countryCode is given", -1, NULL);
+      lua_remove(L, -2);
+      *field = "areaCode";
+      return 0;
+    }
+  }
+  return 1;
+}
+
+int sm_validate_params(lua_State *L, const sm_endpoint *ep, int params, const char **field) {
+  const sm_field *f;
+  if (lua_isnoneornil(L, params)) {
+    lua_newtable(L);          /* validate as empty: required fields are reported */
+    params = lua_gettop(L);
+    for (f = ep->fields; f->name; f++) {
+      if (f->flags & SM_REQUIRED) {
+        lua_pushnil(L);
+        if (!check_field(L, f, lua_gettop(L))) {
+          lua_pushliteral(L, " (a required field)");
+          lua_concat(L, 2);
+          lua_replace(L, -3); lua_pop(L, 1);
+          *field = f->name;
+          return 0;
+        }
+        lua_pop(L, 1);
+      }
+    }
+    if (!cross_check(L, ep, params, field)) { lua_remove(L, -2); return 0; }
+    lua_pop(L, 1);
+    return 1;
+  }
+  params = lua_absindex(L, params);
+  for (f = ep->fields; f->name; f++) {
+    int t = lua_getfield(L, params, f->name);
+    if (t == LUA_TNIL) {
+      lua_pop(L, 1);
+      if (!(f->flags & SM_REQUIRED)) continue;
+      lua_pushnil(L);
+    }
+    if (!check_field(L, f, lua_gettop(L))) {
+      if (t == LUA_TNIL) { lua_pushliteral(L, " (a required field)"); lua_concat(L, 2); }
+      lua_remove(L, -2);
+      *field = f->name;
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  return cross_check(L, ep, params, field);
+}
+
+/* path arguments: non-empty ids without control characters, not "." or ".."; E.164 where the API says */
+int sm_validate_arg(lua_State *L, const sm_endpoint *ep, const char *s, size_t len) {
+  size_t i;
+  const char *what = NULL;
+  if (ep->arg_e164) {
+    if (!sm_is_e164(s, len)) what = "an E.164 phone number like +14155552671";
+  } else if (len == 0 || len > 1024) {
+    what = "a non-empty id of at most 1024 bytes";
+  } else if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.')) {
+    what = "an id other than \".\" or \"..\"";
+  } else {
+    for (i = 0; i < len; i++)
+      if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) { what = "an id without control characters"; break; }
+  }
+  if (!what) return 1;
+  lua_pushlstring(L, s, len);
+  push_msg(L, ep->arg, what, -1, NULL);
+  lua_remove(L, -2);
+  return 0;
+}
