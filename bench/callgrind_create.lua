@@ -1,0 +1,9 @@
+-- bench child under callgrind: N sequential creates, the same as create_seq. Run twice (N = W and N = W + K) and
+-- subtracted, so start-up (dynamic linking, module loading, connecting) drops out of the figure.
+local sigmamind = require "sigmamind"
+local core = require "sigmamind.core"
+local n = tonumber(arg[1])
+local params = assert(core.json_decode(os.getenv("BENCH_BODY")))
+local client = sigmamind.new{}
+for _ = 1, n do assert(client.calls:create(params)) end
+client:close()

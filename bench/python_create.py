@@ -1,0 +1,19 @@
+# bench child: N sequential creates with requests.Session (keep-alive), json= body, r.json() decoding.
+import json, os, sys, time
+import requests
+n = int(sys.argv[1])
+url = os.environ["SIGMAMIND_BASE_URL"] + "/v1/calls"
+params = json.loads(os.environ["BENCH_BODY"])
+s = requests.Session()
+s.headers.update({"X-API-Key": os.environ["SIGMAMIND_API_KEY"], "Accept": "application/json"})
+def create():
+    r = s.post(url, json=params)
+    return r.json() if r.status_code == 201 else None
+assert create()
+errors = 0
+c0, t0 = time.process_time(), time.monotonic()
+for _ in range(n - 1):
+    call = create()
+    if not (call and call.get("callId")):
+        errors += 1
+print("count=%d elapsed=%.6f cpu=%.6f errors=%d" % (n - 1, time.monotonic() - t0, time.process_time() - c0, errors))
