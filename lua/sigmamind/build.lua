@@ -24,7 +24,7 @@ local function copy(t)
   return c
 end
 
-local function trim(s) return string_match(s, "^%s*(.-)%s*$") end
+local trim = csv.trim
 
 ---------------------------------------------------------------------------------------------------------------
 -- Base64 (RFC 4648, with padding).  The C core's OpenSSL encoder when it loads, otherwise pure Lua; the core is
@@ -95,18 +95,45 @@ local function var_supplied(vars, name)
   return true
 end
 
--- check_csv(text, vars) -> report: { contacts = n, rows = n, problems = {...}, fatal = msg|nil, good = {...} }
--- good: the contacts as rows keyed by header name, each with its row number in `numbers`.
-local function check_csv(text, vars)
-  local report = { contacts = 0, rows = 0, problems = {}, good = {}, numbers = {} }
-  local problems = report.problems
-  local records, err = csv.records(text)
-  if not records then
-    problems[1] = "file: " .. err
-    report.fatal = problems[1]
-    return report
+-- The rules for one data row `rec` (an array of cell strings) numbered r; st carries the file's state.
+local function check_row(st, r, rec)
+  local problems, width, header, phone_col = st.problems, st.width, st.header, st.phone_col
+  local np = #problems
+  local before = np
+  if #rec ~= width then
+    problems[np + 1] = string_format("Row %d: expected %d columns, got %d", r, width, #rec)
+    return
   end
-  local header = records[1] or {}
+  local cell = rec[phone_col]
+  local phone = trim(cell)
+  if phone == "" then
+    np = np + 1; problems[np] = string_format("Row %d: missing phone number", r)
+  elseif not string_find(phone, E164) then
+    np = np + 1; problems[np] = string_format("Row %d: invalid phone number '%s'", r, cell)
+  elseif st.used[phone] then
+    np = np + 1; problems[np] = string_format("Row %d: duplicate phone number '%s'", r, phone)
+  end
+  for j = 1, width do
+    if j ~= phone_col and trim(rec[j]) == "" and not var_supplied(st.vars, header[j]) then
+      np = np + 1
+      problems[np] = string_format("Row %d: missing required variable '%s'", r, header[j])
+    end
+  end
+  if np == before then
+    st.used[phone] = true
+    local k = st.report.contacts + 1
+    st.report.contacts = k
+    if st.want_good then
+      local row = {}
+      for j = 1, width do row[header[j]] = rec[j] end
+      st.report.good[k], st.report.numbers[k] = row, r
+    end
+  end
+end
+
+-- the file-level rules on the header; returns the state for check_row, or nil after setting report.fatal
+local function check_header(report, header, nrows, vars, want_good)
+  local problems = report.problems
   local phone_col
   for j, name in ipairs(header) do
     if csv.phone_rank(name) then phone_col = j; break end
@@ -114,51 +141,90 @@ local function check_csv(text, vars)
   if not phone_col then
     problems[1] = "file: CSV has no phone number column (expected one of: " .. PHONE_COLUMNS .. ")"
     report.fatal = problems[1]
-    return report
+    return nil
   end
-  local nrows = #records - 1
   report.rows = nrows
   if nrows < 1 then
     problems[1] = "file: CSV has no contacts"
     report.fatal = problems[1]
+    return nil
+  end
+  return { report = report, problems = problems, header = header, width = #header, phone_col = phone_col,
+           vars = vars, used = {}, want_good = want_good }
+end
+
+-- check_csv(text, vars [, want_good]) -> report: { contacts = n, rows = n, problems = {...}, fatal = msg|nil,
+-- good = {...}, numbers = {...} }; good (when asked for): the contacts as rows keyed by header name, each with
+-- its row number in `numbers`.
+local function check_csv(text, vars, want_good)
+  local report = { contacts = 0, rows = 0, problems = {}, good = {}, numbers = {} }
+  local records, err = csv.records(text)
+  if not records then
+    report.problems[1] = "file: " .. err
+    report.fatal = report.problems[1]
     return report
   end
-  local width = #header
-  local used = {}
-  local np = 0
-  for r = 1, nrows do
-    local rec = records[r + 1]
-    local before = np
-    if #rec ~= width then
-      np = np + 1
-      problems[np] = string_format("Row %d: expected %d columns, got %d", r, width, #rec)
-    else
-      local cell = rec[phone_col]
-      local phone = trim(cell)
-      if phone == "" then
-        np = np + 1; problems[np] = string_format("Row %d: missing phone number", r)
-      elseif not string_find(phone, E164) then
-        np = np + 1; problems[np] = string_format("Row %d: invalid phone number '%s'", r, cell)
-      elseif used[phone] then
-        np = np + 1; problems[np] = string_format("Row %d: duplicate phone number '%s'", r, phone)
-      end
-      for j = 1, width do
-        if j ~= phone_col and trim(rec[j]) == "" and not var_supplied(vars, header[j]) then
-          np = np + 1
-          problems[np] = string_format("Row %d: missing required variable '%s'", r, header[j])
-        end
-      end
-      if np == before then
-        used[phone] = true
-        local row = {}
-        for j = 1, width do row[header[j]] = rec[j] end
-        local k = report.contacts + 1
-        report.contacts = k
-        report.good[k], report.numbers[k] = row, r
-      end
-    end
+  local st = check_header(report, records[1] or {}, #records - 1, vars, want_good)
+  if st then
+    for r = 1, #records - 1 do check_row(st, r, records[r + 1]) end
   end
   return report
+end
+
+-- The contacts given as rows: written as CSV with the phone column named phoneNumber and checked by the same
+-- rules in the same pass (the encoding round-trips exactly, so this equals checking the text it produces).
+local function contacts_csv(rows, vars, want_good)
+  local keys, seen, best_of = {}, {}, {}
+  local any_phone = #rows == 0
+  local ranks = {}      -- key -> phone rank or false: the same few keys recur on every row
+  for i, row in ipairs(rows) do
+    local best, best_rank
+    for k in pairs(row) do
+      local r = ranks[k]
+      if r == nil then r = csv.phone_rank(k) or false; ranks[k] = r end
+      if r and (not best_rank or r < best_rank or (r == best_rank and k < best)) then best, best_rank = k, r end
+    end
+    for k in pairs(row) do
+      if k ~= best and not seen[k] then seen[k] = true; keys[#keys + 1] = k end
+    end
+    if best then any_phone = true end
+    best_of[i] = best or false
+  end
+  table_sort(keys)
+  local columns = {}
+  if any_phone then columns[1] = "phoneNumber" end
+  for _, k in ipairs(keys) do
+    if not (any_phone and k == "phoneNumber") then columns[#columns + 1] = k end
+  end
+  local ncols = #columns
+  local report = { contacts = 0, rows = 0, problems = {}, good = {}, numbers = {} }
+  if ncols == 0 then return "", check_csv("", vars, want_good) end
+  local quote = csv.quote
+  local lines, rec, qrec = {}, {}, {}
+  for j = 1, ncols do qrec[j] = quote(columns[j]) end
+  lines[1] = table_concat(qrec, ",", 1, ncols)
+  local st = check_header(report, columns, #rows, vars, want_good)
+  for i, row in ipairs(rows) do
+    local best = best_of[i]
+    for j = 1, ncols do
+      local c = columns[j]
+      local v
+      if j == 1 and any_phone then
+        if best then v = row[best] end
+      elseif c ~= best then
+        v = row[c]
+      end
+      local t = type(v)
+      if t ~= "string" then v = (t == "number" or t == "boolean") and tostring(v) or "" end
+      rec[j] = v
+      qrec[j] = quote(v)
+    end
+    if ncols == 1 and rec[1] == "" then qrec[1] = '""' end
+    lines[i + 1] = table_concat(qrec, ",", 1, ncols)
+    if st then check_row(st, i, rec) end
+  end
+  lines[#lines + 1] = ""
+  return table_concat(lines, "\r\n"), report
 end
 
 ---------------------------------------------------------------------------------------------------------------
@@ -290,7 +356,7 @@ end
 function Campaign:contacts(rows)
   check_method(self, CampaignMT, "campaign:contacts")
   want(rows, "table", "campaign:contacts")
-  local copied = {}
+  local list = {}
   for i, row in ipairs(rows) do
     if type(row) ~= "table" then
       error(string_format("campaign:contacts: row %d: expected a table, got %s", i, type(row)), 2)
@@ -305,9 +371,11 @@ function Campaign:contacts(rows)
                             i, k, tv), 2)
       end
     end
-    copied[i] = copy(row)
+    list[i] = row
   end
-  self._source = { rows = copied }
+  -- the rows themselves are not copied (a 100,000-contact list would double in memory): they are read, never
+  -- changed, when the plan is built, so changes made to them before :build() count
+  self._source = { rows = list }
   return self
 end
 
@@ -341,43 +409,10 @@ function Campaign:set(field, value)
   return self
 end
 
--- The CSV text of the plan's contacts: rows are written with the phone column named phoneNumber.
-local function contacts_csv(rows)
-  local keys, seen = {}, {}
-  local out = {}
-  local any_phone = #rows == 0
-  for i, row in ipairs(rows) do
-    local best, best_rank
-    for k in pairs(row) do
-      local r = csv.phone_rank(k)
-      if r and (not best_rank or r < best_rank or (r == best_rank and k < best)) then best, best_rank = k, r end
-    end
-    local o = {}
-    for k, v in pairs(row) do
-      if k == best then
-        o.phoneNumber = v
-      else
-        o[k] = v
-        if not seen[k] then seen[k] = true; keys[#keys + 1] = k end
-      end
-    end
-    if best then any_phone = true end
-    out[i] = o
-  end
-  table_sort(keys)
-  local columns = {}
-  if any_phone then columns[1] = "phoneNumber" end
-  for _, k in ipairs(keys) do
-    if not (any_phone and k == "phoneNumber") then columns[#columns + 1] = k end
-  end
-  return csv.encode(out, columns)
-end
-
--- the CSV bytes of the plan, or nil and a problem
+-- the CSV bytes of the plan, or nil and a problem (rows are encoded and checked by contacts_csv instead)
 local function source_text(src)
   if src == nil then return nil, "file: required" end
   if src.text then return src.text end
-  if src.rows then return contacts_csv(src.rows) end
   local f, err = io_open(src.path, "rb")
   if not f then return nil, "file: cannot read " .. tostring(err) end
   local text, rerr = f:read("*a")
@@ -433,18 +468,23 @@ local function field_problems(f, vars)
 end
 
 -- Builds the body and the report once per call; nothing is cached, so later changes to the plan count.
-local function run(self)
+local function run(self, want_good)
   local f = self._fields
   local params = {}
   for k, v in pairs(f) do params[k] = v end
   if self._vars and next(self._vars) ~= nil then params.dynamicVariables = copy(self._vars) end
   local problems = field_problems(f, self._vars)
   local fatal = problems[1]
-  local text, terr = source_text(self._source)
-  local report
+  local src = self._source
+  local text, terr, report
+  if src and src.rows then
+    text, report = contacts_csv(src.rows, self._vars or {}, want_good)
+  else
+    text, terr = source_text(src)
+  end
   if text then
     params.file = _M.base64_encode(text)
-    report = check_csv(text, self._vars or {})
+    report = report or check_csv(text, self._vars or {}, want_good)
     if not report.fatal and report.contacts == 0 then
       report.fatal = string_format("file: none of the %d rows is a contact (every row has a problem)",
                                    report.rows)
@@ -480,7 +520,7 @@ end
 -- CSV header (the phone column under its header name, `phoneNumber` for :contacts rows), and their row numbers.
 function Campaign:good_rows()
   check_method(self, CampaignMT, "campaign:good_rows")
-  local _, _, _, report = run(self)
+  local _, _, _, report = run(self, true)
   return report.good, report.numbers
 end
 
@@ -600,7 +640,7 @@ end
 _M.check_csv = function(text, vars)
   if type(text) ~= "string" then error("check_csv: expected a string, got " .. type(text), 2) end
   if vars ~= nil and type(vars) ~= "table" then error("check_csv: vars: expected a table, got " .. type(vars), 2) end
-  local r = check_csv(text, vars or {})
+  local r = check_csv(text, vars or {}, true)
   return { contacts = r.contacts, rows = r.rows, problems = r.problems, fatal = r.fatal, good = r.good,
            numbers = r.numbers }
 end

@@ -17,6 +17,8 @@ local PHONE_NAMES = {}
 for i, name in ipairs(_M.phone_columns) do PHONE_NAMES[string_lower(name)] = i end
 
 local function trim(s)
+  local a, b = string_byte(s, 1), string_byte(s, -1)
+  if a and a > 32 and b > 32 then return s end      -- the common case: nothing to trim (%s bytes are <= 32)
   return string_match(s, "^%s*(.-)%s*$")
 end
 _M.trim = trim
@@ -39,6 +41,8 @@ local function quote(s)
   end
   return s
 end
+
+_M.quote = quote
 
 local function cell_text(v, where, level)
   local t = type(v)
