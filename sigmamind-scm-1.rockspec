@@ -27,7 +27,8 @@ build = {
     ["sigmamind.core"] = {
       sources = {
         "src/client.c", "src/core.c", "src/crypto.c", "src/encode.c", "src/endpoints.c",
-        "src/error.c", "src/json.c", "src/transfer.c", "src/validate.c",
+        "src/error.c", "src/json.c", "src/prepare.c", "src/transfer.c", "src/validate.c",
+        "src/multi.c", "src/journal.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "crypto" },
@@ -39,6 +40,9 @@ build = {
     ["sigmamind.build"] = "lua/sigmamind/build.lua",
     ["sigmamind.csv"]   = "lua/sigmamind/csv.lua",
     ["sigmamind.webhook"] = "lua/sigmamind/webhook.lua",
+    ["sigmamind.task"]  = "lua/sigmamind/task.lua",
+    ["sigmamind.dial"]  = "lua/sigmamind/dial.lua",
+    ["sigmamind.ngx"]   = "lua/sigmamind/ngx.lua",
   },
   install = { bin = { sigmamind = "bin/sigmamind" } },
   copy_directories = { "examples" },

@@ -8,19 +8,6 @@
 #include <strings.h>
 #include "sm.h"
 
-typedef struct sm_client {
-  int open;                    /* resources acquired and not yet released */
-  int busy;                    /* a request is running: refuse re-entry (from on_event, say) */
-  sm_xfer x;                   /* the blocking transfer: easy handle, response buffer, errbuf */
-  CURLSH *share;
-  struct curl_slist *headers;  /* X-API-Key, Content-Type, Accept, User-Agent, Expect: */
-  char *base_url;              /* no trailing slash; a path prefix is kept */
-  size_t base_len;
-  char key_hint[4];            /* at most 3 characters of the key, for __tostring */
-  sm_cfg cfg;
-  uint64_t rng;                /* xorshift state for backoff jitter */
-  long connects;               /* connections opened so far (keep-alive check) */
-} sm_client;
 
 /* ---- lifetime -------------------------------------------------------------------------------------------- */
 
@@ -32,6 +19,7 @@ static void cleanse(void *p, size_t n) {
 /* the one idempotent release behind close(), __gc and __close */
 static void client_release(sm_client *c) {
   struct curl_slist *h;
+  sm_multi_release(c);                       /* transfers in flight leave the multi before anything is freed */
   sm_xfer_free(&c->x);                       /* the easy handle goes before the share it uses */
   if (c->share) { curl_share_cleanup(c->share); c->share = NULL; }
   for (h = c->headers; h; h = h->next)       /* the key lives in one of these */
@@ -47,7 +35,7 @@ static sm_client *check_client(lua_State *L, int idx) {
   return (sm_client *)luaL_checkudata(L, idx, SM_CLIENT_MT);
 }
 
-static sm_client *check_open(lua_State *L, int idx) {
+sm_client *sm_check_open(lua_State *L, int idx) {
   sm_client *c = check_client(L, idx);
   if (!c->open) luaL_error(L, "sigmamind: attempt to use a closed client");
   return c;
@@ -193,7 +181,7 @@ int sm_client_new(lua_State *L) {
   max_bytes = opt_number(L, "max_response_bytes", 8.0 * 1024 * 1024, 1);
 
   /* zeroed and given its metatable before anything is acquired: __gc can always release it */
-  c = (sm_client *)lua_newuserdatauv(L, sizeof *c, 1);
+  c = (sm_client *)lua_newuserdatauv(L, sizeof *c, 2);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, SM_CLIENT_MT);
   lua_getfield(L, 1, "on_event");
@@ -271,7 +259,7 @@ static int push_path(lua_State *L, const sm_endpoint *ep, int args) {
 
 /* (1) prepare: validates and pushes [path, body|nil]; on failure pushes an invalid error and returns 0.
    With base (a client's base URL), also pushes the full URL. */
-static int prepare(lua_State *L, const sm_endpoint *ep, int args, int params, const char *base, size_t blen,
+int sm_prepare(lua_State *L, const sm_endpoint *ep, int args, int params, const char *base, size_t blen,
                    sm_req *r) {
   const char *field = NULL;
   int path;
@@ -317,7 +305,7 @@ static int prepare(lua_State *L, const sm_endpoint *ep, int args, int params, co
 }
 
 /* on_event, between attempts only, under lua_pcall: its errors are swallowed; no key, no bodies */
-static void emit(lua_State *L, int self, const char *type, const sm_req *r, int attempt, long status,
+void sm_emit(lua_State *L, int self, const char *type, const sm_req *r, int attempt, long status,
                  double elapsed, double delay, const char *kind) {
   if (lua_getiuservalue(L, self, 1) != LUA_TFUNCTION) { lua_pop(L, 1); return; }
   lua_createtable(L, 0, 8);
@@ -333,13 +321,11 @@ static void emit(lua_State *L, int self, const char *type, const sm_req *r, int 
 }
 
 /* 0.5 s * 2^(n-1), capped at 8 s, equal jitter: d/2 + random * d/2 */
-static double backoff(sm_client *c, int attempt) {
-  double d = 0.5 * ldexp(1.0, attempt - 1 < 10 ? attempt - 1 : 10);
-  if (d > 8) d = 8;
-  return d / 2 + (double)(next_rand(c) >> 11) / 9007199254740992.0 * d / 2;
+double sm_backoff(sm_client *c, int attempt) {
+  return sm_backoff_at(attempt, (double)(next_rand(c) >> 11) / 9007199254740992.0);   /* prepare.c */
 }
 
-static const char *err_kind(lua_State *L, int err) {
+const char *sm_err_kind(lua_State *L, int err) {
   const char *k;
   lua_getfield(L, err, "kind");
   k = lua_tostring(L, -1);
@@ -355,13 +341,13 @@ static int request_run(lua_State *L) {
   int attempt, max_attempts = (int)(c->cfg.max_retries > 1000 ? 1001 : c->cfg.max_retries + 1);
   sm_req r;
   memset(&r, 0, sizeof r);
-  if (!prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
+  if (!sm_prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
   for (attempt = 1;; attempt++) {
     double now = sm_now(), delay, ra;
     int capped, outcome, err;
     long status = 0, nconn = 0;
     CURLcode rc;
-    emit(L, 1, "request", &r, attempt, 0, now - start, -1, NULL);
+    sm_emit(L, 1, "request", &r, attempt, 0, now - start, -1, NULL);
     rc = sm_xfer_setup(&c->x, &c->cfg, &r, deadline_at - sm_now(), &capped);
     if (rc != CURLE_OK) return luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
     rc = curl_easy_perform(c->x.easy);
@@ -370,45 +356,51 @@ static int request_run(lua_State *L) {
     outcome = sm_xfer_classify(L, &c->x, &r, rc, attempt, capped, &ra);
     if (rc == CURLE_OK) curl_easy_getinfo(c->x.easy, CURLINFO_RESPONSE_CODE, &status);
     err = lua_gettop(L);
-    emit(L, 1, "response", &r, attempt, status, sm_now() - start, -1, outcome == SM_OK ? NULL : err_kind(L, err));
+    sm_emit(L, 1, "response", &r, attempt, status, sm_now() - start, -1, outcome == SM_OK ? NULL : sm_err_kind(L, err));
     if (outcome == SM_OK) return 1;
     lua_pushinteger(L, attempt); lua_setfield(L, err, "attempts");
     lua_pushnumber(L, sm_now() - start); lua_setfield(L, err, "elapsed");
     if (outcome == SM_RETRY && attempt < max_attempts) {
-      delay = ra >= 0 ? ra : backoff(c, attempt);
+      delay = ra >= 0 ? ra : sm_backoff(c, attempt);
       if (sm_now() + delay < deadline_at) {
-        emit(L, 1, "retry", &r, attempt, status, sm_now() - start, delay, err_kind(L, err));
+        sm_emit(L, 1, "retry", &r, attempt, status, sm_now() - start, delay, sm_err_kind(L, err));
         sm_sleep(delay);
         lua_settop(L, err - 1);
         continue;
       }
     }
-    emit(L, 1, "give_up", &r, attempt, status, sm_now() - start, -1, err_kind(L, err));
+    sm_emit(L, 1, "give_up", &r, attempt, status, sm_now() - start, -1, sm_err_kind(L, err));
     luaL_pushfail(L);
     lua_insert(L, -2);
     return 2;
   }
 }
 
-/* client:request(name, args, params) --> value | nil, err */
-static int client_request(lua_State *L) {
-  sm_client *c = check_open(L, 1);
+/* checks the arguments of request and _start: (self, name, args, params) */
+const sm_endpoint *sm_check_request(lua_State *L) {
   const char *name = luaL_checkstring(L, 2);
   const sm_endpoint *ep = sm_endpoint_find(name);
-  int status;
-  if (!ep) return luaL_argerror(L, 2, lua_pushfstring(L, "unknown endpoint '%s'", name));
+  if (!ep) luaL_argerror(L, 2, lua_pushfstring(L, "unknown endpoint '%s'", name));
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
   if (ep->arg) {
     if (lua_type(L, 3) != LUA_TTABLE || lua_rawlen(L, 3) != 1)
-      return luaL_argerror(L, 3, lua_pushfstring(L, "%s takes one path argument (%s)", name, ep->arg));
+      luaL_argerror(L, 3, lua_pushfstring(L, "%s takes one path argument (%s)", name, ep->arg));
     if (lua_rawgeti(L, 3, 1) != LUA_TSTRING)
-      return luaL_argerror(L, 3, lua_pushfstring(L, "%s: expected a string, got %s", ep->arg,
+      luaL_argerror(L, 3, lua_pushfstring(L, "%s: expected a string, got %s", ep->arg,
                                                 luaL_typename(L, -1)));
     lua_pop(L, 1);
   } else if (lua_type(L, 3) == LUA_TTABLE && lua_rawlen(L, 3) != 0) {
-    return luaL_argerror(L, 3, lua_pushfstring(L, "%s takes no path arguments", name));
+    luaL_argerror(L, 3, lua_pushfstring(L, "%s takes no path arguments", name));
   }
+  return ep;
+}
+
+/* client:request(name, args, params) --> value | nil, err */
+static int client_request(lua_State *L) {
+  sm_client *c = sm_check_open(L, 1);
+  int status;
+  sm_check_request(L);
   if (c->busy) return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
   lua_settop(L, 4);
   c->busy = 1;
@@ -434,14 +426,14 @@ int sm_validate_l(lua_State *L) {
     lua_settop(L, 3);
   }
   lua_settop(L, 3);
-  if (!prepare(L, ep, 3, 2, NULL, 0, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
+  if (!sm_prepare(L, ep, 3, 2, NULL, 0, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
   lua_pushboolean(L, 1);
   return 1;
 }
 
 /* client:info() --> { connects = n, base_url = s }: what a keep-alive check needs, nothing secret */
 static int client_info(lua_State *L) {
-  sm_client *c = check_open(L, 1);
+  sm_client *c = sm_check_open(L, 1);
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, c->connects); lua_setfield(L, -2, "connects");
   lua_pushstring(L, c->base_url); lua_setfield(L, -2, "base_url");
@@ -458,6 +450,7 @@ void sm_client_init(lua_State *L) {
   luaL_newmetatable(L, SM_CLIENT_MT);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);
+  sm_multi_register(L);
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, "locked");
   lua_setfield(L, -2, "__metatable");

@@ -61,6 +61,7 @@ __attribute__((visibility("default"))) int luaopen_sigmamind_core(lua_State *L) 
     { "is_error", sm_error_is }, { "base64_encode", sm_base64_encode_l }, { "base64_decode", sm_base64_decode_l },
     { "hmac_sha256", sm_hmac_sha256_l }, { "consteq", sm_consteq_l }, { "json_encode", l_json_encode },
     { "json_decode", l_json_decode }, { "sleep", l_sleep }, { "now", l_now }, { "time", l_time },
+    { "journal_append", sm_journal_append_l },
     { NULL, NULL }
   };
   if (!curl_ready) {
@@ -71,6 +72,7 @@ __attribute__((visibility("default"))) int luaopen_sigmamind_core(lua_State *L) 
   sm_error_init(L);
   sm_client_init(L);
   luaL_newlib(L, funcs);
+  sm_prepare_register(L);   /* prepare, classify, mask_path: for Lua transports (ngx.lua) */
   sm_push_null(L); lua_setfield(L, -2, "null");
   sm_push_endpoints(L); lua_setfield(L, -2, "endpoints");
   lua_pushliteral(L, SM_VERSION); lua_setfield(L, -2, "_VERSION");

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include "lua.h"
 #include "lauxlib.h"
+#include "compat.h"   /* Lua 5.1/LuaJIT: the 5.4 API used here */
 
 #define SM_VERSION        "0.1.0"
 #define SM_CLIENT_MT      "sigmamind.client"
@@ -147,5 +148,68 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_cfg *cfg, const sm_req *r, double bu
 int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int attempt, int capped,
                      double *delay);
 void sm_buf_free(sm_buf *b);
+
+/* ---- the attempt policy without libcurl (prepare.c), shared with Lua transports ----------------------------
+   Each classifier pushes the value (SM_OK) or an error table (SM_FAIL / SM_RETRY); *delay: Retry-After. */
+int sm_classify_http(lua_State *L, const sm_req *r, long status, const char *body, size_t len,
+                     const char *request_id, const char *retry_after, double *delay);
+int sm_classify_too_large(lua_State *L, const sm_req *r, long status, size_t max_bytes, const char *request_id);
+/* no HTTP reply; kind "network" or "timeout"; sent: the request may have reached the server; fatal: retrying
+   cannot help; capped: the attempt's timeout was cut short by the deadline */
+int sm_classify_failure(lua_State *L, const sm_req *r, long status, const char *kind, const char *msg, int sent,
+                        int fatal, int capped, const char *request_id);
+double sm_parse_retry_after(const char *v);
+double sm_backoff_at(int attempt, double u);      /* u: jitter in [0, 1) */
+int sm_max_attempts(long max_retries);
+/* the wait before the next attempt, or -1 to give up (no attempts left, or the deadline comes first) */
+double sm_next_delay(const sm_cfg *cfg, int attempt, double retry_after, double u, double elapsed);
+void sm_prepare_register(lua_State *L);           /* adds prepare/classify/mask_path to the table on top */
+
+/* ---- the client (client.c) and its concurrent side (multi.c) -------------------------------------------- */
+
+#include <stdint.h>
+
+struct sm_slot;
+
+typedef struct sm_client {
+  int open;                    /* resources acquired and not yet released */
+  int busy;                    /* a request is running: refuse re-entry (from on_event, say) */
+  sm_xfer x;                   /* the blocking transfer: easy handle, response buffer, errbuf */
+  CURLSH *share;
+  struct curl_slist *headers;  /* X-API-Key, Content-Type, Accept, User-Agent, Expect: */
+  char *base_url;              /* no trailing slash; a path prefix is kept */
+  size_t base_len;
+  char key_hint[4];            /* at most 3 characters of the key, for __tostring */
+  sm_cfg cfg;
+  uint64_t rng;                /* xorshift state for backoff jitter */
+  long connects;               /* connections opened so far (keep-alive check) */
+  CURLM *multi;                /* concurrent transfers (multi.c), created on first use */
+  struct sm_slot **slots;      /* pooled transfers, each with its own easy handle; owned by the client */
+  size_t nslots;
+  int nactive, ndone;          /* slots in the multi / finished and not yet reported */
+} sm_client;
+
+/* the client userdata's user values */
+#define SM_UV_ON_EVENT 1
+#define SM_UV_PINS     2       /* table: slot id -> { path, body, url } strings libcurl and sm_req point at */
+
+sm_client *sm_check_open(lua_State *L, int idx);
+/* validates (name, args, params) of a request: raises for misuse; returns the endpoint */
+const sm_endpoint *sm_check_request(lua_State *L);
+/* validates and pushes [path, body|nil] (and the URL with base); 0 with an invalid error pushed instead */
+int sm_prepare(lua_State *L, const sm_endpoint *ep, int args, int params, const char *base, size_t blen,
+               sm_req *r);
+/* on_event (under lua_pcall, never from a libcurl callback); self: the client's stack index */
+void sm_emit(lua_State *L, int self, const char *type, const sm_req *r, int attempt, long status,
+             double elapsed, double delay, const char *kind);
+double sm_backoff(sm_client *c, int attempt);
+const char *sm_err_kind(lua_State *L, int err);
+/* multi.c */
+void sm_multi_register(lua_State *L);            /* adds _start/_retry/_perform/_cancel/_pending to the table on top */
+void sm_multi_release(sm_client *c);             /* removes every easy handle from the multi, then frees all */
+
+/* ---- journal (journal.c) -------------------------------------------------------------------------------- */
+
+int sm_journal_append_l(lua_State *L);           /* core.journal_append(path, line) --> true | nil, msg, errno */
 
 #endif

@@ -4,6 +4,7 @@ local pager = require "sigmamind.pager"
 local build = require "sigmamind.build"
 local csv   = require "sigmamind.csv"
 local webhook = require "sigmamind.webhook"
+local task  = require "sigmamind.task"
 
 local error, type, pairs, ipairs, tostring, setmetatable, getmetatable, pcall =
       error, type, pairs, ipairs, tostring, setmetatable, getmetatable, pcall
@@ -178,6 +179,16 @@ local function resolve_plan(params, name)
   return body
 end
 
+-- Inside one of this client's tasks a request yields to the client's loop; anywhere else it blocks. The
+-- blocking path costs one field lookup until the client has spawned a task.
+local co_running = coroutine.running
+local task_request = task.request
+local function request(self, name, args, params)
+  local s = self._client._sched
+  if s ~= nil and s.tasks[co_running()] then return task_request(s, self._c, name, args, params) end
+  return self._c:request(name, args, params)
+end
+
 local function make_method(ns, method, name)
   local ep = core.endpoints[name]
   local norm = NORMALISE[ns]
@@ -185,24 +196,24 @@ local function make_method(ns, method, name)
   if ep.method == "GET" and nargs == 0 then
     return function(self, query)
       check_self(self, ns, method); check_params(query, ns, method)
-      return finish_page(norm, self._c:request(name, nil, query))
+      return finish_page(norm, request(self, name, nil, query))
     end
   elseif nargs == 0 then
     return function(self, params)
       check_self(self, ns, method); check_params(params, ns, method)
       local body, err = resolve_plan(params, name)
       if body == nil and err then return nil, err end
-      return finish(norm, self._c:request(name, nil, body))
+      return finish(norm, request(self, name, nil, body))
     end
   elseif ep.method == "PATCH" then
     return function(self, id, params)
       check_self(self, ns, method); id = check_id(id, ns, method); check_params(params, ns, method)
-      return finish(norm, self._c:request(name, { id }, params or {}))
+      return finish(norm, request(self, name, { id }, params or {}))
     end
   else
     return function(self, id, query)
       check_self(self, ns, method); id = check_id(id, ns, method); check_params(query, ns, method)
-      return finish(norm, self._c:request(name, { id }, query))
+      return finish(norm, request(self, name, { id }, query))
     end
   end
 end
@@ -281,9 +292,9 @@ function Calls.wait(self, id, opts)
   if type(interval) ~= "number" or interval <= 0 then error("sigmamind: calls:wait: interval: expected seconds", 2) end
   local client = self._client
   local start = core.now()
-  local call, err, polls = nil, nil, 0
+  local polls = 0
   while true do
-    call, err = self:get(id)
+    local call, err = self:get(id)
     polls = polls + 1
     if not call then return nil, err end
     if FINAL[call.status] then return call end
@@ -328,7 +339,13 @@ function _M.new(opts)
   if o.base_url == nil and env_url and env_url ~= "" then o.base_url = env_url end
   for k, v in pairs(DEFAULTS) do if o[k] == nil then o[k] = v end end
 
-  local ok, c = pcall(core.new, o)
+  -- inside nginx: cosockets (never libcurl, which would block the worker); elsewhere the C core's libcurl
+  local ngx_lua = rawget(_G, "ngx")
+  local make = core.new
+  if type(ngx_lua) == "table" and type(ngx_lua.socket) == "table" and type(ngx_lua.get_phase) == "function" then
+    make = require("sigmamind.ngx").new
+  end
+  local ok, c = pcall(make, o)
   o.api_key = nil
   if not ok then error(c, 2) end
 
@@ -340,8 +357,37 @@ function _M.new(opts)
 end
 
 function Client:_sleep(seconds)
-  if seconds > 0 then core.sleep(seconds) end
+  if seconds <= 0 then return end
+  if self._c.sleep then return self._c:sleep(seconds) end                        -- ngx.sleep inside nginx
+  local s = self._sched
+  if s ~= nil and s.tasks[co_running()] then return task.sleep(s, seconds) end   -- a loop timer
+  core.sleep(seconds)
 end
+
+---------------------------------------------------------------------------------------------------------------
+-- Concurrency (task.lua) and the dialer (dial.lua).
+
+function Client:spawn(fn, ...)
+  return task.spawn(self, fn, ...)
+end
+
+function Client:poll(timeout)
+  if timeout == nil then timeout = 0 end
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
+    error("sigmamind: poll: expected a timeout in seconds >= 0, got " .. tostring(timeout), 2)
+  end
+  return task.poll(self, timeout)
+end
+
+function Client:run()
+  return task.run(self)
+end
+
+function Client:dial(opts)
+  return require("sigmamind.dial").dial(self, opts)
+end
+
+_M.map = task.map
 
 function Client:close()
   self._c:close()

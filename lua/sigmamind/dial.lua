@@ -1,0 +1,248 @@
+-- The client-side bulk dialer: one call per valid row, never two, even across a crash (a journal of intents).
+local core  = require "sigmamind.core"
+local build = require "sigmamind.build"
+local csv   = require "sigmamind.csv"
+local task  = require "sigmamind.task"
+
+local error, type, pairs, ipairs, tostring, tonumber = error, type, pairs, ipairs, tostring, tonumber
+local io_open, string_format, string_match, string_gsub = io.open, string.format, string.match, string.gsub
+
+local _M = {}
+
+local OPTIONS = {
+  contacts = "table", csv_file = "string", from = "string", agent = "string", variables = "table",
+  concurrency = "number", journal = "string", wait = "boolean", wait_timeout = "number", on_progress = "function",
+  redial_uncertain = "boolean",
+}
+
+---------------------------------------------------------------------------------------------------------------
+-- The journal: append-only, one record a line, each fsync'd before the next step:
+--   I <row> <phone> $                      intent: the POST for this row is about to be sent
+--   C <row> <phone> <callId> $             the call was placed
+--   F <row> <phone> <kind> <sent> <status> $   the POST failed (sent: 0 = certainly never reached the server)
+--   S <row> <phone> <status> $             the call reached a final status
+-- A row is keyed by its number and phone, so a journal never applies to a different list. The closing " $"
+-- makes a torn line (a crash in the middle of a write) unreadable rather than wrong; such lines are skipped.
+
+local function read_journal(path)
+  local state, torn = {}, false
+  local f = io_open(path, "rb")
+  if not f then return state, false end
+  local text = f:read("a") or ""
+  f:close()
+  if #text > 0 and text:sub(-1) ~= "\n" then torn = true end
+  for line in text:gmatch("[^\n]+") do
+    local kind, n, phone, rest = string_match(line, "^([ICFS]) (%d+) (%+%d+) ?(.-) %$$")
+    if kind then
+      local key = n .. " " .. phone
+      local st = state[key] or {}
+      state[key] = st
+      if kind == "I" then
+        st.phase = "intent"; st.intents = (st.intents or 0) + 1
+      elseif kind == "C" and rest:match("^%S+$") then
+        st.phase, st.callId = "placed", rest
+      elseif kind == "F" then
+        local fkind, sent, status = rest:match("^(%S+) ([01]) (%d+)$")
+        if fkind then st.phase, st.fail = "failed", { kind = fkind, sent = sent == "1", status = tonumber(status) } end
+      elseif kind == "S" and rest:match("^%S+$") then
+        st.final = rest
+      end
+    end
+  end
+  return state, torn
+end
+
+-- what a failure means for this row: "redial" (nothing was created), "failed" (the server refused it) or
+-- "uncertain" (the call may exist)
+local function failure_class(sent, status)
+  if not sent or status == 429 then return "redial" end
+  if status and status >= 400 and status < 500 then return "failed" end
+  return "uncertain"
+end
+
+---------------------------------------------------------------------------------------------------------------
+
+local function check_opts(opts)
+  if type(opts) ~= "table" then error("sigmamind: dial: expected a table of options, got " .. type(opts), 3) end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if not want then error("sigmamind: dial: unknown option '" .. tostring(k) .. "'", 3) end
+    if type(v) ~= want then
+      error(string_format("sigmamind: dial: %s: expected a %s, got %s", k, want, type(v)), 3)
+    end
+  end
+  if (opts.contacts == nil) == (opts.csv_file == nil) then
+    error("sigmamind: dial: pass exactly one of contacts (rows) or csv_file (a path)", 3)
+  end
+  if opts.from == nil then error("sigmamind: dial: from: required (the caller's phone number)", 3) end
+  if opts.agent == nil then error("sigmamind: dial: agent: required (an agent id)", 3) end
+  local conc = opts.concurrency or 8
+  if conc < 1 or conc % 1 ~= 0 then error("sigmamind: dial: concurrency: expected an integer >= 1", 3) end
+end
+
+local function invalid(message, problems)
+  return nil, core.error{ kind = "invalid", field = "contacts", message = message, problems = problems,
+                          method = "POST", path = "/v1/calls", attempts = 0, sent = false, retryable = false }
+end
+
+function _M.dial(client, opts)
+  check_opts(opts)
+  local vars = opts.variables or {}
+  local text
+  if opts.csv_file then
+    local f, msg = io_open(opts.csv_file, "rb")
+    if not f then return invalid("csv_file: " .. tostring(msg)) end
+    text = f:read("a")
+    f:close()
+  else
+    text = csv.encode(opts.contacts)
+  end
+  local check = build.check_csv(text, vars)
+  if check.fatal then return invalid(check.fatal, check.problems) end
+  local records, header = csv.decode(text)
+  local phone_col
+  for _, name in ipairs(header) do if csv.phone_rank(name) then phone_col = name; break end end
+
+  local report = { rows = {}, total = check.rows, placed = 0, skipped = 0, invalid = 0, failed = 0,
+                   uncertain = 0, problems = check.problems, statuses = {}, journal = opts.journal }
+  local rows = report.rows
+  for _, p in ipairs(check.problems) do
+    local n = tonumber(string_match(p, "^Row (%d+):"))
+    if n then
+      local r = rows[n] or { row = n, status = "invalid", problems = {} }
+      rows[n] = r
+      r.problems[#r.problems + 1] = p
+    end
+  end
+  for n = 1, check.rows do
+    local r = rows[n]
+    if r then
+      r.phone = records[n] and records[n][phone_col]
+      report.invalid = report.invalid + 1
+    end
+  end
+
+  local journal = opts.journal
+  local state = {}
+  if journal then
+    local torn
+    state, torn = read_journal(journal)
+    -- a torn last line gets its own line ending, so the next record starts clean
+    local ok, msg = core.journal_append(journal, torn and "\n" or "")
+    if not ok then return nil, core.error{ kind = "invalid", field = "journal", message = msg, sent = false,
+                                          retryable = false, attempts = 0 } end
+  end
+  local function append(line)
+    if not journal then return true end
+    return core.journal_append(journal, line)
+  end
+
+  local todo = {}
+  for k = 1, check.contacts do
+    local n, row = check.numbers[k], check.good[k]
+    local phone = csv.trim(row[phone_col])
+    local dv = {}
+    for name, v in pairs(vars) do dv[name] = v end
+    for name, v in pairs(row) do
+      if name ~= phone_col and csv.trim(v) ~= "" then dv[name] = csv.trim(v) end
+    end
+    local r = { row = n, phone = phone, variables = dv }
+    rows[n] = r
+    local st = state[n .. " " .. phone]
+    local action = "dial"
+    if st and st.phase == "placed" then
+      r.status, r.callId, r.final = "skipped", st.callId, st.final
+      report.skipped = report.skipped + 1
+      action = (opts.wait ~= false and not st.final) and "wait" or nil
+    elseif st and st.phase == "intent" then
+      action = opts.redial_uncertain and "dial" or nil
+      if not action then r.status = "uncertain"; report.uncertain = report.uncertain + 1 end
+    elseif st and st.phase == "failed" then
+      local class = failure_class(st.fail.sent, st.fail.status)
+      if class == "failed" or (class == "uncertain" and not opts.redial_uncertain) then
+        r.status = class
+        r.err = core.error{ kind = st.fail.kind, status = st.fail.status ~= 0 and st.fail.status or nil,
+                            sent = st.fail.sent, method = "POST", path = "/v1/calls",
+                            message = "failed in an earlier run (from the journal)" }
+        report[class] = report[class] + 1
+        action = nil
+      end
+    end
+    if action then todo[#todo + 1] = { r = r, action = action } end
+  end
+
+  local on_progress = opts.on_progress
+  local function progress()
+    if not on_progress then return end
+    local counts = { total = report.total, placed = report.placed, skipped = report.skipped,
+                     invalid = report.invalid, failed = report.failed, uncertain = report.uncertain,
+                     pending = 0, final = 0 }
+    for _, r in pairs(rows) do
+      if r.status == nil then counts.pending = counts.pending + 1 end
+      if r.final then counts.final = counts.final + 1 end
+    end
+    on_progress(counts)
+  end
+
+  local wait = opts.wait ~= false
+  local wait_opts = { timeout = opts.wait_timeout or 600 }
+  local key_of = function(r) return r.row .. " " .. r.phone end
+
+  local function one(item)
+    local r = item.r
+    if item.action == "dial" then
+      local ok, msg = append(string_format("I %s $\n", key_of(r)))
+      if not ok then                                   -- no record of intent, no call
+        r.status, r.err = "failed", core.error{ kind = "journal", message = msg, sent = false, retryable = true,
+                                                method = "POST", path = "/v1/calls", attempts = 0 }
+        report.failed = report.failed + 1
+        progress()
+        return r
+      end
+      local call, err = client.calls:create{ fromPhoneNumber = opts.from, toPhoneNumber = r.phone,
+                                             agentId = opts.agent, dynamicVariables = r.variables }
+      if call and type(call.callId) == "string" then
+        r.status, r.callId = "placed", call.callId
+        report.placed = report.placed + 1
+        append(string_format("C %s %s $\n", key_of(r), (string_gsub(call.callId, "%s", "_"))))
+      else
+        err = err or core.error{ kind = "decode", message = "the answer carries no callId", sent = true,
+                                 method = "POST", path = "/v1/calls" }
+        local class = failure_class(err.sent, err.status)
+        append(string_format("F %s %s %d %d $\n", key_of(r), (string_gsub(tostring(err.kind), "%s", "_")),
+                             err.sent and 1 or 0, err.status or 0))
+        r.err = err
+        r.status = class == "uncertain" and "uncertain" or "failed"
+        report[r.status] = report[r.status] + 1
+      end
+      progress()
+    end
+    if wait and r.callId then
+      local call, err = client.calls:wait(r.callId, wait_opts)
+      if call then
+        r.final = call.status
+        append(string_format("S %s %s $\n", key_of(r), tostring(call.status)))
+      else
+        r.wait_err = err
+      end
+      progress()
+    end
+    return r
+  end
+
+  progress()
+  local conc = opts.concurrency or 8
+  local results = task.map(client, todo, one, { concurrency = conc })
+  for i = 1, #results do
+    local v, err = results[i][1], results[i][2]
+    if v == nil and not core.is_error(err) then error(err, 0) end   -- a bug or on_progress raised: not ours to hide
+  end
+  for _, r in pairs(rows) do
+    if r.final then report.statuses[r.final] = (report.statuses[r.final] or 0) + 1 end
+  end
+  return report
+end
+
+_M._read_journal = read_journal
+
+return _M

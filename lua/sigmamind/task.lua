@@ -1,0 +1,282 @@
+-- Tasks: coroutines driven by a client's curl multi loop (spawn, poll, run, join, map): one API, both modes.
+local core = require "sigmamind.core"
+
+local error, type, setmetatable, getmetatable, tostring, pcall = error, type, setmetatable, getmetatable, tostring, pcall
+local string_format, debug_traceback = string.format, debug.traceback
+local co_create, co_resume, co_yield, co_running, co_status =
+      coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
+local math_min, math_floor = math.min, math.floor
+-- LuaJIT (OpenResty) has neither table.pack nor table.unpack
+local table_unpack = table.unpack or unpack   -- luacheck: compat
+local table_pack = table.pack or function(...) return { n = select("#", ...), ... } end   -- luacheck: ignore 143
+local now, sleep = core.now, core.sleep
+
+local _M = {}
+
+local WAIT = setmetatable({}, { __name = "sigmamind.task.wait" })  -- what a task yields to wait on its loop
+
+local Task = {}
+Task.__index = Task
+Task.__name = "sigmamind.task"
+
+---------------------------------------------------------------------------------------------------------------
+-- The scheduler: one per client, made on first spawn. Ready tasks run in a FIFO; transfers belong to the core's
+-- multi handle; timers (sleeps, retry backoff) sit in a binary heap ordered by due time.
+
+local function scheduler(client)
+  local s = client._sched
+  if s == nil then
+    s = { client = client, c = client._c, tasks = {}, live = 0,
+          queue = {}, qhead = 1, qtail = 0,       -- ready tasks
+          waiting = {},                           -- transfer id -> task
+          heap = {}, nheap = 0, seq = 0 }         -- timers
+    client._sched = s
+  end
+  return s
+end
+_M.scheduler = scheduler
+
+local function make_ready(s, t, ...)
+  t.rargs = table_pack(...)
+  local q = s.qtail + 1
+  s.qtail = q
+  s.queue[q] = t
+end
+
+local function timer_less(a, b) return a.at < b.at or (a.at == b.at and a.seq < b.seq) end
+
+local function add_timer(s, at, t)
+  s.seq = s.seq + 1
+  local h, i = s.heap, s.nheap + 1
+  s.nheap = i
+  local e = { at = at, seq = s.seq, task = t }
+  while i > 1 do
+    local p = math_floor(i / 2)   -- not //: this file runs on LuaJIT too
+    if not timer_less(e, h[p]) then break end
+    h[i] = h[p]; i = p
+  end
+  h[i] = e
+end
+
+local function pop_timer(s)
+  local h, n = s.heap, s.nheap
+  local top, last = h[1], h[n]
+  h[n] = nil
+  n = n - 1
+  s.nheap = n
+  if n > 0 then
+    local i = 1
+    while true do
+      local l = 2 * i
+      if l > n then break end
+      if l < n and timer_less(h[l + 1], h[l]) then l = l + 1 end
+      if not timer_less(h[l], last) then break end
+      h[i] = h[l]; i = l
+    end
+    h[i] = last
+  end
+  return top
+end
+
+local function fire_timers(s)
+  if s.nheap == 0 then return end
+  local t = now()
+  while s.nheap > 0 and s.heap[1].at <= t do make_ready(s, pop_timer(s).task) end
+end
+
+local function finish(s, t, ok, ...)
+  if co_status(t.co) ~= "dead" then
+    if ok and (...) ~= WAIT then make_ready(s, t) end   -- a plain coroutine.yield: run again next pass
+    if ok then return end
+  end
+  s.tasks[t.co] = nil
+  s.live = s.live - 1
+  t.done = true
+  if ok then t.results = table_pack(...)
+  else t.failed, t.err, t.traceback = true, (...), debug_traceback(t.co) end
+  local joiners = t.joiners
+  t.joiners = nil
+  for i = 1, #joiners do make_ready(s, joiners[i]) end
+end
+
+-- runs the tasks ready now (those made ready meanwhile wait for the next pass, so one pass is bounded)
+local function run_ready(s)
+  local last = s.qtail
+  while s.qhead <= last do
+    local i = s.qhead
+    local t = s.queue[i]
+    s.queue[i] = nil
+    s.qhead = i + 1
+    local a = t.rargs
+    t.rargs = nil
+    finish(s, t, co_resume(t.co, table_unpack(a, 1, a.n)))
+  end
+end
+
+local function dispatch(s, recs)
+  for i = 1, #recs do
+    local r = recs[i]
+    local id = r[1]
+    local t = s.waiting[id]
+    s.waiting[id] = nil
+    if t then make_ready(s, t, r[2], r[3], r[4])
+    elseif r[2] == "retry" then s.c:_cancel(id) end
+  end
+end
+
+-- nothing can make progress: no ready task, no timer, no transfer
+local function stuck(s)
+  if s.qhead <= s.qtail or s.nheap > 0 then return false end
+  local active, done = s.c:_pending()
+  return active + done == 0
+end
+
+-- drives transfers and timers for at most `timeout` seconds; returns the number of live tasks
+function _M.poll(client, timeout)
+  local s = client._sched
+  if s == nil or s.live == 0 then return 0 end
+  local c = s.c
+  local until_ = now() + timeout
+  repeat
+    fire_timers(s)
+    run_ready(s)
+    if s.live == 0 then break end
+    local wait = 0
+    if s.qhead > s.qtail then
+      local left = until_ - now()
+      if s.nheap > 0 then left = math_min(left, s.heap[1].at - now()) end
+      if left > 0 then wait = left end
+    end
+    local recs = c:_perform(wait)
+    if recs then
+      dispatch(s, recs)
+    elseif wait > 0 then
+      local active = c:_pending()
+      if active == 0 then
+        if stuck(s) then break end
+        sleep(wait)                                        -- only timers are pending
+      end
+    end
+    fire_timers(s)
+    run_ready(s)
+  until s.live == 0 or now() >= until_
+  return s.live
+end
+
+function _M.run(client)
+  local s = client._sched
+  while s ~= nil and s.live > 0 do
+    _M.poll(client, 3600)
+    if s.live > 0 and stuck(s) then
+      error(string_format("sigmamind: run: %d task(s) wait for each other and nothing else", s.live), 3)
+    end
+  end
+end
+
+-- the task of this scheduler that is running now, or nil
+local function current(s)
+  local co, main = co_running()
+  if main then return nil end
+  return s.tasks[co]
+end
+_M.current = current
+
+function _M.spawn(client, fn, ...)
+  if type(fn) ~= "function" then error("sigmamind: spawn: expected a function, got " .. type(fn), 3) end
+  local s = scheduler(client)
+  local t = setmetatable({ co = co_create(fn), sched = s, client = client, joiners = {}, done = false }, Task)
+  s.tasks[t.co] = t
+  s.live = s.live + 1
+  make_ready(s, t, ...)
+  return t
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- What the resource functions use inside a task.
+
+function _M.sleep(s, seconds)
+  add_timer(s, now() + seconds, current(s))
+  co_yield(WAIT)
+end
+
+-- one request, yielding to the loop; retries wait on a loop timer; the policy is the core's
+function _M.request(s, c, name, args, params)
+  if c._start == nil then return c:request(name, args, params) end   -- a transport without a multi handle
+  local id, err = c:_start(name, args, params)
+  if not id then return nil, err end
+  local t = current(s)
+  while true do
+    s.waiting[id] = t
+    local outcome, value, delay = co_yield(WAIT)
+    if outcome == "ok" then return value end
+    if outcome ~= "retry" then return nil, value end
+    _M.sleep(s, delay)
+    c:_retry(id)
+  end
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Task objects.
+
+function Task:join()
+  if getmetatable(self) ~= Task then error("sigmamind: call it as task:join()", 2) end
+  local s = self.sched
+  if not self.done then
+    local me = current(s)
+    if me == self then error("sigmamind: a task cannot join itself", 2) end
+    if me then
+      local joiners = self.joiners
+      joiners[#joiners + 1] = me
+      repeat co_yield(WAIT) until self.done
+    else
+      while not self.done do
+        _M.poll(self.client, 3600)
+        if not self.done and stuck(s) then
+          error("sigmamind: join: the task waits for something no task or transfer will ever do", 2)
+        end
+      end
+    end
+  end
+  if self.failed then return nil, self.err end
+  return table_unpack(self.results, 1, self.results.n)
+end
+
+function Task:status()
+  if self.done then return self.failed and "failed" or "done" end
+  return "running"
+end
+
+Task.__tostring = function(self) return "sigmamind.task(" .. self:status() .. ")" end
+
+-- results[i] = { value } or { nil, err }, in the order of list; an error raised by fn is captured as err
+function _M.map(client, list, fn, opts)
+  if type(list) ~= "table" then error("sigmamind.map: expected a list, got " .. type(list), 2) end
+  if type(fn) ~= "function" then error("sigmamind.map: expected a function, got " .. type(fn), 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("sigmamind.map: expected an options table", 2) end
+  local conc = opts and opts.concurrency or 16
+  if type(conc) ~= "number" or conc < 1 or conc % 1 ~= 0 then
+    error("sigmamind.map: concurrency: expected an integer >= 1, got " .. tostring(conc), 2)
+  end
+  local n, nexti, results = #list, 0, {}
+  local function worker()
+    while nexti < n do
+      nexti = nexti + 1
+      local i = nexti
+      local ok, v, err = pcall(fn, list[i], i)
+      if not ok then results[i] = { nil, v }
+      elseif v == nil then results[i] = { nil, err }
+      else results[i] = { v } end
+    end
+  end
+  local workers = {}
+  for w = 1, math_min(conc, n) do workers[w] = _M.spawn(client, worker) end
+  for w = 1, #workers do
+    local ok, err = workers[w]:join()
+    if ok == nil and err ~= nil then error(err, 0) end
+  end
+  return results
+end
+
+_M.WAIT = WAIT
+
+return _M

@@ -1,0 +1,177 @@
+-- The dialer (DESIGN.md §2 "Dialer"): one call per valid row, never twice, even when killed and restarted.
+local sandbox = require "support.sandbox"
+local sigmamind = require "sigmamind"
+local core = require "sigmamind.core"
+
+local function tmpname()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb")); f:write(text); f:close()
+end
+
+local function phone(i) return string.format("+1212777%04d", i) end
+
+local function contacts(n)
+  local rows = {}
+  for i = 1, n do rows[i] = { phoneNumber = phone(i), row_id = "r" .. i } end
+  return rows
+end
+
+describe("dial", function()
+  local sb
+
+  local function client() return sigmamind.new{ api_key = sb.key, base_url = sb.url } end
+
+  -- every call the sandbox holds, counted by its row_id dynamic variable
+  local function calls_per_row()
+    local per, page = {}, 0
+    while true do
+      local status, body = sb:request("GET", "/v1/calls?size=100&page=" .. page)
+      assert.equal(200, status)
+      for _, call in ipairs(body.data) do
+        local id = (call.dynamicVariables or {}).row_id
+        if id then per[id] = (per[id] or 0) + 1 end
+      end
+      if not body.hasNext or #body.data == 0 then break end
+      page = page + 1
+    end
+    return per
+  end
+
+  setup(function() sb = sandbox.start{ speed = 1000 } end)
+  teardown(function() if sb then sb:stop() end end)
+  before_each(function() sb:reset() end)
+
+  it("checks every row first and dials only the valid ones, waiting for their final states", function()
+    local c = client()
+    local rows = contacts(5)
+    rows[2].phoneNumber = "+1234"                        -- invalid
+    rows[4].phoneNumber = rows[1].phoneNumber            -- duplicate
+    rows[5].phoneNumber = "+12125550102"                 -- the sandbox's "no answer" number
+    local seen = {}
+    local report = assert(c:dial{ contacts = rows, from = sb.number, agent = sb.agent, concurrency = 2,
+                                  on_progress = function(counts) seen[#seen + 1] = counts end })
+    assert.equal(5, report.total)
+    assert.equal(3, report.placed)
+    assert.equal(2, report.invalid)
+    assert.equal("invalid", report.rows[2].status)
+    assert.matches("Row 2: invalid phone number '%+1234'", report.rows[2].problems[1])
+    assert.matches("Row 4: duplicate phone number", report.rows[4].problems[1])
+    assert.equal("placed", report.rows[1].status)
+    assert.equal("ended", report.rows[1].final)
+    assert.equal("not_connected", report.rows[5].final)
+    assert.same({ ended = 2, not_connected = 1 }, report.statuses)
+    assert.equal(3, sb:count("POST", "/v1/calls"))
+    assert.same({ r1 = 1, r3 = 1, r5 = 1 }, calls_per_row())
+    local last = seen[#seen]
+    assert.equal(3, last.placed); assert.equal(3, last.final); assert.equal(0, last.pending)
+    c:close()
+  end)
+
+  it("reads a journal back: placed rows are skipped, uncertain ones left alone, unsent ones dialed", function()
+    local c = client()
+    local j = tmpname()
+    local p = phone
+    write(j, table.concat{
+      "I 1 ", p(1), " $\n", "C 1 ", p(1), " call_earlier $\n",     -- placed in an earlier run
+      "I 2 ", p(2), " $\n",                                        -- intent, no outcome: uncertain
+      "I 3 ", p(3), " $\n", "F 3 ", p(3), " network 0 0 $\n",      -- certainly never sent: dial again
+      "I 4 ", p(4), " $\n", "F 4 ", p(4), " timeout 1 0 $\n",      -- may have been sent: uncertain
+      "I 5 ", p(5), " $\n", "C 5 ", p(5), " call_tor",             -- a crash in mid-write: torn, unreadable
+    })
+    local report = assert(c:dial{ contacts = contacts(6), from = sb.number, agent = sb.agent, journal = j,
+                                  wait = false })
+    assert.equal("skipped", report.rows[1].status); assert.equal("call_earlier", report.rows[1].callId)
+    assert.equal("uncertain", report.rows[2].status)
+    assert.equal("placed", report.rows[3].status)
+    assert.equal("uncertain", report.rows[4].status)
+    assert.equal("uncertain", report.rows[5].status)
+    assert.equal("placed", report.rows[6].status)
+    assert.same({ placed = 2, skipped = 1, uncertain = 3 },
+                { placed = report.placed, skipped = report.skipped, uncertain = report.uncertain })
+    assert.same({ r3 = 1, r6 = 1 }, calls_per_row())
+    -- again with the same journal: nothing left to dial
+    report = assert(c:dial{ contacts = contacts(6), from = sb.number, agent = sb.agent, journal = j, wait = false })
+    assert.equal(3, report.skipped)
+    assert.equal(2, sb:count("POST", "/v1/calls"))
+    -- asked to, it redials the uncertain rows
+    report = assert(c:dial{ contacts = contacts(6), from = sb.number, agent = sb.agent, journal = j, wait = false,
+                            redial_uncertain = true })
+    assert.equal(3, report.placed)
+    assert.same({ r2 = 1, r3 = 1, r4 = 1, r5 = 1, r6 = 1 }, calls_per_row())
+    os.remove(j)
+    c:close()
+  end)
+
+  it("reports a POST that timed out as uncertain and never dials that row again", function()
+    local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, timeout = 0.3 }
+    local j = tmpname()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=1000", count = 1 }
+    local report = assert(c:dial{ contacts = contacts(1), from = sb.number, agent = sb.agent, journal = j,
+                                  wait = false })
+    assert.equal("uncertain", report.rows[1].status)
+    assert.equal("timeout", report.rows[1].err.kind)
+    report = assert(c:dial{ contacts = contacts(1), from = sb.number, agent = sb.agent, journal = j, wait = false })
+    assert.equal("uncertain", report.rows[1].status)
+    assert.equal(1, sb:count("POST", "/v1/calls"))
+    -- and rightly so: the request did reach the sandbox, which places the call once its second is up
+    local t0 = core.now()
+    while sb:state().calls == 0 and core.now() - t0 < 3 do core.sleep(0.05) end
+    assert.same({ r1 = 1 }, calls_per_row())
+    os.remove(j)
+    c:close()
+  end)
+
+  it("never dials a row twice when the dialer is killed with SIGKILL again and again", function()
+    local n, rounds = 60, 5
+    local j, script, out = tmpname(), tmpname() .. ".lua", tmpname()
+    write(script, string.format([[
+      local sigmamind = require "sigmamind"
+      local core = require "sigmamind.core"
+      local c = sigmamind.new{ api_key = %q, base_url = %q }
+      local rows = {}
+      for i = 1, %d do rows[i] = { phoneNumber = string.format("+1212777%%04d", i), row_id = "r" .. i } end
+      local report = assert(c:dial{ contacts = rows, from = %q, agent = %q, concurrency = 4, journal = %q,
+                                    wait = false })
+      local st = {}
+      for i, r in ipairs(report.rows) do st[i] = r.status end
+      io.write("REPORT ", core.json_encode{ statuses = st, placed = report.placed, skipped = report.skipped,
+                                            uncertain = report.uncertain, failed = report.failed }, "\n")
+    ]], sb.key, sb.url, n, sb.number, sb.agent, j))
+    -- each POST waits 150 ms in the sandbox, so a kill lands with up to 4 POSTs in flight
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=150", count = 100000 }
+    local cmd = "lua5.4 " .. script .. " > " .. out .. " 2>&1"
+    math.randomseed(os.time())
+    local killed = 0
+    for _ = 1, rounds do
+      local delay = 0.2 + math.random() * 0.4
+      local ok, _, code = os.execute(string.format("timeout -s KILL %.2f %s", delay, cmd))
+      if ok then break end                                 -- it finished before the kill
+      assert.equal(137, code)
+      killed = killed + 1
+    end
+    assert(os.execute(cmd), "the last run failed")
+    local f = assert(io.open(out)); local text = f:read("a"); f:close()
+    local report = assert(core.json_decode(assert(text:match("REPORT (%b{})"))))
+    local per = calls_per_row()
+    local uncertain = 0
+    for i = 1, n do
+      local status, got = report.statuses[i], per["r" .. i] or 0
+      if status == "uncertain" then
+        uncertain = uncertain + 1
+        assert.is_true(got <= 1, "uncertain row " .. i .. " was called " .. got .. " times")
+      else
+        assert.is_true(status == "placed" or status == "skipped", "row " .. i .. ": " .. tostring(status))
+        assert.equal(1, got, "row " .. i .. " was called " .. got .. " times")
+      end
+    end
+    print(string.format("\n  dialer killed %d of %d runs; %d rows placed once, %d uncertain; %d POSTs",
+                        killed, rounds, n - uncertain, uncertain, sb:count("POST", "/v1/calls")))
+    assert.is_true(killed >= 3, "the kills landed too late to test anything")
+    os.remove(j); os.remove(script); os.remove(out)
+  end)
+end)

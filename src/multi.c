@@ -1,0 +1,323 @@
+/* multi.c: concurrent requests. A curl multi handle per client (created on first use) drives pooled transfers
+   without blocking: Lua starts one with _start, drives them all with _perform(timeout) and gets back those that
+   finished, each already classified by the blocking loop's policy (value, error, or retry after a delay). The wait
+   before a retry is the Lua scheduler's (a timer in its loop), never a sleep here; _retry starts the next attempt.
+   libcurl's callbacks touch only C memory (transfer.c); on_event runs here, between libcurl calls. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sm.h"
+
+enum { SLOT_FREE, SLOT_ACTIVE, SLOT_DONE, SLOT_WAIT };
+
+typedef struct sm_slot {
+  sm_xfer x;                   /* first: libcurl's callbacks get &slot->x */
+  sm_req r;                    /* points into the strings pinned in the client's SM_UV_PINS table */
+  int state;
+  int attempt, capped, max_attempts;
+  CURLcode rc;
+  double start, deadline_at;
+} sm_slot;
+
+void sm_multi_release(sm_client *c) {
+  size_t i;
+  for (i = 0; i < c->nslots; i++) {
+    sm_slot *s = c->slots[i];
+    if (!s) continue;
+    if (s->state == SLOT_ACTIVE && c->multi) curl_multi_remove_handle(c->multi, s->x.easy);
+    sm_xfer_free(&s->x);
+    free(s);
+  }
+  free(c->slots);
+  c->slots = NULL;
+  c->nslots = 0;
+  c->nactive = c->ndone = 0;
+  if (c->multi) { curl_multi_cleanup(c->multi); c->multi = NULL; }
+}
+
+/* ---- slots ----------------------------------------------------------------------------------------------- */
+
+static void push_pins(lua_State *L, int self) {
+  if (lua_getiuservalue(L, self, SM_UV_PINS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, self, SM_UV_PINS);
+  }
+}
+
+static void set_pin(lua_State *L, int self, lua_Integer id, int value) {
+  value = lua_absindex(L, value);
+  push_pins(L, self);
+  lua_pushvalue(L, value);
+  lua_rawseti(L, -2, id);
+  lua_pop(L, 1);
+}
+
+/* a free slot (its easy handle kept from earlier use, for keep-alive and fewer allocations); returns its index */
+static size_t get_slot(lua_State *L, sm_client *c) {
+  size_t i, n;
+  sm_slot **grown, *s;
+  CURLcode rc;
+  for (i = 0; i < c->nslots; i++)
+    if (c->slots[i]->state == SLOT_FREE) return i;
+  if (!c->multi) {
+    if (!(c->multi = curl_multi_init())) luaL_error(L, "sigmamind: curl_multi_init failed");
+    /* at most this many connections to the API at once; more transfers queue inside libcurl. It bounds the
+       work of one poll (each new connection costs a connect and a TLS handshake) and the load on the server */
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+  }
+  n = c->nslots;
+  grown = (sm_slot **)realloc(c->slots, (n + 1) * sizeof *grown);
+  if (!grown) luaL_error(L, "sigmamind: out of memory");
+  c->slots = grown;
+  if (!(s = (sm_slot *)calloc(1, sizeof *s))) luaL_error(L, "sigmamind: out of memory");
+  /* the blocking handle's options (TLS, proxy, CA file, share, headers), then our own buffers and callbacks;
+     both freed before raising, so the slot joins the pool only when complete */
+  s->x.easy = curl_easy_duphandle(c->x.easy);
+  s->x.max_bytes = c->x.max_bytes;
+  rc = s->x.easy ? sm_xfer_init(&s->x, c->share, c->headers, NULL, NULL) : CURLE_OUT_OF_MEMORY;
+  if (rc == CURLE_OK) rc = curl_easy_setopt(s->x.easy, CURLOPT_PRIVATE, (void *)s);
+  if (rc != CURLE_OK) {
+    sm_xfer_free(&s->x);
+    free(s);
+    luaL_error(L, "sigmamind: cannot set up a transfer: %s", curl_easy_strerror(rc));
+  }
+  c->slots[n] = s;                          /* owned by the client from here on */
+  c->nslots = n + 1;
+  return n;
+}
+
+static sm_slot *slot_by_id(lua_State *L, sm_client *c, int arg) {
+  lua_Integer id = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, id >= 1 && (size_t)id <= c->nslots && c->slots[id - 1]->state != SLOT_FREE, arg,
+                "no such transfer");
+  return c->slots[id - 1];
+}
+
+static void free_slot(lua_State *L, sm_client *c, int self, size_t i) {
+  c->slots[i]->state = SLOT_FREE;
+  c->slots[i]->r.ep = NULL;
+  lua_pushnil(L);
+  set_pin(L, self, (lua_Integer)i + 1, -1);
+  lua_pop(L, 1);
+}
+
+/* the next attempt: on_event, set up, into the multi */
+static void launch(lua_State *L, sm_client *c, int self, size_t i) {
+  sm_slot *s = c->slots[i];
+  CURLcode rc;
+  CURLMcode mc;
+  s->attempt++;
+  sm_emit(L, self, "request", &s->r, s->attempt, 0, sm_now() - s->start, -1, NULL);
+  rc = sm_xfer_setup(&s->x, &c->cfg, &s->r, s->deadline_at - sm_now(), &s->capped);
+  if (rc != CURLE_OK) {
+    free_slot(L, c, self, i);
+    luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
+  }
+  if ((mc = curl_multi_add_handle(c->multi, s->x.easy)) != CURLM_OK) {
+    free_slot(L, c, self, i);
+    luaL_error(L, "sigmamind: cannot start the transfer: %s", curl_multi_strerror(mc));
+  }
+  s->state = SLOT_ACTIVE;
+  c->nactive++;
+}
+
+/* ---- the methods, each run protected with the client's busy flag set (on_event must not re-enter) --------- */
+
+/* stack: self, name, args, params */
+static int start_run(lua_State *L) {
+  sm_client *c = (sm_client *)lua_touserdata(L, 1);
+  const sm_endpoint *ep = sm_endpoint_find(lua_tostring(L, 2));
+  sm_req r;
+  size_t i;
+  sm_slot *s;
+  memset(&r, 0, sizeof r);
+  if (!sm_prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
+  /* 5: path, 6: body or nil, 7: url; pinned together for the life of the transfer */
+  lua_createtable(L, 3, 0);
+  lua_pushvalue(L, 5); lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 6); lua_rawseti(L, -2, 2);
+  lua_pushvalue(L, 7); lua_rawseti(L, -2, 3);
+  i = get_slot(L, c);
+  set_pin(L, 1, (lua_Integer)i + 1, -1);
+  s = c->slots[i];
+  s->r = r;
+  s->attempt = 0;
+  s->state = SLOT_WAIT;                     /* reserved: not free, not yet in the multi */
+  s->start = sm_now();
+  s->deadline_at = s->start + c->cfg.deadline;
+  s->max_attempts = (int)(c->cfg.max_retries > 1000 ? 1001 : c->cfg.max_retries + 1);
+  launch(L, c, 1, i);
+  lua_pushinteger(L, (lua_Integer)i + 1);
+  return 1;
+}
+
+/* stack: self, id */
+static int retry_run(lua_State *L) {
+  sm_client *c = (sm_client *)lua_touserdata(L, 1);
+  sm_slot *s = slot_by_id(L, c, 2);
+  luaL_argcheck(L, s->state == SLOT_WAIT, 2, "transfer is not waiting for a retry");
+  launch(L, c, 1, (size_t)lua_tointeger(L, 2) - 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* moves finished transfers out of the multi; C only, so nothing is lost to a Lua error */
+static void collect(sm_client *c) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+    sm_slot *s = NULL;
+    if (m->msg != CURLMSG_DONE) continue;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+    if (!s || s->state != SLOT_ACTIVE) continue;
+    s->rc = m->data.result;
+    curl_multi_remove_handle(c->multi, s->x.easy);
+    s->state = SLOT_DONE;
+    c->nactive--;
+    c->ndone++;
+  }
+}
+
+/* classifies a finished attempt and pushes its record { id, "ok"|"fail"|"retry", value|err, delay } */
+static void report(lua_State *L, sm_client *c, size_t i) {
+  sm_slot *s = c->slots[i];
+  double ra = -1, delay = -1, now;
+  long status = 0, nconn = 0;
+  int outcome, err;
+  const char *what;
+  lua_createtable(L, 4, 0);
+  lua_pushinteger(L, (lua_Integer)i + 1);
+  lua_rawseti(L, -2, 1);
+  outcome = sm_xfer_classify(L, &s->x, &s->r, s->rc, s->attempt, s->capped, &ra);
+  err = lua_gettop(L);
+  curl_easy_getinfo(s->x.easy, CURLINFO_NUM_CONNECTS, &nconn);
+  if (s->rc == CURLE_OK) curl_easy_getinfo(s->x.easy, CURLINFO_RESPONSE_CODE, &status);
+  now = sm_now();
+  sm_emit(L, 1, "response", &s->r, s->attempt, status, now - s->start, -1,
+          outcome == SM_OK ? NULL : sm_err_kind(L, err));
+  if (outcome == SM_OK) {
+    what = "ok";
+  } else {
+    lua_pushinteger(L, s->attempt); lua_setfield(L, err, "attempts");
+    lua_pushnumber(L, now - s->start); lua_setfield(L, err, "elapsed");
+    what = "fail";
+    if (outcome == SM_RETRY && s->attempt < s->max_attempts) {   /* the blocking loop's policy, exactly */
+      delay = ra >= 0 ? ra : sm_backoff(c, s->attempt);
+      if (now + delay < s->deadline_at) {
+        sm_emit(L, 1, "retry", &s->r, s->attempt, status, now - s->start, delay, sm_err_kind(L, err));
+        what = "retry";
+      }
+    }
+    if (what[0] == 'f') sm_emit(L, 1, "give_up", &s->r, s->attempt, status, now - s->start, -1, sm_err_kind(L, err));
+  }
+  lua_rawseti(L, -2, 3);
+  lua_pushstring(L, what);
+  lua_rawseti(L, -2, 2);
+  if (what[0] == 'r') { lua_pushnumber(L, delay); lua_rawseti(L, -2, 4); }
+  /* the record is complete: only now does the slot change state */
+  c->connects += nconn;
+  c->ndone--;
+  if (what[0] == 'r') s->state = SLOT_WAIT;
+  else free_slot(L, c, 1, i);
+}
+
+/* stack: self, timeout. Returns an array of records, or nothing when no transfer finished. */
+static int perform_run(lua_State *L) {
+  sm_client *c = (sm_client *)lua_touserdata(L, 1);
+  double timeout = lua_tonumber(L, 2), until = sm_now() + timeout;
+  size_t i;
+  int n = 0, running = 0;
+  if (!c->multi || (c->nactive == 0 && c->ndone == 0)) return 0;
+  for (;;) {
+    CURLMcode mc = curl_multi_perform(c->multi, &running);
+    double left;
+    if (mc != CURLM_OK) return luaL_error(L, "sigmamind: curl_multi_perform: %s", curl_multi_strerror(mc));
+    collect(c);
+    if (c->ndone > 0 || c->nactive == 0) break;
+    left = until - sm_now();
+    if (left < 0.001) break;
+    mc = curl_multi_poll(c->multi, NULL, 0, left > 3600 ? 3600000 : (int)(left * 1000), NULL);
+    if (mc != CURLM_OK) return luaL_error(L, "sigmamind: curl_multi_poll: %s", curl_multi_strerror(mc));
+  }
+  if (c->ndone == 0) return 0;
+  lua_settop(L, 2);
+  lua_createtable(L, c->ndone, 0);
+  for (i = 0; i < c->nslots; i++) {
+    if (c->slots[i]->state != SLOT_DONE) continue;
+    report(L, c, i);
+    lua_rawseti(L, 3, ++n);
+  }
+  return 1;
+}
+
+/* stack: self, id */
+static int cancel_run(lua_State *L) {
+  sm_client *c = (sm_client *)lua_touserdata(L, 1);
+  sm_slot *s = slot_by_id(L, c, 2);
+  if (s->state == SLOT_ACTIVE) { curl_multi_remove_handle(c->multi, s->x.easy); c->nactive--; }
+  else if (s->state == SLOT_DONE) c->ndone--;
+  free_slot(L, c, 1, (size_t)lua_tointeger(L, 2) - 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int guarded(lua_State *L, lua_CFunction f) {
+  sm_client *c = sm_check_open(L, 1);
+  int status;
+  if (c->busy) return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
+  c->busy = 1;
+  lua_pushcfunction(L, f);
+  lua_insert(L, 1);
+  status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  c->busy = 0;
+  if (status != LUA_OK) return lua_error(L);
+  return lua_gettop(L);
+}
+
+/* client:_start(name, args, params) --> id | nil, err (invalid: nothing sent) */
+static int client_start(lua_State *L) {
+  sm_check_open(L, 1);
+  sm_check_request(L);
+  lua_settop(L, 4);
+  return guarded(L, start_run);
+}
+
+/* client:_retry(id): the next attempt of a transfer reported "retry" */
+static int client_retry(lua_State *L) {
+  luaL_checkinteger(L, 2);
+  lua_settop(L, 2);
+  return guarded(L, retry_run);
+}
+
+/* client:_perform(timeout) --> { { id, "ok"|"fail"|"retry", value|err, delay }, ... } | nothing */
+static int client_perform(lua_State *L) {
+  double t = luaL_optnumber(L, 2, 0);
+  luaL_argcheck(L, t == t && t >= 0, 2, "expected a number of seconds >= 0");
+  lua_settop(L, 2);
+  return guarded(L, perform_run);
+}
+
+/* client:_cancel(id): forgets a transfer, removing it from the multi if it is in flight */
+static int client_cancel(lua_State *L) {
+  luaL_checkinteger(L, 2);
+  lua_settop(L, 2);
+  return guarded(L, cancel_run);
+}
+
+/* client:_pending() --> transfers in flight, finished-but-unreported */
+static int client_pending(lua_State *L) {
+  sm_client *c = sm_check_open(L, 1);
+  lua_pushinteger(L, c->nactive);
+  lua_pushinteger(L, c->ndone);
+  return 2;
+}
+
+void sm_multi_register(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    { "_start", client_start }, { "_retry", client_retry }, { "_perform", client_perform },
+    { "_cancel", client_cancel }, { "_pending", client_pending }, { NULL, NULL }
+  };
+  luaL_setfuncs(L, methods, 0);
+}
