@@ -26,7 +26,7 @@ export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 BUSTED = $(LUA) /usr/bin/busted
 
-.PHONY: all deps test demo sandbox clean
+.PHONY: all deps test demo sandbox bench clean
 all: $(CORE)
 
 deps:
@@ -53,5 +53,130 @@ demo: deps
 sandbox: deps
 	bin/sigmamind-sandbox $(SANDBOX_ARGS)
 
+# BENCH_SCALE=0.05 for a smoke run
+bench: deps
+	@sh tools/deps.sh wrk valgrind python3-requests
+	@$(MAKE) --no-print-directory all
+	@sh bench/run.sh
+
 clean:
 	rm -rf $(BUILD)
+
+# ---- reliability (issue 8): valgrind, sanitizers, fuzzing, static analysis ---------------------------------
+# make check-mem   the suite under valgrind (the lua5.4 process only; the sandbox and other children run natively)
+# make asan        the suite against an ASan+UBSan build of the module (build/asan/)
+# make fuzz        each libFuzzer harness in fuzz/ for FUZZ_SECONDS (clang; build/fuzz/); findings in fuzz/out/
+# make lint        cppcheck and clang-tidy on src/, luacheck on all Lua
+VALGRIND       ?= valgrind
+VALGRIND_FLAGS ?= --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --trace-children=no \
+                  --num-callers=30 --suppressions=$(CURDIR)/tools/valgrind.supp
+
+ASAN_BUILD = $(BUILD)/asan
+ASAN_CORE  = $(ASAN_BUILD)/sigmamind/core.so
+ASAN_OBJS  = $(SRCS:src/%.c=$(ASAN_BUILD)/obj/%.o)
+SAN_FLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# lua5.4 is not instrumented: the ASan runtime is preloaded into it (and into the processes the specs spawn)
+ASAN_ENV   = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+             ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:detect_odr_violation=0 \
+             LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+             UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD    = $(BUILD)/fuzz
+FUZZ_NAMES    = $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS     = $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_OBJS     = $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_CFLAGS   = -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 $(SAN_FLAGS) -Isrc -I$(LUA_INCDIR) $(CURL_CFLAGS) \
+                -DSM_LUA_DIR='"$(CURDIR)/lua"'
+LUA_LIB      ?= -llua$(LUA_VERSION)
+# harnesses that #include a src/*.c file (to reach its static functions) link without that file's object
+FUZZ_INCLUDES = response:transfer
+
+LUACHECK   ?= luacheck
+CLANG_TIDY ?= clang-tidy
+CPPCHECK   ?= cppcheck
+LUA_LINT    = lua bin/sigmamind spec sandbox/lua $(wildcard bench)
+
+.PHONY: check-mem asan fuzz fuzz-build lint
+check-mem: deps
+	@$(MAKE) --no-print-directory all
+	SIGMAMIND_SLOW=1 $(VALGRIND) $(VALGRIND_FLAGS) $(BUSTED) --lpath='' $(BUSTED_FLAGS) $(SPEC)
+
+$(ASAN_BUILD)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 -g $(SAN_FLAGS) -c $< -o $@
+
+$(ASAN_CORE): $(ASAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN_FLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(CURL_LIBS) $(CRYPTO_LIBS)
+
+asan: deps
+	@$(MAKE) --no-print-directory $(ASAN_CORE)
+	LUA_CPATH='$(CURDIR)/$(ASAN_BUILD)/?.so;;' SIGMAMIND_SLOW=1 $(ASAN_ENV) \
+	  $(BUSTED) --lpath='' $(BUSTED_FLAGS) $(SPEC)
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_OBJS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+	  $(filter-out $(patsubst $*:%,$(FUZZ_BUILD)/obj/%.o,$(filter $*:%,$(FUZZ_INCLUDES))),$(FUZZ_OBJS)) \
+	  $(LUA_LIB) $(CURL_LIBS) $(CRYPTO_LIBS) -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+.SECONDARY: $(FUZZ_OBJS) $(ASAN_OBJS)
+
+# The committed seeds (fuzz/corpus/NAME, including every past finding) run first; new inputs go to fuzz/out/.
+# -detect_leaks=0: the harnesses keep one Lua state whose garbage outlives each input, so libFuzzer's per-input
+# leak check would scan the heap on every run (60 % of the time); LeakSanitizer still checks at exit.
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_NAMES); do \
+	  mkdir -p fuzz/out/corpus/$$t fuzz/out/crash/$$t fuzz/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=4096 -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 \
+	    -artifact_prefix=fuzz/out/crash/$$t/ fuzz/out/corpus/$$t fuzz/corpus/$$t 2>fuzz/out/$$t.log \
+	  || { tail -60 fuzz/out/$$t.log; echo "fuzz: $$t FAILED (input in fuzz/out/crash/$$t/)"; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb|cov:' fuzz/out/$$t.log | tail -3; \
+	done
+
+lint:
+	$(CPPCHECK) --enable=warning,style,performance,portability --error-exitcode=1 --inline-suppr --std=c99 \
+	  --quiet -D__GNUC__ -DLUA_VERSION_NUM=504 -Isrc -I$(LUA_INCDIR) --suppress=missingIncludeSystem src fuzz
+	$(CLANG_TIDY) --quiet $(SRCS) -- -std=c99 -D_POSIX_C_SOURCE=200809L -Isrc -I$(LUA_INCDIR) $(CURL_CFLAGS)
+	$(LUACHECK) $(LUA_LINT)
+
+# ---- LuaJIT / OpenResty (issue 5): the same sources against LuaJIT 2.1's headers (src/compat.h) --------------
+# make LUA=luajit   (or make luajit) builds build/luajit/sigmamind/core.so for nginx's Lua module; it links
+# libcurl like the 5.4 build, but inside nginx only the cosocket transport (lua/sigmamind/ngx.lua) is used.
+LUAJIT_INCDIR ?= /usr/include/luajit-2.1
+LUAJIT_BUILD   = $(BUILD)/luajit
+LUAJIT_CORE    = $(LUAJIT_BUILD)/sigmamind/core.so
+LUAJIT_OBJS    = $(SRCS:src/%.c=$(LUAJIT_BUILD)/obj/%.o)
+LUAJIT_CFLAGS  = $(subst -I$(LUA_INCDIR),-I$(LUAJIT_INCDIR),$(ALL_CFLAGS))
+
+.PHONY: luajit
+luajit: $(LUAJIT_CORE)
+
+$(LUAJIT_BUILD)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LUAJIT_CFLAGS) -c $< -o $@
+
+$(LUAJIT_CORE): $(LUAJIT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -o $@ $(LUAJIT_OBJS) $(CURL_LIBS) $(CRYPTO_LIBS)
+
+ifeq ($(LUA),luajit)
+all: $(LUAJIT_CORE)
+endif
+# the OpenResty specs load it into a real nginx
+test: $(LUAJIT_CORE)
+
+# examples/host: the C host-loop example (spec/host_spec.lua builds and runs it)
+.PHONY: host
+host: all
+	$(MAKE) -C examples/host

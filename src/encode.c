@@ -96,6 +96,12 @@ int sm_push_query(lua_State *L, const sm_endpoint *ep, int params, const char **
       *field = "params";
       return 0;
     }
+    if (strlen(lua_tostring(L, -1)) != lua_rawlen(L, -1)) {   /* looked up below as C strings */
+      lua_pop(L, 1);
+      lua_pushliteral(L, "params: query parameter names must not contain NUL bytes");
+      *field = "params";
+      return 0;
+    }
     if (!declared(ep, lua_tostring(L, -1))) nextra++;
   }
   /* scratch array for the unknown keys (anchored in params) as a userdata below the buffer: nothing leaks if
@@ -132,7 +138,8 @@ fail:
   return 0;
 }
 
-/* "%2B" then 7-15 digits in an encoded path → "+1415***4444" (first four and last four digits kept) */
+/* "%2B" then 7-15 digits in an encoded path → "+1415***4444": the first and last four digits kept, fewer for
+   short numbers so that at least three are always hidden (a 7-digit number would otherwise show in full) */
 void sm_push_masked_path(lua_State *L, const char *path, size_t len) {
   luaL_Buffer b;
   size_t i = 0;
@@ -143,10 +150,11 @@ void sm_push_masked_path(lua_State *L, const char *path, size_t len) {
       while (j < len && path[j] >= '0' && path[j] <= '9') j++;
       n = j - (i + 3);
       if (n >= 7 && n <= 15) {
+        size_t keep = (n - 3) / 2 < 4 ? (n - 3) / 2 : 4;
         luaL_addchar(&b, '+');
-        luaL_addlstring(&b, path + i + 3, 4);
+        luaL_addlstring(&b, path + i + 3, keep);
         luaL_addstring(&b, "***");
-        luaL_addlstring(&b, path + j - 4, 4);
+        luaL_addlstring(&b, path + j - keep, keep);
         i = j;
         continue;
       }

@@ -9,8 +9,6 @@
 #include <time.h>
 #include "sm.h"
 
-#define RETRY_AFTER_CAP 60.0
-
 void sm_buf_free(sm_buf *b) {
   free(b->data);
   b->data = NULL;
@@ -20,6 +18,7 @@ void sm_buf_free(sm_buf *b) {
 static size_t on_body(char *ptr, size_t size, size_t n, void *ud) {
   sm_xfer *x = (sm_xfer *)ud;
   size_t len = size * n;
+  if (len == 0) return 0;                  /* an empty body: libcurl may call once with nothing (data NULL) */
   if (len > x->max_bytes - x->body.len || x->body.len > x->max_bytes) { x->too_large = 1; return 0; }
   if (x->body.len + len > x->body.cap) {
     size_t cap = x->body.cap ? x->body.cap : 4096;
@@ -53,9 +52,13 @@ static size_t on_header(char *h, size_t size, size_t n, void *ud) {
   sm_xfer *x = (sm_xfer *)ud;
   size_t len = size * n;
   if (len > 5 && memcmp(h, "HTTP/", 5) == 0) {      /* a new response (after a 1xx, say): forget the last */
-    const char *sp = memchr(h, ' ', len);
+    const char *sp = memchr(h, ' ', len), *end = h + len;
     x->request_id[0] = x->retry_after[0] = '\0';
-    x->header_status = sp ? strtol(sp + 1, NULL, 10) : 0;
+    x->header_status = 0;                          /* the three digits after the first space, within the line
+                                                      (strtol would skip "\r\n" and read past it) */
+    if (sp && end - sp > 3 && isdigit((unsigned char)sp[1]) && isdigit((unsigned char)sp[2]) &&
+        isdigit((unsigned char)sp[3]))
+      x->header_status = (sp[1] - '0') * 100L + (sp[2] - '0') * 10L + (sp[3] - '0');
   } else if (header_is(h, len, "content-length", 14)) {
     char v[32];
     header_value(v, sizeof v, h + 15, len - 15);
@@ -149,131 +152,46 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_cfg *cfg, const sm_req *r, double bu
   return rc;
 }
 
-/* Retry-After: delta seconds or an HTTP-date; -1 when absent or unreadable */
-static double parse_retry_after(const char *v) {
-  char *end;
-  double d;
-  time_t when;
-  if (!*v) return -1;
-  if (isdigit((unsigned char)*v)) {
-    d = strtod(v, &end);
-    return *end == '\0' ? d : -1;
-  }
-  when = curl_getdate(v, NULL);
-  if (when == -1) return -1;
-  d = difftime(when, time(NULL));
-  return d < 0 ? 0 : d;
-}
-
-static const char *status_kind(long status) {
-  if (status == 401 || status == 403) return "auth";
-  if (status == 404) return "not_found";
-  if (status == 429) return "rate_limited";
-  if (status >= 500) return "server";
-  return "rejected";
-}
-
-/* pushes an error table with the common fields; returns its stack index */
-static int push_error(lua_State *L, const sm_req *r, const char *kind, long status, int sent, int retryable) {
-  lua_createtable(L, 0, 14);
-  lua_pushstring(L, kind); lua_setfield(L, -2, "kind");
-  if (status > 0) { lua_pushinteger(L, status); lua_setfield(L, -2, "status"); }
-  lua_pushstring(L, r->ep->method); lua_setfield(L, -2, "method");
-  lua_pushlstring(L, r->path, r->path_len); lua_setfield(L, -2, "path");
-  lua_pushboolean(L, sent); lua_setfield(L, -2, "sent");
-  lua_pushboolean(L, retryable); lua_setfield(L, -2, "retryable");
-  sm_error_setmeta(L, -1);
-  return lua_gettop(L);
-}
-
-static void set_str(lua_State *L, int err, const char *name, const char *v) {
-  if (v && *v) { lua_pushstring(L, v); lua_setfield(L, err, name); }
-}
-
+/* Maps libcurl's result onto the shared policy (prepare.c), which a Lua transport reaches through
+   core.classify: the same kinds, retry rules and messages whatever carried the request. */
 int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int attempt, int capped,
                      double *delay) {
   long status = 0;
-  int is_post = strcmp(r->ep->method, "POST") == 0;
-  int err;
+  const char *kind = "network", *msg;
+  int sent = 1, fatal = 0, outcome;
   *delay = -1;
   (void)attempt;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (rc == CURLE_OK)
+    return sm_classify_http(L, r, status, x->body.data, x->body.len, x->request_id, x->retry_after, delay);
+  if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+    return sm_classify_too_large(L, r, status, x->max_bytes, x->request_id);
 
-  if (rc == CURLE_OK && status >= 200 && status < 300) {
-    if (status == 204 || x->body.len == 0) { lua_pushboolean(L, 1); return SM_OK; }
-    if (sm_json_decode(L, x->body.data, x->body.len)) return SM_OK;
-    /* nil, msg on the stack */
-    err = push_error(L, r, "decode", status, 1, 0);
-    lua_pushfstring(L, "response is not JSON: %s", lua_tostring(L, -2));
-    lua_setfield(L, err, "message");
-    lua_replace(L, err - 2);
-    lua_settop(L, err - 2);
-    err -= 2;
-    lua_pushlstring(L, x->body.data, x->body.len); lua_setfield(L, err, "body");
-    set_str(L, err, "request_id", x->request_id);
-    return SM_FAIL;
+  msg = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+  if (x->resend_blocked) rc = CURLE_GOT_NOTHING;
+  switch (rc) {                            /* x->prereq > 0: the request may have gone out */
+    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY: case CURLE_COULDNT_CONNECT:
+      sent = 0; break;
+    case CURLE_OPERATION_TIMEDOUT:
+      kind = "timeout"; sent = x->prereq > 0; break;
+    case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_CERTPROBLEM:
+    case CURLE_UNSUPPORTED_PROTOCOL: case CURLE_URL_MALFORMAT: case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE: case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+      sent = 0; fatal = 1; break;            /* retrying will not change the answer */
+    case CURLE_SSL_CONNECT_ERROR:
+      sent = x->prereq > 0; break;
+    case CURLE_OUT_OF_MEMORY:
+      sent = x->prereq > 0; fatal = 1; msg = "out of memory"; break;
+    case CURLE_GOT_NOTHING:
+      if (x->resend_blocked)
+        msg = "the connection closed after the request was sent, before any response (a POST is not resent)";
+      break;
+    default:
+      if (x->oom) { msg = "out of memory while reading the response"; fatal = 1; }
+      break;
   }
-
-  if (rc == CURLE_OK) {                           /* an HTTP error status */
-    int retryable = is_post ? status == 429 : (status == 408 || status == 429 || status >= 500);
-    double ra = parse_retry_after(x->retry_after);
-    err = push_error(L, r, status_kind(status), status, 1, retryable);
-    if (x->body.len > 0) {
-      lua_pushlstring(L, x->body.data, x->body.len); lua_setfield(L, err, "body");
-      if (sm_json_decode(L, x->body.data, x->body.len) && lua_type(L, -1) == LUA_TTABLE &&
-          lua_getfield(L, -1, "message") == LUA_TSTRING)
-        lua_setfield(L, err, "message");
-      lua_settop(L, err);
-    }
-    set_str(L, err, "request_id", x->request_id);
-    if (ra >= 0) {
-      if (ra > RETRY_AFTER_CAP) ra = RETRY_AFTER_CAP;
-      lua_pushnumber(L, ra); lua_setfield(L, err, "retry_after");
-      *delay = ra;
-    }
-    return retryable ? SM_RETRY : SM_FAIL;
-  }
-
-  if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-    err = push_error(L, r, "too_large", status, 1, 0);
-    lua_pushfstring(L, "response body larger than max_response_bytes (%I)", (LUA_INTEGER)x->max_bytes);
-    lua_setfield(L, err, "message");
-    set_str(L, err, "request_id", x->request_id);
-    return SM_FAIL;
-  }
-
-  {
-    const char *kind = "network", *msg = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
-    int sent = 1, retryable;
-    int req_size = x->prereq;              /* > 0: the request may have gone out */
-    if (x->resend_blocked) rc = CURLE_GOT_NOTHING;
-    switch (rc) {
-      case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY: case CURLE_COULDNT_CONNECT:
-        sent = 0; retryable = 1; break;
-      case CURLE_OPERATION_TIMEDOUT:
-        kind = "timeout"; sent = req_size > 0; retryable = !is_post || !sent; break;
-      case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_CERTPROBLEM:
-      case CURLE_UNSUPPORTED_PROTOCOL: case CURLE_URL_MALFORMAT: case CURLE_SSL_ISSUER_ERROR:
-      case CURLE_SSL_CRL_BADFILE: case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-        sent = 0; retryable = 0; break;             /* retrying will not change the answer */
-      case CURLE_SSL_CONNECT_ERROR:
-        sent = req_size > 0; retryable = !is_post || !sent; break;
-      case CURLE_OUT_OF_MEMORY:
-        sent = req_size > 0; retryable = 0; msg = "out of memory"; break;
-      case CURLE_GOT_NOTHING:
-        if (x->resend_blocked)
-          msg = "the connection closed after the request was sent, before any response (a POST is not resent)";
-        sent = 1; retryable = !is_post; break;
-      default:
-        if (x->oom) { msg = "out of memory while reading the response"; retryable = 0; break; }
-        sent = 1; retryable = !is_post; break;
-    }
-    err = push_error(L, r, kind, status, sent, retryable);
-    if (rc == CURLE_OPERATION_TIMEDOUT && capped) lua_pushfstring(L, "deadline exhausted (%s)", msg);
-    else lua_pushstring(L, msg);
-    lua_setfield(L, err, "message");
-    lua_pushinteger(L, (lua_Integer)rc); lua_setfield(L, err, "curl_code");
-    set_str(L, err, "request_id", x->request_id);
-    return retryable ? SM_RETRY : SM_FAIL;
-  }
+  outcome = sm_classify_failure(L, r, status, kind, msg, sent, fatal, capped && rc == CURLE_OPERATION_TIMEDOUT,
+                                x->request_id);
+  lua_pushinteger(L, (lua_Integer)rc); lua_setfield(L, -2, "curl_code");
+  return outcome;
 }

@@ -18,12 +18,14 @@ static void add_given(lua_State *L, luaL_Buffer *b, int idx) {
       const char *s = lua_tolstring(L, idx, &len);
       n = len > SHOW_MAX ? SHOW_MAX : len;
       luaL_addchar(b, '"');
-      for (i = 0; i < n; i++) {
+      /* cppcheck 2.10 wrongly takes len (set through lua_tolstring's out-parameter) to be 0 on these lines */
+      for (i = 0; i < n; i++) { /* cppcheck-suppress knownConditionTrueFalse */
         unsigned char c = (unsigned char)s[i];
         luaL_addchar(b, (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c);
       }
-      if (n < len) luaL_addstring(b, "...");
+      if (n < len) luaL_addstring(b, "...");  /* cppcheck-suppress knownConditionTrueFalse */
       luaL_addchar(b, '"');
+      /* cppcheck-suppress knownConditionTrueFalse */
       if (n < len) { lua_pushfstring(L, " (%I bytes)", (LUA_INTEGER)len); luaL_addvalue(b); }
       break;
     }

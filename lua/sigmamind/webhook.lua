@@ -124,7 +124,8 @@ local function parse_sigmamind(value)
     local k, v = string_match(item, "^%s*([%w_]+)%s*=%s*(.-)%s*$")
     if k == "t" then
       if t ~= nil then err = "more than one t= value" end
-      if not string_find(v, "^%d+$") then err = "t= is not a whole number of unix seconds" end
+      -- at most 15 digits: a longer one is no clock's, and past 2^63 tonumber gives a float that %d refuses
+      if not string_find(v, "^%d+$") or #v > 15 then err = "t= is not a whole number of unix seconds" end
       t = v
     elseif k == "v1" then
       if string_find(v, "^%x+$") then v1s[#v1s + 1] = string_lower(v) end

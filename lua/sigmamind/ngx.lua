@@ -1,0 +1,332 @@
+-- OpenResty transport: the client's requests over nginx cosockets, so that no request blocks a worker.
+-- What to send and how to judge each attempt are the C core's (core.prepare, core.classify): the same
+-- validation, errors and retry policy as the libcurl transport; this file only moves bytes. Lua 5.1/LuaJIT.
+local core = require "sigmamind.core"
+
+local ngx = ngx
+local error, type, tostring, tonumber, setmetatable, pcall =
+      error, type, tostring, tonumber, setmetatable, pcall
+local string_lower, string_match, string_format, string_sub, string_find =
+      string.lower, string.match, string.format, string.sub, string.find
+local table_concat, math_min, math_ceil = table.concat, math.min, math.ceil
+local tcp, ngx_sleep, get_phase = ngx.socket.tcp, ngx.sleep, ngx.get_phase
+local prepare, classify, now, mask_path = core.prepare, core.classify, core.now, core.mask_path
+
+local _M = { _VERSION = "0.1" }
+
+-- nginx phases whose handlers cannot use cosockets (nor ngx.sleep), and the directive a user wrote there
+local NO_COSOCKETS = {
+  init = "init_by_lua*", init_worker = "init_worker_by_lua*", set = "set_by_lua*",
+  header_filter = "header_filter_by_lua*", body_filter = "body_filter_by_lua*", log = "log_by_lua*",
+  balancer = "balancer_by_lua*", exit_worker = "exit_worker_by_lua*", ssl_session_store = "ssl_session_store_by_lua*",
+}
+
+local POOL_SIZE, IDLE_MS = 64, 60000
+
+-- the API key lives here, keyed by transport, never in a field a pairs() or an error could show
+local secrets = setmetatable({}, { __mode = "k" })
+
+local Transport = { __name = "sigmamind.client" }
+Transport.__index = Transport
+
+local function is_loopback(host)
+  host = string_lower(host)
+  return host == "localhost" or host == "::1" or string_match(host, "^127%.[%d%.]+$") ~= nil
+end
+
+-- the same rules as core.new's check of base_url (client.c), with the parts a socket needs
+local function parse_base_url(url, insecure)
+  if string_find(url, "[\r\n%z]") then error("sigmamind.new: base_url must not contain CR, LF or NUL", 0) end
+  local scheme, rest = string_match(url, "^([hH][tT][tT][pP][sS]?)://(.+)$")
+  if not scheme then error("sigmamind.new: base_url: expected an http:// or https:// URL", 0) end
+  scheme = string_lower(scheme)
+  if string_find(url, "[?# ]") then
+    error("sigmamind.new: base_url must not contain a query, a fragment or spaces", 0)
+  end
+  local hostport, prefix = string_match(rest, "^([^/]*)(.*)$")
+  if string_find(hostport, "@", 1, true) then error("sigmamind.new: base_url must not contain credentials", 0) end
+  local host, port = string_match(hostport, "^%[(.+)%]:?(%d*)$")
+  if not host then host, port = string_match(hostport, "^([^:]*):?(%d*)$") end
+  if not host or host == "" then error("sigmamind.new: base_url: no host", 0) end
+  if scheme == "http" and not insecure and not is_loopback(host) then
+    error("sigmamind.new: base_url: plain http:// is only allowed to a loopback host " ..
+          "(127.0.0.0/8, localhost, ::1) unless insecure = true", 0)
+  end
+  prefix = string_match(prefix, "^(.-)/*$")
+  return { scheme = scheme, host = host, port = tonumber(port) or (scheme == "https" and 443 or 80),
+           hostport = hostport, prefix = prefix, base = scheme .. "://" .. hostport .. prefix }
+end
+
+-- o: the options as sigmamind.new checked them and filled their defaults
+function _M.new(o)
+  if o.proxy then error("sigmamind.new: proxy: not supported inside nginx (cosockets connect directly)", 0) end
+  if o.ca_file then
+    error("sigmamind.new: ca_file: inside nginx, set the CA with the directive lua_ssl_trusted_certificate", 0)
+  end
+  local key = o.api_key
+  if type(key) ~= "string" or key == "" then error("sigmamind.new: api_key: expected a non-empty string", 0) end
+  if string_find(key, "[\r\n%z]") then error("sigmamind.new: api_key must not contain CR, LF or NUL", 0) end
+  local ua = o.user_agent or ("lua-sigmamind/" .. core._VERSION .. " ngx_lua/" ..
+                              tostring(ngx.config and ngx.config.ngx_lua_version))
+  if string_find(ua, "[\r\n%z]") then error("sigmamind.new: user_agent must not contain CR, LF or NUL", 0) end
+  local u = parse_base_url(o.base_url, o.insecure)
+  local self = setmetatable({
+    url = u, timeout = o.timeout, connect_timeout = o.connect_timeout,
+    policy = { max_retries = o.max_retries, deadline = o.deadline, max_response_bytes = o.max_response_bytes },
+    max_bytes = o.max_response_bytes, on_event = o.on_event, open = true, connects = 0,
+    pool = "sigmamind:" .. u.scheme .. "://" .. string_lower(u.hostport),
+    key_hint = #key >= 8 and string_sub(key, 1, 3) or "",
+    head = "Host: " .. u.hostport .. "\r\nAccept: application/json\r\nUser-Agent: " .. ua ..
+           "\r\nConnection: keep-alive\r\n",
+  }, Transport)
+  secrets[self] = "X-API-Key: " .. key .. "\r\n"
+  return self
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- One attempt: connect (or reuse), send, read one response. Returns status, headers, body, or nil plus a
+-- failure for core.classify: fail ("connect", "timeout", "network", "fatal", "too_large"), sent, message.
+
+local Attempt = {}
+Attempt.__index = Attempt
+
+local function ms(s) return math_ceil(s * 1000) < 1 and 1 or math_ceil(s * 1000) end
+
+-- the time left of this attempt, given to the socket before each operation (curl's timeout is per transfer)
+function Attempt:arm()
+  local left = self.until_ - now()
+  if left <= 0 then return false end
+  self.sock:settimeout(ms(left))
+  return true
+end
+
+function Attempt:fail(kind, message)
+  self.sock:close()
+  return nil, nil, nil, kind, self.sent, message
+end
+
+function Attempt:io_fail(what, err)
+  if err == "timeout" then return self:fail("timeout", what .. ": timed out") end
+  return self:fail("network", what .. ": " .. tostring(err))
+end
+
+function Attempt:line()
+  if not self:arm() then return nil, "timeout" end
+  return self.sock:receive("*l")
+end
+
+function Attempt:bytes(n)
+  if not self:arm() then return nil, "timeout" end
+  return self.sock:receive(n)
+end
+
+local function too_large(a, status, headers)
+  a.sock:close()
+  return status, headers, nil, "too_large", true, nil
+end
+
+-- the body, Content-Length, chunked or up to the close; at most max bytes, or too_large and the socket closed
+function Attempt:body(status, headers)
+  local max = self.t.max_bytes
+  if status == 204 or status == 304 or (status >= 100 and status < 200) then return "", true end
+  local te = headers["transfer-encoding"]
+  if te and string_find(string_lower(te), "chunked", 1, true) then
+    local parts, total = {}, 0
+    while true do
+      local line, err = self:line()
+      if not line then return nil, false, err end
+      local size = tonumber(string_match(line, "^%s*(%x+)"), 16)
+      if not size then return nil, false, "bad chunk size" end
+      if size == 0 then
+        repeat line, err = self:line() until not line or line == ""      -- trailers
+        if not line then return nil, false, err end
+        return table_concat(parts), true
+      end
+      total = total + size
+      if total > max then return nil, false, "too_large" end
+      local data
+      data, err = self:bytes(size)
+      if not data then return nil, false, err end
+      parts[#parts + 1] = data
+      data, err = self:bytes(2)
+      if not data then return nil, false, err end
+    end
+  end
+  local len = headers["content-length"]
+  if len then
+    len = tonumber(len)
+    if not len or len < 0 then return nil, false, "bad Content-Length" end
+    if len > max then return nil, false, "too_large" end
+    if len == 0 then return "", true end
+    local data, err = self:bytes(len)
+    if not data then return nil, false, err end
+    return data, true
+  end
+  -- neither: the body ends when the server closes the connection
+  local parts, total = {}, 0
+  while true do
+    if not self:arm() then return nil, false, "timeout" end
+    local data, err = self.sock:receiveany(max - total + 1)
+    if not data then
+      if err == "closed" then return table_concat(parts), false end
+      return nil, false, err
+    end
+    total = total + #data
+    if total > max then return nil, false, "too_large" end
+    parts[#parts + 1] = data
+  end
+end
+
+function Attempt:run(method, target, body)
+  local t, sock = self.t, self.sock
+  local u = t.url
+  sock:settimeouts(ms(math_min(t.connect_timeout, self.until_ - now())), ms(self.until_ - now()),
+                   ms(self.until_ - now()))
+  local ok, err = sock:connect(u.host, u.port, { pool = t.pool })
+  if not ok then
+    if err == "timeout" then return self:fail("timeout", "connect to " .. u.hostport .. ": timed out") end
+    return self:fail("connect", "connect to " .. u.hostport .. ": " .. tostring(err))
+  end
+  local reused = sock:getreusedtimes() > 0
+  if not reused then t.connects = t.connects + 1 end
+  if u.scheme == "https" and not reused then
+    if not self:arm() then return self:fail("timeout", "TLS handshake: timed out") end
+    ok, err = sock:sslhandshake(nil, u.host, true)
+    if not ok then
+      if err == "timeout" then return self:fail("timeout", "TLS handshake with " .. u.host .. ": timed out") end
+      -- "<X509 code>: <reason>": the certificate was refused; retrying cannot change that
+      local kind = string_match(tostring(err), "^%d+: ") and "fatal" or "network"
+      return self:fail(kind, "TLS handshake with " .. u.host .. ": " .. tostring(err))
+    end
+  end
+  local req = method .. " " .. u.prefix .. target .. " HTTP/1.1\r\n" .. t.head .. secrets[t] ..
+              (body and ("Content-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)
+                    or "\r\n")
+  self.sent = true                  -- from here on the request may reach the server
+  if not self:arm() then return self:fail("timeout", "send: timed out") end
+  ok, err = sock:send(req)
+  if not ok then
+    if reused then self.stale = true end
+    return self:io_fail("send", err)
+  end
+  local line
+  repeat                            -- skip interim 1xx responses
+    line, err = self:line()
+    if not line then
+      if reused and err ~= "timeout" then self.stale = true end
+      return self:io_fail("receive", err)
+    end
+    local status = tonumber(string_match(line, "^HTTP/%d%.%d (%d%d%d)"))
+    if not status then return self:fail("network", "receive: not an HTTP response") end
+    local headers = {}
+    while true do
+      local h
+      h, err = self:line()
+      if not h then return self:io_fail("receive", err) end
+      if h == "" then break end
+      local name, value = string_match(h, "^([^:]+):%s*(.-)%s*$")
+      if name then
+        name = string_lower(name)
+        headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
+      end
+    end
+    if status >= 200 then
+      local data, complete, berr = self:body(status, headers)
+      if berr == "too_large" then return too_large(self, status, headers) end
+      if not data then return self:io_fail("receive", berr) end
+      local conn = string_lower(headers["connection"] or "")
+      if complete and conn ~= "close" and string_sub(line, 1, 8) == "HTTP/1.1" then
+        sock:setkeepalive(IDLE_MS, POOL_SIZE)
+      else
+        sock:close()
+      end
+      return status, headers, data
+    end
+  until false
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- client:request: the blocking loop of client.c, with ngx.sleep between attempts.
+
+local function check_phase(what)
+  local phase = get_phase()
+  local directive = NO_COSOCKETS[phase]
+  if directive then
+    error(string_format("sigmamind: %s is not possible in nginx's '%s' phase (%s): cosockets are disabled " ..
+                        "there; make the call from a rewrite, access or content handler, or from a timer: " ..
+                        "ngx.timer.at(0, function(premature) ... end)", what, phase, directive), 4)
+  end
+end
+
+function Transport:_emit(ev)
+  local f = self.on_event
+  if f then pcall(f, ev) end
+end
+
+local function event(typ, method, path, attempt, status, elapsed, delay, kind)
+  return { type = typ, method = method, path = mask_path(path), attempt = attempt, status = status,
+           elapsed = elapsed, delay = delay, kind = kind }
+end
+
+function Transport:request(name, args, params)
+  if not self.open then error("sigmamind: attempt to use a closed client", 3) end
+  check_phase("a SigmaMind request")
+  local method, target, body, path = prepare(name, args, params)
+  if not method then return nil, target end          -- invalid: nothing sent
+  local start, timeout = now(), self.timeout
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    self:_emit(event("request", method, path, attempt, nil, now() - start))
+    local budget = self.policy.deadline - (now() - start)
+    local capped = budget < timeout
+    local a = setmetatable({ t = self, sock = tcp(), sent = false,
+                             until_ = now() + (capped and budget or timeout) }, Attempt)
+    local status, headers, rbody, fail, sent, message = a:run(method, target, body)
+    if a.stale and method ~= "POST" and fail == "network" then
+      -- a kept-alive connection the server had closed: libcurl resends on a fresh one (never a POST)
+      a = setmetatable({ t = self, sock = tcp(), sent = false, until_ = a.until_ }, Attempt)
+      status, headers, rbody, fail, sent, message = a:run(method, target, body)
+    elseif a.stale and fail == "network" then
+      message = "the connection closed after the request was sent, before any response (a POST is not resent)"
+    end
+    local p = self.policy
+    p.message, p.capped = message, capped
+    local value, err, delay = classify(method, path, status, headers, rbody, attempt, now() - start, fail, sent, p)
+    self:_emit(event("response", method, path, attempt, status, now() - start, nil, err and err.kind))
+    if value ~= nil then return value end
+    if not delay then
+      self:_emit(event("give_up", method, path, attempt, status, now() - start, nil, err.kind))
+      return nil, err
+    end
+    self:_emit(event("retry", method, path, attempt, status, now() - start, delay, err.kind))
+    ngx_sleep(delay)
+  end
+end
+
+function Transport.sleep(_, seconds)
+  check_phase("sleeping (calls:wait)")
+  if seconds > 0 then ngx_sleep(seconds) end
+end
+
+function Transport:close()
+  self.open = false
+  secrets[self] = nil
+end
+
+-- what a keep-alive check needs, nothing secret (as client:info() of the C core)
+function Transport:info()
+  return { connects = self.connects, base_url = self.url.base, transport = "ngx" }
+end
+
+Transport.__tostring = function(self)
+  if not self.open then return "sigmamind.client(closed)" end
+  return "sigmamind.client(" .. self.url.base .. ", key=" .. self.key_hint .. "...redacted)"
+end
+
+-- true when running inside nginx's Lua module (OpenResty or nginx + lua-nginx-module)
+function _M.available()
+  return type(ngx) == "table" and type(ngx.socket) == "table" and type(ngx.get_phase) == "function"
+end
+
+return _M

@@ -1,0 +1,255 @@
+-- OpenResty: the module inside a real nginx (Debian nginx + lua module, LuaJIT build of the core) uses
+-- cosockets, never blocks a worker, and says so clearly where nginx has no cosockets.
+local sandbox = require "support.sandbox"
+local nginx = require "support.nginx"
+local socket = require "socket"
+local cjson = sandbox.json
+
+local function shell(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+describe("inside nginx", function()
+  local sb, ngx_srv, tls
+
+  setup(function()
+    tls = shell("mktemp -d ${TMPDIR:-/tmp}/sigmamind-tls.XXXXXX"):gsub("%s+$", "")
+    shell("openssl req -x509 -newkey rsa:2048 -nodes -keyout " .. tls .. "/key.pem -out " .. tls .. "/cert.pem " ..
+          "-days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:127.0.0.1 2>/dev/null")
+    sb = sandbox.start{ speed = 100, args = { "--https-port", "0", "--cert", tls .. "/cert.pem",
+                                             "--key", tls .. "/key.pem" } }
+    ngx_srv = nginx.start{ conf = function(c)
+      local init = string.format("require('support.ngx_app').init{ api_key = %q, base_url = %q, number = %q, " ..
+                                 "agent = %q, https_url = %q }", sb.key, sb.url, sb.number, sb.agent, sb.https_url)
+      return c.modules .. c.user .. [[
+worker_processes 1;
+daemon on;
+pid ]] .. c.prefix .. [[/logs/nginx.pid;
+error_log ]] .. c.prefix .. [[/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ]] .. c.prefix .. [[/logs/body;
+  ]] .. c.paths .. [[
+  init_by_lua_block { ]] .. init .. [[ }
+  server {
+    listen 127.0.0.1:]] .. c.port .. [[;
+    location = /call    { content_by_lua_block { require("support.ngx_app").call() } }
+    location = /fanout  { content_by_lua_block { require("support.ngx_app").fanout() } }
+    location = /each    { content_by_lua_block { require("support.ngx_app").each() } }
+    location = /get     { content_by_lua_block { require("support.ngx_app").get() } }
+    location = /invalid { content_by_lua_block { require("support.ngx_app").invalid() } }
+    location = /wait    { content_by_lua_block { require("support.ngx_app").wait() } }
+    location = /info    { content_by_lua_block { require("support.ngx_app").info() } }
+    location = /tls-trusted {
+      lua_ssl_trusted_certificate ]] .. tls .. [[/cert.pem;
+      content_by_lua_block { require("support.ngx_app").tls_call() }
+    }
+    location = /tls-untrusted { content_by_lua_block { require("support.ngx_app").tls_call() } }
+    location = /set-phase {
+      set_by_lua_block $phase_error { return require("support.ngx_app").phase_error() }
+      return 200 $phase_error;
+    }
+    location = /header-phase {
+      content_by_lua_block { ngx.say("body") }
+      header_filter_by_lua_block {
+        ngx.header["X-Phase-Error"] = require("support.ngx_app").phase_error()
+      }
+    }
+  }
+}
+]]
+    end }
+  end)
+
+  teardown(function()
+    if ngx_srv then ngx_srv:stop() end
+    if sb then sb:stop() end
+    if tls then os.execute("rm -rf '" .. tls .. "'") end
+  end)
+
+  before_each(function() sb:reset() end)
+
+  it("places a call through the module and returns its callId", function()
+    local body, status = ngx_srv:get("/call")
+    assert.are.equal(200, status, body)
+    assert.matches("^call_", body)
+    assert.are.equal(1, sb:count("POST", "/v1/calls"))
+  end)
+
+  it("answers 50 concurrent requests against a 500 ms API in under 3 s: no worker is blocked", function()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=500", count = 1000 }
+    local urls = {}
+    for i = 1, 50 do urls[i] = "'" .. ngx_srv.url .. "/call?to=%2B1213777" .. (5000 + i) .. "'" end
+    local t0 = socket.gettime()
+    local out = shell("curl -s -m 20 --parallel --parallel-immediate --parallel-max 50 " .. table.concat(urls, " ") ..
+                      " 2>/dev/null")
+    local took = socket.gettime() - t0
+    local ids = {}
+    for id in out:gmatch("(call_[%w_]+)") do ids[#ids + 1] = id end
+    print(string.format("\n  50 concurrent calls with slow=500 took %.2f s in one nginx worker", took))
+    assert.are.equal(50, #ids, out)
+    assert.is_true(took < 3, "took " .. took .. " s")
+    assert.are.equal(50, sb:count("POST", "/v1/calls"))
+  end)
+
+  it("fans out with ngx.thread.spawn, reusing kept-alive connections", function()
+    local body, status = ngx_srv:get("/fanout?n=8")
+    assert.are.equal(200, status, body)
+    local v = cjson.decode(body)
+    assert.are.equal(8, #v.ids)
+    for _, id in ipairs(v.ids) do assert.matches("^call_", id) end
+    local before = v.connects
+    body = ngx_srv:get("/fanout?n=8")
+    v = cjson.decode(body)
+    assert.is_true(v.connects <= before + 8, "connections: " .. before .. " then " .. v.connects)
+    -- sequential requests reuse one pooled connection
+    local info1 = cjson.decode((ngx_srv:get("/info"))).info.connects
+    ngx_srv:get("/call"); ngx_srv:get("/call"); ngx_srv:get("/call")
+    local info2 = cjson.decode((ngx_srv:get("/info"))).info.connects
+    assert.is_true(info2 - info1 <= 1, "opened " .. (info2 - info1) .. " connections for 3 sequential calls")
+  end)
+
+  it("pages through calls with each and pages", function()
+    local status = sb:request("POST", "/_sandbox/seed", { calls = 35 })
+    assert.are.equal(200, status)
+    local body, st = ngx_srv:get("/each?limit=25")
+    assert.are.equal(200, st, body)
+    local v = cjson.decode(body)
+    assert.are.equal(25, v.count)
+    assert.are.equal(25, v.distinct)
+    assert.are.equal(4, v.pages)
+  end)
+
+  it("returns the same error objects as the C transport", function()
+    local v = cjson.decode((ngx_srv:get("/get?id=call_missing")))
+    assert.are.equal("not_found", v.error.kind)
+    assert.are.equal(404, v.error.status)
+    assert.matches("^sigmamind: GET /v1/calls/call_missing: 404", v.error.text)
+    v = cjson.decode((ngx_srv:get("/invalid")))
+    assert.are.equal("invalid", v.error.kind)
+    assert.are.equal(0, sb:count("POST", "/v1/calls"))
+    local info = cjson.decode((ngx_srv:get("/info")))
+    assert.matches("redacted", info.client)
+    assert.is_nil(info.client:find(sb.key, 1, true))
+  end)
+
+  it("never resends a POST that may have reached the server, and retries a 503 GET", function()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "reset", count = 1 }
+    local v = cjson.decode((ngx_srv:get("/call")))
+    assert.are.equal("network", v.kind)
+    assert.is_true(v.sent)
+    assert.are.equal(1, sb:count("POST", "/v1/calls"))
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "429", count = 1 }
+    local body, status = ngx_srv:get("/call")
+    assert.are.equal(200, status, body)
+    assert.are.equal(3, sb:count("POST", "/v1/calls"))
+    sb:arm{ method = "GET", path = "/v1/calls/{callId}", fault = "503", count = 1 }
+    v = cjson.decode((ngx_srv:get("/get?id=" .. body:match("call_[%w_]+"))))
+    assert.is_table(v.call)
+  end)
+
+  it("verifies TLS against lua_ssl_trusted_certificate and refuses an unknown certificate without retrying", function()
+    -- first: a kept-alive connection verified under the other location's CA would be reused
+    local v = cjson.decode((ngx_srv:get("/tls-untrusted")))
+    assert.are.equal("network", v.error.kind)
+    assert.are.equal(1, v.error.attempts)
+    assert.is_false(v.error.sent)
+    assert.matches("TLS handshake", v.error.message)
+    local raw = ngx_srv:get("/tls-trusted")
+    v = cjson.decode(raw)
+    assert(v, raw .. ngx_srv:error_log():sub(-1500))
+    assert.matches("^call_", v.callId or cjson.encode(v))
+    assert.are.equal(1, sb:count("POST", "/v1/calls"))
+  end)
+
+  it("waits for a final status with ngx.sleep", function()
+    local body, status = ngx_srv:get("/wait")
+    assert.are.equal(200, status, body)
+    assert.are.equal("ended", cjson.decode(body).status)
+  end)
+
+  it("fails at once in a phase without cosockets, naming it and pointing to ngx.timer.at", function()
+    local body, status = ngx_srv:get("/set-phase")
+    assert.are.equal(200, status)
+    assert.matches("'set' phase %(set_by_lua%*%)", body)
+    assert.matches("ngx.timer.at", body, 1, true)
+    local out = shell("curl -s -i '" .. ngx_srv.url .. "/header-phase'")
+    assert.matches("X%-Phase%-Error: [^\r\n]*'header_filter' phase", out)
+    assert.are.equal(0, sb:count("GET", "/v1/calls/{callId}"))
+  end)
+end)
+
+describe("examples/openresty", function()
+  local sb, recv
+
+  setup(function()
+    sb = sandbox.start{ speed = 100 }
+  end)
+
+  teardown(function()
+    if recv then recv:stop() end
+    if sb then sb:stop() end
+  end)
+
+  it("verifies the sandbox's signed deliveries, answers 401 to a forged one and hands events on", function()
+    local port = nginx.free_port()
+    local url = "http://127.0.0.1:" .. port .. "/webhooks/sigmamind"
+    local status, hook = sb:request("POST", "/v1/webhooks", { name = "nginx receiver", agentId = sb.agent,
+                                    url = url, events = { "conversation_started", "conversation_ended" } })
+    assert.are.equal(201, status)
+    local root = sandbox.root()
+    local example = nginx.read(root .. "/examples/openresty/nginx.conf")
+    recv = nginx.start{ port = port, env = { SIGMAMIND_WEBHOOK_SECRET = hook.secret }, conf = function(c)
+      os.execute("cp '" .. root .. "/examples/openresty/webhook.lua' '" .. c.prefix .. "/webhook.lua'")
+      local conf = example:gsub("include /etc/nginx/modules%-enabled/%*%.conf;", function() return c.modules end)
+                          :gsub("%$prefix/%.%./%.%./", function() return root .. "/" end)
+                          :gsub("listen 127%.0%.0%.1:8089;", function() return "listen 127.0.0.1:" .. port .. ";" end)
+                          :gsub("daemon off;", function() return "daemon on;\n" .. c.user end)
+      return conf
+    end }
+
+    -- a forged delivery is refused
+    local out = shell("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' " ..
+                      "-H 'X-SigmaMind-Signature: t=" .. os.time() .. ",v1=" .. string.rep("0", 64) .. "' " ..
+                      "--data '{\"event\":\"conversation_ended\",\"callId\":\"call_forged\"}' '" .. url .. "'")
+    assert.are.equal("401", out)
+
+    -- a real call's deliveries are verified and handed on
+    status = sb:request("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445",
+                                               agentId = sb.agent })
+    assert.are.equal(201, status)
+    local received
+    for _ = 1, 100 do
+      local body = recv:get("/webhooks/received")
+      received = cjson.decode(body)
+      if received and #received >= 2 then break end
+      socket.sleep(0.1)
+    end
+    assert.is_true(#received >= 2, "received: " .. cjson.encode(received))
+    local names = {}
+    for _, e in ipairs(received) do names[e.event] = true; assert.is_nil(e.callId == "call_forged" or nil) end
+    assert.is_true(names.conversation_started and names.conversation_ended)
+    local _, d = sb:request("GET", "/_sandbox/deliveries")
+    for _, entry in ipairs(d.data) do assert.are.equal("delivered", entry.result) end
+  end)
+end)
+
+describe("the Lua layer", function()
+  local root = sandbox.root()
+
+  it("compiles under LuaJIT (no 5.4-only syntax) and passes luacheck with the Lua 5.1/5.4 intersection", function()
+    if not os.execute("command -v luajit >/dev/null 2>&1") then return pending("luajit not installed") end
+    local files = shell("ls " .. root .. "/lua/sigmamind/*.lua")
+    for f in files:gmatch("[^\n]+") do
+      local out = shell("luajit -b '" .. f .. "' /dev/null 2>&1")
+      assert.are.equal("", out)
+    end
+    if not os.execute("command -v luacheck >/dev/null 2>&1") then return pending("luacheck not installed") end
+    local out = shell("cd '" .. root .. "' && luacheck --no-color -q lua examples/openresty 2>&1; echo rc=$?")
+    assert.matches("rc=0", out, 1, true)
+  end)
+end)
