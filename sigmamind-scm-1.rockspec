@@ -43,6 +43,7 @@ build = {
     ["sigmamind.task"]  = "lua/sigmamind/task.lua",
     ["sigmamind.dial"]  = "lua/sigmamind/dial.lua",
     ["sigmamind.ngx"]   = "lua/sigmamind/ngx.lua",
+    ["sigmamind.observe"] = "lua/sigmamind/observe.lua",
   },
   install = { bin = { sigmamind = "bin/sigmamind" } },
   copy_directories = { "examples" },

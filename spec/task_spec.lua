@@ -93,7 +93,9 @@ describe("tasks", function()
     assert.equal(50, live)
     assert.is_true(n > 100)
     assert.is_true(median < 0.0002, "median poll(0) " .. median)
-    assert.is_true(p99 < 0.001, "p99 poll(0) " .. p99)
+    -- wall-clock tails include preemption by whatever else the shared machine runs; CPU time does not
+    local p99_cpu = cpu[math.ceil(n * 0.99)]
+    assert.is_true(p99_cpu < 0.001, "p99 poll(0) CPU time " .. p99_cpu .. " (wall " .. p99 .. ")")
     assert.is_true(worst_cpu < 0.005, "worst poll(0) CPU time " .. worst_cpu)
     c:close()
   end)

@@ -1,4 +1,32 @@
 -- lua-sigmamind: the public face: sigmamind.new{} and the resource namespaces over the C core.
+
+--- Place and track outbound phone calls handled by SigmaMind AI voice agents.
+--
+-- `require "sigmamind"` returns this module. @{new} makes a client; the client's namespaces
+-- (@{calls}, @{campaigns}, @{phone_numbers}, @{webhooks}, @{agents}) hold one method per API endpoint, generated
+-- from the C core's endpoint table, so field names are the API's own (`fromPhoneNumber`, `dynamicVariables`, ...).
+-- Records come back as plain tables.
+--
+-- Misuse (wrong argument types, unknown options, a closed client) raises. Everything the world can do returns
+-- `nil, err`, where `err` is an @{err|error object}. Iterators (`each`, `pages`) raise the error object itself,
+-- so `pcall` around a loop gets the typed table.
+--
+-- Retries: GET, PATCH and DELETE are retried on network errors, timeouts, 408, 429 and 5xx, with backoff
+-- 0.5 s·2ⁿ capped at 8 s plus jitter, `Retry-After` honoured (capped at 60 s) and `deadline` bounding the whole
+-- operation. A POST creates something (a second `POST /v1/calls` rings a person twice), so it is retried only
+-- when the connection was never made or the server answered 429; otherwise `err.sent == true` and you decide.
+--
+-- Inside one of the client's tasks (@{Client:spawn}, @{map}) the same methods yield to the client's curl multi
+-- loop instead of blocking. Inside nginx (OpenResty) the client uses cosockets by itself: see @{sigmamind.ngx}.
+-- @module sigmamind
+-- @usage
+-- local sigmamind = require "sigmamind"
+-- local client = sigmamind.new{ api_key = os.getenv("SIGMAMIND_API_KEY") }
+-- local call, err = client.calls:create{ fromPhoneNumber = "+14157774444", toPhoneNumber = "+12137774445",
+--                                        agentId = "agent_abc123", dynamicVariables = { customer_name = "Ada" } }
+-- if not call then error(tostring(err)) end
+-- local done = assert(client.calls:wait(call.callId, { timeout = 600 }))
+-- print(done.status, done.duration)
 local core  = require "sigmamind.core"
 local pager = require "sigmamind.pager"
 local build = require "sigmamind.build"
@@ -23,7 +51,61 @@ local _M = {
 }
 
 local FINAL = { ended = true, not_connected = true, error = true }
+--- The final call statuses, after which a call changes no more: `ended`, `not_connected` and `error`.
+-- @{calls:wait} returns as soon as the call reaches one of them.
 _M.final_statuses = { "ended", "not_connected", "error" }
+
+--- Sends an explicit JSON `null`, e.g. `client.phone_numbers:update(num, { agentId = sigmamind.null })` to
+-- unassign a number's agent. A `null` in a response is decoded as this value too (it is `cjson.null`).
+-- @constant null
+
+--- `"lua-sigmamind "` followed by the C core's version.
+-- @constant _VERSION
+
+--- Start a campaign plan: the same function as @{sigmamind.build.campaign}.
+-- @function campaign
+-- @tparam[opt] string name the campaign name
+-- @treturn sigmamind.build.Campaign a plan for @{campaigns:create}
+
+--- Make a call plan: the same function as @{sigmamind.build.call}.
+-- @function call
+-- @tparam[opt] table fields `from`, `to`, `agent`, `variables` or the API's own names
+-- @treturn sigmamind.build.Call a plan for @{calls:create}
+
+--- Make an error object: a copy of `fields` with the error metatable (its `__tostring`), as the client makes
+-- them. Useful to return errors of the same shape from your own wrappers.
+-- @function error
+-- @tparam table fields at least `kind` (a string); see @{err} for the others
+-- @treturn err
+-- @raise when `fields.kind` is not a string
+
+--- Is `v` an error object (made by the client or by @{error})?
+-- @function is_error
+-- @param v any value
+-- @treturn boolean
+
+--- The error object: the second value of every failed operation.
+-- `tostring(err)` reads like `sigmamind: POST /v1/calls: 400 Bad Request: Invalid request parameters`
+-- (with `(after N attempts)` when there were several). No error ever contains the API key.
+-- @table err
+-- @field kind `invalid` (caught before sending; see `field`), `auth` (401, 403), `not_found` (404),
+-- `rejected` (other 4xx), `rate_limited` (429), `server` (5xx), `network`, `timeout`, `decode` (a 2xx whose
+-- body is not JSON), `too_large` (a body over `max_response_bytes`)
+-- @field status the HTTP status, when there was a response
+-- @field message what went wrong, in words (the API's own `message` for an HTTP error)
+-- @field method the HTTP method, e.g. `"POST"`
+-- @field path the request path, e.g. `"/v1/calls"`
+-- @field body the raw response body (a string), when there was one
+-- @field request_id the response's `X-Request-Id`, for SigmaMind's support
+-- @field attempts how many attempts were made (0 when nothing was sent)
+-- @field elapsed seconds spent on the whole operation
+-- @field retryable whether trying again later may succeed
+-- @field sent whether the request may have reached the server: when true for a `POST /v1/calls`, the call
+-- may exist, and sending it again may ring the person twice
+-- @field field for `invalid`: the parameter at fault, e.g. `"toPhoneNumber"`
+-- @field problems for an invalid plan or contact list: every problem found, as strings
+-- @field retry_after the server's `Retry-After` in seconds (capped at 60), when it sent one
+-- @field call for a @{calls:wait} timeout: the call as last seen
 
 -- option name -> checker returning an error message or nil
 local function number_opt(min)
@@ -257,6 +339,22 @@ function Campaigns.pause(self, id) check_self(self, "campaigns", "pause")
 function Campaigns.resume(self, id) check_self(self, "campaigns", "resume")
   return self:update(id, { campaignStatus = "live" }) end
 
+-- observe.lua: calls:stats and campaigns:progress; create remembers the contacts it sent, for progress
+local function observe() return require("sigmamind.observe") end
+local campaign_create = Campaigns.create
+function Campaigns.create(self, params)
+  check_self(self, "campaigns", "create"); check_params(params, "campaigns", "create")
+  local body, err = resolve_plan(params, "campaigns.create")
+  if body == nil and err then return nil, err end
+  local camp, cerr = campaign_create(self, body)
+  if camp then observe().remember(self._client, camp, body) end
+  return camp, cerr
+end
+function Campaigns.progress(self, id) check_self(self, "campaigns", "progress")
+  return observe().progress(self._client, check_id(id, "campaigns", "progress")) end
+function _M.calls.stats(self, q) check_self(self, "calls", "stats")
+  return observe().stats(self, q) end
+
 local Webhooks = _M.webhooks
 local webhook_create, webhook_update = Webhooks.create, Webhooks.update
 -- send the documented spelling whatever the caller wrote
@@ -313,7 +411,34 @@ end
 
 ---------------------------------------------------------------------------------------------------------------
 -- The client.
+-- @section client
 
+--- The options of @{new}. Every one is optional; an unknown key, or a value of the wrong type, raises.
+-- @table options
+-- @field api_key the API key (default: the environment variable `SIGMAMIND_API_KEY`; neither raises). It is
+-- copied into the client's C memory and never shown again, not by `tostring(client)` nor in any error or event
+-- @field base_url default `"https://api.sigmamind.ai"`, or the environment variable `SIGMAMIND_BASE_URL`
+-- @field timeout seconds per attempt (default 30)
+-- @field connect_timeout seconds to connect, per attempt (default 10)
+-- @field deadline seconds for all the attempts of one operation together, waits included (default 120)
+-- @field max_retries retries after the first attempt, an integer >= 0 (default 2)
+-- @field ca_file a PEM file of CA certificates to verify the server with (refused inside nginx)
+-- @field proxy a proxy URL for libcurl (refused inside nginx)
+-- @field user_agent replaces the `User-Agent` header (default `lua-sigmamind/VERSION libcurl/VERSION`)
+-- @field max_response_bytes a larger response body fails with kind `too_large` (default 8 MiB)
+-- @field on_event `function(ev)` called for each `request`, `response`, `retry` and `give_up`; `ev` has
+-- `type`, `method`, `path` (numbers masked), `attempt`, `status`, `elapsed`, `delay`, `kind` and never the key.
+-- Errors it raises are ignored
+-- @field insecure must be `true` to use `http://` with a host that is not loopback (default `false`)
+
+--- Make a client. `sigmamind(opts)` is the same call.
+-- Inside nginx's Lua module the client talks through cosockets (@{sigmamind.ngx}); elsewhere through libcurl.
+-- @tparam[opt] options opts see @{options}
+-- @treturn Client the client, with the namespaces @{calls}, @{campaigns}, @{phone_numbers}, @{webhooks} and
+-- @{agents} as fields
+-- @raise on an unknown option, a value of the wrong type, no API key, or a `base_url` that is not an
+-- `https://` URL (or `http://` to a loopback host, unless `insecure`)
+-- @usage local client = sigmamind.new{ timeout = 10, deadline = 60 }
 function _M.new(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("sigmamind.new: expected a table of options, got " .. type(opts), 2)
@@ -366,11 +491,50 @@ end
 
 ---------------------------------------------------------------------------------------------------------------
 -- Concurrency (task.lua) and the dialer (dial.lua).
+-- @section concurrency
 
+--- Run `fn(item, i)` for every item of `list`, `concurrency` at a time, as tasks of `client`, and wait for all.
+-- Call it from plain code (it drives the loop itself) or from inside a task.
+-- @function map
+-- @tparam Client client
+-- @tparam table list an array
+-- @tparam function fn called as `fn(list[i], i)`; inside it the client's methods yield instead of blocking
+-- @tparam[opt] table opts `concurrency`: how many run at once (default 16)
+-- @treturn table `results[i]` is `{ value }` when `fn` returned a value, `{ nil, err }` when it returned
+-- `nil, err` or raised `err`; in the order of `list`
+-- @raise on misuse (not a list, not a function, a bad `concurrency`)
+-- @usage local results = sigmamind.map(client, rows, function(row)
+--   return client.calls:create{ fromPhoneNumber = from, toPhoneNumber = row.phone, agentId = agent }
+-- end, { concurrency = 16 })
+
+--- A client, made by @{new}. Its namespaces are the fields @{calls}, @{campaigns}, @{phone_numbers},
+-- @{webhooks} and @{agents}; `base_url` is the URL it talks to. `tostring(client)` shows the base URL and a
+-- redacted key. A client may be closed with `client:close()`, by a `<close>` variable, or by the garbage
+-- collector; using it afterwards raises.
+-- @type Client
+
+--- Run `fn(...)` as a task: inside it, the client's methods (`calls:create`, `:each`, `:wait`, ...) hand
+-- control to the client's curl multi loop instead of blocking, so many requests share one thread. The task
+-- starts at the next @{Client:poll}, @{Client:run} or @{sigmamind.task.Task:join}.
+-- At most 64 connections to the API are open at once; further requests queue.
+-- @tparam function fn
+-- @param ... its arguments
+-- @treturn sigmamind.task.Task the task; `task:join()` gives its values, or `nil, err` if it raised
+-- @raise when `fn` is not a function
+-- @usage local t = client:spawn(function(to)
+--   return client.calls:create{ fromPhoneNumber = from, toPhoneNumber = to, agentId = agent }
+-- end, "+12137774445")
+-- client:run()
+-- local call, err = t:join()
 function Client:spawn(fn, ...)
   return task.spawn(self, fn, ...)
 end
 
+--- Drive transfers, timers and ready tasks for at most `timeout` seconds, then return. `poll(0)` does what
+-- is ready now and takes tens of microseconds: a host loop (a game, an app server) calls it every frame.
+-- @number[opt=0] timeout seconds, >= 0
+-- @treturn integer how many tasks are still alive
+-- @raise when `timeout` is not a number >= 0
 function Client:poll(timeout)
   if timeout == nil then timeout = 0 end
   if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
@@ -379,16 +543,24 @@ function Client:poll(timeout)
   return task.poll(self, timeout)
 end
 
+--- Block until every task of this client is done.
+-- @raise when the tasks left wait for each other and nothing else (they could never finish)
 function Client:run()
   return task.run(self)
 end
 
+--- The bulk dialer: one call per valid contact, never two, even across a crash. See @{sigmamind.dial.dial}
+-- for the options and the report.
+-- @tparam table opts @{sigmamind.dial.options}
+-- @treturn[1] table the @{sigmamind.dial.report}
+-- @return[2] nil, @{err} when the contact list cannot be used at all (kind `invalid`)
 function Client:dial(opts)
   return require("sigmamind.dial").dial(self, opts)
 end
 
 _M.map = task.map
 
+--- Close the client and its connections. Closing twice is harmless.
 function Client:close()
   self._c:close()
 end
@@ -397,6 +569,288 @@ Client.__close = function(self) self._c:close() end
 Client.__gc = nil
 Client.__name = "sigmamind.client"
 Client.__tostring = function(self) return tostring(self._c) end
+
+-- The reference for the generated namespace methods: LDoc cannot see functions made from the endpoint table.
+
+--- `client.calls`: outbound calls (`/v1/calls`). The methods raise when called with a dot instead of a colon.
+-- @type calls
+
+--- Place a call (`POST /v1/calls`). Checked before sending: both numbers E.164, `agentId` at most 64
+-- characters. Retried only when the request certainly never reached the server or got a 429.
+-- @function calls:create
+-- @tparam table params `fromPhoneNumber` and `toPhoneNumber` (required), `agentId`, `dynamicVariables`;
+-- or a @{sigmamind.build.Call} plan, built first
+-- @treturn[1] table the call, with `callId` and `status`
+-- @return[2] nil, @{err}; `err.sent == true` means the call may exist
+-- @usage local call, err = client.calls:create{ fromPhoneNumber = "+14157774444",
+--   toPhoneNumber = "+12137774445", agentId = "agent_abc123", dynamicVariables = { customer_name = "Ada" } }
+
+--- Read a call (`GET /v1/calls/{callId}`). Statuses come as `in_progress` even when the API says
+-- `in-progress`; `variables` is also offered as `dynamicVariables`.
+-- @function calls:get
+-- @string id the `callId`
+-- @treturn[1] table the call
+-- @return[2] nil, @{err}
+
+--- One page of calls (`GET /v1/calls`), as sent, with both `totalCount` and `totalCounts` set.
+-- @function calls:list
+-- @tparam[opt] table query `status` (`scheduled`, `in_progress`, `ended`, `not_connected`, `error`),
+-- `page` (from 0), `size`
+-- @treturn[1] table the page: `data` (the calls), `page`, `size`, `totalCount`, `hasNext`, ...
+-- @return[2] nil, @{err}
+
+--- Delete a call (`DELETE /v1/calls/{callId}`).
+-- @function calls:delete
+-- @string id the `callId`
+-- @treturn[1] boolean `true`
+-- @return[2] nil, @{err}
+
+--- Every call, one at a time, fetching pages lazily (one page in memory); see @{sigmamind.pager.each}.
+-- @function calls:each
+-- @tparam[opt] table query as @{calls:list}, plus `limit` (at most that many records)
+-- @treturn function an iterator of calls
+-- @raise the @{err} of a failed page, as the error value itself
+-- @usage for c in client.calls:each{ status = "ended", limit = 500 } do print(c.callId) end
+
+--- Every page of calls, lazily; see @{sigmamind.pager.pages}.
+-- @function calls:pages
+-- @tparam[opt] table query as @{calls:list}, plus `limit` (stop once that many records were returned)
+-- @treturn function an iterator of pages
+-- @raise the @{err} of a failed page, as the error value itself
+
+--- Poll a call until it reaches a final status (see @{final_statuses}), waiting `interval` seconds between
+-- reads, growing by half each time up to `max_interval`. Inside a task the waits yield to the loop.
+-- @function calls:wait
+-- @string id the `callId`
+-- @tparam[opt] table opts `timeout` (seconds, default 600), `interval` (default 0.5), `max_interval` (default 5)
+-- @treturn[1] table the call in its final status
+-- @return[2] nil, @{err}: a failed read, or kind `timeout` with `err.call` the call as last seen
+-- @raise when `timeout` or `interval` is not a number of seconds
+
+--- Aggregates over the calls, computed while paging through them once (the API has none): counts by status
+-- and termination reason, completion rate, duration mean, min, max, p50, p95 and histogram, calls per hour.
+-- @function calls:stats
+-- @tparam[opt] table opts `since`, `before` (ISO-8601 times or unix seconds), `status`, `campaign` (a
+-- campaignId), `agent` (an agentId), `limit` (stop after that many matching calls), `size` (page size)
+-- @treturn[1] table `count`, `scanned`, `by_status`, `by_reason`, `finished`, `completion_rate`, `duration`,
+-- `calls_per_hour`, `first`, `last`, `filters`, `order`, `stopped_early`
+-- @return[2] nil, @{err}
+-- @raise on an unknown option or a value of the wrong type
+
+--- `client.campaigns`: batch calling campaigns (`/v1/campaigns`).
+-- @type campaigns
+
+--- Create a campaign (`POST /v1/campaigns`). A plan is built first: when it is fatal (a field wrong or
+-- missing, or a contact list without one usable row) nothing is sent and the error is kind `invalid` with
+-- `problems`; rows with problems alone are sent, and the server skips them as its documentation says.
+-- @function campaigns:create
+-- @tparam table params a @{sigmamind.build.Campaign} plan, or the API's fields: `campaignName`, `agentId`,
+-- `sipPhoneNumber`, `file` (the base64 CSV; required), `concurrentCalls`, `dynamicVariables`, `isScheduled`,
+-- `scheduledDate`, `scheduledTime`, `scheduledTimezone`
+-- @treturn[1] table the campaign, with `campaignId`
+-- @return[2] nil, @{err}
+-- @usage client.campaigns:create(sigmamind.campaign "September" :agent "agent_abc123"
+--   :caller "+14157774444" :csv_file "contacts.csv")
+
+--- Read a campaign (`GET /v1/campaigns/{campaignId}`).
+-- @function campaigns:get
+-- @string id the `campaignId`
+-- @treturn[1] table the campaign
+-- @return[2] nil, @{err}
+
+--- One page of campaigns (`GET /v1/campaigns`).
+-- @function campaigns:list
+-- @tparam[opt] table query `status` (`live`, `scheduled`, `paused`, `completed`), `page`, `size`
+-- @treturn[1] table the page (`data`, `totalCount`, ...)
+-- @return[2] nil, @{err}
+
+--- Every campaign, lazily (as @{calls:each}).
+-- @function campaigns:each
+-- @tparam[opt] table query as @{campaigns:list}, plus `limit`
+-- @treturn function an iterator
+-- @raise the @{err} of a failed page
+
+--- Every page of campaigns, lazily (as @{calls:pages}).
+-- @function campaigns:pages
+-- @tparam[opt] table query as @{campaigns:list}, plus `limit`
+-- @treturn function an iterator
+-- @raise the @{err} of a failed page
+
+--- Change a campaign (`PATCH /v1/campaigns/{campaignId}`); its `file` cannot be changed.
+-- @function campaigns:update
+-- @string id the `campaignId`
+-- @tparam table params any of the create fields but `file`, and `campaignStatus`
+-- @treturn[1] table the campaign
+-- @return[2] nil, @{err}
+
+--- Pause a campaign: `update(id, { campaignStatus = "paused" })` (the API publishes no endpoint for it).
+-- @function campaigns:pause
+-- @string id the `campaignId`
+-- @treturn[1] table the campaign
+-- @return[2] nil, @{err}
+
+--- Resume a campaign: `update(id, { campaignStatus = "live" })`.
+-- @function campaigns:resume
+-- @string id the `campaignId`
+-- @treturn[1] table the campaign
+-- @return[2] nil, @{err}
+
+--- Delete a campaign (`DELETE /v1/campaigns/{campaignId}`).
+-- @function campaigns:delete
+-- @string id the `campaignId`
+-- @treturn[1] boolean `true`
+-- @return[2] nil, @{err}
+
+--- Each contact's latest call status, the counts by status and the percentage done. The contacts are those
+-- this client sent with @{campaigns:create}; for another campaign the rows are its calls.
+-- @function campaigns:progress
+-- @string id the `campaignId`
+-- @treturn[1] table `campaign`, `source` (`"csv"` or `"calls"`), `contacts` (`row`, `phoneNumber`, `callId`,
+-- `status`, `terminationReason`, `duration`), `counts`, `reasons`, `total`, `done`, `percent`, `invalid`
+-- @return[2] nil, @{err}
+
+--- `client.phone_numbers`: the account's numbers (`/v1/phone-numbers`), identified by their E.164 number.
+-- Numbers the API sends as bare JSON numbers are read as `+E.164` strings.
+-- @type phone_numbers
+
+--- One page of numbers (`GET /v1/phone-numbers`).
+-- @function phone_numbers:list
+-- @tparam[opt] table query `page`, `size`
+-- @treturn[1] table the page (`data`, `totalCount`, ...)
+-- @return[2] nil, @{err}
+
+--- Every number, lazily (as @{calls:each}).
+-- @function phone_numbers:each
+-- @tparam[opt] table query `size`, `limit`
+-- @treturn function an iterator
+-- @raise the @{err} of a failed page
+
+--- Every page of numbers, lazily (as @{calls:pages}).
+-- @function phone_numbers:pages
+-- @tparam[opt] table query `size`, `limit`
+-- @treturn function an iterator
+-- @raise the @{err} of a failed page
+
+--- Buy a number (`POST /v1/phone-numbers`).
+-- @function phone_numbers:provision
+-- @tparam table params `phoneNumber` or `countryCode` and `areaCode`; `friendlyName`, `inboundAgentId`,
+-- `outboundAgentId`, `outboundPhoneNumber`
+-- @treturn[1] table the number
+-- @return[2] nil, @{err}
+
+--- Bring your own SIP trunk number (`POST /v1/phone-numbers/import`).
+-- @function phone_numbers:import
+-- @tparam table params `phoneNumber`, `terminationSipURI`, `trunkUsername`, `trunkPassword` (required);
+-- `friendlyName`, `inboundAgentId`, `outboundAgentId`, `outboundPhoneNumber`
+-- @treturn[1] table the number
+-- @return[2] nil, @{err}
+
+--- Read a number (`GET /v1/phone-numbers/{phoneNumber}`).
+-- @function phone_numbers:get
+-- @string number the number, E.164
+-- @treturn[1] table the number
+-- @return[2] nil, @{err}
+
+--- Change a number (`PATCH /v1/phone-numbers/{phoneNumber}`); @{null} as an agent id unassigns it.
+-- @function phone_numbers:update
+-- @string number the number, E.164
+-- @tparam table params `friendlyName`, `inboundAgentId`, `outboundAgentId`, `terminationSipUri`,
+-- `trunkUsername`, `trunkPassword`, `outboundPhoneNumber`
+-- @treturn[1] table the number
+-- @return[2] nil, @{err}
+
+--- Release a number (`DELETE /v1/phone-numbers/{phoneNumber}`).
+-- @function phone_numbers:delete
+-- @string number the number, E.164
+-- @treturn[1] boolean `true`
+-- @return[2] nil, @{err}
+
+--- `client.webhooks`: where SigmaMind POSTs call events (`/v1/webhooks`). Event names are sent and read as
+-- documented (`conversation_analysed`, whichever spelling you wrote). To check deliveries, see
+-- @{sigmamind.webhook.verify}.
+-- @type webhooks
+
+--- Register a webhook (`POST /v1/webhooks`). The answer carries the `secret` that signs its deliveries.
+-- @function webhooks:create
+-- @tparam table params `name`, `agentId`, `url`, `events` (all required)
+-- @treturn[1] table the webhook, with `webhookId` and `secret`
+-- @return[2] nil, @{err}
+
+--- One page of webhooks (`GET /v1/webhooks`).
+-- @function webhooks:list
+-- @tparam[opt] table query `agentId`, `active`, `page`, `size`
+-- @treturn[1] table the page (`data`, `totalCount`, ...)
+-- @return[2] nil, @{err}
+
+--- Every webhook, lazily (as @{calls:each}).
+-- @function webhooks:each
+-- @tparam[opt] table query as @{webhooks:list}, plus `limit`
+-- @treturn function an iterator
+-- @raise the @{err} of a failed page
+
+--- Every page of webhooks, lazily (as @{calls:pages}).
+-- @function webhooks:pages
+-- @tparam[opt] table query as @{webhooks:list}, plus `limit`
+-- @treturn function an iterator
+-- @raise the @{err} of a failed page
+
+--- Read a webhook (`GET /v1/webhooks/{webhookId}`).
+-- @function webhooks:get
+-- @string id the `webhookId`
+-- @treturn[1] table the webhook
+-- @return[2] nil, @{err}
+
+--- Change a webhook (`PATCH /v1/webhooks/{webhookId}`).
+-- @function webhooks:update
+-- @string id the `webhookId`
+-- @tparam table params `name`, `url`, `events`, `active`
+-- @treturn[1] table the webhook
+-- @return[2] nil, @{err}
+
+--- Turn deliveries on: `update(id, { active = true })`.
+-- @function webhooks:enable
+-- @string id the `webhookId`
+-- @treturn[1] table the webhook
+-- @return[2] nil, @{err}
+
+--- Turn deliveries off: `update(id, { active = false })`.
+-- @function webhooks:disable
+-- @string id the `webhookId`
+-- @treturn[1] table the webhook
+-- @return[2] nil, @{err}
+
+--- Delete a webhook (`DELETE /v1/webhooks/{webhookId}`).
+-- @function webhooks:delete
+-- @string id the `webhookId`
+-- @treturn[1] boolean `true`
+-- @return[2] nil, @{err}
+
+--- `client.agents`: the account's AI voice agents (`/v1/agents`), read only.
+-- @type agents
+
+--- One page of agents (`GET /v1/agents`).
+-- @function agents:list
+-- @tparam[opt] table query `page`, `size`
+-- @treturn[1] table the page (`data`, `totalCount`, ...)
+-- @return[2] nil, @{err}
+
+--- Every agent, lazily (as @{calls:each}).
+-- @function agents:each
+-- @tparam[opt] table query `size`, `limit`
+-- @treturn function an iterator
+-- @raise the @{err} of a failed page
+
+--- Every page of agents, lazily (as @{calls:pages}).
+-- @function agents:pages
+-- @tparam[opt] table query `size`, `limit`
+-- @treturn function an iterator
+-- @raise the @{err} of a failed page
+
+--- Read an agent (`GET /v1/agents/{agentId}`).
+-- @function agents:get
+-- @string id the `agentId`
+-- @treturn[1] table the agent
+-- @return[2] nil, @{err}
 
 -- `sigmamind.new` may also be spelled `sigmamind(opts)`.
 return setmetatable(_M, { __call = function(_, opts) return _M.new(opts) end })
