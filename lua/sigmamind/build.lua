@@ -1,4 +1,23 @@
 -- Builders for request bodies: campaign plans (contacts, CSV, schedule) and call plans, checked before sending.
+
+--- Builders: campaign plans (contacts, CSV, schedule) and call plans, checked before anything is sent.
+-- A plan is passed where the parameters go (@{sigmamind.campaigns:create}, @{sigmamind.calls:create}), which
+-- builds it first. Builder methods raise on misuse (a wrong argument type); everything else is checked by
+-- `:build()`, with problems worded as the server words them.
+--
+-- A contact list (CSV text, a file, or rows) needs one phone column: `phoneNumber`, `phone_number`, `phone`,
+-- `toPhoneNumber` or `to` (case and surrounding spaces ignored); the other columns become each contact's
+-- dynamic variables. The rules for bad rows are those of HACKING.md, the same in the client and the sandbox.
+-- Also `sigmamind.campaign` and `sigmamind.call`.
+-- @module sigmamind.build
+-- @usage
+-- local plan = sigmamind.campaign "September Follow-ups"
+--   :agent "agent_abc123" :caller "+14157774444"
+--   :csv_file "contacts.csv"
+--   :concurrency(5) :variables{ plan_type = "Premium" }
+--   :schedule{ date = "2025-09-01", time = "09:00", timezone = "America/New_York" }
+-- local params, problems, fatal = plan:build()
+-- local campaign, err = client.campaigns:create(plan)
 local csv = require "sigmamind.csv"
 
 local error, type, pairs, ipairs, next, tostring, setmetatable, getmetatable, pcall, require =
@@ -75,6 +94,10 @@ function _M._base64_lua(s)
 end
 
 local core_encode   -- false: looked up, not available
+--- Base64 (RFC 4648, with padding), as the campaign `file` field wants it: the C core's encoder when it
+-- loads, otherwise pure Lua.
+-- @string s bytes
+-- @treturn string
 function _M.base64_encode(s)
   if core_encode == nil then
     local ok, core = pcall(require, "sigmamind.core")
@@ -284,6 +307,11 @@ end
 local Campaign = {}
 local CampaignMT = { __index = Campaign }
 
+--- Start a campaign plan (also `sigmamind.campaign`). Each method records its value and returns the plan, so
+-- calls chain; the plan changes in place (build a new plan for a second campaign).
+-- @string[opt] name the campaign name (`campaignName`), or set it later with @{Campaign:name}
+-- @treturn Campaign
+-- @raise when `name` is not a string
 function _M.campaign(name)
   if name ~= nil and type(name) ~= "string" then
     error("campaign: expected a string (the campaign name), got " .. type(name), 2)
@@ -291,6 +319,12 @@ function _M.campaign(name)
   return setmetatable({ _fields = { campaignName = name }, _vars = nil, _source = nil }, CampaignMT)
 end
 
+--- A campaign plan, made by @{campaign}.
+-- @type Campaign
+
+--- The campaign name (`campaignName`, 1 to 128 characters).
+-- @string s
+-- @treturn Campaign the plan, for chaining
 function Campaign:name(s)
   check_method(self, CampaignMT, "campaign:name")
   want(s, "string", "campaign:name")
@@ -298,6 +332,9 @@ function Campaign:name(s)
   return self
 end
 
+--- The agent that makes the calls (`agentId`).
+-- @string id
+-- @treturn Campaign the plan, for chaining
 function Campaign:agent(id)
   check_method(self, CampaignMT, "campaign:agent")
   want(id, "string", "campaign:agent")
@@ -305,6 +342,9 @@ function Campaign:agent(id)
   return self
 end
 
+--- The number the calls come from (`sipPhoneNumber`, E.164).
+-- @string number
+-- @treturn Campaign the plan, for chaining
 function Campaign:caller(number)
   check_method(self, CampaignMT, "campaign:caller")
   want(number, "string", "campaign:caller")
@@ -312,6 +352,9 @@ function Campaign:caller(number)
   return self
 end
 
+--- How many calls run at once (`concurrentCalls`, a positive integer).
+-- @int n
+-- @treturn Campaign the plan, for chaining
 function Campaign:concurrency(n)
   check_method(self, CampaignMT, "campaign:concurrency")
   want(n, "number", "campaign:concurrency")
@@ -319,6 +362,10 @@ function Campaign:concurrency(n)
   return self
 end
 
+--- Dynamic variables for every contact (`dynamicVariables`), merged into those set before. A variable given
+-- here also makes an empty cell of its column acceptable (HACKING.md).
+-- @tparam table t names to values
+-- @treturn Campaign the plan, for chaining
 function Campaign:variables(t)
   check_method(self, CampaignMT, "campaign:variables")
   check_vars(t, "campaign:variables")
@@ -330,7 +377,12 @@ end
 
 local SCHEDULE_KEYS = { date = "scheduledDate", time = "scheduledTime", timezone = "scheduledTimezone" }
 
--- :schedule{ date = "YYYY-MM-DD", time = "HH:MM", timezone = "Area/City" }; :schedule(false) unschedules.
+--- Schedule the campaign (`isScheduled`, `scheduledDate`, `scheduledTime`, `scheduledTimezone`); `:build()`
+-- checks the values.
+-- @tparam table|false t `{ date = "YYYY-MM-DD", time = "HH:MM", timezone = "Area/City" }`, or `false` to
+-- unschedule
+-- @treturn Campaign the plan, for chaining
+-- @raise on a key other than date, time, timezone, or a value that is not a string
 function Campaign:schedule(t)
   check_method(self, CampaignMT, "campaign:schedule")
   local f = self._fields
@@ -352,7 +404,11 @@ function Campaign:schedule(t)
   return self
 end
 
--- rows: array of tables keyed by column name; the phone may be under any of the phone column names.
+--- The contacts, as rows written to CSV with the phone column named `phoneNumber`. The rows are not copied:
+-- changes made to them before `:build()` count.
+-- @tparam table rows an array of tables keyed by column name, values strings, numbers or booleans; the phone
+-- may be under any of the phone column names
+-- @treturn Campaign the plan, for chaining
 function Campaign:contacts(rows)
   check_method(self, CampaignMT, "campaign:contacts")
   want(rows, "table", "campaign:contacts")
@@ -379,6 +435,9 @@ function Campaign:contacts(rows)
   return self
 end
 
+--- The contacts, as CSV text (RFC 4180, header first).
+-- @string text
+-- @treturn Campaign the plan, for chaining
 function Campaign:csv(text)
   check_method(self, CampaignMT, "campaign:csv")
   want(text, "string", "campaign:csv")
@@ -386,7 +445,10 @@ function Campaign:csv(text)
   return self
 end
 
--- The file is read by :build(), so an unreadable file is one of its problems rather than an error here.
+--- The contacts, as a CSV file. The file is read by `:build()`, so an unreadable file is one of its problems
+-- rather than an error here.
+-- @string path
+-- @treturn Campaign the plan, for chaining
 function Campaign:csv_file(path)
   check_method(self, CampaignMT, "campaign:csv_file")
   want(path, "string", "campaign:csv_file")
@@ -394,7 +456,11 @@ function Campaign:csv_file(path)
   return self
 end
 
--- Any raw API field; `dynamicVariables` replaces the variables, `file` is not settable (use :csv and friends).
+--- Any raw API field; `dynamicVariables` replaces the variables, `file` is not settable (use :csv and friends).
+-- @string field
+-- @param value
+-- @treturn Campaign the plan, for chaining
+-- @raise for `file`
 function Campaign:set(field, value)
   check_method(self, CampaignMT, "campaign:set")
   want(field, "string", "campaign:set")
@@ -497,11 +563,14 @@ local function run(self, want_good)
   return params, problems, fatal, report
 end
 
--- plan:build() -> params, problems, fatal
---   params:   the POST /v1/campaigns body (always returned, for inspection)
---   problems: array of strings (field problems first, then the file's, then the rows' as the server words
---             them), or nil when there are none
---   fatal:    nil, or the message saying why the plan must not be sent (row problems alone are not fatal)
+--- Build the request body and check it. Rows that break the CSV rules are sent as given (the server applies
+-- the same rules and dials only the good rows), so their problems are advice; a plan is fatal when a field is
+-- wrong or missing, or the contacts cannot be used at all (unreadable, malformed, no phone column, no data rows,
+-- not one good row). Nothing is cached: later changes to the plan count.
+-- @treturn table params: the `POST /v1/campaigns` body (always returned, for inspection)
+-- @treturn {string,...}|nil problems: field problems first, then the file's, then the rows' as the server words
+-- them (`"Row 7: invalid phone number '+1234'"`), or nil when there are none
+-- @treturn string|nil fatal: why the plan must not be sent, or nil (row problems alone are not fatal)
 function Campaign:build()
   check_method(self, CampaignMT, "campaign:build")
   local params, problems, fatal = run(self)
@@ -509,15 +578,18 @@ function Campaign:build()
   return params, problems, fatal
 end
 
--- plan:report() -> { contacts = good rows, rows = data rows, problems = {...} (all of build's), fatal = msg|nil }
+--- What `:build()` found, counted.
+-- @treturn table `{ contacts = good rows, rows = data rows, problems = {...} (all of build's), fatal = msg|nil }`
 function Campaign:report()
   check_method(self, CampaignMT, "campaign:report")
   local _, problems, fatal, report = run(self)
   return { contacts = report.contacts, rows = report.rows, problems = problems, fatal = fatal }
 end
 
--- plan:good_rows() -> rows, numbers: the contacts that will be dialed, in file order, as tables keyed by the
--- CSV header (the phone column under its header name, `phoneNumber` for :contacts rows), and their row numbers.
+--- The contacts that will be dialed, in file order.
+-- @treturn table rows: tables keyed by the CSV header (the phone column under its header name, `phoneNumber`
+-- for `:contacts` rows)
+-- @treturn table their row numbers
 function Campaign:good_rows()
   check_method(self, CampaignMT, "campaign:good_rows")
   local _, _, _, report = run(self, true)
@@ -550,6 +622,15 @@ local function call_set(self, field, value, what, level)
   self._fields[field] = value
 end
 
+--- Back to the module's own functions (LDoc would take the next ones for Campaign methods).
+-- @section end
+
+--- Make a call plan (also `sigmamind.call`), for @{sigmamind.calls:create}.
+-- @tparam[opt] table t `from`, `to`, `agent`, `variables`, or the API's own names (`fromPhoneNumber`,
+-- `toPhoneNumber`, `agentId`, `dynamicVariables`)
+-- @treturn Call
+-- @raise on an unknown field, or an alias and its API name both given with different values
+-- @usage client.calls:create(sigmamind.call{ from = "+14157774444", to = "+12137774445", agent = "agent_abc123" })
 function _M.call(t)
   if t ~= nil and type(t) ~= "table" then
     error("call: expected a table, got " .. type(t), 2)
@@ -571,6 +652,12 @@ function _M.call(t)
   return self
 end
 
+--- A call plan, made by @{call}. Its methods return the plan, for chaining.
+-- @type Call
+
+--- The caller's number (`fromPhoneNumber`, E.164).
+-- @string number
+-- @treturn Call
 function Call:from(number)
   check_method(self, CallMT, "call:from")
   want(number, "string", "call:from")
@@ -578,6 +665,9 @@ function Call:from(number)
   return self
 end
 
+--- The number to call (`toPhoneNumber`, E.164).
+-- @string number
+-- @treturn Call
 function Call:to(number)
   check_method(self, CallMT, "call:to")
   want(number, "string", "call:to")
@@ -585,6 +675,9 @@ function Call:to(number)
   return self
 end
 
+--- The agent (`agentId`).
+-- @string id
+-- @treturn Call
 function Call:agent(id)
   check_method(self, CallMT, "call:agent")
   want(id, "string", "call:agent")
@@ -592,6 +685,9 @@ function Call:agent(id)
   return self
 end
 
+--- Dynamic variables (`dynamicVariables`), merged into those set before.
+-- @tparam table t
+-- @treturn Call
 function Call:variables(t)
   check_method(self, CallMT, "call:variables")
   check_vars(t, "call:variables")
@@ -601,6 +697,10 @@ function Call:variables(t)
   return self
 end
 
+--- Any raw API field.
+-- @string field
+-- @param value
+-- @treturn Call
 function Call:set(field, value)
   check_method(self, CallMT, "call:set")
   want(field, "string", "call:set")
@@ -608,7 +708,10 @@ function Call:set(field, value)
   return self
 end
 
--- plan:build() -> params, problems, fatal  (any problem is fatal: a call has no rows to skip)
+--- Build the `POST /v1/calls` body and check it. Any problem is fatal: a call has no rows to skip.
+-- @treturn table params
+-- @treturn {string,...}|nil problems
+-- @treturn string|nil fatal: the first problem
 function Call:build()
   check_method(self, CallMT, "call:build")
   local f = self._fields
@@ -629,7 +732,12 @@ end
 
 ---------------------------------------------------------------------------------------------------------------
 
--- Is v a plan (anything with a build method), which campaigns:create and calls:create build before sending?
+--- Back to the module's own functions (LDoc would take the next ones for Call methods).
+-- @section end
+
+--- Is `v` a plan (anything with a build method), which campaigns:create and calls:create build before sending?
+-- @param v
+-- @treturn boolean
 function _M.is_plan(v)
   if type(v) ~= "table" then return false end
   local mt = getmetatable(v)
@@ -637,6 +745,12 @@ function _M.is_plan(v)
   return type(v.build) == "function"
 end
 
+--- Check a contact list by the campaign CSV rules without building a plan (the dialer uses it).
+-- @string text CSV text
+-- @tparam[opt] table vars dynamic variables that fill empty cells
+-- @treturn table `contacts` (good rows), `rows` (data rows), `problems`, `fatal`, `good` (the good rows keyed by
+-- header) and `numbers` (their row numbers)
+-- @raise when `text` is not a string or `vars` not a table
 _M.check_csv = function(text, vars)
   if type(text) ~= "string" then error("check_csv: expected a string, got " .. type(text), 2) end
   if vars ~= nil and type(vars) ~= "table" then error("check_csv: vars: expected a table, got " .. type(vars), 2) end

@@ -1,5 +1,13 @@
 -- RFC 4180 CSV for campaign contact lists: encode rows to CSV text, decode CSV text to rows or raw records.
 -- Lua 5.1/LuaJIT compatible (it also runs under OpenResty); the text is scanned with string.find, never per char.
+
+--- RFC 4180 CSV for campaign contact lists: encode rows to CSV text, decode CSV text to rows or raw records.
+-- Also `require("sigmamind").csv`.
+-- @module sigmamind.csv
+-- @usage
+-- local csv = require("sigmamind").csv
+-- local text = csv.encode({ { phoneNumber = "+12137774445", customer_name = "Ada" } })
+-- local rows, header = assert(csv.decode(text))
 local error, type, pairs, ipairs, tostring =
       error, type, pairs, ipairs, tostring
 local string_find, string_sub, string_byte, string_gsub, string_lower, string_match =
@@ -11,7 +19,7 @@ local _M = { _VERSION = "0.1" }
 local BYTE_QUOTE, BYTE_COMMA, BYTE_CR, BYTE_LF = 34, 44, 13, 10
 local BOM = "\239\187\191"
 
--- The header names that mark the phone column, in the order HACKING.md lists them (compared trimmed, lower case).
+--- The header names that mark the phone column, in the order HACKING.md lists them (compared trimmed, lower case).
 _M.phone_columns = { "phoneNumber", "phone_number", "phone", "toPhoneNumber", "to" }
 local PHONE_NAMES = {}
 for i, name in ipairs(_M.phone_columns) do PHONE_NAMES[string_lower(name)] = i end
@@ -21,9 +29,15 @@ local function trim(s)
   if a and a > 32 and b > 32 then return s end      -- the common case: nothing to trim (%s bytes are <= 32)
   return string_match(s, "^%s*(.-)%s*$")
 end
+--- `s` without leading and trailing white space.
+-- @function trim
+-- @string s
+-- @treturn string
 _M.trim = trim
 
--- Is `name` (a header cell or a row key) one of the phone column names?  Returns its rank (1 = phoneNumber).
+--- Is `name` (a header cell or a row key) one of the phone column names?  Returns its rank (1 = phoneNumber).
+-- @param name
+-- @treturn integer|nil the rank in @{phone_columns}, or nil
 function _M.phone_rank(name)
   if type(name) ~= "string" then return nil end
   return PHONE_NAMES[string_lower(trim(name))]
@@ -31,6 +45,7 @@ end
 
 ---------------------------------------------------------------------------------------------------------------
 -- Encoding
+-- @section encoding
 
 -- bytes that make a cell quoted when they begin or end it: space, \t, \n, \v, \f, \r (what %s matches)
 local EDGE_SPACE = { [32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true }
@@ -42,6 +57,10 @@ local function quote(s)
   return s
 end
 
+--- One cell as CSV: quoted when it holds a comma, a quote, CR or LF, or begins or ends with white space.
+-- @function quote
+-- @string s
+-- @treturn string
 _M.quote = quote
 
 local function cell_text(v, where, level)
@@ -74,9 +93,14 @@ local function default_columns(rows)
   return cols
 end
 
--- encode(rows [, columns]) -> text.  rows: array of tables keyed by column name; values strings, numbers or
--- booleans (nil is an empty cell).  Every record ends with CRLF; a record that is one empty cell is written as ""
--- so that it is not mistaken for a blank line.
+--- Rows to CSV text. Every record ends with CRLF; a record that is one empty cell is written as `""` so that it
+-- is not mistaken for a blank line.
+-- @tparam table rows an array of tables keyed by column name; values strings, numbers or booleans (nil is an
+-- empty cell)
+-- @tparam[opt] {string,...} columns the header, in order; default: the sorted union of the rows' string keys,
+-- the best-ranked phone column first
+-- @treturn string the text (`""` when there are no columns)
+-- @raise on a value that is not a string, number or boolean, or a bad argument
 function _M.encode(rows, columns)
   if type(rows) ~= "table" then
     error("csv.encode: rows: expected a table (array of rows), got " .. type(rows), 2)
@@ -130,6 +154,7 @@ end
 
 ---------------------------------------------------------------------------------------------------------------
 -- Decoding
+-- @section decoding
 
 local function count_lf(s)
   if not string_find(s, "\n", 1, true) then return 0 end
@@ -204,9 +229,13 @@ local function parse_quoted_record(text, pos, line, len)
   end
 end
 
--- records(text) -> records, lines  |  nil, "csv: line N: <what>"
--- records: array of arrays of strings (the header is records[1]); lines[i]: the line on which records[i] starts.
--- A UTF-8 BOM is skipped; CRLF and LF both end a record; blank lines (no characters at all) are skipped.
+--- CSV text to raw records. A UTF-8 BOM is skipped; CRLF and LF both end a record; blank lines (no characters
+-- at all) are skipped.
+-- @string text
+-- @treturn[1] table records: arrays of strings, the header first
+-- @treturn[1] table lines: `lines[i]` is the line on which `records[i]` starts
+-- @return[2] nil, `"csv: line N: <what>"` for malformed text
+-- @raise when `text` is not a string
 function _M.records(text)
   if type(text) ~= "string" then
     error("csv.records: expected a string, got " .. type(text), 2)
@@ -254,9 +283,13 @@ function _M.records(text)
   return records, lines
 end
 
--- decode(text) -> rows, header  |  nil, "csv: line N: <what>"
--- rows[i][header[j]] = the j-th cell of data record i.  A short record leaves the missing columns absent; cells
--- past the header's width are dropped (csv.records keeps them).
+--- CSV text to rows keyed by the header: `rows[i][header[j]]` is the j-th cell of data record i. A short
+-- record leaves the missing columns absent; cells past the header's width are dropped (@{records} keeps them).
+-- @string text
+-- @treturn[1] table rows
+-- @treturn[1] {string,...} header
+-- @return[2] nil, `"csv: line N: <what>"` for malformed text
+-- @raise when `text` is not a string
 function _M.decode(text)
   if type(text) ~= "string" then
     error("csv.decode: expected a string, got " .. type(text), 2)

@@ -1,4 +1,19 @@
 -- The client-side bulk dialer: one call per valid row, never two, even across a crash (a journal of intents).
+
+--- The client-side bulk dialer behind @{sigmamind.Client:dial|client:dial}: one call per valid row, never two,
+-- even across a crash.
+--
+-- Every row is checked with the campaign CSV rules (@{sigmamind.build}); invalid rows are reported, never dialed.
+-- The valid rows are dialed `concurrency` at a time as tasks of the client, each followed to its final status
+-- when `wait`. With a `journal`, a line recording the intent reaches the disk (fsync) before each call, and the
+-- callId or the failure follows; run the same dial again with the same journal after a crash, even `kill -9`,
+-- and rows already placed are skipped, while rows whose request may have reached the server without an answer
+-- are reported `uncertain` and not redialed unless `redial_uncertain`.
+-- @module sigmamind.dial
+-- @usage
+-- local report = assert(client:dial{ csv_file = "contacts.csv", from = "+14157774444", agent = "agent_abc123",
+--                                    journal = "contacts.journal" })
+-- print(report.placed, report.skipped, report.invalid, report.failed, report.uncertain)
 local core  = require "sigmamind.core"
 local build = require "sigmamind.build"
 local csv   = require "sigmamind.csv"
@@ -85,6 +100,44 @@ local function invalid(message, problems)
                           method = "POST", path = "/v1/calls", attempts = 0, sent = false, retryable = false }
 end
 
+--- The options of @{dial}. Exactly one of `contacts` and `csv_file` is required, and `from` and `agent`;
+-- an unknown key or a value of the wrong type raises.
+-- @table options
+-- @field contacts rows: an array of tables keyed by column name (as @{sigmamind.build.Campaign:contacts})
+-- @field csv_file the path of a CSV file of contacts
+-- @field from the caller's number (`fromPhoneNumber`)
+-- @field agent the agent id (`agentId`)
+-- @field variables dynamic variables for every row; a row's own non-empty cells win
+-- @field concurrency calls in flight at once (default 8)
+-- @field journal the path of the journal file; without one, nothing is remembered across runs
+-- @field wait follow each call to its final status (default `true`)
+-- @field wait_timeout seconds to wait for each call (default 600)
+-- @field on_progress `function(counts)` called as rows advance: `total`, `placed`, `skipped`, `invalid`,
+-- `failed`, `uncertain`, `pending`, `final`
+-- @field redial_uncertain dial again the rows that may have been placed in an earlier run (default `false`)
+
+--- What @{dial} returns.
+-- @table report
+-- @field rows `rows[n]` for data row n: `row`, `phone`, `status` (`placed`, `skipped`, `invalid`, `failed`,
+-- `uncertain`), `callId`, `err`, `final` (the final call status), `problems` (for invalid rows), `variables`,
+-- `wait_err` (when following the call failed)
+-- @field total the number of data rows
+-- @field placed calls placed by this run
+-- @field skipped rows placed by an earlier run (from the journal)
+-- @field invalid rows that break the CSV rules
+-- @field failed rows whose call was refused, or could not be journaled
+-- @field uncertain rows whose call may exist: the request may have reached the server without an answer
+-- @field problems every problem found in the list, as strings (`"Row 3: invalid phone number '+1234'"`)
+-- @field statuses how many calls reached each final status
+-- @field journal the journal's path, if any
+
+--- Dial every valid row once.
+-- @tparam sigmamind.Client client
+-- @tparam options opts see @{options}
+-- @treturn[1] report see @{report}
+-- @return[2] nil, @{sigmamind.err|err} of kind `invalid` when the list cannot be used at all (unreadable,
+-- malformed, no phone column, no data rows) or the journal cannot be written
+-- @raise on misuse (a bad option), or when `on_progress` raises
 function _M.dial(client, opts)
   check_opts(opts)
   local vars = opts.variables or {}

@@ -1,6 +1,29 @@
 -- OpenResty transport: the client's requests over nginx cosockets, so that no request blocks a worker.
 -- What to send and how to judge each attempt are the C core's (core.prepare, core.classify): the same
 -- validation, errors and retry policy as the libcurl transport; this file only moves bytes. Lua 5.1/LuaJIT.
+
+--- The OpenResty transport: inside nginx, @{sigmamind.new} uses it by itself, so no request blocks a worker.
+--
+-- It has the same API, validation, errors and retry policy as the libcurl transport (waits use `ngx.sleep`),
+-- pools kept-alive connections (64 per worker, idle 60 s) and always verifies TLS, with the CA of nginx's
+-- `lua_ssl_trusted_certificate`; cosockets resolve names through nginx's `resolver`. Build the LuaJIT core
+-- with `make luajit`.
+--
+-- Requests work in rewrite, access and content handlers and in timers. In `init_by_lua*`,
+-- `init_worker_by_lua*`, `set_by_lua*`, `header_filter_by_lua*`, `body_filter_by_lua*`, `log_by_lua*`,
+-- `balancer_by_lua*`, `exit_worker_by_lua*` and `ssl_session_store_by_lua*` they raise an error that names
+-- the phase: send them from `ngx.timer.at(0, fn)` there. For concurrent calls use `ngx.thread.spawn`
+-- (@{sigmamind.Client:spawn|client:spawn} tasks are the curl multi loop of scripts and C hosts). A webhook
+-- receiver that verifies signatures is in `examples/openresty/`.
+-- @module sigmamind.ngx
+-- @usage
+-- -- nginx.conf: init_by_lua_block { client = require("sigmamind").new{ api_key = os.getenv("SIGMAMIND_API_KEY") } }
+-- content_by_lua_block {
+--   local call, err = client.calls:create{ fromPhoneNumber = "+14157774444",
+--                                          toPhoneNumber = "+12137774445", agentId = "agent_abc123" }
+--   if not call then ngx.status = 502; return ngx.say(tostring(err)) end
+--   ngx.say(call.callId)
+-- }
 local core = require "sigmamind.core"
 
 local ngx = ngx
@@ -57,7 +80,10 @@ local function parse_base_url(url, insecure)
            hostport = hostport, prefix = prefix, base = scheme .. "://" .. hostport .. prefix }
 end
 
--- o: the options as sigmamind.new checked them and filled their defaults
+--- The transport of a client made inside nginx (@{sigmamind.new} calls it; there is no need to).
+-- @tparam table o the options as sigmamind.new checked them and filled their defaults
+-- @return the transport
+-- @raise for `proxy` or `ca_file` (not supported inside nginx), an empty key, or a bad `base_url`
 function _M.new(o)
   if o.proxy then error("sigmamind.new: proxy: not supported inside nginx (cosockets connect directly)", 0) end
   if o.ca_file then
@@ -324,7 +350,8 @@ Transport.__tostring = function(self)
   return "sigmamind.client(" .. self.url.base .. ", key=" .. self.key_hint .. "...redacted)"
 end
 
--- true when running inside nginx's Lua module (OpenResty or nginx + lua-nginx-module)
+--- Is this code running inside nginx's Lua module (OpenResty or nginx + lua-nginx-module)?
+-- @treturn boolean
 function _M.available()
   return type(ngx) == "table" and type(ngx.socket) == "table" and type(ngx.get_phase) == "function"
 end

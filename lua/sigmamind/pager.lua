@@ -1,4 +1,10 @@
 -- Pagination over SigmaMind's page-numbered lists: lazy, bounded iterators that hold one page at a time.
+
+--- Pagination: the iterators behind every namespace's `each` and `pages` (e.g. @{sigmamind.calls:each}).
+-- A query's `page` (default 0) and `size` (default 100, the API's maximum) are sent; `limit` is not: it stops
+-- the iteration after that many records. A page that fails ends the loop by raising the @{sigmamind.err|error
+-- object} itself, so `pcall` around the loop gets the typed table.
+-- @module sigmamind.pager
 local error, type, pairs, next, setmetatable = error, type, pairs, next, setmetatable
 
 local _M = {}
@@ -12,6 +18,11 @@ local function copy(t)
 end
 
 -- Reads both spellings of the total so callers never need to know which endpoint says which.
+
+--- Give a page the one shape every list has: `data` (an array, wrapping an endpoint that answers with a bare
+-- array), and `totalCount` and `totalCounts` both set (counted when the last page says there is no next).
+-- @tparam table page a decoded list response; it is changed in place
+-- @treturn table the page
 function _M.normalise_page(page)
   if type(page) ~= "table" then return page end
   if page[1] ~= nil and page.data == nil then
@@ -53,6 +64,12 @@ local function page_iterator(fetch, query)
   end, limit
 end
 
+--- Every page of a list, one request per step, until a page says there is no next one or comes back empty.
+-- @tparam function fetch `fetch(query)` returns a page, or `nil, err`
+-- @tparam[opt] table query sent with `page` counted up from `query.page`; `limit` stops once that many records
+-- were returned
+-- @treturn function an iterator of pages
+-- @raise when `limit` is not a number >= 0; while iterating, the `err` of a failed fetch
 function _M.pages(fetch, query)
   local it, limit = page_iterator(fetch, query)
   if not limit then return it end
@@ -67,6 +84,14 @@ end
 
 -- Records one by one. A newest-first list shifts while it is read (new calls push old ones onto the next
 -- page), so a record already yielded on the previous page is skipped rather than yielded twice.
+
+--- Every record of a list, one at a time, with one page in memory. A record whose `id_field` was yielded on
+-- the page before is skipped, so a list that shifts while it is read yields no record twice.
+-- @tparam function fetch `fetch(query)` returns a page, or `nil, err`
+-- @tparam[opt] table query as for @{pages}; `limit` caps the number of records
+-- @string[opt] id_field the field that identifies a record, e.g. `"callId"`
+-- @treturn function an iterator of records
+-- @raise when `limit` is not a number >= 0; while iterating, the `err` of a failed fetch
 function _M.each(fetch, query, id_field)
   local it, limit = page_iterator(fetch, query)
   local data, i, n = nil, 0, 0

@@ -1,4 +1,14 @@
 -- Tasks: coroutines driven by a client's curl multi loop (spawn, poll, run, join, map): one API, both modes.
+
+--- Tasks: coroutines driven by a client's curl multi loop. Use them through
+-- @{sigmamind.Client:spawn|client:spawn}, @{sigmamind.Client:poll|client:poll}, @{sigmamind.Client:run|client:run}
+-- and @{sigmamind.map}; this module is what those call.
+--
+-- Inside a task, a request hands control to the loop instead of blocking, and retry backoff and
+-- `calls:wait` pauses wait on loop timers, never by sleeping the process; outside a task nothing changes.
+-- Each client has one scheduler, made on its first spawn. These tasks are the loop of scripts and C hosts:
+-- inside nginx use `ngx.thread.spawn` instead.
+-- @module sigmamind.task
 local core = require "sigmamind.core"
 
 local error, type, setmetatable, getmetatable, tostring, pcall = error, type, setmetatable, getmetatable, tostring, pcall
@@ -131,7 +141,10 @@ local function stuck(s)
   return active + done == 0
 end
 
--- drives transfers and timers for at most `timeout` seconds; returns the number of live tasks
+--- Drive transfers and timers for at most `timeout` seconds (what @{sigmamind.Client:poll|client:poll} calls).
+-- @tparam sigmamind.Client client
+-- @number timeout seconds
+-- @treturn integer the number of live tasks
 function _M.poll(client, timeout)
   local s = client._sched
   if s == nil or s.live == 0 then return 0 end
@@ -163,6 +176,9 @@ function _M.poll(client, timeout)
   return s.live
 end
 
+--- Poll until every task of `client` is done (what @{sigmamind.Client:run|client:run} calls).
+-- @tparam sigmamind.Client client
+-- @raise when the tasks left wait for each other and nothing else
 function _M.run(client)
   local s = client._sched
   while s ~= nil and s.live > 0 do
@@ -181,6 +197,12 @@ local function current(s)
 end
 _M.current = current
 
+--- Make a task of `fn(...)`; it first runs at the next poll or join (what @{sigmamind.Client:spawn|client:spawn} calls).
+-- @tparam sigmamind.Client client
+-- @tparam function fn
+-- @param ... its arguments
+-- @treturn Task
+-- @raise when `fn` is not a function
 function _M.spawn(client, fn, ...)
   if type(fn) ~= "function" then error("sigmamind: spawn: expected a function, got " .. type(fn), 3) end
   local s = scheduler(client)
@@ -193,6 +215,7 @@ end
 
 ---------------------------------------------------------------------------------------------------------------
 -- What the resource functions use inside a task.
+-- @local
 
 function _M.sleep(s, seconds)
   add_timer(s, now() + seconds, current(s))
@@ -217,7 +240,12 @@ end
 
 ---------------------------------------------------------------------------------------------------------------
 -- Task objects.
+-- @type Task
 
+--- Wait for the task and give its values. From inside another task of the same client it yields until the
+-- task is done; from plain code it drives the loop itself. Joining a finished task again gives the same values.
+-- @return the values `fn` returned, or `nil, err` when it raised `err`
+-- @raise when a task joins itself, or the task waits for something no task or transfer will ever do
 function Task:join()
   if getmetatable(self) ~= Task then error("sigmamind: call it as task:join()", 2) end
   local s = self.sched
@@ -241,6 +269,8 @@ function Task:join()
   return table_unpack(self.results, 1, self.results.n)
 end
 
+--- The task's state.
+-- @treturn string `"running"` (not yet finished), `"done"` or `"failed"` (it raised)
 function Task:status()
   if self.done then return self.failed and "failed" or "done" end
   return "running"
@@ -248,7 +278,18 @@ end
 
 Task.__tostring = function(self) return "sigmamind.task(" .. self:status() .. ")" end
 
--- results[i] = { value } or { nil, err }, in the order of list; an error raised by fn is captured as err
+--- map belongs to the module, not to Task.
+-- @section end
+
+--- Map `fn` over `list` with `concurrency` tasks of `client` (as @{sigmamind.map}, which it is).
+-- @function map
+-- @tparam sigmamind.Client client
+-- @tparam table list an array
+-- @tparam function fn called as `fn(list[i], i)`
+-- @tparam[opt] table opts `concurrency` (default 16)
+-- @treturn table `results[i] = { value }` or `{ nil, err }`, in the order of `list`; an error raised by `fn` is
+-- captured as `err`
+-- @raise on misuse
 function _M.map(client, list, fn, opts)
   if type(list) ~= "table" then error("sigmamind.map: expected a list, got " .. type(list), 2) end
   if type(fn) ~= "function" then error("sigmamind.map: expected a function, got " .. type(fn), 2) end

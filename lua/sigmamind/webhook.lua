@@ -1,5 +1,20 @@
 -- Inbound webhook deliveries: verify their signature (API.md §5), decode and normalise the event, drop repeats.
 -- Lua 5.1/LuaJIT compatible (it runs inside OpenResty handlers too); HMAC and comparison are the C core's.
+
+--- Webhook deliveries: verify their signature, decode and normalise the event, drop repeats.
+--
+-- SigmaMind POSTs call events to your webhook URL, signed with the webhook's `secret` (returned by
+-- @{sigmamind.webhooks:create}): `X-SigmaMind-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t .. "." .. body)>`.
+-- Verify the **raw body** bytes as received, never re-encoded JSON. The HMAC runs in C (OpenSSL) and is
+-- compared in constant time against every `v1=` value and every secret; the timestamp must be within
+-- `tolerance` seconds of now in both directions. Also `require("sigmamind").webhook`.
+-- @module sigmamind.webhook
+-- @usage
+-- local webhook = require("sigmamind").webhook
+-- local seen = webhook.dedupe{}
+-- local event, err = webhook.verify(raw_body, headers, { secret = secret, dedupe = seen })
+-- if not event then return 401, tostring(err) end   -- err.reason: see Failure
+-- print(event.event, event.call.callId, event.call.status)
 local core = require "sigmamind.core"
 
 local error, type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable, select =
@@ -11,7 +26,9 @@ local hmac_sha256, consteq, json_decode, core_time = core.hmac_sha256, core.cons
 
 local _M = { _VERSION = "0.1" }
 
+--- The signature header's name; `opts.header` of @{verify} and @{sign_headers} overrides it.
 _M.header = "X-SigmaMind-Signature"
+--- Seconds a timestamp may be off, either way, when `opts.tolerance` is not given.
 _M.default_tolerance = 300
 
 ---------------------------------------------------------------------------------------------------------------
@@ -24,6 +41,19 @@ Failure.__tostring = function(f) return "sigmamind.webhook: " .. f.reason .. ": 
 local function fail(reason, message)
   return nil, setmetatable({ reason = reason, message = message }, Failure)
 end
+--- What @{verify} returns, after `nil`, when a delivery must be refused.
+-- `tostring(failure)` reads `sigmamind.webhook: REASON: MESSAGE`.
+-- @table Failure
+-- @field reason what a program switches on: `missing_signature` (no signature header), `bad_header` (a header
+-- that cannot be read), `bad_signature` (no signature matched), `too_old` and `too_new` (the timestamp is
+-- outside the tolerance), `bad_json` (the body is not a JSON object), `no_secret` (the secrets given are empty),
+-- `duplicate` (seen before by `opts.dedupe`), or the reason a custom verifier returned
+-- @field message what a person can act on, with hints (re-encoded body, a secret ending in a newline, ...)
+
+--- Make a @{Failure}, e.g. for a custom verifier (`opts.scheme`) to return.
+-- @string reason
+-- @string message
+-- @treturn Failure
 _M.failure = function(reason, message) return select(2, fail(reason, message)) end
 
 ---------------------------------------------------------------------------------------------------------------
@@ -222,6 +252,12 @@ local function normalise(event)
   end
   return event
 end
+--- Normalise a decoded event in place, as @{verify} does: `conversation_analyzed` becomes
+-- `conversation_analysed`, a call status `in-progress` becomes `in_progress`, and the call's `variables` are
+-- also offered as `dynamicVariables`.
+-- @function normalise
+-- @tparam table event
+-- @treturn table the same event
 _M.normalise = normalise
 
 local function decode(raw_body)
@@ -251,7 +287,24 @@ local function check_args(raw_body, headers, opts)
   end
 end
 
---- Verifies a delivery and returns the decoded event, or nil and a failure { reason =, message = }.
+--- Verify a delivery and return the decoded, normalised event.
+-- @string raw_body the request body exactly as received (OpenResty: `ngx.req.read_body()` then
+-- `ngx.req.get_body_data()`)
+-- @tparam table headers the request headers; names are matched case-insensitively and a value may be an
+-- array of repeated headers
+-- @tparam table opts
+-- @tparam[opt] string opts.secret the webhook's secret
+-- @tparam[opt] {string,...} opts.secrets several secrets, any of which may match (`{ new, old }` while rotating)
+-- @tparam[opt=300] number opts.tolerance seconds the timestamp may be off, in either direction
+-- @tparam[opt] number|function opts.now the current unix time, or a function giving it (for tests)
+-- @tparam[opt="sigmamind"] string|function opts.scheme `"sigmamind"` (`t=...,v1=...`), `"plain"` (a bare hex
+-- HMAC of the body, optionally prefixed `sha256=`), or your own `function(raw_body, headers, opts)` returning
+-- true, or false and a reason string or @{Failure}; no secret is needed then
+-- @tparam[opt] string opts.header the signature header's name (default @{header})
+-- @tparam[opt] Dedupe opts.dedupe drop a delivery seen before (see @{dedupe})
+-- @treturn[1] table the event (`event`, `call`, ...)
+-- @return[2] nil, @{Failure}
+-- @raise on misuse: `raw_body` not a string (a decoded table, say), no secret, a bad option
 function _M.verify(raw_body, headers, opts)
   check_args(raw_body, headers, opts)
   local scheme = opts.scheme or "sigmamind"
@@ -293,7 +346,16 @@ end
 
 ---------------------------------------------------------------------------------------------------------------
 -- sign: the header a sender would set; for tests and for users testing their receivers.
+-- @section sign
 
+--- Sign a body as SigmaMind does: the value of the signature header.
+-- @string raw_body
+-- @tparam string|{string,...} secret a secret, or several (one `v1=` each)
+-- @tparam[opt] table opts `t` (unix seconds, default now); `scheme = "plain"` gives the bare hex HMAC of the
+-- body with the first secret
+-- @treturn string e.g. `t=1700000000,v1=5f2b...`
+-- @raise on misuse
+-- @usage local headers = { ["X-SigmaMind-Signature"] = webhook.sign(body, secret) }
 function _M.sign(raw_body, secret, opts)
   if type(raw_body) ~= "string" then error("sigmamind.webhook.sign: raw_body: expected a string, got " .. type(raw_body), 2) end
   local list = type(secret) == "table" and secret or { secret }
@@ -312,6 +374,11 @@ function _M.sign(raw_body, secret, opts)
   return table_concat(parts, ",")
 end
 
+--- @{sign}, as a headers table: `{ [opts.header or header] = signature }`.
+-- @string raw_body
+-- @tparam string|{string,...} secret
+-- @tparam[opt] table opts as for @{sign}, plus `header`
+-- @treturn table
 function _M.sign_headers(raw_body, secret, opts)
   local name = opts and opts.header or _M.header
   return { [name] = _M.sign(raw_body, secret, opts) }
@@ -319,6 +386,7 @@ end
 
 ---------------------------------------------------------------------------------------------------------------
 -- dedupe: retried deliveries arrive twice; remember (callId, event) for a while.
+-- @section dedupe
 
 -- The default store: an in-memory table bounded in size (least recently used evicted) with a TTL per key.
 local function memory_store(max_keys, now)
@@ -354,6 +422,10 @@ local function memory_store(max_keys, now)
   function store.size() return count end
   return store
 end
+--- The default store of @{dedupe}: an in-memory table bounded in size (least recently used evicted), with a
+-- TTL per key. Each worker process has its own; inside nginx use an `ngx.shared.DICT`, which has `add`.
+-- @tparam[opt] table opts `max_keys` (default 10000), `now` (a clock function, default the system's)
+-- @treturn table a store: `get(key)`, `set(key, value, ttl)`, `delete(key)`, `size()`
 _M.memory_store = function(opts)
   opts = opts or {}
   return memory_store(opts.max_keys or 10000, opts.now or core_time)
@@ -369,9 +441,18 @@ local function default_key(event)
   return "sigmamind:webhook:" .. tostring(id) .. ":" .. event.event
 end
 
---- dedupe{ store = { get = fn(key), set = fn(key, value, ttl), add = fn(key, value, ttl)?, delete = fn(key)? },
----         ttl = 86400,
----         max_keys = 10000, key = fn(event) -> string|nil, now = fn() }
+--- A memory of deliveries already accepted, for `opts.dedupe` of @{verify}: retried deliveries arrive twice.
+-- @tparam[opt] table opts
+-- @tparam[opt] table opts.store `{ get = function(key), set = function(key, value, ttl) }`, optionally `add`
+-- (`ngx.shared.DICT:add`'s contract, used atomically) and `delete`; default @{memory_store}
+-- @tparam[opt=86400] number opts.ttl seconds to remember a delivery
+-- @tparam[opt=10000] integer opts.max_keys the default store's size
+-- @tparam[opt] function opts.key `key(event)` gives the key, or nil for an event never counted as a repeat
+-- (default: the callId and the event name)
+-- @tparam[opt] number|function opts.now the clock of the default store
+-- @treturn Dedupe
+-- @raise on a bad option
+-- @usage local seen = webhook.dedupe{ store = ngx.shared.webhooks }   -- lua_shared_dict webhooks 10m;
 function _M.dedupe(opts)
   if opts ~= nil and type(opts) ~= "table" then error("sigmamind.webhook.dedupe: expected an options table", 2) end
   opts = opts or {}
@@ -390,9 +471,14 @@ function _M.dedupe(opts)
   }, Dedupe)
 end
 
--- true if this (callId, event) was seen before; records it otherwise. Events without a callId are never repeats.
+--- What @{dedupe} returns.
+-- @type Dedupe
+
+--- Was this (callId, event) seen before? Records it otherwise. Events without a callId are never repeats.
 -- A store with `add(key, value, ttl) -> true | false` (ngx.shared.DICT:add's contract) is used atomically, so two
 -- workers receiving the same retry at once cannot both see it as new; get-then-set stores cannot promise that.
+-- @tparam table event a decoded event
+-- @treturn boolean
 function Dedupe:seen(event)
   local key = self.key(event)
   if key == nil then return false end
@@ -402,7 +488,8 @@ function Dedupe:seen(event)
   return false
 end
 
--- Undo :seen for an event the handler failed to process, so that SigmaMind's retry is accepted.
+--- Undo @{Dedupe:seen} for an event the handler failed to process, so that SigmaMind's retry is accepted.
+-- @tparam table event
 function Dedupe:forget(event)
   local key = self.key(event)
   if key == nil then return end

@@ -1031,6 +1031,7 @@ function A.deliveries(_, _, args)
 end
 
 local FAULT_KINDS = { ["429"] = true, ["500"] = true, ["503"] = true, reset = true, truncate = true, garbage = true,
+                      lost = true,
                       redirect = true }
 
 local function valid_fault(f)
@@ -1048,7 +1049,7 @@ function A.arm_fault(_, b)
     return bad("path", "expected a path like /v1/calls or a route like /v1/calls/{callId}", b.path)
   end
   if not valid_fault(b.fault) then
-    return bad("fault", "expected 429, 500, 503, reset, slow=MS, truncate, garbage, redirect, big=BYTES or bigchunked=BYTES", b.fault)
+    return bad("fault", "expected 429, 500, 503, reset, slow=MS, truncate, garbage, redirect, lost, big=BYTES or bigchunked=BYTES", b.fault)
   end
   local st, msg = first_error(check_int(b, "count", 1, 1000000))
   if st then return st, msg end
@@ -1218,7 +1219,7 @@ local function apply_fault(f)
     end
     return true
   end
-  send_error(400, "X-Sandbox-Fault: expected 429, 500, 503, reset, slow=MS, truncate, garbage, redirect, big=BYTES or " ..
+  send_error(400, "X-Sandbox-Fault: expected 429, 500, 503, reset, slow=MS, truncate, garbage, redirect, lost, big=BYTES or " ..
     "bigchunked=BYTES, got " .. describe(f))
   return true
 end
@@ -1260,12 +1261,14 @@ function _M.handle()
   local key = r.keys[method] or (method .. " " .. r.tmpl)
   counters[key] = (counters[key] or 0) + 1
 
+  local lost    -- the request is carried out but its answer never leaves: the ambiguous failure
   if not r.admin then
     local cn = ngx_var.connection
     if not conns[cn] then conns[cn] = true; nconns = nconns + 1 end
     local f = ngx_var.http_x_sandbox_fault
     if not f and S.faults[1] then f = take_armed(method, uri, r.tmpl) end
-    if f and apply_fault(f) then return end
+    if f == "lost" then lost = true
+    elseif f and apply_fault(f) then return end
   end
 
   if not r.public and not (r.public_methods and r.public_methods[method])
@@ -1297,6 +1300,7 @@ function _M.handle()
     ngx.log(ngx.ERR, "sandbox handler error: ", status)
     return send_error(500, "Sandbox internal error")
   end
+  if lost then return ngx.exit(444) end
   if status == 204 then
     ngx.status = 204
     return ngx.exit(204)

@@ -1,5 +1,4 @@
 -- Helpers for the sandbox: JSON, time formatting, HMAC-SHA256 (libcrypto via FFI), ids and value descriptions.
-local ngx = ngx
 local ffi = require "ffi"
 local cjson = require("cjson.safe").new()
 local string_format, string_byte, os_date, math_floor, math_random = string.format, string.byte, os.date, math.floor, math.random
