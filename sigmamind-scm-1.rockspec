@@ -40,6 +40,7 @@ build = {
     ["sigmamind.build"] = "lua/sigmamind/build.lua",
     ["sigmamind.csv"]   = "lua/sigmamind/csv.lua",
     ["sigmamind.webhook"] = "lua/sigmamind/webhook.lua",
+    ["sigmamind.reconcile"] = "lua/sigmamind/reconcile.lua",
     ["sigmamind.task"]  = "lua/sigmamind/task.lua",
     ["sigmamind.dial"]  = "lua/sigmamind/dial.lua",
     ["sigmamind.ngx"]   = "lua/sigmamind/ngx.lua",

@@ -132,6 +132,7 @@ local OPTIONS = {
   max_retries = integer_opt(0), ca_file = kind_opt("string"), proxy = kind_opt("string"),
   user_agent = kind_opt("string"), max_response_bytes = integer_opt(1), on_event = kind_opt("function"),
   insecure = kind_opt("boolean"),
+  reconcile = kind_opt("boolean"),
 }
 
 local DEFAULTS = {
@@ -379,6 +380,32 @@ function Webhooks.disable(self, id) check_self(self, "webhooks", "disable")
 
 local Calls = _M.calls
 
+-- calls:create never leads to a second call after an ambiguous failure: it first looks for the call the lost
+-- request may have made (sigmamind.reconcile) and returns it marked `reconciled = true`.
+local reconcile = require "sigmamind.reconcile"
+local calls_create = Calls.create
+function Calls.create(self, params)
+  check_self(self, "calls", "create")
+  local client = self._client
+  local t0 = core.time()
+  local call, err = calls_create(self, params)
+  if call then
+    reconcile.remember(client, call.callId)
+    return call
+  end
+  if client._reconcile == false or not reconcile.ambiguous(err) then return nil, err end
+  local body = params
+  if build.is_plan(params) then body = params:build() end
+  local found, why = reconcile.find(self, body, t0, core.time, function(s) client:_sleep(s) end)
+  if not found then
+    err.reconcile = why
+    return nil, err
+  end
+  found.reconciled = true
+  reconcile.remember(client, found.callId)
+  return found
+end
+
 function Calls.wait(self, id, opts)
   check_self(self, "calls", "wait"); id = check_id(id, "calls", "wait")
   if opts ~= nil and type(opts) ~= "table" then error("sigmamind: calls:wait: expected an options table", 2) end
@@ -430,6 +457,8 @@ end
 -- `type`, `method`, `path` (numbers masked), `attempt`, `status`, `elapsed`, `delay`, `kind` and never the key.
 -- Errors it raises are ignored
 -- @field insecure must be `true` to use `http://` with a host that is not loopback (default `false`)
+-- @field reconcile after a `calls:create` that failed once the request may have reached the server, look for
+-- the call it may have made and return it marked `reconciled = true` instead of the error (default `true`)
 
 --- Make a client. `sigmamind(opts)` is the same call.
 -- Inside nginx's Lua module the client talks through cosockets (@{sigmamind.ngx}); elsewhere through libcurl.
@@ -470,11 +499,13 @@ function _M.new(opts)
   if type(ngx_lua) == "table" and type(ngx_lua.socket) == "table" and type(ngx_lua.get_phase) == "function" then
     make = require("sigmamind.ngx").new
   end
+  local reconcile_opt = o.reconcile
+  o.reconcile = nil
   local ok, c = pcall(make, o)
   o.api_key = nil
   if not ok then error(c, 2) end
 
-  local client = setmetatable({ _c = c, base_url = o.base_url }, Client)
+  local client = setmetatable({ _c = c, base_url = o.base_url, _reconcile = reconcile_opt }, Client)
   for ns in pairs(NAMESPACES) do
     client[ns] = setmetatable({ _c = c, _client = client }, namespace_meta[ns])
   end

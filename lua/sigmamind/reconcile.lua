@@ -1,0 +1,97 @@
+-- No double dial after an ambiguous failure: find the call a POST /v1/calls may have made before anyone redials.
+--
+-- When a create fails after the request may have reached the server (its answer was lost, it timed out, the
+-- server failed while handling it), the call may exist. Redialing would ring the person twice; giving up would
+-- lose a call that was placed. So the client looks for it first. The Call record carries no destination number
+-- (API.md §3), so a candidate must match everything the record does carry: the caller's number, the agent (when
+-- one was named), the dynamic variables, a creation time inside the attempt's window, and not be a call this
+-- client has already returned. Only a single such candidate is taken; with none or several, the original error
+-- is returned with `err.reconcile` saying why, and the decision stays the caller's.
+local type, pairs, ipairs, tostring, require = type, pairs, ipairs, tostring, require
+local string_format = string.format
+
+local _M = {}
+
+-- the failures after which the request may have been carried out
+local AMBIGUOUS = { timeout = true, network = true, server = true, decode = true, too_large = true }
+-- the server may still be handling the request when we first look
+local WAITS = { 0, 0.5, 1, 2 }
+local SKEW = 120        -- seconds of clock difference tolerated between this host and the server
+local PAGE = 50         -- the newest calls looked at each time
+local REMEMBER = 1024   -- call ids this client returned, kept to rule them out
+
+function _M.ambiguous(err)
+  return type(err) == "table" and err.sent == true and AMBIGUOUS[err.kind] == true
+end
+
+-- A bounded set of the call ids a client has returned from calls:create (oldest forgotten first).
+function _M.remember(client, id)
+  if type(id) ~= "string" then return end
+  local r = client._returned
+  if not r then
+    r = { set = {}, ring = {}, next = 1 }
+    client._returned = r
+  end
+  if r.set[id] then return end
+  local old = r.ring[r.next]
+  if old then r.set[old] = nil end
+  r.ring[r.next], r.set[id] = id, true
+  r.next = r.next % REMEMBER + 1
+end
+
+local function scalar(v)
+  if v == nil then return nil end
+  return tostring(v)
+end
+
+-- variables equal as JSON would carry them (numbers and strings compared by their text; nil and {} alike)
+local function same_vars(a, b)
+  a = type(a) == "table" and a or {}
+  b = type(b) == "table" and b or {}
+  for k, v in pairs(a) do if scalar(v) ~= scalar(b[k]) then return false end end
+  for k, v in pairs(b) do if a[k] == nil and v ~= nil then return false end end
+  return true
+end
+
+local function matches(call, body, lo, hi, returned, parse_time)
+  if type(call) ~= "table" or (returned and returned[call.callId]) then return false end
+  if call.callType ~= nil and call.callType ~= "outbound" then return false end
+  local pn = call.phoneNumber
+  if type(pn) ~= "table" or pn.sipPhoneNumber ~= body.fromPhoneNumber then return false end
+  if body.agentId ~= nil and not (type(call.agent) == "table" and call.agent.agentId == body.agentId) then
+    return false
+  end
+  local t = parse_time(call.createdAt)
+  if t == nil or t < lo or t > hi then return false end
+  return same_vars(body.dynamicVariables, call.dynamicVariables)
+end
+
+-- calls: the client's calls namespace; body: the POST body that was sent; t0: wall-clock time before the first
+-- attempt. Returns the call, or nil and the reason none was taken.
+function _M.find(calls, body, t0, now, sleep)
+  local parse_time = require("sigmamind.observe").parse_time
+  local returned = calls._client._returned and calls._client._returned.set
+  local why = "no call matching the request was found"
+  for _, wait in ipairs(WAITS) do
+    if wait > 0 then sleep(wait) end
+    local page, err = calls:list{ page = 0, size = PAGE }
+    if not page then
+      why = "the lookup failed: " .. tostring(err)
+    else
+      local lo, hi = t0 - SKEW, now() + SKEW
+      local found, n = nil, 0
+      for _, call in ipairs(page.data) do
+        if matches(call, body, lo, hi, returned, parse_time) then found, n = call, n + 1 end
+      end
+      if n == 1 then return found end
+      if n > 1 then
+        return nil, string_format("%d calls match the request (same caller, agent and variables): not one to " ..
+                                  "choose; give each call a distinguishing dynamic variable", n)
+      end
+    end
+  end
+  return nil, why
+end
+
+_M.same_vars = same_vars
+return _M

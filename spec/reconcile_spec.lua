@@ -1,0 +1,105 @@
+-- No double dial after an ambiguous failure: calls:create reconciles before anyone redials.
+local sandbox = require "support.sandbox"
+local sigmamind = require "sigmamind"
+
+describe("calls:create after an ambiguous failure", function()
+  local sb, c
+
+  local function intent(vars)
+    return { fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445", agentId = sb.agent,
+             dynamicVariables = vars }
+  end
+
+  setup(function()
+    sb = sandbox.start{ speed = 50 }
+    c = sigmamind.new{ api_key = sb.key, base_url = sb.url, max_retries = 2, timeout = 5 }
+  end)
+  teardown(function() if c then c:close() end; if sb then sb:stop() end end)
+  before_each(function() sb:reset() end)
+
+  it("finds the call whose answer was lost and returns it marked reconciled, with one POST and one call", function()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
+    local call, err = c.calls:create(intent{ customer_name = "Ada", order = "A-1" })
+    assert.is_nil(err)
+    assert.is_true(call.reconciled)
+    assert.equal("Ada", call.dynamicVariables.customer_name)
+    assert.equal(1, sb:count("POST", "/v1/calls"))
+    assert.equal(1, sb:state().calls)
+    local page = assert(c.calls:list{})
+    assert.equal(call.callId, page.data[1].callId)
+  end)
+
+  it("finds it when the server was still handling the request as the client timed out", function()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=1200", count = 1 }
+    local quick = sigmamind.new{ api_key = sb.key, base_url = sb.url, timeout = 0.4 }
+    local call, err = quick.calls:create(intent{ customer_name = "Grace" })
+    quick:close()
+    assert.is_nil(err)
+    assert.is_true(call.reconciled)
+    assert.equal(1, sb:count("POST", "/v1/calls"))
+    assert.equal(1, sb:state().calls)
+  end)
+
+  it("returns the error, saying so, when the server never made the call", function()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "500", count = 1 }
+    local call, err = c.calls:create(intent{ customer_name = "Ada" })
+    assert.is_nil(call)
+    assert.equal("server", err.kind)
+    assert.is_true(err.sent)
+    assert.matches("no call matching", err.reconcile)
+    assert.equal(1, sb:count("POST", "/v1/calls"))
+    assert.equal(0, sb:state().calls)
+  end)
+
+  it("takes no call this client has already returned", function()
+    local first = assert(c.calls:create(intent{ customer_name = "Same" }))
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
+    local second = assert(c.calls:create(intent{ customer_name = "Same" }))
+    assert.is_true(second.reconciled)
+    assert.are_not.equal(first.callId, second.callId)
+    assert.equal(2, sb:state().calls)
+  end)
+
+  it("refuses to guess between several calls that match", function()
+    local other = sigmamind.new{ api_key = sb.key, base_url = sb.url }
+    assert(other.calls:create(intent{ customer_name = "Twin" }))   -- made elsewhere: not known to c
+    other:close()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
+    local call, err = c.calls:create(intent{ customer_name = "Twin" })
+    assert.is_nil(call)
+    assert.equal("network", err.kind)
+    assert.matches("2 calls match", err.reconcile)
+    assert.equal(2, sb:state().calls)
+  end)
+
+  it("never matches a call with other variables", function()
+    local other = sigmamind.new{ api_key = sb.key, base_url = sb.url }
+    assert(other.calls:create(intent{ customer_name = "Someone else" }))
+    other:close()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "500", count = 1 }
+    local call, err = c.calls:create(intent{ customer_name = "Ada" })
+    assert.is_nil(call)
+    assert.matches("no call matching", err.reconcile)
+  end)
+
+  it("reconciles inside a task too", function()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
+    local t = c:spawn(function() return c.calls:create(intent{ customer_name = "Task" }) end)
+    c:run()
+    local call, err = t:join()
+    assert.is_nil(err)
+    assert.is_true(call.reconciled)
+    assert.equal(1, sb:state().calls)
+  end)
+
+  it("can be turned off", function()
+    local plain = sigmamind.new{ api_key = sb.key, base_url = sb.url, reconcile = false }
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
+    local call, err = plain.calls:create(intent{ customer_name = "Off" })
+    plain:close()
+    assert.is_nil(call)
+    assert.is_nil(err.reconcile)
+    assert.equal(0, sb:count("GET", "/v1/calls"))
+    assert.equal(1, sb:state().calls)
+  end)
+end)
