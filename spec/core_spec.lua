@@ -3,6 +3,8 @@ local core = require "sigmamind.core"
 
 local E164 = "+14155552671"
 local REFUSED = "http://127.0.0.1:1"   -- nothing listens on port 1: connect fails at once, nothing is sent
+-- extra seconds on timing bounds when the suite runs under valgrind or sanitizers (make check-mem / asan)
+local SLACK = os.getenv("SIGMAMIND_SLOW") and 0.5 or 0
 
 local function invalid(name, params, args)
   local ok, err = core.validate(name, params, args)
@@ -248,6 +250,7 @@ describe("sigmamind.core", function()
       assert.is_true(err.retryable)
       assert.equal(1, err.attempts)
       v, err = c:request("phone_numbers.get", { E164 })
+      assert.is_nil(v)
       assert.equal("/v1/phone-numbers/%2B14155552671", err.path)
       c:close()
     end)
@@ -257,6 +260,7 @@ describe("sigmamind.core", function()
       local c = core.new{ api_key = "sk_test_secret_key", base_url = REFUSED, max_retries = 1,
                           on_event = function(ev) events[#events + 1] = ev end }
       local v, err = c:request("phone_numbers.get", { E164 })
+      assert.is_nil(v)
       assert.equal(2, err.attempts)
       local types = {}
       for _, ev in ipairs(events) do
@@ -268,6 +272,7 @@ describe("sigmamind.core", function()
       assert.is_true(events[3].delay > 0 and events[3].delay <= 0.5)
       assert.matches("after 2 attempts", tostring(err), 1, true)
       v, err = c:request("calls.create", nil, { fromPhoneNumber = E164, toPhoneNumber = E164 })
+      assert.is_nil(v)
       assert.equal(2, err.attempts)  -- never connected, so a POST may be retried
       c:close()
     end)
@@ -281,6 +286,7 @@ describe("sigmamind.core", function()
                       error("boom")
                     end }
       local v, err = c:request("calls.list")
+      assert.is_nil(v)
       assert.equal("network", err.kind)
       assert.matches("busy", tostring(reentered))
       c:close()
@@ -290,7 +296,8 @@ describe("sigmamind.core", function()
       local c = core.new{ api_key = "sk_test_x", base_url = REFUSED, max_retries = 10, deadline = 0.3 }
       local t0 = core.now()
       local v, err = c:request("calls.list")
-      assert.is_true(core.now() - t0 < 0.3)
+      assert.is_nil(v)
+      assert.is_true(core.now() - t0 < 0.3 + SLACK)
       assert.is_true(err.attempts < 11)
       c:close()
     end)
@@ -311,7 +318,7 @@ describe("sigmamind.core", function()
       local c = core.new{ api_key = "k", base_url = REFUSED }
       c:close(); c:close()
       assert.has_error(function() c:request("calls.list") end, "sigmamind: attempt to use a closed client")
-      do local d <close> = core.new{ api_key = "k", base_url = REFUSED } end
+      do local d <close> = core.new{ api_key = "k", base_url = REFUSED } end  -- luacheck: ignore 211/d (closed at end)
       collectgarbage(); collectgarbage()
     end)
 
@@ -479,7 +486,7 @@ describe("sigmamind.core", function()
     local t0 = core.now()
     core.sleep(0.05)
     local dt = core.now() - t0
-    assert.is_true(dt >= 0.05 and dt < 0.5)
+    assert.is_true(dt >= 0.05 and dt < 0.5 + SLACK)
     assert.is_true(math.abs(core.time() - os.time()) < 2)
     assert.has_error(function() core.sleep(-1) end)
   end)

@@ -108,7 +108,8 @@ describe("dial", function()
   end)
 
   it("reports a POST that timed out as uncertain and never dials that row again", function()
-    local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, timeout = 0.3 }
+    -- without reconciliation (which would find the call: see the next spec), the journal alone decides
+    local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, timeout = 0.3, reconcile = false }
     local j = tmpname()
     sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=1000", count = 1 }
     local report = assert(c:dial{ contacts = contacts(1), from = sb.number, agent = sb.agent, journal = j,
@@ -121,6 +122,22 @@ describe("dial", function()
     -- and rightly so: the request did reach the sandbox, which places the call once its second is up
     local t0 = core.now()
     while sb:state().calls == 0 and core.now() - t0 < 3 do core.sleep(0.05) end
+    assert.same({ r1 = 1 }, calls_per_row())
+    os.remove(j)
+    c:close()
+  end)
+
+  it("records as placed a row whose timed-out POST reconciliation found", function()
+    local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, timeout = 0.3 }
+    local j = tmpname()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=1000", count = 1 }
+    local report = assert(c:dial{ contacts = contacts(1), from = sb.number, agent = sb.agent, journal = j,
+                                  wait = false })
+    assert.equal("placed", report.rows[1].status)
+    assert.truthy(report.rows[1].callId)
+    report = assert(c:dial{ contacts = contacts(1), from = sb.number, agent = sb.agent, journal = j, wait = false })
+    assert.equal(1, report.skipped)
+    assert.equal(1, sb:count("POST", "/v1/calls"))
     assert.same({ r1 = 1 }, calls_per_row())
     os.remove(j)
     c:close()

@@ -133,7 +133,8 @@ describe("errors and retries", function()
     assert.is_nil(page)
     assert.equal("timeout", err.kind)
     assert.is_true(err.attempts < 11)
-    assert.is_true(elapsed < 2.5, "deadline of 1.5 s overrun: " .. elapsed)
+    -- under valgrind (SIGMAMIND_SLOW) the bound gets a second of slack
+    assert.is_true(elapsed < (os.getenv("SIGMAMIND_SLOW") and 3.5 or 2.5), "deadline of 1.5 s overrun: " .. elapsed)
     c:close()
   end)
 

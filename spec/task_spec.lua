@@ -92,7 +92,8 @@ describe("tasks", function()
     for i = 1, 50 do assert.truthy(tasks[i]:join().callId) end
     assert.equal(50, live)
     assert.is_true(n > 100)
-    assert.is_true(median < 0.0002, "median poll(0) " .. median)
+    -- under valgrind or a sanitizer (SIGMAMIND_SLOW) every instruction costs many times more
+    assert.is_true(median < (os.getenv("SIGMAMIND_SLOW") and 0.005 or 0.0002), "median poll(0) " .. median)
     -- wall-clock tails include preemption by whatever else the shared machine runs; CPU time does not
     local p99_cpu = cpu[math.ceil(n * 0.99)]
     assert.is_true(p99_cpu < 0.001, "p99 poll(0) CPU time " .. p99_cpu .. " (wall " .. p99 .. ")")
@@ -125,7 +126,7 @@ describe("tasks", function()
   end)
 
   it("never sends a second POST /v1/calls after a timeout inside a task", function()
-    local c = client{ timeout = 0.3, max_retries = 3 }
+    local c = client{ timeout = 0.3, max_retries = 3, reconcile = false }
     sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=1000", count = 1 }
     local call, err = c:spawn(new_call, c):join()
     assert.is_nil(call)
@@ -133,6 +134,22 @@ describe("tasks", function()
     assert.is_true(err.sent)
     assert.equal(1, err.attempts)
     assert.equal(1, sb:count("POST", "/v1/calls"))
+    -- and rightly so: the sandbox places the call once its second is up (waited for, so that the late call
+    -- does not land in the next spec)
+    local t0 = core.now()
+    while sb:state().calls == 0 and core.now() - t0 < 5 do core.sleep(0.05) end
+    assert.equal(1, sb:state().calls)
+    c:close()
+  end)
+
+  it("finds the call a timed-out POST made inside a task instead of sending another", function()
+    local c = client{ timeout = 0.3, max_retries = 3 }
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=1000", count = 1 }
+    local call, err = c:spawn(new_call, c):join()
+    assert.is_nil(err)
+    assert.is_true(call.reconciled)
+    assert.equal(1, sb:count("POST", "/v1/calls"))
+    assert.equal(1, sb:state().calls)
     c:close()
   end)
 

@@ -333,7 +333,8 @@ describe("sigmamind.webhook", function()
         url = sb.url .. "/_sandbox/echo/flaky?fail=1", events = { "conversation_ended" } })
       local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12135550101",
                                                agentId = sb.agent })
-      local got, deadline = {}, socket.gettime() + 15
+      local got
+      local deadline = socket.gettime() + 15
       repeat
         socket.sleep(0.1)
         local _, v = sb:request("GET", "/_sandbox/echo")

@@ -100,7 +100,7 @@ int sm_hmac_sha256_l(lua_State *L) {
   if (form == 1) lua_pushlstring(L, (const char *)mac, maclen);
   else {
     char out[2 * EVP_MAX_MD_SIZE];
-    unsigned int i;
+    size_t i;
     for (i = 0; i < maclen; i++) { out[2 * i] = hex[mac[i] >> 4]; out[2 * i + 1] = hex[mac[i] & 15]; }
     lua_pushlstring(L, out, 2 * (size_t)maclen);
   }

@@ -68,6 +68,7 @@ static size_t get_slot(lua_State *L, sm_client *c) {
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
   }
   n = c->nslots;
+  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers; v14 mistakes it for sizeof(A *) */
   grown = (sm_slot **)realloc(c->slots, (n + 1) * sizeof *grown);
   if (!grown) luaL_error(L, "sigmamind: out of memory");
   c->slots = grown;

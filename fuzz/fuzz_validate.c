@@ -1,0 +1,116 @@
+/* fuzz_validate.c: core.validate(name, params, args) with a params table built from the input: the field
+   checks (validate.c), the path argument check and path encoding, the JSON body encode and the query string
+   (encode.c), and the invalid error's __tostring. Must never raise: a table of any shape gets nil, err. */
+#include "fuzz_common.h"
+
+static int nendpoints;
+
+
+/* pushes one value chosen and shaped by the input */
+static void push_value(lua_State *L, fuzz_in *in, int depth) {
+  size_t len;
+  const char *s;
+  switch (fuzz_byte(in) % 10) {
+    case 0: case 1:
+      s = fuzz_bytes(in, &len); lua_pushlstring(L, s, len); break;
+    case 2: {
+      lua_Integer v = 0;
+      unsigned i, k = fuzz_byte(in) % 9;
+      for (i = 0; i < k; i++) v = (lua_Integer)(((lua_Unsigned)v << 8) | fuzz_byte(in));
+      if (fuzz_byte(in) & 1) v = -v;
+      lua_pushinteger(L, v);
+      break;
+    }
+    case 3: {
+      double d;
+      unsigned char b[8];
+      unsigned i;
+      for (i = 0; i < 8; i++) b[i] = (unsigned char)fuzz_byte(in);
+      memcpy(&d, b, sizeof d);
+      lua_pushnumber(L, d);
+      break;
+    }
+    case 4: lua_pushboolean(L, fuzz_byte(in) & 1); break;
+    case 5: lua_pushlightuserdata(L, NULL); break;           /* core.null */
+    case 6: case 7: {
+      unsigned i, n = fuzz_byte(in) % 8;
+      int array = fuzz_byte(in) & 1;
+      lua_createtable(L, 0, 0);
+      if (depth > 4) break;
+      for (i = 0; i < n; i++) {
+        if (array) lua_pushinteger(L, (lua_Integer)i + 1);
+        else { s = fuzz_bytes(in, &len); lua_pushlstring(L, s, len); }
+        push_value(L, in, depth + 1);
+        lua_rawset(L, -3);
+      }
+      break;
+    }
+    case 8: lua_pushcfunction(L, luaopen_sigmamind_core); break;
+    default: lua_pushinteger(L, (lua_Integer)fuzz_byte(in) * 7 - 3); break;
+  }
+}
+
+
+static int run(lua_State *L) {
+  fuzz_in *in = (fuzz_in *)lua_touserdata(L, 1);
+  const sm_endpoint *ep = sm_endpoint_at((int)(fuzz_byte(in) % (unsigned)nendpoints));
+  unsigned mode = fuzz_byte(in);
+  int nfields = 0;
+  size_t len;
+  const char *s;
+  while (ep->fields[nfields].name) nfields++;
+  lua_settop(L, 0);
+  lua_pushstring(L, ep->name);                                 /* 1: name */
+  if (mode & 1) lua_pushnil(L);                                 /* 2: params */
+  else {
+    lua_newtable(L);
+    while (in->n > 0) {
+      unsigned k = fuzz_byte(in);
+      if (k < 0xE0 && nfields > 0) lua_pushstring(L, ep->fields[k % (unsigned)nfields].name);
+      else if (k == 0xFF) lua_pushinteger(L, (lua_Integer)fuzz_byte(in));
+      else { s = fuzz_bytes(in, &len); lua_pushlstring(L, s, len); }
+      push_value(L, in, 0);
+      lua_rawset(L, 2);
+    }
+  }
+  if (mode & 2) lua_pushnil(L);                                 /* 3: args */
+  else {
+    lua_createtable(L, 1, 0);
+    if (mode & 4) lua_pushstring(L, "+14155552671");
+    else if (mode & 8) lua_pushliteral(L, "call_1");
+    else { s = fuzz_bytes(in, &len); lua_pushlstring(L, s, len); }
+    lua_rawseti(L, -2, 1);
+  }
+  /* params first: the fields go in before the args byte is read, so the args come from the tail */
+  lua_pushcfunction(L, sm_validate_l);
+  lua_insert(L, 1);
+  lua_call(L, 3, 2);
+  if (!lua_toboolean(L, -2)) {
+    /* nil, err: an invalid error with a message, and its __tostring works */
+    if (lua_type(L, -1) != LUA_TTABLE) abort();
+    lua_getfield(L, -1, "kind");
+    if (!lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), "invalid") != 0) abort();
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "message");
+    if (lua_type(L, -1) != LUA_TSTRING) abort();
+    lua_pop(L, 1);
+    luaL_tolstring(L, -1, NULL);
+  }
+  return 0;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc; (void)argv;
+  fuzz_L = fuzz_state();
+  while (sm_endpoint_at(nendpoints)) nendpoints++;
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fuzz_in in;
+  in.p = data; in.n = size;
+  lua_pushlightuserdata(fuzz_L, &in);
+  fuzz_pcall(fuzz_L, run, 1, 0);
+  fuzz_end(fuzz_L);
+  return 0;
+}
