@@ -37,19 +37,4 @@ static int run(lua_State *L) {
   return 0;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  (void)argc; (void)argv;
-  fuzz_L = fuzz_state();
-  return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  char *copy = (char *)malloc(size ? size : 1);
-  memcpy(copy, data, size);
-  lua_pushlightuserdata(fuzz_L, copy);
-  lua_pushinteger(fuzz_L, (lua_Integer)size);
-  fuzz_pcall(fuzz_L, run, 2, 0);
-  free(copy);
-  fuzz_end(fuzz_L);
-  return 0;
-}
+FUZZ_COPY_HARNESS(run)

@@ -81,4 +81,24 @@ static void fuzz_end(lua_State *L) {
   if (++runs % 4096 == 0) lua_gc(L, LUA_GCCOLLECT, 0);
 }
 
+/* The entry points of a harness whose `run(copy, size)` reads an exact-size copy of the input, so that any read
+   past its end is caught. */
+#define FUZZ_COPY_HARNESS(run)                                                                                 \
+  int LLVMFuzzerInitialize(int *argc, char ***argv) {                                                          \
+    (void)argc; (void)argv;                                                                                    \
+    fuzz_L = fuzz_state();                                                                                     \
+    return 0;                                                                                                  \
+  }                                                                                                            \
+  int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {                                               \
+    char *copy = (char *)malloc(size ? size : 1);                                                              \
+    if (!copy) abort();                                                                                        \
+    if (size) memcpy(copy, data, size);                                                                        \
+    lua_pushlightuserdata(fuzz_L, copy);                                                                       \
+    lua_pushinteger(fuzz_L, (lua_Integer)size);                                                                \
+    fuzz_pcall(fuzz_L, run, 2, 0);                                                                             \
+    free(copy);                                                                                                \
+    fuzz_end(fuzz_L);                                                                                          \
+    return 0;                                                                                                  \
+  }
+
 #endif
