@@ -677,6 +677,38 @@ describe("the sandbox", function()
       local status = sb:request("POST", "/_sandbox/faults", { path = "/v1/calls", fault = "explode" })
       assert.are.equal(400, status)
     end)
+
+    it("injects seeded random faults in chaos mode, counts them per route, and stops on rate 0 or reset", function()
+      local function run(seed)
+        sb:reset()
+        assert.are.equal(200, (sb:request("POST", "/_sandbox/chaos", { rate = 0.5, faults = { "500", "429" }, seed = seed })))
+        local seen = {}
+        for i = 1, 40 do seen[i] = (sb:request("GET", "/v1/agents")) end
+        return seen, sb:state()
+      end
+      local a, st = run(7)
+      local b = run(7)
+      assert.are.same(a, b)                                       -- the same seed, the same faults
+      local n = { [200] = 0, [429] = 0, [500] = 0 }
+      for _, s in ipairs(a) do n[s] = n[s] + 1 end
+      assert.is_true(n[429] > 0 and n[500] > 0 and n[200] > 0)
+      assert.are.same({ ["429"] = n[429], ["500"] = n[500] }, st.chaos["GET /v1/agents"])
+      assert.are.equal(40, st.requests["GET /v1/agents"])
+      assert.are.equal(0.5, st.chaosMode.rate)
+      sb:request("POST", "/_sandbox/chaos", { rate = 1, faults = { "lost" }, seed = 1 })
+      local body = { fromPhoneNumber = sb.number, toPhoneNumber = "+14155552671" }
+      assert.is_nil((sb:request("POST", "/v1/calls", body)))      -- carried out, never answered
+      assert.are.equal(1, sb:state().calls)
+      assert.are.equal(200, (sb:request("POST", "/_sandbox/chaos", { rate = 0 })))
+      assert.are.equal(201, (sb:request("POST", "/v1/calls", body)))
+      sb:request("POST", "/_sandbox/chaos", { rate = 1, faults = { "503" } })
+      sb:reset()
+      st = sb:state()
+      assert.are.equal(200, (sb:request("GET", "/v1/agents")))
+      assert.are.same({}, st.chaos)
+      expect_400("POST", "/_sandbox/chaos", { rate = 2 }, "rate")
+      expect_400("POST", "/_sandbox/chaos", { rate = 0.1, faults = { "explode" } }, "faults")
+    end)
   end)
 
   describe("admin", function()

@@ -17,7 +17,8 @@ local AMBIGUOUS = { timeout = true, network = true, server = true, decode = true
 -- the server may still be handling the request when we first look
 local WAITS = { 0, 0.5, 1, 2 }
 local SKEW = 120        -- seconds of clock difference tolerated between this host and the server
-local PAGE = 50         -- the newest calls looked at each time
+local PAGE = 100        -- calls per page looked at
+local MAX_SCAN = 1000   -- at most this many of the newest calls are looked at, each time
 local REMEMBER = 1024   -- call ids this client returned, kept to rule them out
 
 function _M.ambiguous(err)
@@ -66,6 +67,25 @@ local function matches(call, body, lo, hi, returned, parse_time)
   return same_vars(body.dynamicVariables, call.dynamicVariables)
 end
 
+-- The calls created since `lo`, newest first, read page by page until one is older than `lo` (the list is
+-- newest first), the list ends, or MAX_SCAN calls were read. Returns the matching calls, or nil and why.
+local function candidates(calls, body, lo, hi, returned, parse_time)
+  local found, scanned = {}, 0
+  for page_no = 0, MAX_SCAN / PAGE - 1 do
+    local page, err = calls:list{ page = page_no, size = PAGE }
+    if not page then return nil, "the lookup failed: " .. tostring(err) end
+    local older = false
+    for _, call in ipairs(page.data) do
+      scanned = scanned + 1
+      if matches(call, body, lo, hi, returned, parse_time) then found[#found + 1] = call end
+      local t = parse_time(call.createdAt)
+      if t ~= nil and t < lo then older = true end
+    end
+    if older or not page.hasNext or #page.data == 0 then break end
+  end
+  return found
+end
+
 -- calls: the client's calls namespace; body: the POST body that was sent; t0: wall-clock time before the first
 -- attempt. Returns the call, or nil and the reason none was taken.
 function _M.find(calls, body, t0, now, sleep)
@@ -74,20 +94,14 @@ function _M.find(calls, body, t0, now, sleep)
   local why = "no call matching the request was found"
   for _, wait in ipairs(WAITS) do
     if wait > 0 then sleep(wait) end
-    local page, err = calls:list{ page = 0, size = PAGE }
-    if not page then
-      why = "the lookup failed: " .. tostring(err)
-    else
-      local lo, hi = t0 - SKEW, now() + SKEW
-      local found, n = nil, 0
-      for _, call in ipairs(page.data) do
-        if matches(call, body, lo, hi, returned, parse_time) then found, n = call, n + 1 end
-      end
-      if n == 1 then return found end
-      if n > 1 then
-        return nil, string_format("%d calls match the request (same caller, agent and variables): not one to " ..
-                                  "choose; give each call a distinguishing dynamic variable", n)
-      end
+    local found, err = candidates(calls, body, t0 - SKEW, now() + SKEW, returned, parse_time)
+    if not found then
+      why = err
+    elseif #found == 1 then
+      return found[1]
+    elseif #found > 1 then
+      return nil, string_format("%d calls match the request (same caller, agent and variables): not one to " ..
+                                "choose; give each call a distinguishing dynamic variable", #found)
     end
   end
   return nil, why

@@ -54,6 +54,8 @@ local conns         -- nginx connection serial -> true, for API requests since t
 local nconns = 0
 local offset = 0    -- sandbox clock minus wall clock, seconds
 local seq = 0       -- id counter; never reset so that ids stay unique for the life of the process
+local chaos         -- nil when chaos mode is off (the hot path checks only this); see A.chaos
+local chaos_counts  -- "METHOD /route/{template}" -> fault -> n, for faults chaos injected since the last reset
 
 local function now() return ngx_now() + offset end
 
@@ -80,6 +82,7 @@ local function fresh_state()
   }
   counters = {}
   conns, nconns = {}, 0
+  chaos, chaos_counts = nil, {}
   offset = 0
 end
 
@@ -979,6 +982,8 @@ function A.state()
     webhooks = #S.webhook_list, phoneNumbers = #S.number_list, agents = #S.agent_list,
     deliveries = #S.deliveries, pendingEvents = #S.heap, faults = array(armed),
     clock = iso(now()), clockOffset = offset, speed = CFG.speed,
+    chaos = next(chaos_counts) and chaos_counts or {},
+    chaosMode = chaos and { rate = chaos.rate, faults = array(chaos.faults), seed = chaos.seed } or null,
   }
 end
 
@@ -1063,6 +1068,60 @@ function A.clear_faults()
   return 204
 end
 
+-- Chaos mode: each non-admin request without a header or armed fault gets, with probability `rate`, one fault
+-- drawn from `faults`. The draws come from a private Park-Miller generator seeded by `seed`, so the same seed and
+-- the same request sequence give the same faults (math.random also serves ids and numbers, so it is not used).
+local CHAOS_FAULTS = { "429", "500", "503", "reset", "slow=50", "truncate", "garbage", "lost" }
+local PM_M, PM_A = 2147483647, 48271
+
+local function chaos_next(c)
+  c.state = c.state * PM_A % PM_M    -- < 2^47: exact in a double, so LuaJIT and Lua 5.4 agree
+  return c.state
+end
+
+-- the fault for this request, or nil; counted per route and fault
+local function chaos_pick(key)
+  local c = chaos
+  if chaos_next(c) >= c.threshold then return nil end
+  local f = c.faults[chaos_next(c) % #c.faults + 1]
+  local per = chaos_counts[key]
+  if not per then per = {} chaos_counts[key] = per end
+  per[f] = (per[f] or 0) + 1
+  return f
+end
+
+function A.chaos(_, b)
+  local rate = b.rate
+  if type(rate) ~= "number" or rate ~= rate or rate < 0 or rate > 1 then
+    return bad("rate", "expected a probability from 0 to 1", rate)
+  end
+  if rate == 0 then
+    chaos = nil
+    return 200, { rate = 0, faults = array({}), seed = null }
+  end
+  local faults = b.faults
+  if faults == nil then faults = CHAOS_FAULTS end
+  if not util.is_array(faults) or #faults == 0 then
+    return bad("faults", "expected a non-empty array of faults like \"500\" or \"slow=50\"", b.faults)
+  end
+  for _, f in ipairs(faults) do
+    if not valid_fault(f) then
+      return bad("faults", "expected only 429, 500, 503, reset, slow=MS, truncate, garbage, redirect, lost, " ..
+                 "big=BYTES or bigchunked=BYTES", f)
+    end
+  end
+  local seed = b.seed
+  if seed == nil then seed = math_floor(ngx_now() * 1000) % PM_M end
+  if type(seed) ~= "number" or seed % 1 ~= 0 or seed < 0 or seed > 1e15 then
+    return bad("seed", "expected an integer from 0 to 1000000000000000", seed)
+  end
+  local list = {}
+  for i, f in ipairs(faults) do list[i] = f end
+  chaos = { rate = rate, faults = list, seed = seed, state = seed % (PM_M - 1) + 1,
+            threshold = rate * (PM_M - 1) + 1 }    -- draws are 1 .. PM_M-1, uniform
+  return 200, { rate = rate, faults = array(list), seed = seed }
+end
+
 function A.echo_post(id)
   -- a webhook receiver for tests: records the raw request; ?status=NNN answers that, ?fail=N fails the first N
   local args = ngx_req.get_uri_args()
@@ -1113,6 +1172,7 @@ local EXACT = {
   ["/_sandbox/clock"] = route("/_sandbox/clock", { POST = A.clock }, { admin = true }),
   ["/_sandbox/deliveries"] = route("/_sandbox/deliveries", { GET = A.deliveries }, { admin = true }),
   ["/_sandbox/faults"] = route("/_sandbox/faults", { POST = A.arm_fault, DELETE = A.clear_faults }, { admin = true }),
+  ["/_sandbox/chaos"] = route("/_sandbox/chaos", { POST = A.chaos }, { admin = true }),
   ["/_sandbox/echo"] = route("/_sandbox/echo", { POST = A.echo_post, GET = A.echo_get },
                              { admin = true, public_methods = { POST = true }, raw = true }),
 }
@@ -1267,6 +1327,7 @@ function _M.handle()
     if not conns[cn] then conns[cn] = true; nconns = nconns + 1 end
     local f = ngx_var.http_x_sandbox_fault
     if not f and S.faults[1] then f = take_armed(method, uri, r.tmpl) end
+    if not f and chaos then f = chaos_pick(key) end
     if f == "lost" then lost = true
     elseif f and apply_fault(f) then return end
   end
