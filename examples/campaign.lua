@@ -1,4 +1,4 @@
--- Campaign: contacts from CSV -> a campaign -> watch it dial through the list until it completes.
+-- Campaign: contacts from CSV -> a campaign -> watch each contact's progress until the campaign completes.
 -- Run against the sandbox: eval "$(bin/sigmamind-sandbox --daemon --speed 20)"; lua5.4 examples/campaign.lua
 local sigmamind = require "sigmamind"
 
@@ -31,21 +31,18 @@ end
 print(("campaign %s is %s"):format(campaign.campaignId, campaign.campaignStatus))
 for _, e in ipairs(campaign.errors or {}) do print("server reported: " .. e) end
 
+-- progress: each contact's latest call status, counted (the API has no per-contact endpoint)
 local deadline = os.time() + 120
 repeat
-  local c, gerr = client.campaigns:get(campaign.campaignId)
-  if not c then io.stderr:write(tostring(gerr), "\n"); os.exit(1) end
-  local counts = {}
-  for call in client.calls:each{ size = 100 } do
-    if call.campaign and call.campaign.campaignId == campaign.campaignId then
-      counts[call.status] = (counts[call.status] or 0) + 1
-    end
-  end
+  local p, perr = client.campaigns:progress(campaign.campaignId)
+  if not p then io.stderr:write(tostring(perr), "\n"); os.exit(1) end
   local parts = {}
-  for status, n in pairs(counts) do parts[#parts + 1] = status .. "=" .. n end
+  for status, n in pairs(p.counts) do
+    if n > 0 then parts[#parts + 1] = status .. "=" .. n end
+  end
   table.sort(parts)
-  print(("status %-10s calls: %s"):format(c.campaignStatus, table.concat(parts, " ")))
-  if c.campaignStatus == "completed" then break end
+  print(("status %-10s %3.0f%% done  %s"):format(p.campaign.campaignStatus, p.percent, table.concat(parts, " ")))
+  if p.campaign.campaignStatus == "completed" then break end
   os.execute("sleep 1")
 until os.time() > deadline
 client:close()
