@@ -91,13 +91,15 @@ describe("tasks", function()
     c:run()                                    -- (first, so that a failure leaves nothing in flight)
     for i = 1, 50 do assert.truthy(tasks[i]:join().callId) end
     assert.equal(50, live)
-    assert.is_true(n > 100)
-    -- under valgrind or a sanitizer (SIGMAMIND_SLOW) every instruction costs many times more
-    assert.is_true(median < (os.getenv("SIGMAMIND_SLOW") and 0.005 or 0.0002), "median poll(0) " .. median)
+    -- under valgrind or a sanitizer (SIGMAMIND_SLOW) every instruction costs 10-50 times more: the figures
+    -- that prove "well under a millisecond" come from the native run; that one only checks the same code paths
+    local slow = os.getenv("SIGMAMIND_SLOW") and 50 or 1
+    assert.is_true(n > 100 / slow, "polls in 0.3 s: " .. n)
+    assert.is_true(median < 0.0002 * slow, "median poll(0) " .. median)
     -- wall-clock tails include preemption by whatever else the shared machine runs; CPU time does not
     local p99_cpu = cpu[math.ceil(n * 0.99)]
-    assert.is_true(p99_cpu < 0.001, "p99 poll(0) CPU time " .. p99_cpu .. " (wall " .. p99 .. ")")
-    assert.is_true(worst_cpu < 0.005, "worst poll(0) CPU time " .. worst_cpu)
+    assert.is_true(p99_cpu < 0.001 * slow, "p99 poll(0) CPU time " .. p99_cpu .. " (wall " .. p99 .. ")")
+    assert.is_true(worst_cpu < 0.005 * slow, "worst poll(0) CPU time " .. worst_cpu)
     c:close()
   end)
 
