@@ -190,7 +190,7 @@ function _M.dial(client, opts)
     return core.journal_append(journal, line)
   end
 
-  local todo = {}
+  local to_dial = {}
   for k = 1, check.contacts do
     local n, row = check.numbers[k], check.good[k]
     local phone = csv.trim(row[phone_col])
@@ -221,7 +221,7 @@ function _M.dial(client, opts)
         action = nil
       end
     end
-    if action then todo[#todo + 1] = { r = r, action = action } end
+    if action then to_dial[#to_dial + 1] = { r = r, action = action } end
   end
 
   local on_progress = opts.on_progress
@@ -285,7 +285,7 @@ function _M.dial(client, opts)
 
   progress()
   local conc = opts.concurrency or 8
-  local results = task.map(client, todo, one, { concurrency = conc })
+  local results = task.map(client, to_dial, one, { concurrency = conc })
   for i = 1, #results do
     local v, err = results[i][1], results[i][2]
     if v == nil and not core.is_error(err) then error(err, 0) end   -- a bug or on_progress raised: not ours to hide
