@@ -154,8 +154,8 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_cfg *cfg, const sm_req *r, double bu
 
 /* Maps libcurl's result onto the shared policy (prepare.c), which a Lua transport reaches through
    core.classify: the same kinds, retry rules and messages whatever carried the request. */
-int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int attempt, int capped,
-                     double *delay) {
+static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int attempt, int capped,
+                    double *delay) {
   long status = 0;
   const char *kind = "network", *msg;
   int sent = 1, fatal = 0, outcome;
@@ -193,5 +193,17 @@ int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int
   outcome = sm_classify_failure(L, r, status, kind, msg, sent, fatal, capped && rc == CURLE_OPERATION_TIMEDOUT,
                                 x->request_id);
   lua_pushinteger(L, (lua_Integer)rc); lua_setfield(L, -2, "curl_code");
+  return outcome;
+}
+
+/* The body buffer is kept for the next request on the handle (no allocation per request) while it is small;
+   one that a large response grew (a page of 100 calls is 100-200 KB) is given back once read, so that a client
+   with many transfer slots does not hold each slot's largest response ever seen for the rest of its life. */
+#define SM_BODY_KEEP (64u * 1024u)
+
+int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int attempt, int capped,
+                     double *delay) {
+  int outcome = classify(L, x, r, rc, attempt, capped, delay);
+  if (x->body.cap > SM_BODY_KEEP) sm_buf_free(&x->body);
   return outcome;
 }
