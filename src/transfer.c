@@ -199,7 +199,7 @@ static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int 
 /* The body buffer is kept for the next request on the handle (no allocation per request) while it is small;
    one that a large response grew (a page of 100 calls is 100-200 KB) is given back once read, so that a client
    with many transfer slots does not hold each slot's largest response ever seen for the rest of its life. */
-#define SM_BODY_KEEP (64u * 1024u)
+#define SM_BODY_KEEP ((size_t)64 * 1024)
 
 int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int attempt, int capped,
                      double *delay) {
