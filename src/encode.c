@@ -25,43 +25,48 @@ void sm_add_escaped(luaL_Buffer *b, const char *s, size_t len) {
   }
 }
 
-/* Adds "<sep>key=value" for the value at the top of the stack (popped); 0 with a message pushed if the value
-   has no query form. The value is popped before the buffer is touched (luaL_Buffer stack discipline). */
-static int add_value(lua_State *L, luaL_Buffer *b, const char *key, char sep) {
+/* 1 when the value at the top of the stack has a query form (a string, a boolean or a finite number); else 0
+   with a message pushed above it */
+static int queryable(lua_State *L, const char *key) {
+  switch (lua_type(L, -1)) {
+    case LUA_TSTRING: case LUA_TBOOLEAN: return 1;
+    case LUA_TNUMBER: {
+      double d = lua_tonumber(L, -1);
+      if (lua_isinteger(L, -1) || (d == d && d != HUGE_VAL && d != -HUGE_VAL)) return 1;
+      break;
+    }
+    default: break;
+  }
+  lua_pushfstring(L, "%s: expected a string, number or boolean in the query, got %s", key,
+                  lua_type(L, -1) == LUA_TLIGHTUSERDATA ? "null" : luaL_typename(L, -1));
+  return 0;
+}
+
+/* Adds "<sep>key=value" for the value at the top of the stack (popped), which queryable() accepted. The value is
+   popped before the buffer is touched (luaL_Buffer stack discipline). */
+static void add_value(lua_State *L, luaL_Buffer *b, const char *key, char sep) {
   char tmp[64];
   size_t len = 0;
-  const char *s = NULL;
-  switch (lua_type(L, -1)) {
-    case LUA_TSTRING:   /* anchored by the params table, so it survives the pop */
-      s = lua_tolstring(L, -1, &len);
-      break;
-    case LUA_TBOOLEAN:
-      s = lua_toboolean(L, -1) ? "true" : "false";
-      len = strlen(s);
-      break;
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, -1)) len = (size_t)snprintf(tmp, sizeof tmp, LUA_INTEGER_FMT, lua_tointeger(L, -1));
-      else {
-        double d = lua_tonumber(L, -1);
-        if (d != d || d == HUGE_VAL || d == -HUGE_VAL) goto bad;
-        if (d == floor(d) && fabs(d) <= 9007199254740992.0) len = (size_t)snprintf(tmp, sizeof tmp, "%.0f", d);
-        else len = (size_t)snprintf(tmp, sizeof tmp, "%.17g", d);
-      }
-      s = tmp;
-      break;
-    default:
-      goto bad;
+  const char *s;
+  if (lua_type(L, -1) == LUA_TSTRING) {      /* anchored by the params table, so it survives the pop */
+    s = lua_tolstring(L, -1, &len);
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
+    s = lua_toboolean(L, -1) ? "true" : "false";
+    len = strlen(s);
+  } else {
+    if (lua_isinteger(L, -1)) len = (size_t)snprintf(tmp, sizeof tmp, LUA_INTEGER_FMT, lua_tointeger(L, -1));
+    else {
+      double d = lua_tonumber(L, -1);
+      if (d == floor(d) && fabs(d) <= 9007199254740992.0) len = (size_t)snprintf(tmp, sizeof tmp, "%.0f", d);
+      else len = (size_t)snprintf(tmp, sizeof tmp, "%.17g", d);
+    }
+    s = tmp;
   }
   lua_pop(L, 1);
   luaL_addchar(b, sep);
   sm_add_escaped(b, key, strlen(key));
   luaL_addchar(b, '=');
   sm_add_escaped(b, s, len);
-  return 1;
-bad:
-  lua_pushfstring(L, "%s: expected a string, number or boolean in the query, got %s", key,
-                  lua_type(L, -1) == LUA_TLIGHTUSERDATA ? "null" : luaL_typename(L, -1));
-  return 0;
 }
 
 static int declared(const sm_endpoint *ep, const char *k) {
@@ -117,22 +122,33 @@ int sm_push_query(lua_State *L, const sm_endpoint *ep, int params, const char **
   }
   nextra = i;
   qsort(extra, nextra, sizeof *extra, cmp_str);
+  /* every value checked before the buffer opens: a buffer is never abandoned (in Lua 5.4 its box is a
+     to-be-closed slot, which Lua 5.4.4's lua_settop mishandles when closing it moves the stack) */
+  for (f = ep->fields; f->name; f++) {
+    if (lua_getfield(L, params, f->name) != LUA_TNIL && !queryable(L, f->name)) { *field = f->name; goto fail; }
+    lua_pop(L, 1);
+  }
+  for (i = 0; i < nextra; i++) {
+    lua_getfield(L, params, extra[i]);
+    if (!queryable(L, extra[i])) { *field = extra[i]; goto fail; }
+    lua_pop(L, 1);
+  }
   luaL_buffinit(L, &b);
   for (f = ep->fields; f->name; f++) {
     if (lua_getfield(L, params, f->name) == LUA_TNIL) { lua_pop(L, 1); continue; }
-    if (!add_value(L, &b, f->name, sep)) { *field = f->name; goto fail; }
+    add_value(L, &b, f->name, sep);
     sep = '&';
   }
   for (i = 0; i < nextra; i++) {
     lua_getfield(L, params, extra[i]);
-    if (!add_value(L, &b, extra[i], sep)) { *field = extra[i]; goto fail; }
+    add_value(L, &b, extra[i], sep);
     sep = '&';
   }
   luaL_pushresult(&b);
   lua_remove(L, -2);   /* the scratch array */
   return 1;
 fail:
-  /* message on top: keep it alone above base, dropping the scratch array and the abandoned buffer */
+  /* message on top of the value: keep it alone above base, dropping the scratch array */
   lua_replace(L, base + 1);
   lua_settop(L, base + 1);
   return 0;
