@@ -456,7 +456,13 @@ function H.create_call(_, b)
   st, msg = check_vars(b, "dynamicVariables")
   if st then return st, msg end
   local agent = S.agents[agent_id]
-  local c = new_call(num, agent, b.toPhoneNumber, b.dynamicVariables or {}, now())
+  -- nginx's clock is cached per event-loop turn, and a kept-alive client creates several calls in one turn:
+  -- each API call gets a createdAt of its own, a millisecond after the last one at least, as a real server's
+  -- would be, so that the list's newest-first order can be seen in the records
+  ngx.update_time()
+  local t, newest = now(), S.calls[#S.calls]
+  if newest and t < newest.created + 0.001 then t = newest.created + 0.001 end
+  local c = new_call(num, agent, b.toPhoneNumber, b.dynamicVariables or {}, t)
   -- the hot path: a fresh call is mostly constant, so it is sent as cached fragments (ngx.print takes an array,
   -- which also spares LuaJIT interning one large, nearly identical string per request)
   local ts = iso(c.created)
