@@ -443,6 +443,50 @@ describe("sigmamind.core", function()
       assert.is_nil(v)
       assert.is_string(msg)
     end)
+    it("reads integers of up to 18 digits exactly, longer or fractional ones as floats", function()
+      local v = core.json_decode('[123456789012345678,-123456789012345678,1e2,-0,0.5e1,1.,-.5,1e400]')
+      assert.equal(123456789012345678, v[1]); assert.equal("integer", math.type(v[1]))
+      assert.equal(-123456789012345678, v[2])
+      assert.equal(100, v[3]); assert.equal("integer", math.type(v[3]))
+      assert.equal(0, v[4]); assert.equal(5, v[5]); assert.equal(1, v[6])
+      assert.equal(-0.5, v[7])                      -- not JSON, but lua-cjson reads it: so do we
+      assert.equal(math.huge, v[8])
+    end)
+    it("unescapes strings: short escapes, \\u code points and surrogate pairs into UTF-8", function()
+      assert.equal('a"b\\c/d\b\f\n\r\te', core.json_decode('"a\\"b\\\\c\\/d\\b\\f\\n\\r\\te"'))
+      assert.equal("caf\u{e9} \u{20ac} \u{1F600} \0x", core.json_decode('"caf\\u00e9 \\u20AC \\ud83d\\ude00 \\u0000x"'))
+      local long = string.rep("line\\n", 1000)    -- 6,000 bytes escaped: unescaped outside the C stack
+      assert.equal(string.rep("line\n", 1000), core.json_decode('"' .. long .. '"'))
+      for _, bad in ipairs{ '"\\ud800"', '"\\udc00"', '"\\ud800\\u0041"', '"\\u12"', '"\\x"', '"abc',
+                            '"a\\"', '"a\0b"' } do
+        local v, msg = core.json_decode(bad)
+        assert.is_nil(v, bad)
+        assert.matches("at character %d+$", msg)
+      end
+    end)
+    it("builds tables of any size, later duplicate keys winning", function()
+      local items, members = {}, {}
+      for i = 1, 300 do items[i] = tostring(i); members[i] = ('"k%d":%d'):format(i, i) end
+      local a = core.json_decode("[" .. table.concat(items, ",") .. "]")
+      assert.equal(300, #a); assert.equal(1, a[1]); assert.equal(300, a[300])
+      local o = core.json_decode("{" .. table.concat(members, ",") .. ',"k1":"last"}')
+      assert.equal("last", o.k1); assert.equal(300, o.k300)
+      local n = 0
+      for _ in pairs(o) do n = n + 1 end
+      assert.equal(300, n)
+      assert.same({ {}, {}, { x = {} } }, core.json_decode('[[], {}, {"x": [ ]}]'))
+    end)
+    it("refuses what lua-cjson refuses: depth over 1000, trailing bytes, leading zeros, hex, NUL", function()
+      assert.is_table(core.json_decode(string.rep("[", 1000) .. string.rep("]", 1000)))
+      for _, bad in ipairs{ string.rep("[", 1001) .. string.rep("]", 1001), "{} x", "01", "0x10", "-", "+1",
+                            ".5", "[1,]", '{"a":1,}', '{"a"}', "nul", "truex", "[1 2]", "{}\0", "", "  " } do
+        local v, msg = core.json_decode(bad)
+        assert.is_nil(v, bad)
+        assert.is_string(msg)
+      end
+      local _, msg = core.json_decode('{"a": tru}')
+      assert.equal("invalid token at character 7", msg)
+    end)
     it("encodes null, objects and arrays", function()
       assert.equal('{"a":null}', core.json_encode({ a = core.null }))
       assert.equal("[1,2,3]", core.json_encode({ 1, 2, 3 }))
