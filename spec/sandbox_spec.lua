@@ -175,6 +175,44 @@ describe("the sandbox", function()
       assert.are.equal(call.callId, got.callId)
     end)
 
+    it("lists each call exactly as GET shows it, in every state and outcome", function()
+      -- the list writes calls as fragments, GET encodes the call object: two ways that must agree. A slow
+      -- sandbox moved on by its clock holds each state still while both are read.
+      local slow = sandbox.start{ speed = 0.01 }      -- scheduled for 100 s, then 2,000 s in progress
+      local ok, err = pcall(function()
+        local ids = {}
+        for _, to in ipairs{ "+14155552671", "+12135550101", "+12135550102", "+12135550103", "+12135550104",
+                             "+12135550105", "+12135550106" } do
+          local status, call, raw = slow:request("POST", "/v1/calls", { fromPhoneNumber = slow.number,
+            toPhoneNumber = to, dynamicVariables = { quote = 'say "hi"\n', ["caf\u{e9}"] = 1.5 } })
+          assert.are.equal(201, status, raw)
+          ids[#ids + 1] = call.callId
+        end
+        local function compare(want_statuses, extra)
+          local status, page = slow:request("GET", "/v1/calls?size=100")
+          assert.are.equal(200, status)
+          assert.are.equal(#ids + (extra or 0), #page.data)
+          local seen = {}
+          for _, rec in ipairs(page.data) do
+            local gstatus, got = slow:request("GET", "/v1/calls/" .. rec.callId)
+            assert.are.equal(200, gstatus)
+            assert.are.same(got, rec)
+            seen[rec.status] = true
+          end
+          assert.are.same(want_statuses, seen)
+        end
+        compare{ scheduled = true }
+        slow:advance(150)
+        compare{ in_progress = true, not_connected = true, error = true }   -- the unanswered end as they ring
+        slow:advance(100000)
+        compare{ ended = true, not_connected = true, error = true }
+        assert.are.equal(200, (slow:request("POST", "/_sandbox/seed", { calls = 3 })))   -- no variables
+        compare({ ended = true, not_connected = true, error = true }, 3)
+      end)
+      slow:stop()
+      assert(ok, err)
+    end)
+
     it("validates the documented constraints", function()
       expect_400("POST", "/v1/calls", { toPhoneNumber = "+14155552671" }, "fromPhoneNumber")
       local err = expect_400("POST", "/v1/calls", { fromPhoneNumber = "+19995550000", toPhoneNumber = "+14155552671" },
