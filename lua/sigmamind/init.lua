@@ -150,14 +150,20 @@ end
 
 local function norm_number(pn)
   if type(pn) ~= "table" then return pn end
-  pn.sipPhoneNumber = e164(pn.sipPhoneNumber)
-  pn.outboundPhoneNumber = e164(pn.outboundPhoneNumber)
+  if type(pn.sipPhoneNumber) == "number" then pn.sipPhoneNumber = e164(pn.sipPhoneNumber) end
+  if type(pn.outboundPhoneNumber) == "number" then pn.outboundPhoneNumber = e164(pn.outboundPhoneNumber) end
   return pn
 end
 
+-- statuses are few: each spelling seen is normalised once (a page of calls asks 100 times)
+local status_memo, status_memo_n = {}, 0
 local function norm_status(s)
-  if type(s) == "string" and s:find("-", 1, true) then return (string_gsub(s, "-", "_")) end
-  return s
+  local v = status_memo[s]
+  if v ~= nil then return v end
+  if type(s) ~= "string" then return s end
+  v = string_gsub(s, "-", "_")
+  if status_memo_n < 64 then status_memo[s], status_memo_n = v, status_memo_n + 1 end
+  return v
 end
 
 local function norm_campaign(c)

@@ -5,7 +5,7 @@
 -- the iteration after that many records. A page that fails ends the loop by raising the @{sigmamind.err|error
 -- object} itself, so `pcall` around the loop gets the typed table.
 -- @module sigmamind.pager
-local error, type, pairs, next, setmetatable = error, type, pairs, next, setmetatable
+local error, type, pairs, setmetatable = error, type, pairs, setmetatable
 
 local _M = {}
 
@@ -83,7 +83,34 @@ function _M.pages(fetch, query)
 end
 
 -- Records one by one. A newest-first list shifts while it is read (new calls push old ones onto the next
--- page), so a record already yielded on the previous page is skipped rather than yielded twice.
+-- page), so a record already yielded on the previous page is skipped rather than yielded twice. Such records
+-- can only be the first ones of a page, and only when its first record was on the page before: the ids of the
+-- page before are kept (as a list, not its records), and a page costs one look through them for its first id
+-- unless the list did shift.
+
+-- the ids of a page's records, in order
+local function ids_of(data, id_field)
+  local ids = {}
+  for j = 1, #data do
+    local r = data[j]
+    ids[j] = type(r) == "table" and r[id_field] or false
+  end
+  return ids
+end
+
+-- the set of `ids` when `id` is one of them; else nil
+local function overlap(ids, id)
+  local found = false
+  for j = #ids, 1, -1 do
+    if ids[j] == id then found = true break end
+  end
+  if not found then return nil end
+  local set = {}
+  for j = 1, #ids do
+    if ids[j] then set[ids[j]] = true end
+  end
+  return set
+end
 
 --- Every record of a list, one at a time, with one page in memory. A record whose `id_field` was yielded on
 -- the page before is skipped, so a list that shifts while it is read yields no record twice.
@@ -95,28 +122,35 @@ end
 function _M.each(fetch, query, id_field)
   local it, limit = page_iterator(fetch, query)
   local data, i, n = nil, 0, 0
-  local prev_ids, cur_ids = {}, {}
+  local ids_before        -- the ids of the page before (with an id_field)
+  local skip              -- their set, while this page starts with one of them
   return function()
     while true do
       if limit and n >= limit then return nil end
       if data then
         i = i + 1
         local rec = data[i]
-        if rec ~= nil then
-          local id = id_field and type(rec) == "table" and rec[id_field]
-          if id == nil or not prev_ids[id] then
-            if id ~= nil then cur_ids[id] = true end
+        if rec == nil then
+          if id_field then ids_before = ids_of(data, id_field) end
+          data = nil
+        elseif not skip then
+          n = n + 1
+          return rec
+        else
+          local id = type(rec) == "table" and rec[id_field]
+          if id == nil or not skip[id] then
             n = n + 1
             return rec
           end
-        else
-          data = nil
         end
       else
         local page = it()
         if not page then return nil end
-        data, i = page.data, 0
-        if next(cur_ids) ~= nil then prev_ids, cur_ids = cur_ids, {} end
+        data, i, skip = page.data, 0, nil
+        local first = data[1]
+        local id = ids_before and type(first) == "table" and first[id_field]
+        if id ~= nil and id ~= false then skip = overlap(ids_before, id) end
+        ids_before = nil
       end
     end
   end
