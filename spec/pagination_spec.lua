@@ -57,6 +57,65 @@ describe("pagination", function()
       assert.equal(before + 1, sb:count("GET", "/v1/calls"))
     end)
 
+    describe("with prefetch = true", function()
+      local function ids_of_each(query)
+        local ids = {}
+        for call in c.calls:each(query) do ids[#ids + 1] = call.callId end
+        return ids
+      end
+
+      it("yields what each yields without it, in order, with no extra request", function()
+        local plain = ids_of_each{ size = 100 }
+        local before = sb:count("GET", "/v1/calls")
+        local fetched = ids_of_each{ size = 100, prefetch = true }
+        assert.same(plain, fetched)
+        assert.equal(1000, #fetched)
+        assert.equal(10, sb:count("GET", "/v1/calls") - before)    -- the last page starts no other
+        before = sb:count("GET", "/v1/calls")
+        assert.equal(150, #ids_of_each{ size = 100, limit = 150, prefetch = true })
+        assert.equal(2, sb:count("GET", "/v1/calls") - before)     -- page 1 ends the limit: no page 2
+        local pages = 0
+        for page in c.calls:pages{ size = 50, limit = 180, prefetch = true } do
+          pages = pages + 1
+          assert.equal(50, #page.data)
+        end
+        assert.equal(4, pages)
+      end)
+
+      it("has the next page on its way while the loop reads this one, retried like any other", function()
+        local start = sb:count("GET", "/v1/calls")
+        local it = c.calls:each{ size = 100, prefetch = true }
+        assert.truthy(it())                 -- page 0 read, page 1 sent
+        assert.equal(start + 2, sb:count("GET", "/v1/calls"))
+        -- page 1 has reached the sandbox by now, so the fault falls on page 2, started while page 1 is read; either
+        -- way on a page that came through prefetching, retried by its waiter
+        sb:arm{ method = "GET", path = "/v1/calls", fault = "503", count = 1 }
+        local before = sb:count("GET", "/v1/calls")
+        local n = 1
+        while it() do n = n + 1 end
+        assert.equal(1000, n)
+        assert.equal(8 + 1, sb:count("GET", "/v1/calls") - before)   -- pages 2-9, and the 503 answered once
+      end)
+
+      it("abandons the page it started when the loop is left early", function()
+        for call in c.calls:each{ size = 100, prefetch = true } do if call then break end end
+        local active, done = c._c:_pending()
+        assert.equal(0, active + done)
+      end)
+
+      it("is off inside a task, where pages come as the loop asks", function()
+        local t = c:spawn(function() return ids_of_each{ size = 100, prefetch = true } end)
+        local ids = assert(t:join())
+        assert.equal(1000, #ids)
+        local active, done = c._c:_pending()
+        assert.equal(0, active + done)
+      end)
+
+      it("refuses a prefetch that is not a boolean", function()
+        assert.has_error(function() c.calls:each{ prefetch = "yes" } end, "prefetch: expected a boolean, got yes")
+      end)
+    end)
+
     it("pages yields pages with the filter kept", function()
       local pages, total = 0, 0
       for page in c.calls:pages{ size = 90, status = "ended" } do

@@ -278,6 +278,58 @@ local function request(self, name, args, params)
   return self._c:request(name, args, params)
 end
 
+-- `each` and `pages` with `prefetch = true`: pages are started on the client's multi handle (pushed out at once,
+-- so the server works on one while this client decodes another) and collected when the loop gets there, retries
+-- waited for here as the blocking path waits for them. Only in plain code with no task of this client live
+-- (their loop would be handed the transfers), and only over libcurl; elsewhere pages come when asked for. A
+-- perform reports transfers by slot, and a slot is reused as soon as it is reported, so each record is handed at
+-- once to the waiter registered for its slot (per client: loops nested in loops each get their own).
+local core_sleep = core.sleep
+local function list_starter(self, name, norm)
+  return function(q)
+    local client, c = self._client, self._c
+    local s = client._sched
+    if c._start == nil or (s ~= nil and (s.live > 0 or s.tasks[co_running()])) then return nil end
+    local waiting = client._prefetching
+    if not waiting then waiting = {} client._prefetching = waiting end
+    local function collect(recs)
+      for i = 1, recs and #recs or 0 do
+        local r = recs[i]
+        local box = waiting[r[1]]
+        if box then waiting[r[1]], box.rec = nil, r
+        elseif r[2] == "retry" then c:_cancel(r[1]) end      -- a transfer nobody waits for any more
+      end
+    end
+    local id, err = c:_start(name, nil, q)
+    if not id then return function() return nil, err end end
+    local box = {}
+    waiting[id] = box
+    collect(c:_perform(0))                 -- out on the wire now
+    return function(abandon)
+      if not box then return nil end
+      local r = box.rec
+      if abandon then
+        if r == nil then waiting[id] = nil; c:_cancel(id)     -- still in flight
+        elseif r[2] == "retry" then c:_cancel(id) end          -- waiting to be tried again
+        box = nil
+        return nil
+      end
+      while true do
+        if r then
+          box.rec = nil
+          if r[2] == "ok" then box = nil; return finish_page(norm, r[3]) end
+          if r[2] ~= "retry" then box = nil; return nil, r[3] end
+          core_sleep(r[4])
+          waiting[id] = box
+          c:_retry(id)
+        end
+        collect(c:_perform(3600))
+        r = box.rec
+      end
+    end
+  end
+end
+
 local function make_method(ns, method, name)
   local ep = core.endpoints[name]
   local norm = NORMALISE[ns]
@@ -326,14 +378,15 @@ for ns, methods in pairs(NAMESPACES) do
     M[method] = make_method(ns, method, name)
   end
   if M.list then
-    local list, id_field = M.list, ID_FIELD[ns]
+    local list, id_field, list_name = M.list, ID_FIELD[ns], ns .. ".list"
     M.each = function(self, query)
       check_self(self, ns, "each"); check_params(query, ns, "each")
-      return pager.each(function(q) return list(self, q) end, query, id_field)
+      return pager.each(function(q) return list(self, q) end, query, id_field,
+                        list_starter(self, list_name, NORMALISE[ns]))
     end
     M.pages = function(self, query)
       check_self(self, ns, "pages"); check_params(query, ns, "pages")
-      return pager.pages(function(q) return list(self, q) end, query)
+      return pager.pages(function(q) return list(self, q) end, query, list_starter(self, list_name, NORMALISE[ns]))
     end
   end
   _M[ns] = M   -- sigmamind.calls etc.: the method tables, for extension and documentation

@@ -5,7 +5,8 @@
 -- the iteration after that many records. A page that fails ends the loop by raising the @{sigmamind.err|error
 -- object} itself, so `pcall` around the loop gets the typed table.
 -- @module sigmamind.pager
-local error, type, pairs, setmetatable = error, type, pairs, setmetatable
+local error, type, pairs, setmetatable, tostring = error, type, pairs, setmetatable, tostring
+local table_remove = table.remove
 
 local _M = {}
 
@@ -44,42 +45,86 @@ end
 
 -- fetch(query) -> page | nil, err; errors while iterating are raised as the error object itself,
 -- so `pcall` around a loop gets the typed error table.
-local function page_iterator(fetch, query)
+--
+-- With `prefetch` in the query and a `start` (start(query) -> a waiter: waiter() -> page | nil, err; waiter(true)
+-- abandons it; or nil when nothing can be started here, and pages come when asked for), pages are started before
+-- the loop asks for them: each page returned has the next one started, and while a started page is waited for
+-- (received and decoded), the one after it is started too when the last page seen says it exists and no `limit`
+-- is set. So the server works on one page while this client decodes another. The third value is for a generic
+-- for's closing slot (Lua 5.4): it abandons the pages started for a loop left early.
+local function page_iterator(fetch, query, start)
   local q = copy(query)
-  local limit = q.limit
-  q.limit = nil
+  local limit, prefetch = q.limit, q.prefetch
+  q.limit, q.prefetch = nil, nil
   if limit ~= nil and (type(limit) ~= "number" or limit < 0) then
     error("limit: expected a non-negative number, got " .. tostring(limit), 3)
   end
+  if prefetch ~= nil and type(prefetch) ~= "boolean" then
+    error("prefetch: expected a boolean, got " .. tostring(prefetch), 3)
+  end
   q.size = q.size or DEFAULT_SIZE
   q.page = q.page or 0
-  local done = false
+  local done, total, pages_known = false, 0, nil
+  local queue = {}             -- waiters of the pages started, for q.page, q.page + 1, ...
+  local closer
+  if prefetch and start then
+    closer = setmetatable({}, { __close = function()
+      for i = #queue, 1, -1 do queue[i](true); queue[i] = nil end
+    end })
+  end
+  local function start_page(n)
+    local sq = copy(q)
+    sq.page = n
+    queue[#queue + 1] = start(sq)
+  end
   return function()
     if done then return nil end
-    local page, err = fetch(q)
-    if not page then done = true; error(err, 0) end
+    local page, err
+    local wait = queue[1]
+    if wait then
+      table_remove(queue, 1)
+      local after = q.page + #queue + 1
+      if closer and not limit and pages_known and after < pages_known then start_page(after) end
+      page, err = wait()
+    else
+      page, err = fetch(q)
+    end
+    if not page then
+      done = true
+      for i = #queue, 1, -1 do queue[i](true); queue[i] = nil end
+      error(err, 0)
+    end
     if not has_next(page, q.size) or #page.data == 0 then done = true end
     q.page = q.page + 1
+    total = total + #page.data
+    pages_known = type(page.totalPages) == "number" and page.totalPages or nil
+    if done then
+      for i = #queue, 1, -1 do queue[i](true); queue[i] = nil end
+    elseif closer and #queue == 0 and (not limit or total < limit) then
+      start_page(q.page)
+      if not queue[1] then closer = nil end          -- nothing can be started here: plain paging from now on
+    end
     return page
-  end, limit
+  end, limit, closer
 end
 
 --- Every page of a list, one request per step, until a page says there is no next one or comes back empty.
 -- @tparam function fetch `fetch(query)` returns a page, or `nil, err`
 -- @tparam[opt] table query sent with `page` counted up from `query.page`; `limit` stops once that many records
--- were returned
--- @treturn function an iterator of pages
+-- were returned; `prefetch = true` has each page but the last start the next before it is returned
+-- @tparam[opt] function start `start(query)` starts fetching a page early and returns its waiter, or nil
+-- @treturn function an iterator of pages (then two nils and a closing value that abandons a started page)
 -- @raise when `limit` is not a number >= 0; while iterating, the `err` of a failed fetch
-function _M.pages(fetch, query)
-  local it, limit = page_iterator(fetch, query)
-  if not limit then return it end
+function _M.pages(fetch, query, start)
+  local it, limit, closer = page_iterator(fetch, query, start)
+  if not limit then return it, nil, nil, closer end
   local seen = 0
   return function()
     if seen >= limit then return nil end
     local page = it()
     if page then seen = seen + #page.data end
     return page
-  end
+  end, nil, nil, closer
 end
 
 -- Records one by one. A newest-first list shifts while it is read (new calls push old ones onto the next
@@ -117,10 +162,11 @@ end
 -- @tparam function fetch `fetch(query)` returns a page, or `nil, err`
 -- @tparam[opt] table query as for @{pages}; `limit` caps the number of records
 -- @string[opt] id_field the field that identifies a record, e.g. `"callId"`
--- @treturn function an iterator of records
+-- @tparam[opt] function start as for @{pages}
+-- @treturn function an iterator of records (then two nils and a closing value, as for @{pages})
 -- @raise when `limit` is not a number >= 0; while iterating, the `err` of a failed fetch
-function _M.each(fetch, query, id_field)
-  local it, limit = page_iterator(fetch, query)
+function _M.each(fetch, query, id_field, start)
+  local it, limit, closer = page_iterator(fetch, query, start)
   local data, i, n = nil, 0, 0
   local ids_before        -- the ids of the page before (with an id_field)
   local skip              -- their set, while this page starts with one of them
@@ -153,7 +199,7 @@ function _M.each(fetch, query, id_field)
         ids_before = nil
       end
     end
-  end
+  end, nil, nil, closer
 end
 
 return setmetatable(_M, { __newindex = function() error("sigmamind.pager is read-only", 2) end })
