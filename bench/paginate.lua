@@ -1,11 +1,13 @@
--- bench child: iterate every call with client.calls:each{ size = 100 }; records/s and the process's peak RSS.
+-- bench child: iterate every call with client.calls:each{ size = 100 } (`prefetch` as a second argument: each
+-- page but the last starts the next); records/s and the process's peak RSS.
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
 local expect = tonumber(arg[1])
+local prefetch = arg[2] == "prefetch"
 local client = sigmamind.new{}
 local n, errors = 0, 0
 local c0, t0 = os.clock(), core.now()
-for call in client.calls:each{ size = 100 } do
+for call in client.calls:each{ size = 100, prefetch = prefetch } do
   if call.callId then n = n + 1 else errors = errors + 1 end
 end
 local elapsed, cpu = core.now() - t0, os.clock() - c0
