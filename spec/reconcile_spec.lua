@@ -102,4 +102,20 @@ describe("calls:create after an ambiguous failure", function()
     assert.equal(0, sb:count("GET", "/v1/calls"))
     assert.equal(1, sb:state().calls)
   end)
+
+  it("remembers the last 1,024 to 2,048 call ids it returned, at a constant cost per call", function()
+    local reconcile = require "sigmamind.reconcile"
+    local client = {}
+    for i = 1, 5000 do reconcile.remember(client, "call_" .. i) end
+    local r = client._returned
+    local function known(id) return (r.new[id] or r.old[id]) == true end
+    for i = 5000 - 1023, 5000 do assert.is_true(known("call_" .. i), "call_" .. i) end
+    assert.is_false(known("call_1"))
+    local n = 0
+    for _ in pairs(r.new) do n = n + 1 end
+    for _ in pairs(r.old) do n = n + 1 end
+    assert.is_true(n >= 1024 and n <= 2048, "kept " .. n)
+    reconcile.remember(client, "call_5000")         -- already known: nothing changes
+    assert.is_true(known("call_5000"))
+  end)
 end)
