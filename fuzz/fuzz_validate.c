@@ -17,7 +17,7 @@ static void push_value(lua_State *L, fuzz_in *in, int depth) {
       lua_Integer v = 0;
       unsigned i, k = fuzz_byte(in) % 9;
       for (i = 0; i < k; i++) v = (lua_Integer)(((lua_Unsigned)v << 8) | fuzz_byte(in));
-      if (fuzz_byte(in) & 1) v = -v;
+      if ((fuzz_byte(in) & 1) && v != LUA_MININTEGER) v = -v;   /* -LUA_MININTEGER does not exist */
       lua_pushinteger(L, v);
       break;
     }
