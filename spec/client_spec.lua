@@ -209,6 +209,33 @@ describe("sigmamind client against the sandbox", function()
     end)
   end)
 
+  describe("proxy variables", function()
+    -- read once by sigmamind.new (libcurl would look them up on every request), by libcurl's rules: a child
+    -- process, so the variables are its own; port 9 on loopback has no listener, so a proxy there refuses
+    local function child(env, opts)
+      local code = ("local s = require 'sigmamind'; local c = s.new{ api_key = %q, base_url = %q, max_retries = 0, %s }; " ..
+                    "local a, err = c.agents:list(); io.write(a and 'ok' or err.kind)"):format(sb.key, sb.url, opts or "")
+      local cmd = "env -u http_proxy -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY -u HTTPS_PROXY " ..
+                  "-u https_proxy " .. env .. " lua5.4 -e " .. ("%q"):format(code) .. " 2>&1"
+      local p = assert(io.popen(cmd))
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    it("sends through http_proxy or all_proxy, and not to a host in no_proxy", function()
+      assert.equal("ok", child(""))
+      assert.equal("network", child("http_proxy=http://127.0.0.1:9"))
+      assert.equal("network", child("ALL_PROXY=http://127.0.0.1:9"))
+      assert.equal("ok", child("http_proxy=http://127.0.0.1:9 NO_PROXY=127.0.0.1"))
+      assert.equal("ok", child("all_proxy=http://127.0.0.1:9 no_proxy=*"))
+      -- HTTP_PROXY in capitals is not read for http:// (libcurl's rule: CGI sets it from a request header)
+      assert.equal("ok", child("HTTP_PROXY=http://127.0.0.1:9"))
+      -- an explicit proxy option wins over the variables, and no_proxy still applies to it
+      assert.equal("network", child("", "proxy = 'http://127.0.0.1:9'"))
+      assert.equal("ok", child("no_proxy=127.0.0.1", "proxy = 'http://127.0.0.1:9'"))
+    end)
+  end)
+
   describe("misuse", function()
     it("raises on unknown options and on a dot instead of a colon", function()
       assert.has_error(function() sigmamind.new{ api_key = "k", base_url = sb.url, timeuot = 3 } end)

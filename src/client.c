@@ -137,6 +137,31 @@ static size_t check_base_url(lua_State *L, const char *u, size_t len, int insecu
   return len;
 }
 
+/* libcurl looks the proxy variables up on every transfer it starts (a getenv of up to six names, and copies);
+   they are read here once, by libcurl's own rules for the base URL's scheme, and given to it as options, which
+   stops the lookups: "<scheme>_proxy" (and for https "HTTPS_PROXY"), else "all_proxy", "ALL_PROXY"; an empty
+   variable counts as unset. "" as CURLOPT_PROXY means no proxy, as CURLOPT_NOPROXY no exceptions. */
+static const char *env_var(const char *const *names) {
+  for (; *names; names++) {
+    const char *v = getenv(*names);
+    if (v && v[0]) return v;
+  }
+  return NULL;
+}
+
+static const char *env_proxy(int https) {
+  static const char *const http[] = { "http_proxy", "all_proxy", "ALL_PROXY", NULL };
+  static const char *const tls[] = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", NULL };
+  const char *v = env_var(https ? tls : http);
+  return v ? v : "";
+}
+
+static const char *env_noproxy(void) {
+  static const char *const names[] = { "no_proxy", "NO_PROXY", NULL };
+  const char *v = env_var(names);
+  return v ? v : "";
+}
+
 static void add_header(lua_State *L, sm_client *c, const char *h) {
   struct curl_slist *n = curl_slist_append(c->headers, h);
   if (!n) luaL_error(L, "sigmamind.new: out of memory");
@@ -226,7 +251,8 @@ int sm_client_new(lua_State *L) {
   lua_pop(L, 1);
   add_header(L, c, "Expect:");
 
-  rc = sm_xfer_init(&c->x, c->share, c->headers, ca_file, proxy);
+  if (!proxy) proxy = env_proxy(strncasecmp(url, "https://", 8) == 0);
+  rc = sm_xfer_init(&c->x, c->share, c->headers, ca_file, proxy, env_noproxy());
   if (rc != CURLE_OK) return luaL_error(L, "sigmamind.new: %s", curl_easy_strerror(rc));
   return 1;
 }

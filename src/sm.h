@@ -139,7 +139,7 @@ enum sm_outcome { SM_OK, SM_FAIL, SM_RETRY };
 
 /* one-time settings of an easy handle (callbacks, TLS, headers, share); returns a CURLcode */
 CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, const char *ca_file,
-                      const char *proxy);
+                      const char *proxy, const char *noproxy);
 void sm_xfer_free(sm_xfer *x);
 /* per attempt: method, URL, body, timeouts (budget: seconds left before the deadline) */
 CURLcode sm_xfer_setup(sm_xfer *x, const sm_cfg *cfg, const sm_req *r, double budget, int *capped);

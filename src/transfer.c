@@ -85,7 +85,7 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
 }
 
 CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, const char *ca_file,
-                      const char *proxy) {
+                      const char *proxy, const char *noproxy) {
   CURLcode rc = CURLE_OK;
   CURL *e = x->easy;
 #define SET(opt, v) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, v); } while (0)
@@ -107,6 +107,7 @@ CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, con
   if (share) SET(CURLOPT_SHARE, share);
   if (ca_file) SET(CURLOPT_CAINFO, ca_file);
   if (proxy) SET(CURLOPT_PROXY, proxy);
+  if (noproxy) SET(CURLOPT_NOPROXY, noproxy);
 #undef SET
   return rc;
 }

@@ -509,7 +509,9 @@ end
 -- @field deadline seconds for all the attempts of one operation together, waits included (default 120)
 -- @field max_retries retries after the first attempt, an integer >= 0 (default 2)
 -- @field ca_file a PEM file of CA certificates to verify the server with (refused inside nginx)
--- @field proxy a proxy URL for libcurl (refused inside nginx)
+-- @field proxy a proxy URL for libcurl (refused inside nginx). Default: the variables libcurl reads
+-- (`http_proxy` for http://; `https_proxy` or `HTTPS_PROXY` for https://; else `all_proxy`, `ALL_PROXY`), with
+-- `no_proxy`/`NO_PROXY` for exceptions, read once by `new` rather than on every request
 -- @field user_agent replaces the `User-Agent` header (default `lua-sigmamind/VERSION libcurl/VERSION`)
 -- @field max_response_bytes a larger response body fails with kind `too_large` (default 8 MiB)
 -- @field on_event `function(ev)` called for each `request`, `response`, `retry` and `give_up`; `ev` has
