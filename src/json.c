@@ -54,11 +54,29 @@ int sm_json_encode(lua_State *L, int idx) {
 #define MAX_DEPTH 1000         /* cjson's decode_max_depth */
 #define PENDING   64           /* members gathered on the stack before a table is made and filled as it goes */
 
+/* Short strings met again and again (every key, and values such as statuses, numbers and agent ids) are
+   pushed from a cache instead of being made anew: Lua would hash every byte of each, look it up in its string
+   table and, the first time in a while, allocate it; a hit here is a cheap hash of the length and up to 16 of the
+   bytes, a compare, and an array read. Direct-mapped, SC_SLOTS strings of up to SC_LEN bytes (keys of any
+   length up to that, values of up to SC_VALUE, which leaves out ids and times, different in every record): at
+   most about 40 KB per Lua state, kept for its life. The strings live in a table in the registry, their bytes
+   and lengths in a userdata in that table's last slot, so a hit needs no Lua string compare. */
+#define SC_SLOTS 512
+#define SC_LEN   40
+#define SC_VALUE 16
+typedef struct strcache {
+  unsigned char len[SC_SLOTS];             /* 0: empty */
+  char bytes[SC_SLOTS][SC_LEN];
+} strcache;
+static const char cache_key = 'c';
+
 typedef struct jd {
   lua_State *L;
   const unsigned char *p, *end, *start;
   int depth;
   const char *err;             /* what went wrong (static text), at p */
+  strcache *sc;                /* the cache, and its table's stack index */
+  int sc_tbl;
 } jd;
 
 static int jfail(jd *d, const char *msg) {
@@ -149,13 +167,38 @@ static const unsigned char *scan_string(const unsigned char *q, const unsigned c
    Not a luaL_Buffer: in Lua 5.4 its box is a to-be-closed slot, and Lua 5.4.4's lua_settop, closing it after a
    decoding error, may keep a pointer into the stack that the close moved. */
 #define SHORT_STRING 1024
-static int decode_string(jd *d) {
+static unsigned sc_slot(const unsigned char *s, size_t n) {
+  unsigned long long a = 0, b = 0, x;
+  if (n >= 8) { memcpy(&a, s, 8); memcpy(&b, s + n - 8, 8); }
+  else memcpy(&a, s, n);
+  x = (a ^ (b * 0x9E3779B97F4A7C15ull)) + n;
+  x ^= x >> 29; x *= 0xBF58476D1CE4E5B9ull; x ^= x >> 32;
+  return (unsigned)x & (SC_SLOTS - 1);
+}
+
+static void push_cached(jd *d, const unsigned char *s, size_t n) {
+  strcache *sc = d->sc;
+  unsigned i = sc_slot(s, n);
+  if (sc->len[i] == n && memcmp(sc->bytes[i], s, n) == 0) {
+    lua_rawgeti(d->L, d->sc_tbl, (lua_Integer)i + 1);
+    return;
+  }
+  lua_pushlstring(d->L, (const char *)s, n);
+  lua_pushvalue(d->L, -1);
+  lua_rawseti(d->L, d->sc_tbl, (lua_Integer)i + 1);
+  memcpy(sc->bytes[i], s, n);
+  sc->len[i] = (unsigned char)n;
+}
+
+static int decode_string(jd *d, size_t cache_max) {
   const unsigned char *s = d->p + 1, *q, *end = d->end, *close;
   char local[SHORT_STRING], *buf = local;
   size_t n = 0;
   q = scan_string(s, end);
   if (q < end && *q == '"') {                      /* no escapes: the common case, no copy but Lua's own */
-    lua_pushlstring(d->L, (const char *)s, (size_t)(q - s));
+    n = (size_t)(q - s);
+    if (n - 1 < cache_max) push_cached(d, s, n);  /* 1 to cache_max bytes */
+    else lua_pushlstring(d->L, (const char *)s, n);
     d->p = q + 1;
     return 1;
   }
@@ -305,7 +348,7 @@ static int decode_container(jd *d, int is_object) {
     luaL_checkstack(L, 8, "sigmamind.core: JSON too deep");
     if (is_object) {
       if (d->p >= d->end || *d->p != '"') return jfail(d, "expected object key string");
-      if (!decode_string(d)) return 0;
+      if (!decode_string(d, SC_LEN)) return 0;
       skip_ws(d);
       if (d->p >= d->end || *d->p != ':') return jfail(d, "expected colon");
       d->p++;
@@ -346,7 +389,7 @@ static int decode_value(jd *d) {
   switch (*d->p) {
     case '{': return decode_container(d, 1);
     case '[': return decode_container(d, 0);
-    case '"': return decode_string(d);
+    case '"': return decode_string(d, SC_VALUE);
     case 't': if (!literal(d, "true", 4)) return 0; lua_pushboolean(d->L, 1); return 1;
     case 'f': if (!literal(d, "false", 5)) return 0; lua_pushboolean(d->L, 0); return 1;
     case 'n': if (!literal(d, "null", 4)) return 0; sm_push_null(d->L); return 1;
@@ -354,6 +397,25 @@ static int decode_value(jd *d) {
       if (*d->p == '-' || IS_DIGIT(*d->p)) return decode_number(d);
       return jfail(d, "invalid token");
   }
+}
+
+/* pushes the cache's table (made the first time) and returns its C part */
+static strcache *push_cache(lua_State *L) {
+  strcache *sc;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, SC_SLOTS + 1);
+    sc = (strcache *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return sc;
+  }
+  lua_pop(L, 1);
+  lua_createtable(L, SC_SLOTS + 1, 0);
+  sc = (strcache *)lua_newuserdatauv(L, sizeof *sc, 0);
+  memset(sc->len, 0, sizeof sc->len);
+  lua_rawseti(L, -2, SC_SLOTS + 1);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
+  return sc;
 }
 
 int sm_json_decode(lua_State *L, const char *s, size_t len) {
@@ -365,10 +427,15 @@ int sm_json_decode(lua_State *L, const char *s, size_t len) {
   d.depth = 0;
   d.err = NULL;
   luaL_checkstack(L, 8, "sigmamind.core: out of stack space");
+  d.sc = push_cache(L);
+  d.sc_tbl = base + 1;
   skip_ws(&d);
   if (decode_value(&d)) {
     skip_ws(&d);
-    if (d.p == d.end) return 1;
+    if (d.p == d.end) {
+      lua_replace(L, base + 1);                    /* the value, over the cache's table */
+      return 1;
+    }
     d.err = "trailing characters after the value";
   }
   lua_settop(L, base);
