@@ -451,12 +451,14 @@ function Calls.create(self, params)
   if getmetatable(self) ~= calls_meta then check_self(self, "calls", "create") end
   if params ~= nil and type(params) ~= "table" then check_params(params, "calls", "create") end
   local client = self._client
-  local body, call, err = params, nil, nil
+  local body = params
   if params ~= nil and params.build ~= nil then          -- a plan's build comes through its metatable
-    body, err = resolve_plan(params, "calls.create")
-    if body == nil and err then return nil, err end
+    local perr
+    body, perr = resolve_plan(params, "calls.create")
+    if body == nil and perr then return nil, perr end
   end
   local s = client._sched
+  local call, err
   if s ~= nil and s.tasks[co_running()] then call, err = task_request(s, self._c, "calls.create", nil, body)
   else call, err = self._c:request("calls.create", nil, body) end
   if call ~= nil then
