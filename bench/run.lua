@@ -216,6 +216,10 @@ local function create_seq(sb)
   ratio("create_seq_vs_luasocket", rate(tot.ours), rate(tot.luasocket))
   ratio("create_seq_vs_python", rate(tot.ours), rate(tot.python))
   ratio("create_seq_vs_libcurl_c", rate(tot.ours), rate(tot.libcurl))
+  -- the ceilings for the LuaSocket target on this machine, same run: what a client costing nothing (wrk) and
+  -- libcurl's easy interface alone (no Lua, no JSON) reach against the same server
+  ratio("create_seq_wrk_c1_vs_luasocket", rate(tot.wrk), rate(tot.luasocket))
+  ratio("create_seq_libcurl_c_vs_luasocket", rate(tot.libcurl), rate(tot.luasocket))
 end
 
 local function create_c32(sb)
@@ -362,6 +366,10 @@ local function report()
     else row("  vs Python requests", "skipped (python3-requests)", "≥ 4×", nil) end
     if seq.libcurl then row("  vs libcurl easy loop in C", string_format("%.2f× (%s)", ratios.create_seq_vs_libcurl_c,
       fmt(rate(seq.libcurl), "/s")), "(diagnostic)", nil) end
+    if seq.luasocket and seq.wrk then row("  ceiling: wrk -c1 vs LuaSocket", string_format("%.2f×",
+      ratios.create_seq_wrk_c1_vs_luasocket), "(diagnostic)", nil) end
+    if seq.luasocket and seq.libcurl then row("  ceiling: libcurl C vs LuaSocket", string_format("%.2f×",
+      ratios.create_seq_libcurl_c_vs_luasocket), "(diagnostic)", nil) end
   end
   local c32 = results.create_c32
   if c32 then

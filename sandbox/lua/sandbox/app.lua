@@ -606,7 +606,9 @@ function H.list_calls(_, _, args)
   local pages = math_ceil(total / size)
   parts[#parts + 1] = string_format('],"page":%d,"size":%d,"totalCounts":%d,"totalPages":%d,"hasNext":%s,' ..
     '"hasPrevious":%s}', page, size, total, pages, tostring(page + 1 < pages), tostring(page > 0))
-  return 200, parts
+  -- one string: a page is thousands of fragments, and ngx.print walks a table through the Lua C API twice
+  -- (length, then copy), which cost the worker more than building the page did; table.concat is one memcpy each
+  return 200, table_concat(parts)
 end
 
 function H.delete_call(id)
