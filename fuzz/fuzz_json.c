@@ -56,7 +56,11 @@ static int run(lua_State *L) {
   size_t len = (size_t)lua_tointeger(L, 2);
   int top = lua_gettop(L), ours, theirs;
   ours = sm_json_decode(L, s, len);                 /* top+1: value, or nil and top+2: message */
-  if (ours ? lua_gettop(L) != top + 1 : (lua_gettop(L) != top + 2 || !lua_isnil(L, -2))) { fprintf(stderr, "DBG ours=%d top=%d gettop=%d t1=%s\n", ours, top, lua_gettop(L), luaL_typename(L, -1)); abort(); }
+  if (ours ? lua_gettop(L) != top + 1 : (lua_gettop(L) != top + 2 || !lua_isnil(L, -2))) {
+    fprintf(stderr, "fuzz_json: decode returned %d and left %d values, expected %s\n", ours, lua_gettop(L) - top,
+            ours ? "1" : "2 (nil, message)");
+    abort();
+  }
   if (!ours) lua_pop(L, 1);
   lua_getglobal(L, "cjson_decode");
   lua_pushlstring(L, s, len);

@@ -475,6 +475,10 @@ describe("sigmamind.core", function()
       for _ in pairs(o) do n = n + 1 end
       assert.equal(300, n)
       assert.same({ {}, {}, { x = {} } }, core.json_decode('[[], {}, {"x": [ ]}]'))
+      -- a key twice among the first members (gathered on the stack before the table is made) and twice past them
+      assert.same({ a = 3, b = 2 }, core.json_decode('{"a":1,"b":2,"a":3}'))
+      local o2 = core.json_decode("{" .. table.concat(members, ",") .. ',"k2":"again","k300":"again"}')
+      assert.equal("again", o2.k2); assert.equal("again", o2.k300); assert.equal(3, o2.k3)
     end)
     it("refuses what lua-cjson refuses: depth over 1000, trailing bytes, leading zeros, hex, NUL", function()
       assert.is_table(core.json_decode(string.rep("[", 1000) .. string.rep("]", 1000)))

@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#endif
 #include "sm.h"
 
 /* registry keys: the addresses of these constants (no mutable C state) */
@@ -147,6 +150,17 @@ static size_t put_unicode(jd *d, char *out) {
 #define SM_CTZ_HIT 1
 #endif
 static const unsigned char *scan_string(const unsigned char *q, const unsigned char *end) {
+#if defined(__SSE2__) && defined(__GNUC__)
+  /* sixteen bytes a step where SSE2 is there (every x86-64): three compares, one mask */
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), zero = _mm_setzero_si128();
+  while (end - q >= 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)q);
+    int m = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                                           _mm_cmpeq_epi8(x, zero)));
+    if (m) return q + __builtin_ctz((unsigned)m);
+    q += 16;
+  }
+#endif
   while (end - q >= 8) {
     unsigned long long x, t;
     memcpy(&x, q, 8);
@@ -312,7 +326,7 @@ static int decode_number(jd *d) {
    which replaces them */
 static void gather(lua_State *L, int base, int n, int is_object) {
   int i, t;
-  luaL_checkstack(L, 3, "sigmamind.core: JSON too large");
+  /* set in the order read, so that of a key given twice the last value stays (as cjson keeps it) */
   if (is_object) lua_createtable(L, 0, n); else lua_createtable(L, n, 0);
   t = lua_gettop(L);
   for (i = 0; i < n; i++) {
@@ -343,9 +357,10 @@ static int decode_container(jd *d, int is_object) {
     lua_createtable(L, 0, 0);
     return 1;
   }
+  /* room for PENDING members (a key and a value each) and the table, checked once: past PENDING, each
+     member is set as soon as it is read; a value needs at most two more while it is read, gather three */
+  luaL_checkstack(L, 2 * PENDING + 4, "sigmamind.core: JSON too deep");
   for (;;) {
-    /* a key and a value, and a luaL_Buffer's box and its metatable while a string is read */
-    luaL_checkstack(L, 8, "sigmamind.core: JSON too deep");
     if (is_object) {
       if (d->p >= d->end || *d->p != '"') return jfail(d, "expected object key string");
       if (!decode_string(d, SC_LEN)) return 0;

@@ -15,6 +15,8 @@ void sm_buf_free(sm_buf *b) {
   b->len = b->cap = 0;
 }
 
+#define SM_BODY_RESERVE ((size_t)1024 * 1024)
+
 static size_t on_body(char *ptr, size_t size, size_t n, void *ud) {
   sm_xfer *x = (sm_xfer *)ud;
   size_t len = size * n;
@@ -23,6 +25,12 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud) {
   if (x->body.len + len > x->body.cap) {
     size_t cap = x->body.cap ? x->body.cap : 4096;
     char *p;
+    curl_off_t cl = -1;
+    /* the first bytes of a body with a Content-Length: room for all of it at once, not a copy per doubling
+       (up to SM_BODY_RESERVE: a lying header costs at most that, and past it doubling copies little) */
+    if (x->body.len == 0 && curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+        cl > 0 && (size_t)cl <= SM_BODY_RESERVE && (size_t)cl + 1 > cap)
+      cap = (size_t)cl + 1;
     while (cap < x->body.len + len) cap *= 2;
     if (cap > x->max_bytes + 1) cap = x->max_bytes + 1;
     p = (char *)realloc(x->body.data, cap);
@@ -197,10 +205,11 @@ static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int 
   return outcome;
 }
 
-/* The body buffer is kept for the next request on the handle (no allocation per request) while it is small;
-   one that a large response grew (a page of 100 calls is 100-200 KB) is given back once read, so that a client
-   with many transfer slots does not hold each slot's largest response ever seen for the rest of its life. */
-#define SM_BODY_KEEP ((size_t)64 * 1024)
+/* The body buffer is kept for the next request on the handle (no allocation per request) while it is no larger
+   than a page of 100 calls (100-200 KB): paging reuses one buffer, and glibc neither consolidates its heap nor
+   maps and unmaps memory for every page. One that a larger response grew is given back once read, so that a
+   client with many transfer slots holds at most 256 KB a slot, not each slot's largest response ever seen. */
+#define SM_BODY_KEEP ((size_t)256 * 1024)
 
 int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int attempt, int capped,
                      double *delay) {
