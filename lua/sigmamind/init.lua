@@ -172,20 +172,15 @@ local function norm_campaign(c)
   return c
 end
 
--- runs once a record of every page of calls: the common case (a known status, a number whose fields are
--- strings, no campaign) makes no further call
+-- runs once a record of every page of calls: a status seen before is looked up here, without a call
 local function norm_call(c)
   if type(c) ~= "table" then return c end
   local s = c.status
-  local v = s ~= nil and status_memo[s]
-  if not v then v = norm_status(s) end
+  local v = status_memo[s] or norm_status(s)
   if v ~= s then c.status = v end
   if c.dynamicVariables == nil and c.variables ~= nil then c.dynamicVariables = c.variables end
-  local pn = c.phoneNumber
-  if type(pn) == "table" and (type(pn.sipPhoneNumber) == "number" or type(pn.outboundPhoneNumber) == "number") then
-    norm_number(pn)
-  end
-  if c.campaign ~= nil then norm_campaign(c.campaign) end
+  norm_number(c.phoneNumber)
+  norm_campaign(c.campaign)
   return c
 end
 
