@@ -469,6 +469,13 @@ describe("sigmamind.core", function()
       for i = 1, 300 do items[i] = tostring(i); members[i] = ('"k%d":%d'):format(i, i) end
       local a = core.json_decode("[" .. table.concat(items, ",") .. "]")
       assert.equal(300, #a); assert.equal(1, a[1]); assert.equal(300, a[300])
+      -- the first 64 values are gathered on the stack, the rest set as they are read: every size across that edge
+      for len = 60, 132 do
+        local got = core.json_decode("[" .. table.concat(items, ",", 1, len) .. "]")
+        assert.equal(len, #got)
+        for i = 1, len do if got[i] ~= i then error(("[%d] of %d: got %s"):format(i, len, tostring(got[i]))) end end
+        assert.is_nil(got[len + 1])
+      end
       local o = core.json_decode("{" .. table.concat(members, ",") .. ',"k1":"last"}')
       assert.equal("last", o.k1); assert.equal(300, o.k300)
       local n = 0
