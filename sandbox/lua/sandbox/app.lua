@@ -583,6 +583,12 @@ end
 -- until overwritten, which keeps at most that page alive.
 local page_parts = {}
 
+-- a page's n-th call (n from 0) after the np fragments written so far, a comma before all but the first
+local function add_call(parts, np, n, c, t)
+  if n > 0 then np = np + 1; parts[np] = "," end
+  return call_parts(parts, np, c, t)
+end
+
 function H.list_calls(_, _, args)
   local page, size, err = page_args(args)
   if err then return 400, err end
@@ -598,19 +604,13 @@ function H.list_calls(_, _, args)
   if not status then
     total = #calls
     for i = #calls - first, math_max(1, #calls - first - size + 1), -1 do
-      if n > 0 then np = np + 1; parts[np] = "," end
-      np = call_parts(parts, np, calls[i], t)
-      n = n + 1
+      np, n = add_call(parts, np, n, calls[i], t), n + 1
     end
   else
     for i = #calls, 1, -1 do
       local c = calls[i]
       if call_status(c, t) == status then
-        if total >= first and n < size then
-          if n > 0 then np = np + 1; parts[np] = "," end
-          np = call_parts(parts, np, c, t)
-          n = n + 1
-        end
+        if total >= first and n < size then np, n = add_call(parts, np, n, c, t), n + 1 end
         total = total + 1
       end
     end
