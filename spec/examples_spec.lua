@@ -25,6 +25,22 @@ describe("examples", function()
     assert.equal(1, sb:count("POST", "/v1/calls"))
   end)
 
+  it("quickstart runs as its first lines and the README say: eval the sandbox's output, run it, stop", function()
+    -- a shell of its own, with none of the variables set beforehand: only the eval can give them to lua5.4
+    local script = 'cd "$ROOT" && unset SIGMAMIND_BASE_URL SIGMAMIND_API_KEY SIGMAMIND_SANDBOX_PREFIX && ' ..
+      'eval "$(bin/sigmamind-sandbox --daemon --speed 50)" && mine=$SIGMAMIND_SANDBOX_PREFIX && ' ..
+      'lua5.4 examples/quickstart.lua; rc=$?; bin/sigmamind-sandbox stop; echo "stop=$?"; ' ..
+      'test -d "$mine" && echo "prefix left" || echo "prefix gone"; exit $rc'
+    local p = assert(io.popen(("ROOT=%s sh -c %s 2>&1"):format(sandbox.shell_quote(sandbox.root()),
+                                                              sandbox.shell_quote(script))))
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    assert.matches("placed call_", out)
+    assert.matches("finished: ended", out)
+    assert.matches("stop=0\nprefix gone\n$", out)
+  end)
+
   it("campaign uploads a CSV, reports the bad row and watches the campaign complete", function()
     local ok, out = run("examples/campaign.lua", sb)
     assert.is_true(ok, out)

@@ -96,6 +96,32 @@ describe("the sandbox", function()
       assert.is_truthy(sb.prefix:match("sigmamind%-sandbox"))
     end)
 
+    it("exports what it prints to the shell that evals it, and `stop` then stops that shell's one", function()
+      -- mine is started first and another after it, so "the last one started" would be the wrong one
+      local script = [[
+        unset SIGMAMIND_BASE_URL SIGMAMIND_API_KEY SIGMAMIND_SANDBOX_PREFIX
+        eval "$("$L" --daemon --port 0)" || exit 1
+        mine=$SIGMAMIND_SANDBOX_PREFIX
+        env | grep -c '^SIGMAMIND_\(BASE_URL\|API_KEY\|SANDBOX_NUMBER\|SANDBOX_AGENT\|SANDBOX_PID\|SANDBOX_PREFIX\)='
+        o=$("$L" --daemon --port 0)
+        other=$(printf '%s\n' "$o" | sed -n 's/^SIGMAMIND_SANDBOX_PREFIX=//p')
+        ou=$(printf '%s\n' "$o" | sed -n 's/^SIGMAMIND_BASE_URL=//p')
+        "$L" stop; echo "stop=$?"
+        test -d "$mine" && echo "mine left" || echo "mine gone"
+        curl -s -o /dev/null -w '%{http_code}\n' -H 'X-API-Key: sk_test_sandbox' "$ou/v1/agents"
+        "$L" stop --prefix "$other"
+        test -d "$other" && echo "other left" || echo "other gone"
+      ]]
+      local out = sh(("cd /tmp && L=%s sh -c %s 2>&1"):format(sandbox.shell_quote(LAUNCHER), sandbox.shell_quote(script)))
+      assert.are.equal("6\nstop=0\nmine gone\n200\nother gone\n", out)
+    end)
+
+    it("refuses a TMPDIR it could not write unquoted into its configuration", function()
+      local out, code = sh("TMPDIR='/tmp/a dir' " .. LAUNCHER .. " --port 0 2>&1")
+      assert.are.equal(2, code)
+      assert.is_truthy(out:find("TMPDIR: expected a path of letters, digits or _./+@%=-, got '/tmp/a dir'", 1, true), out)
+    end)
+
     it("says which package to install and exits 2 when nginx is missing", function()
       local out, code = sh("SIGMAMIND_SANDBOX_NGINX=/nonexistent/nginx " .. LAUNCHER .. " --port 0 2>&1")
       assert.are.equal(2, code)

@@ -108,5 +108,6 @@ end
 
 _M.json = cjson
 _M.root = root
+_M.shell_quote = shell_quote
 
 return _M
