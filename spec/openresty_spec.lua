@@ -124,6 +124,18 @@ http {
     assert.are.equal(4, v.pages)
   end)
 
+  it("reconciles a lost create on the server's clock, read from its Date header, an hour ahead", function()
+    sb:advance(3600)
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
+    local body, status = ngx_srv:get("/call")
+    assert.are.equal(200, status, body)
+    assert.matches("^call_", body)
+    assert.are.equal(1, sb:count("POST", "/v1/calls"))
+    assert.are.equal(1, sb:state().calls)
+    local off = cjson.decode((ngx_srv:get("/info"))).info.server_clock_offset
+    assert.is_true(type(off) == "number" and off > 3597 and off < 3601, tostring(off))
+  end)
+
   it("returns the same error objects as the C transport", function()
     local v = cjson.decode((ngx_srv:get("/get?id=call_missing")))
     assert.are.equal("not_found", v.error.kind)

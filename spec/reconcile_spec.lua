@@ -82,6 +82,65 @@ describe("calls:create after an ambiguous failure", function()
     assert.matches("no call matching", err.reconcile)
   end)
 
+  it("takes no look-alike call made before the attempt, by the server's clock", function()
+    -- another process's call, same caller, agent and variables, a minute before (the server's clock moved
+    -- on): this host's clock alone could not tell it from this request's, within the skew it must allow
+    local other = sigmamind.new{ api_key = sb.key, base_url = sb.url }
+    local early = assert(other.calls:create(intent{ order = "same" }))
+    other:close()
+    sb:advance(60)
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "500", count = 1 }
+    local call, err = c.calls:create(intent{ order = "same" })
+    assert.is_nil(call, call and ("took " .. tostring(call.callId) .. ", made before: " .. early.callId))
+    assert.equal("server", err.kind)
+    assert.matches("no call matching", err.reconcile)
+    assert.equal(1, sb:state().calls)
+  end)
+
+  it("finds the lost call when the server's clock is an hour ahead of this host's", function()
+    sb:advance(3600)
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
+    local call, err = c.calls:create(intent{ customer_name = "Ahead" })
+    assert.is_nil(err, err and err.reconcile)
+    assert.is_true(call.reconciled)
+    assert.equal(1, sb:state().calls)
+    local off = c._c:info().server_clock_offset
+    assert.is_true(off > 3597 and off < 3601, tostring(off))
+  end)
+
+  describe("its window", function()
+    local reconcile = require "sigmamind.reconcile"
+    local t0 = 1800000000
+    local function iso(t) return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. ".000Z" end
+    -- a calls namespace over a fixed list, with the transport's info() as given
+    local function namespace(created, info)
+      local data = {}
+      for i, t in ipairs(created) do
+        data[i] = { callId = "call_" .. i, callType = "outbound", createdAt = iso(t),
+                    phoneNumber = { sipPhoneNumber = "+14157774444" }, agent = { agentId = "agent_abc123" },
+                    dynamicVariables = { order = "same" } }
+      end
+      return { _client = {}, _c = { info = function() return info end },
+               list = function() return { data = data, hasNext = false } end }
+    end
+    local body = { fromPhoneNumber = "+14157774444", agentId = "agent_abc123", dynamicVariables = { order = "same" } }
+    local function find(ns) return reconcile.find(ns, body, t0, function() return t0 + 2 end, function() end) end
+
+    it("is read on the server's clock when a Date header gave it", function()
+      local call = find(namespace({ t0 + 3600 + 1 }, { server_clock_offset = 3600 }))
+      assert.equal("call_1", call and call.callId)
+      local none, why = find(namespace({ t0 + 3600 - 3, t0 - 3 }, { server_clock_offset = 3600 }))
+      assert.is_nil(none)
+      assert.matches("no call matching", why)
+    end)
+
+    it("allows two minutes either way on this host's clock without one", function()
+      assert.equal("call_1", (find(namespace({ t0 - 100 }, {})) or {}).callId)
+      assert.is_nil(find(namespace({ t0 - 200 }, {})))
+      assert.is_nil(find(namespace({ t0 + 2 + 200 }, nil)))
+    end)
+  end)
+
   it("reconciles inside a task too", function()
     sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
     local t = c:spawn(function() return c.calls:create(intent{ customer_name = "Task" }) end)

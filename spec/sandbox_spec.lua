@@ -804,6 +804,16 @@ describe("the sandbox", function()
       assert.is_true(v.offset >= 7200)
       assert.is_true(sb:state().clock > before)
       expect_400("POST", "/_sandbox/clock", { advance = "soon" }, "advance")
+      -- the Date header is the moved clock's too, on answers of every kind, and there is one of it
+      for _, path in ipairs{ "/v1/agents", "/v1/calls/call_missing" } do
+        local head = sh("curl -s -D - -o /dev/null -H 'X-API-Key: " .. sb.key .. "' " .. sb.url .. path)
+        local dates = {}
+        for d in head:gmatch("\n[Dd]ate: ([^\r\n]+)") do dates[#dates + 1] = d end
+        assert.are.equal(1, #dates, head)
+        local shown = sh("date -u -d " .. ("%q"):format(dates[1]) .. " +%s")
+        local ahead = tonumber(shown) - os.time()
+        assert.is_true(ahead >= 7198 and ahead <= 7202, path .. ": Date is " .. tostring(ahead) .. " s ahead")
+      end
     end)
   end)
 end)

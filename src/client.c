@@ -379,6 +379,7 @@ static int request_run(lua_State *L) {
     rc = curl_easy_perform(c->x.easy);
     curl_easy_getinfo(c->x.easy, CURLINFO_NUM_CONNECTS, &nconn);
     c->connects += nconn;
+    if (c->x.has_date) { c->clock_offset = c->x.date_offset; c->clock_known = 1; }
     outcome = sm_xfer_classify(L, &c->x, &r, rc, attempt, capped, &ra);
     if (rc == CURLE_OK) curl_easy_getinfo(c->x.easy, CURLINFO_RESPONSE_CODE, &status);
     err = lua_gettop(L);
@@ -457,12 +458,14 @@ int sm_validate_l(lua_State *L) {
   return 1;
 }
 
-/* client:info() --> { connects = n, base_url = s }: what a keep-alive check needs, nothing secret */
+/* client:info() --> { connects = n, base_url = s, server_clock_offset = s | nil }: what a keep-alive check and
+   reconciliation need, nothing secret */
 static int client_info(lua_State *L) {
   sm_client *c = sm_check_open(L, 1);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   lua_pushinteger(L, c->connects); lua_setfield(L, -2, "connects");
   lua_pushstring(L, c->base_url); lua_setfield(L, -2, "base_url");
+  if (c->clock_known) { lua_pushnumber(L, c->clock_offset); lua_setfield(L, -2, "server_clock_offset"); }
   return 1;
 }
 

@@ -119,6 +119,9 @@ typedef struct sm_xfer {
   char request_id[128];
   char retry_after[64];
   char errbuf[CURL_ERROR_SIZE];
+  int has_date;                /* the response had a Date header that parsed; then: */
+  double date_offset;          /* its time minus this host's wall clock when it came, seconds (Date counts
+                                  whole seconds, so the server's clock was up to 1 s ahead of this) */
 } sm_xfer;
 
 /* the request as prepared from (name, args, params): strings pinned on the Lua stack by the caller */
@@ -183,6 +186,8 @@ typedef struct sm_client {
   sm_cfg cfg;
   uint64_t rng;                /* xorshift state for backoff jitter */
   long connects;               /* connections opened so far (keep-alive check) */
+  int clock_known;             /* a response with a Date header came: then clock_offset is the last one's */
+  double clock_offset;         /* sm_xfer.date_offset; client:info().server_clock_offset */
   CURLM *multi;                /* concurrent transfers (multi.c), created on first use */
   struct sm_slot **slots;      /* pooled transfers, each with its own easy handle; owned by the client */
   size_t nslots;

@@ -34,6 +34,7 @@ local string_lower, string_match, string_format, string_sub, string_find =
 local table_concat, math_min, math_ceil = table.concat, math.min, math.ceil
 local tcp, ngx_sleep, get_phase = ngx.socket.tcp, ngx.sleep, ngx.get_phase
 local prepare, classify, now, mask_path = core.prepare, core.classify, core.now, core.mask_path
+local wall_clock, parse_http_time = core.time, ngx.parse_http_time
 
 local _M = { _VERSION = "0.1" }
 
@@ -328,6 +329,11 @@ function Transport:request(name, args, params)
     elseif a.stale and fail == "network" then
       message = "the connection closed after the request was sent, before any response (a POST is not resent)"
     end
+    local date = headers and headers["date"]
+    if date then                     -- the server's clock, as client:info() of the C core reports it
+      local t = parse_http_time(date)
+      if t then self.clock_offset = t - wall_clock() end
+    end
     local p = self.policy
     p.message, p.capped = message, capped
     local value, err, delay = classify(method, path, status, headers, rbody, attempt, now() - start, fail, sent, p)
@@ -352,9 +358,10 @@ function Transport:close()
   secrets[self] = nil
 end
 
--- what a keep-alive check needs, nothing secret (as client:info() of the C core)
+-- what a keep-alive check and reconciliation need, nothing secret (as client:info() of the C core)
 function Transport:info()
-  return { connects = self.connects, base_url = self.url.base, transport = "ngx" }
+  return { connects = self.connects, base_url = self.url.base, transport = "ngx",
+           server_clock_offset = self.clock_offset }
 end
 
 Transport.__tostring = function(self)

@@ -5,8 +5,12 @@
 -- lose a call that was placed. So the client looks for it first. The Call record carries no destination number
 -- (API.md §3), so a candidate must match everything the record does carry: the caller's number, the agent (when
 -- one was named), the dynamic variables, a creation time inside the attempt's window, and not be a call this
--- client has already returned. Only a single such candidate is taken; with none or several, the original error
--- is returned with `err.reconcile` saying why, and the decision stays the caller's.
+-- client has already returned. The window is read on the server's clock, which its Date header gives: this
+-- host's clock may be minutes off, and a window widened to allow for that would take a look-alike call made
+-- a minute before (by another process) for this request's, so that the person this request was for is never
+-- called. Only without a Date header is this host's clock taken, with SKEW either way. Only a single such
+-- candidate is taken; with none or several, the original error is returned with `err.reconcile` saying why, and
+-- the decision stays the caller's.
 local type, pairs, ipairs, tostring, require = type, pairs, ipairs, tostring, require
 local string_format = string.format
 
@@ -16,7 +20,9 @@ local _M = {}
 local AMBIGUOUS = { timeout = true, network = true, server = true, decode = true, too_large = true }
 -- the server may still be handling the request when we first look
 local WAITS = { 0, 0.5, 1, 2 }
-local SKEW = 120        -- seconds of clock difference tolerated between this host and the server
+local SKEW = 120        -- seconds of clock difference tolerated between this host and the server, when the
+                        -- server's clock is not known
+local SLACK = 1         -- seconds between the clock of the server's Date header and that of its createdAt
 local PAGE = 100        -- calls per page looked at
 local MAX_SCAN = 1000   -- at most this many of the newest calls are looked at, each time
 local REMEMBER = 1024   -- call ids this client returned, kept to rule them out
@@ -73,13 +79,27 @@ local function matches(call, body, lo, hi, returned, parse_time)
   return same_vars(body.dynamicVariables, call.dynamicVariables)
 end
 
--- The calls created since `lo`, newest first, read page by page until one is older than `lo` (the list is
--- newest first), the list ends, or MAX_SCAN calls were read. Returns the matching calls, or nil and why.
-local function candidates(calls, body, lo, hi, returned, parse_time)
-  local found, scanned = {}, 0
+-- The attempt's window, from t0 (this host's wall clock before the first attempt) to now, on the server's
+-- clock when a response told it (`server_clock_offset` of the transport's info()). A Date header counts whole
+-- seconds, so the server's clock was up to 1 s ahead of the offset: the window starts at t0 + offset (less
+-- SLACK) and ends 1 s (and SLACK) after now + offset.
+local function window(c, t0, now)
+  local info
+  if (type(c) == "table" or type(c) == "userdata") and c.info then info = c:info() end
+  local off = type(info) == "table" and info.server_clock_offset or nil
+  if type(off) == "number" and off == off then return t0 + off - SLACK, now() + off + 1 + SLACK end
+  return t0 - SKEW, now() + SKEW
+end
+
+-- The calls created inside the window, read page by page, newest first, until one is older than it, the list
+-- ends, or MAX_SCAN calls were read. The window is taken once the first page came, so that its Date header
+-- has set the server's clock. Returns the matching calls, or nil and why.
+local function candidates(calls, body, t0, now, returned, parse_time)
+  local found, scanned, lo, hi = {}, 0, nil, nil
   for page_no = 0, MAX_SCAN / PAGE - 1 do
     local page, err = calls:list{ page = page_no, size = PAGE }
     if not page then return nil, "the lookup failed: " .. tostring(err) end
+    if not lo then lo, hi = window(calls._c, t0, now) end
     local older = false
     for _, call in ipairs(page.data) do
       scanned = scanned + 1
@@ -100,7 +120,7 @@ function _M.find(calls, body, t0, now, sleep)
   local why = "no call matching the request was found"
   for _, wait in ipairs(WAITS) do
     if wait > 0 then sleep(wait) end
-    local found, err = candidates(calls, body, t0 - SKEW, now() + SKEW, returned, parse_time)
+    local found, err = candidates(calls, body, t0, now, returned, parse_time)
     if not found then
       why = err
     elseif #found == 1 then

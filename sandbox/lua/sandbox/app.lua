@@ -1438,6 +1438,9 @@ function _M.handle()
   local q = string_find(uri, "?", 1, true)
   if q then uri = string_sub(uri, 1, q - 1) end
   local method = ngx_req.get_method()
+  -- a moved clock is the server's clock: its Date header says so too (a client may read the server's time
+  -- from it, as calls:create's reconciliation does); nginx's own is the wall clock
+  if offset ~= 0 then ngx_header["Date"] = ngx.http_time(math_floor(now())) end
   local r, id = match(uri)
   if id then id = ngx.unescape_uri(id) end
   if not r then
