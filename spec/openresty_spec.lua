@@ -186,6 +186,20 @@ http {
     assert.are.equal("ended", cjson.decode(body).status)
   end)
 
+  it("gives up at its timeout after one poll past the last sleep, however short the timeout", function()
+    -- ngx.sleep rounds a wait under a millisecond to none: the end of a wait must not turn into a burst
+    for _, timeout in ipairs{ 0.002, 0.01, 0.05 } do
+      sb:reset()
+      local body, status = ngx_srv:get("/wait?interval=0.5&timeout=" .. timeout)
+      assert.are.equal(502, status, body)
+      local e = cjson.decode(body)
+      assert.are.equal("timeout", e.kind, body)
+      local polls = sb:count("GET", "/v1/calls/{callId}")
+      assert.is_true(polls <= 2, timeout .. " s: " .. polls .. " polls")
+      assert.are.equal(polls, e.attempts)
+    end
+  end)
+
   it("fails at once in a phase without cosockets, naming it and pointing to ngx.timer.at", function()
     local body, status = ngx_srv:get("/set-phase")
     assert.are.equal(200, status)

@@ -494,19 +494,23 @@ function Calls.wait(self, id, opts)
   local client = self._client
   local start = core.now()
   local polls = 0
+  local last = false       -- the sleep just done was the one to the timeout: this poll is the last
   while true do
     local call, err = self:get(id)
     polls = polls + 1
     if not call then return nil, err end
     if FINAL[call.status] then return call end
     local left = timeout - (core.now() - start)
-    if left <= 0 then
+    -- not "left <= 0" alone: ngx.sleep can come back a little early (nginx's cached clock) and rounds a wait
+    -- under a millisecond to none, so near the timeout that test alone polled again and again
+    if left <= 0 or last then
       return nil, core.error{
         kind = "timeout", method = "GET", path = "/v1/calls/" .. id, attempts = polls,
         elapsed = core.now() - start, retryable = true, sent = true, call = call,
         message = string_format("call %s did not reach a final status within %g s (last status: %s)",
                                 id, timeout, tostring(call.status)) }
     end
+    if left <= interval then last = true end
     client:_sleep(math_min(interval, left))
     interval = math_min(interval * 1.5, max_interval)
   end

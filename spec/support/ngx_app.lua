@@ -77,7 +77,8 @@ end
 function _M.wait()
   local call, err = place()
   if not call then return reply(502, err_table(err)) end
-  local final, werr = client.calls:wait(call.callId, { timeout = 20, interval = 0.05 })
+  local final, werr = client.calls:wait(call.callId, { timeout = tonumber(ngx.var.arg_timeout) or 20,
+                                                      interval = tonumber(ngx.var.arg_interval) or 0.05 })
   if not final then return reply(502, err_table(werr)) end
   reply(200, { callId = final.callId, status = final.status })
 end
