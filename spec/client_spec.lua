@@ -119,6 +119,26 @@ describe("sigmamind client against the sandbox", function()
       assert.equal(3, n)
     end)
 
+    it("predicts, in plan:build(), the row problems the server then reports for the same CSV", function()
+      -- cells padded with tabs, CRs and spaces (a spreadsheet export's), quoted so that they stay in the cell
+      local text = 'Name,"Phone\t",city\n' ..
+        'A,"+12137770021\t",Rome\n' ..
+        'B," \t",Oslo\n' ..
+        'C,"\r+12137770023 ","\t"\n' ..
+        'D,+1213777002x,Lima\n' ..
+        'E,"+12137770021\r",Lima\n'
+      local plan = sigmamind.campaign "Padded":agent(sb.agent):caller(sb.number):csv(text)
+      local _, problems = plan:build()
+      assert.same({
+        "Row 2: missing phone number",
+        "Row 3: missing required variable 'city'",
+        "Row 4: invalid phone number '+1213777002x'",
+        "Row 5: duplicate phone number '+12137770021'",
+      }, problems)
+      local camp = assert(client.campaigns:create(plan))
+      assert.same(problems, camp.errors)
+    end)
+
     it("lists, updates, pauses, resumes and deletes campaigns", function()
       local camp = assert(client.campaigns:create(sigmamind.campaign "Later"
         :agent(sb.agent):caller(sb.number)

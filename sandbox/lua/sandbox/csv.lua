@@ -8,8 +8,10 @@ local PHONE_HEADERS = { phonenumber = true, phone_number = true, phone = true, t
 local NO_PHONE = "file: CSV has no phone number column (expected one of: phoneNumber, phone_number, phone, toPhoneNumber, to)"
 local NO_CONTACTS = "file: CSV has no contacts"
 
+-- white space as the client's sigmamind.csv.trim takes it (%s: space, tab, CR, LF, VT, FF), so that the rules
+-- plan:build() checks before sending are the ones applied here
 local function trim(s)
-  return (s:gsub("^ +", ""):gsub(" +$", ""))
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 _M.trim = trim
 
