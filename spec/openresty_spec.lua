@@ -207,7 +207,40 @@ http {
     assert.matches("ngx.timer.at", body, 1, true)
     local out = shell("curl -s -i '" .. ngx_srv.url .. "/header-phase'")
     assert.matches("X%-Phase%-Error: [^\r\n]*'header_filter' phase", out)
+    -- in init_by_lua, where no timer can be started either, it points to init_worker_by_lua
+    local init_error = cjson.decode((ngx_srv:get("/info"))).init_error
+    assert.matches("'init' phase %(init_by_lua%*%)", init_error)
+    assert.matches("a timer started in init_worker_by_lua*", init_error, 1, true)
     assert.are.equal(0, sb:count("GET", "/v1/calls/{callId}"))
+  end)
+end)
+
+describe("the README's nginx.conf", function()
+  local sb, srv
+
+  setup(function() sb = sandbox.start{ speed = 100 } end)
+  teardown(function()
+    if srv then srv:stop() end
+    if sb then sb:stop() end
+  end)
+
+  it("runs as written and places a call, the key and URL from the environment", function()
+    local root = sandbox.root()
+    local conf = nginx.read(root .. "/README.md"):match("\n## OpenResty / nginx\n.-```nginx\n(.-)```")
+    assert.is_truthy(conf, "README.md: no nginx block in the OpenResty section")
+    srv = nginx.start{ env = { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url }, conf = function(c)
+      -- only the placeholders change: the repository's path, the port, and the module lines, which are
+      -- Debian's (the harness knows the binary: none for OpenResty)
+      local text, paths = conf:gsub("/path/to/lua%-sigmamind", root)
+      local ports
+      text, ports = text:gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. c.port .. ";")
+      assert(paths == 3 and ports == 1, "README.md's nginx.conf: placeholders moved")
+      return c.modules .. c.user .. text:gsub("load_module [^\n]*\n", "")
+    end }
+    local body, status = srv:get("/call")
+    assert.are.equal(200, status, body .. srv:error_log())
+    assert.matches("^call_", body)
+    assert.are.equal(1, sb:count("POST", "/v1/calls"))
   end)
 end)
 

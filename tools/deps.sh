@@ -3,7 +3,7 @@
 set -eu
 PKGS="${*:-lua5.4 liblua5.4-dev lua-cjson lua-busted lua-socket nginx libnginx-mod-http-lua lua-resty-core
       libcurl4-openssl-dev libssl-dev openssl pkg-config gcc make curl tzdata luarocks lua-argparse tmux libluajit2-5.1-dev luajit2 lua-check
-      lua-ldoc lua-markdown}"
+      lua-ldoc lua-markdown ca-certificates}"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

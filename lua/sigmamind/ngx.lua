@@ -291,9 +291,11 @@ local function check_phase(what)
   local phase = get_phase()
   local directive = NO_COSOCKETS[phase]
   if directive then
+    -- init_by_lua runs in the master, before the workers: no timer can be started there either
+    local timer = phase == "init" and "a timer started in init_worker_by_lua*" or "a timer"
     error(string_format("sigmamind: %s is not possible in nginx's '%s' phase (%s): cosockets are disabled " ..
-                        "there; make the call from a rewrite, access or content handler, or from a timer: " ..
-                        "ngx.timer.at(0, function(premature) ... end)", what, phase, directive), 4)
+                        "there; make the call from a rewrite, access or content handler, or from %s: " ..
+                        "ngx.timer.at(0, function(premature) ... end)", what, phase, directive, timer), 4)
   end
 end
 

@@ -13,6 +13,7 @@ function _M.init(c)
   conf = c
   client = sigmamind.new{ api_key = c.api_key, base_url = c.base_url, timeout = 10, deadline = 30 }
   if c.https_url then _M.tls = sigmamind.new{ api_key = c.api_key, base_url = c.https_url, max_retries = 1 } end
+  _M.init_error = _M.phase_error()          -- a request here must fail at once, saying what to do instead
 end
 
 local function reply(status, v)
@@ -84,7 +85,7 @@ function _M.wait()
 end
 
 function _M.info()
-  reply(200, { client = tostring(client), info = client._c:info() })
+  reply(200, { client = tostring(client), info = client._c:info(), init_error = _M.init_error })
 end
 
 -- a cosocket-less phase: the call must fail at once, saying where it is and what to do
