@@ -55,8 +55,8 @@ local FINAL = { ended = true, not_connected = true, error = true }
 -- @{calls:wait} returns as soon as the call reaches one of them.
 _M.final_statuses = { "ended", "not_connected", "error" }
 
---- Sends an explicit JSON `null`, e.g. `client.phone_numbers:update(num, { agentId = sigmamind.null })` to
--- unassign a number's agent. A `null` in a response is decoded as this value too (it is `cjson.null`).
+--- Sends an explicit JSON `null`, e.g. `client.phone_numbers:update(num, { outboundAgentId = sigmamind.null })`
+-- to unassign a number's outbound agent. A `null` in a response is decoded as this value too (it is `cjson.null`).
 -- @constant null
 
 --- `"lua-sigmamind "` followed by the C core's version.
