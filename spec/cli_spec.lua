@@ -271,6 +271,99 @@ describe("bin/sigmamind", function()
       assert.matches("toPhoneNumber", err, 1, true)
     end)
 
+    local function show_args(args)
+      local out = {}
+      for i, v in ipairs(args) do out[i] = v == "" and "''" or v end
+      return table.concat(out, " ")
+    end
+
+    -- every command maps an error of kind `invalid` (refused before sending) to 2, whichever way it reads the API
+    for _, case in ipairs{
+      { { "calls", "list", "--status", "bogus" }, "/v1/calls", "status" },
+      { { "--json", "calls", "list", "--status", "bogus" }, "/v1/calls", "status" },
+      { { "calls", "list", "--status", "bogus", "--format", "csv" }, "/v1/calls", "status" },   -- calls:pages
+      { { "calls", "list", "--size", "0" }, "/v1/calls", "size" },
+      { { "campaigns", "list", "--status", "bogus" }, "/v1/campaigns", "status" },
+      { { "webhooks", "list", "--agent", "" }, "/v1/webhooks", "agentId" },
+      { { "campaigns", "watch", "" }, "/v1/campaigns/{campaignId}", "campaignId" },            -- campaigns:progress
+    } do
+      local args, route, field = case[1], case[2], case[3]
+      it("exits 2 on `" .. show_args(args) .. "`, naming " .. field .. ", and sends nothing", function()
+        local before, routed = sb:api_requests(), sb:count("GET", route)
+        local out, err, code = run(args)
+        assert.equal(2, code, err)
+        assert.equal("", out)
+        assert.matches("^sigmamind: GET " .. route:gsub("[{}]", "%%%0") .. ": invalid: " .. field .. ": ", err)
+        assert.equal(routed, sb:count("GET", route))
+        assert.same(before, sb:api_requests())               -- no request at all reached the sandbox
+      end)
+    end
+
+    -- seconds below 0 are refused before anything is sent (calls:wait and core.sleep would raise, mid-command)
+    for _, case in ipairs{
+      { "calls", "create", "--from", "NUMBER", "--to", "+12137774446", "--wait", "--wait-timeout=-1" },
+      { "calls", "wait", "call_x", "--wait-timeout=-1" },
+      { "campaigns", "watch", "camp_x", "--interval=-1" },
+      { "campaigns", "watch", "camp_x", "--wait-timeout=-1" },
+    } do
+      it("exits 2 on `" .. show_args(case) .. "` and sends nothing", function()
+        local args = {}
+        for i, v in ipairs(case) do args[i] = v == "NUMBER" and sb.number or v end
+        local before = sb:api_requests()
+        local out, err, code = run(args)
+        assert.equal(2, code, err)
+        assert.equal("", out)
+        assert.matches("Error: %-%-[%w-]+ expects seconds >= 0, got %-1", err)
+        assert.same(before, sb:api_requests())               -- for create: the call was not placed
+      end)
+    end
+
+    it("exits 2 from webhooks verify on a tolerance below 0 or only empty secrets, 1 on a bad signature", function()
+      local body = '{"event":"conversation_ended","call":{"callId":"call_9","status":"ended"}}'
+      local path = write_file(body)
+      local sig = webhook.sign(body, "whsec_x")
+      local _, err, code = run({ "webhooks", "verify", "--body", path, "--signature", sig, "--secret", "whsec_x",
+                                 "--tolerance=-5" }, {})
+      assert.equal(2, code, err)
+      assert.matches("--tolerance expects seconds >= 0", err, 1, true)
+      _, err, code = run({ "webhooks", "verify", "--body", path, "--signature", sig, "--secret", "" }, {})
+      assert.equal(2, code, err)
+      assert.matches("^invalid: no_secret: ", err)
+      _, err, code = run({ "webhooks", "verify", "--body", path, "--signature", sig, "--secret", "", "--secret", "whsec_y" },
+                         {})
+      assert.equal(1, code, err)                               -- one usable secret: the signature is judged
+      assert.matches("^invalid: bad_signature: ", err)
+      os.remove(path)
+    end)
+
+    it("exits 1 on an API failure of a listing, whichever way it reads the API", function()
+      local env = { SIGMAMIND_API_KEY = "sk_wrong", SIGMAMIND_BASE_URL = sb.url }
+      for _, case in ipairs{
+        { { "campaigns", "list" }, "/v1/campaigns" },
+        { { "campaigns", "list", "--status", "live" }, "/v1/campaigns" },
+        { { "calls", "list", "--format", "csv" }, "/v1/calls" },
+        { { "numbers", "list" }, "/v1/phone%-numbers" },
+        { { "webhooks", "list" }, "/v1/webhooks" },
+        { { "campaigns", "watch", "camp_x" }, "/v1/campaigns/camp_x" },
+      } do
+        local what = show_args(case[1])
+        local _, err, code = run(case[1], env)
+        assert.equal(1, code, what .. ": " .. err)
+        assert.matches("^sigmamind: GET " .. case[2] .. ": 401", err, 1, false, what)
+      end
+      local _, err, code = run({ "--base-url", "http://127.0.0.1:9", "--timeout", "2", "campaigns", "list" },
+                               { SIGMAMIND_API_KEY = sb.key })
+      assert.equal(1, code, err)
+      assert.matches("^sigmamind: GET /v1/campaigns: network: ", err)
+    end)
+
+    it("prints no CSV header when the first page of calls fails", function()
+      local out, err, code = run({ "calls", "list", "--format", "csv" },
+                                 { SIGMAMIND_API_KEY = "sk_wrong", SIGMAMIND_BASE_URL = sb.url })
+      assert.equal(1, code, err)
+      assert.equal("", out)
+    end)
+
     it("exits 1 on an API failure and prints the error", function()
       local _, err, code = run({ "calls", "list" }, { SIGMAMIND_API_KEY = "sk_wrong", SIGMAMIND_BASE_URL = sb.url })
       assert.equal(1, code)
