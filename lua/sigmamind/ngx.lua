@@ -206,12 +206,15 @@ end
 
 -- lua-resty-core (before its fix for issue 499) asserts when a TLS handshake finishes at once but the certificate
 -- check failed, which happens now and then on loopback: that assertion is this refusal, so it is reported as one.
--- Passing `false` for the session would dodge the assertion by skipping the check's result: never that.
+-- It loses the reason (an untrusted certificate, or one for another host: nginx's error log says which), so the
+-- message names both rather than guess. Passing `false` for the session would dodge the assertion by skipping
+-- the check's result: never that.
 local function handshake(sock, host)
   local ok, res, err = pcall(sock.sslhandshake, sock, nil, host, true)
   if ok then return res, err end
   if string_find(tostring(res), "assertion failed", 1, true) then
-    return nil, "0: certificate verify failed (the peer's certificate is not trusted by lua_ssl_trusted_certificate)"
+    return nil, "0: certificate verify failed (not trusted by lua_ssl_trusted_certificate, or not for host " ..
+                tostring(host) .. "; nginx's error log has the reason)"
   end
   error(res, 0)
 end
