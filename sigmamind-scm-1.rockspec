@@ -14,7 +14,6 @@ description = {
 }
 dependencies = {
   "lua >= 5.1",
-  "lua-cjson >= 2.1",
   "argparse >= 0.7",   -- bin/sigmamind only
 }
 external_dependencies = {

@@ -506,6 +506,71 @@ describe("sigmamind.core", function()
       local v, msg = core.json_encode({ f = print })
       assert.is_nil(v); assert.is_string(msg)
     end)
+    it("encodes every number exactly: integers in full, other numbers in the fewest digits that read back", function()
+      -- cjson 2.1.0 writes 14 significant digits: 123456789012345 went out as 1.2345678901234e+14
+      local cases = {
+        { 123456789012345, "123456789012345" }, { 2^53, "9007199254740992" },
+        { 9007199254740993, "9007199254740993" }, { math.maxinteger, "9223372036854775807" },
+        { math.mininteger, "-9223372036854775808" }, { 3.0, "3" }, { -0.0, "-0" }, { 0.1, "0.1" },
+        { 1234567.891234567, "1234567.891234567" }, { 1 / 3, "0.3333333333333333" }, { 1e300, "1e+300" },
+        { 2^60 + 0.0, "1.152921504606847e+18" }, { 5e-324, "4.94065645841247e-324" }, { -1.5e-7, "-1.5e-07" },
+      }
+      for _, c in ipairs(cases) do
+        local got = core.json_encode{ v = c[1] }
+        assert.equal('{"v":' .. c[2] .. "}", got)
+        if c[1] > -1e18 and c[1] < 1e18 then   -- the decoder reads 19-digit integers as floats, as cjson does
+          local back = core.json_decode(got).v
+          local want = (c[1] == math.floor(c[1]) and math.abs(c[1]) <= 2^53) and "integer" or math.type(c[1])
+          assert.is_true(back == c[1] and math.type(back) == want, tostring(c[1]) .. " read back as " .. tostring(back))
+        end
+      end
+    end)
+
+    it("puts a create's variables on the wire as given, however many digits they have", function()
+      local method, _, body = core.prepare("calls.create", nil, { fromPhoneNumber = "+14157774444",
+        toPhoneNumber = "+12137774445", dynamicVariables = { account_id = 123456789012345, amount = 1234567.891234567,
+        order = 9007199254740993 } })
+      assert.equal("POST", method)
+      assert.matches('"account_id":123456789012345[,}]', body)
+      assert.matches('"amount":1234567.891234567[,}]', body)
+      assert.matches('"order":9007199254740993[,}]', body)
+    end)
+
+    it("encodes strings byte for byte, escaping what JSON requires", function()
+      local all = {}
+      for b = 0, 255 do all[#all + 1] = string.char(b) end
+      all = table.concat(all)
+      local enc = core.json_encode(all)
+      assert.equal(all, core.json_decode(enc))
+      assert.equal([["a\"b\\c/d\b\f\n\r\t\u0001\u001f]] .. "\127" .. [["]],
+                   core.json_encode('a"b\\c/d\b\f\n\r\t\1\31\127'))
+      assert.same({ ["1"] = 1, ["2"] = 2, x = 3 }, core.json_decode(core.json_encode({ 1, 2, x = 3 })))
+      assert.equal("[1,null,3]", core.json_encode({ 1, nil, 3 }))
+      assert.equal('{"1.5":"x"}', core.json_encode({ [1.5] = "x" }))
+    end)
+
+    it("refuses what cjson refuses, saying why, and never raises", function()
+      local loop = {}; loop.self = loop
+      local deep = {}
+      local cur = deep
+      for _ = 1, 1000 do cur[1] = {}; cur = cur[1] end          -- 1,001 tables
+      for _, c in ipairs{
+        { { n = 0 / 0 }, "must not be NaN or Inf" }, { { n = math.huge }, "must not be NaN or Inf" },
+        { { [math.huge] = 1 }, "must not be NaN or Inf" }, { { f = print }, "Cannot serialise function" },
+        { { [true] = 1 }, "table key must be a number or string" }, { { [1] = 1, [20] = 2 }, "excessively sparse" },
+        { loop, "excessive nesting %(1001%)" }, { deep, "excessive nesting %(1001%)" },
+        { { co = coroutine.create(print) }, "Cannot serialise thread" },
+      } do
+        local v, msg = core.json_encode(c[1])
+        assert.is_nil(v)
+        assert.matches(c[2], msg)
+      end
+      local cur2 = {}                                           -- 1,000 tables: as deep as cjson goes
+      local d = cur2
+      for _ = 1, 999 do d[1] = {}; d = d[1] end
+      assert.equal(string.rep("[", 999) .. "{}" .. string.rep("]", 999), core.json_encode(cur2))
+    end)
+
     it("does not change the settings of the shared cjson", function()
       local cjson = require "cjson"
       assert.not_equal(cjson.encode, nil)

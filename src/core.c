@@ -68,7 +68,6 @@ __attribute__((visibility("default"))) int luaopen_sigmamind_core(lua_State *L) 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "sigmamind.core: curl_global_init failed");
     curl_ready = 1;
   }
-  sm_json_init(L);
   sm_error_init(L);
   sm_client_init(L);
   luaL_newlib(L, funcs);

@@ -1,7 +1,11 @@
-/* json.c: JSON. Encoding through a private lua-cjson instance (cjson.safe.new(): our settings never touch anyone
-   else's); decoding by our own decoder below, which reads what cjson reads, several times faster. */
+/* json.c: JSON, both ways, by our own code: the encoder writes what lua-cjson 2.1.0 writes for the same
+   value (tables with keys 1..n are arrays, other tables objects, an empty table {}, cjson.null null, the same
+   refusals) except for numbers, which cjson rounds to 14 significant digits (an id of 15 digits, or any
+   integer past 2^47, changed on its way out): integers are written exactly, other numbers in the fewest
+   digits that read back to the same double. The decoder reads what cjson reads, several times faster. */
 #include <locale.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__SSE2__) && defined(__GNUC__)
@@ -9,40 +13,217 @@
 #endif
 #include "sm.h"
 
-/* registry keys: the addresses of these constants (no mutable C state) */
-static const char encode_key = 'e';
-
 #define MAX_SAFE 9007199254740992.0   /* 2^53 */
-
-void sm_json_init(lua_State *L) {
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "cjson.safe");
-  lua_call(L, 1, 1);
-  if (lua_getfield(L, -1, "new") != LUA_TFUNCTION) luaL_error(L, "sigmamind.core: cjson.safe has no new()");
-  lua_call(L, 0, 1);                       /* the private instance */
-  /* numbers with up to 14 significant digits round-trip (cjson 2.1.0's maximum); integers are printed by
-     cjson from doubles, exact up to 2^53 */
-  if (lua_getfield(L, -1, "encode_number_precision") == LUA_TFUNCTION) {
-    lua_pushinteger(L, 14);
-    lua_call(L, 1, 0);
-  } else lua_pop(L, 1);
-  if (lua_getfield(L, -1, "decode_invalid_numbers") == LUA_TFUNCTION) {
-    lua_pushboolean(L, 0);
-    lua_call(L, 1, 0);
-  } else lua_pop(L, 1);
-  lua_getfield(L, -1, "encode");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &encode_key);
-  lua_pop(L, 2);                           /* instance, cjson.safe */
-}
+#define MAX_DEPTH 1000                /* cjson's encode_max_depth and decode_max_depth */
 
 void sm_push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }  /* cjson.null is NULL lightuserdata */
 
+/* ---- encoding ---------------------------------------------------------------------------------------------
+   Into a buffer that is a userdata at a fixed stack slot, replaced by one twice the size when full: Lua owns
+   every byte, so a memory error raised while encoding leaks nothing, and no luaL_Buffer is left half-written
+   (see decode_string). Refusals are returned, not raised: sm_json_encode pushes nil and the message. */
+typedef struct je {
+  lua_State *L;
+  char *p;
+  size_t len, cap;
+  int slot;                    /* the buffer's stack index */
+  const char *err;             /* static text; errtype: a type name to put in it, or NULL */
+  const char *errtype;
+  int errdepth;
+} je;
+
+static void reserve(je *e, size_t n) {
+  size_t cap = e->cap;
+  char *p;
+  if (n <= cap - e->len) return;
+  while (n > cap - e->len) {
+    if (cap > ((size_t)-1) / 2) luaL_error(e->L, "sigmamind.core: JSON text too large");
+    cap *= 2;
+  }
+  p = (char *)lua_newuserdatauv(e->L, cap, 0);
+  memcpy(p, e->p, e->len);
+  lua_replace(e->L, e->slot);
+  e->p = p;
+  e->cap = cap;
+}
+
+static void put(je *e, const char *s, size_t n) {
+  reserve(e, n);
+  memcpy(e->p + e->len, s, n);
+  e->len += n;
+}
+
+static int efail(je *e, const char *msg, const char *type) {
+  e->err = msg;
+  e->errtype = type;
+  return 0;
+}
+
+/* "..." with the escapes cjson writes, but for '/', which JSON does not need escaped */
+static void put_string(je *e, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i, run = 0;
+  reserve(e, n + 2);
+  e->p[e->len++] = '"';
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    const char *esc;
+    char u[6];
+    size_t elen = 2;
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    switch (c) {
+      case '"': esc = "\\\""; break;
+      case '\\': esc = "\\\\"; break;
+      case '\b': esc = "\\b"; break;
+      case '\f': esc = "\\f"; break;
+      case '\n': esc = "\\n"; break;
+      case '\r': esc = "\\r"; break;
+      case '\t': esc = "\\t"; break;
+      default:
+        u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0'; u[4] = hex[c >> 4]; u[5] = hex[c & 15];
+        esc = u; elen = 6;
+    }
+    put(e, s + run, i - run);
+    put(e, esc, elen);
+    run = i + 1;
+  }
+  put(e, s + run, n - run);
+  put(e, "\"", 1);
+}
+
+/* the number at idx as JSON: an integer exactly, an integral float within 2^53 as an integer, any other the
+   shortest of %.15g, %.16g, %.17g that reads back the same, with '.' for the locale's decimal point */
+static int put_number(je *e, int idx) {
+  char buf[64];
+  int n;
+  if (lua_isinteger(e->L, idx)) {
+    n = snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(e->L, idx));
+  } else {
+    double d = (double)lua_tonumber(e->L, idx);
+    const char *dp;
+    int prec, i;
+    if (d != d || d == HUGE_VAL || d == -HUGE_VAL)
+      return efail(e, "Cannot serialise number: must not be NaN or Inf", NULL);
+    if (d == floor(d) && fabs(d) <= MAX_SAFE) {
+      n = snprintf(buf, sizeof buf, "%.0f", d);
+    } else {
+      n = 0;
+      for (prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) break;
+      }
+      dp = localeconv()->decimal_point;
+      if (dp && dp[0] != '.' && dp[0] != '\0' && dp[1] == '\0')
+        for (i = 0; i < n; i++) if (buf[i] == dp[0]) buf[i] = '.';
+    }
+  }
+  if (n <= 0 || (size_t)n >= sizeof buf) return efail(e, "Cannot serialise number", NULL);
+  put(e, buf, (size_t)n);
+  return 1;
+}
+
+static int encode_value(je *e, int idx, int depth);
+
+static int encode_table(je *e, int t, int depth) {
+  lua_State *L = e->L;
+  lua_Integer max = 0, items = 0, i;
+  int is_array = 1, first = 1;
+  if (depth > MAX_DEPTH) { e->errdepth = depth; return efail(e, "Cannot serialise, excessive nesting", NULL); }
+  luaL_checkstack(L, 3, "sigmamind.core: JSON too deep");
+  /* cjson's rule: an array when every key is an integer >= 1 (and not excessively sparse); else an object */
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lua_pop(L, 1);
+    if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
+      lua_Integer k = lua_tointeger(L, -1);
+      if (k > max) max = k;
+      items++;
+      continue;
+    }
+    lua_pop(L, 1);
+    is_array = 0;
+    break;
+  }
+  if (is_array && items > 0) {
+    if (max > items * 2 && max > 10) return efail(e, "Cannot serialise table: excessively sparse array", NULL);
+    put(e, "[", 1);
+    for (i = 1; i <= max; i++) {
+      if (i > 1) put(e, ",", 1);
+      lua_rawgeti(L, t, i);
+      if (!encode_value(e, lua_gettop(L), depth)) return 0;
+      lua_pop(L, 1);
+    }
+    put(e, "]", 1);
+    return 1;
+  }
+  put(e, "{", 1);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int k = lua_gettop(L) - 1;
+    if (!first) put(e, ",", 1);
+    first = 0;
+    if (lua_type(L, k) == LUA_TSTRING) {
+      size_t n;
+      const char *s = lua_tolstring(L, k, &n);
+      put_string(e, s, n);
+    } else if (lua_type(L, k) == LUA_TNUMBER) {      /* written as cjson does: the number, quoted */
+      put(e, "\"", 1);
+      if (!put_number(e, k)) return 0;
+      put(e, "\"", 1);
+    } else {
+      return efail(e, "Cannot serialise table: table key must be a number or string", NULL);
+    }
+    put(e, ":", 1);
+    if (!encode_value(e, k + 1, depth)) return 0;
+    lua_pop(L, 1);
+  }
+  put(e, "}", 1);
+  return 1;
+}
+
+static int encode_value(je *e, int idx, int depth) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      put_string(e, s, n);
+      return 1;
+    }
+    case LUA_TNUMBER: return put_number(e, idx);
+    case LUA_TBOOLEAN: if (lua_toboolean(L, idx)) put(e, "true", 4); else put(e, "false", 5); return 1;
+    case LUA_TNIL: put(e, "null", 4); return 1;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) == NULL) { put(e, "null", 4); return 1; }
+      return efail(e, "Cannot serialise %s: type not supported", "lightuserdata");
+    case LUA_TTABLE: return encode_table(e, idx, depth + 1);
+    default: return efail(e, "Cannot serialise %s: type not supported", lua_typename(L, lua_type(L, idx)));
+  }
+}
+
 int sm_json_encode(lua_State *L, int idx) {
+  je e;
+  int top = lua_gettop(L);
   idx = lua_absindex(L, idx);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &encode_key);
-  lua_pushvalue(L, idx);
-  lua_call(L, 1, 2);
-  if (lua_type(L, -2) == LUA_TSTRING) { lua_pop(L, 1); return 1; }
+  luaL_checkstack(L, 4, "sigmamind.core: out of stack space");
+  e.L = L;
+  e.len = 0;
+  e.cap = 256;
+  e.p = (char *)lua_newuserdatauv(L, e.cap, 0);
+  e.slot = top + 1;
+  e.err = e.errtype = NULL;
+  e.errdepth = 0;
+  if (encode_value(&e, idx, 0)) {
+    lua_pushlstring(L, e.p, e.len);
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    return 1;
+  }
+  lua_settop(L, top);
+  lua_pushnil(L);
+  if (e.errdepth) lua_pushfstring(L, "%s (%d)", e.err, e.errdepth);
+  else if (e.errtype) lua_pushfstring(L, e.err, e.errtype);
+  else lua_pushstring(L, e.err);
   return 0;
 }
 
@@ -54,7 +235,6 @@ int sm_json_encode(lua_State *L, int idx) {
    except that a NUL byte outside a string is refused (cjson takes it for the end of the text). No C memory is
    held while Lua allocates, so an allocation error raised from inside leaks nothing. */
 
-#define MAX_DEPTH 1000         /* cjson's decode_max_depth */
 #define PENDING   64           /* members gathered on the stack before a table is made and filled as it goes */
 
 /* Short strings met again and again (every key, and values such as statuses, numbers and agent ids) are

@@ -67,7 +67,6 @@ void sm_push_masked_path(lua_State *L, const char *path, size_t len);
 
 /* ---- JSON (json.c) -------------------------------------------------------------------------------------- */
 
-void sm_json_init(lua_State *L);                 /* loads the private cjson instance (encoding) into the registry */
 int sm_json_encode(lua_State *L, int idx);       /* pushes string (1) or nil, msg (0: two values) */
 int sm_json_decode(lua_State *L, const char *s, size_t len); /* pushes value (1) or nil, msg (0) */
 void sm_push_null(lua_State *L);
