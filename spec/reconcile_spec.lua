@@ -108,6 +108,96 @@ describe("calls:create after an ambiguous failure", function()
     assert.is_true(off > 3597 and off < 3601, tostring(off))
   end)
 
+  it("starts its window when the create began, however long the give_up handler took", function()
+    -- the window used to start at "now minus the attempts' time", taken after on_event had run
+    local slow = sigmamind.new{ api_key = sb.key, base_url = sb.url, max_retries = 0, on_event = function(ev)
+      if ev.type == "give_up" then require("sigmamind.core").sleep(2) end
+    end }
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
+    local call, err = slow.calls:create(intent{ customer_name = "Patient" })
+    slow:close()
+    assert.is_nil(err, err and err.reconcile)
+    assert.is_true(call.reconciled)
+    assert.equal(1, sb:state().calls)
+  end)
+
+  it("takes no call when the server's Date header is behind the clock it dates calls by", function()
+    -- a look-alike a minute old, then a Date header a minute slow (a misset front end): on that clock the
+    -- look-alike looks like this request's call, and the real one (made, its answer lost) like the future
+    local other = sigmamind.new{ api_key = sb.key, base_url = sb.url }
+    local early = assert(other.calls:create(intent{ order = "skewed" }))
+    other:close()
+    sb:advance(60)
+    local status = sb:request("POST", "/_sandbox/clock", { dateSkew = -60 })
+    assert.equal(200, status)
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
+    local call, err = c.calls:create(intent{ order = "skewed" })
+    assert.is_nil(call, call and ("took " .. tostring(call.callId) .. "; the look-alike was " .. early.callId))
+    assert.equal("network", err.kind)
+    assert.matches("clocks .* disagree", err.reconcile)
+    assert.equal(2, sb:state().calls)
+  end)
+
+  it("reads the server's clock from the last response only, from one Date in GMT and no Age", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local function http_date(t) return os.date("!%a, %d %b %Y %H:%M:%S GMT", t) end
+    local body = '{"data":[],"page":0,"size":100,"totalCounts":0,"totalPages":0,"hasNext":false}'
+    local function response(headers)
+      return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n" ..
+             table.concat(headers, "") .. "\r\n" .. body
+    end
+    local now = os.time()
+    local script = {   -- the Date headers of each answer, and the offset the client must report after it
+      { { "Date: " .. http_date(now + 3600) .. "\r\n" }, 3600 },
+      { {}, nil },                                                          -- none: unknown again
+      { { "Date: " .. http_date(now + 7200) .. "\r\n" }, 7200 },
+      { { "Date: " .. http_date(now + 3600) .. "\r\n", "Date: " .. http_date(now) .. "\r\n" }, nil },  -- two
+      { { "Date: " .. http_date(now + 3600) .. "\r\n", "Age: 30\r\n" }, nil },  -- from a cache
+      { { "Date: " .. os.date("!%a, %d %b %Y %H:%M:%S +0000", now + 3600) .. "\r\n" }, nil },  -- not GMT
+      { { "Date: " .. http_date(now - 600) .. "\r\n" }, -600 },                 -- through a task (multi)
+    }
+    local files = {}
+    for i, step in ipairs(script) do
+      files[i] = dir .. "/r" .. i
+      local f = assert(io.open(files[i], "wb"))
+      f:write(response(step[1]))
+      f:close()
+    end
+    local root = sandbox.root()
+    assert(os.execute(("lua5.4 %s/spec/support/rawhttp.lua %s/port %s >%s/log 2>&1 &"):format(root, dir,
+      table.concat(files, " "), dir)))
+    local port
+    for _ = 1, 100 do
+      local f = io.open(dir .. "/port")
+      if f then port = tonumber(f:read("l")); f:close(); break end
+      require("sigmamind.core").sleep(0.05)
+    end
+    assert(port, "the raw server did not start")
+    local raw = sigmamind.new{ api_key = "sk_test_raw", base_url = "http://127.0.0.1:" .. port, max_retries = 0 }
+    for i, step in ipairs(script) do
+      local page, err
+      if i < #script then
+        page, err = raw.agents:list()
+      else
+        local t = raw:spawn(function() return raw.agents:list() end)
+        raw:run()
+        page, err = t:join()
+      end
+      assert(page, tostring(err))
+      local off = raw._c:info().server_clock_offset
+      if step[2] == nil then
+        assert.is_nil(off, "answer " .. i .. ": " .. tostring(off))
+      else
+        assert.is_true(type(off) == "number" and off > step[2] - 2 and off < step[2] + 1,
+                       "answer " .. i .. ": " .. tostring(off) .. ", expected about " .. step[2])
+      end
+    end
+    raw:close()
+    os.execute("rm -rf " .. dir)
+  end)
+
   describe("its window", function()
     local reconcile = require "sigmamind.reconcile"
     local t0 = 1800000000

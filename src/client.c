@@ -379,7 +379,7 @@ static int request_run(lua_State *L) {
     rc = curl_easy_perform(c->x.easy);
     curl_easy_getinfo(c->x.easy, CURLINFO_NUM_CONNECTS, &nconn);
     c->connects += nconn;
-    if (c->x.has_date) { c->clock_offset = c->x.date_offset; c->clock_known = 1; }
+    sm_xfer_clock(c, &c->x);
     outcome = sm_xfer_classify(L, &c->x, &r, rc, attempt, capped, &ra);
     if (rc == CURLE_OK) curl_easy_getinfo(c->x.easy, CURLINFO_RESPONSE_CODE, &status);
     err = lua_gettop(L);
@@ -456,6 +456,11 @@ int sm_validate_l(lua_State *L) {
   if (!sm_prepare(L, ep, 3, 2, NULL, 0, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
   lua_pushboolean(L, 1);
   return 1;
+}
+
+void sm_xfer_clock(sm_client *c, const sm_xfer *x) {
+  if (x->has_date) { c->clock_offset = x->date_offset; c->clock_known = 1; }
+  else if (x->header_status > 0) c->clock_known = 0;
 }
 
 /* client:info() --> { connects = n, base_url = s, server_clock_offset = s | nil }: what a keep-alive check and

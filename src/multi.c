@@ -219,7 +219,7 @@ static void report(lua_State *L, sm_client *c, size_t i) {
   if (what[0] == 'r') { lua_pushnumber(L, delay); lua_rawseti(L, -2, 4); }
   /* the record is complete: only now does the slot change state */
   c->connects += nconn;
-  if (s->x.has_date) { c->clock_offset = s->x.date_offset; c->clock_known = 1; }
+  sm_xfer_clock(c, &s->x);
   c->ndone--;
   if (what[0] == 'r') s->state = SLOT_WAIT;
   else free_slot(L, c, 1, i);

@@ -118,9 +118,11 @@ typedef struct sm_xfer {
   char request_id[128];
   char retry_after[64];
   char errbuf[CURL_ERROR_SIZE];
-  int has_date;                /* the response had a Date header that parsed; then: */
+  int has_date;                /* the response had one Date header, in GMT, that parsed, and no Age; then: */
   double date_offset;          /* its time minus this host's wall clock when it came, seconds (Date counts
                                   whole seconds, so the server's clock was up to 1 s ahead of this) */
+  int date_seen, date_void;    /* Date headers seen in this response; 1: no clock from it (two Dates, an
+                                  Age, which says a cache answered, or a Date not in GMT) */
 } sm_xfer;
 
 /* the request as prepared from (name, args, params): strings pinned on the Lua stack by the caller */
@@ -185,7 +187,7 @@ typedef struct sm_client {
   sm_cfg cfg;
   uint64_t rng;                /* xorshift state for backoff jitter */
   long connects;               /* connections opened so far (keep-alive check) */
-  int clock_known;             /* a response with a Date header came: then clock_offset is the last one's */
+  int clock_known;             /* the last response had a usable Date header: then clock_offset is its */
   double clock_offset;         /* sm_xfer.date_offset; client:info().server_clock_offset */
   CURLM *multi;                /* concurrent transfers (multi.c), created on first use */
   struct sm_slot **slots;      /* pooled transfers, each with its own easy handle; owned by the client */
@@ -198,6 +200,9 @@ typedef struct sm_client {
 #define SM_UV_PINS     2       /* table: slot id -> { path, body, url } strings libcurl and sm_req point at */
 
 sm_client *sm_check_open(lua_State *L, int idx);
+/* after an attempt: the server's clock is the response's Date, or unknown when a response came without one
+   (an attempt with no response leaves what was known) */
+void sm_xfer_clock(sm_client *c, const sm_xfer *x);
 /* validates (name, args, params) of a request: raises for misuse; returns the endpoint */
 const sm_endpoint *sm_check_request(lua_State *L);
 /* validates and pushes [path, body|nil] (and the URL with base); 0 with an invalid error pushed instead */

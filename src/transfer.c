@@ -62,7 +62,7 @@ static size_t on_header(char *h, size_t size, size_t n, void *ud) {
   if (len > 5 && memcmp(h, "HTTP/", 5) == 0) {      /* a new response (after a 1xx, say): forget the last */
     const char *sp = memchr(h, ' ', len), *end = h + len;
     x->request_id[0] = x->retry_after[0] = '\0';
-    x->has_date = 0;
+    x->has_date = x->date_seen = x->date_void = 0;
     x->header_status = 0;                          /* the three digits after the first space, within the line
                                                       (strtol would skip "\r\n" and read past it) */
     if (sp && end - sp > 3 && isdigit((unsigned char)sp[1]) && isdigit((unsigned char)sp[2]) &&
@@ -81,14 +81,23 @@ static size_t on_header(char *h, size_t size, size_t n, void *ud) {
     header_value(x->retry_after, sizeof x->retry_after, h + 12, len - 12);
   } else if (header_is(h, len, "date", 4)) {
     char v[64];
+    size_t vn;
     time_t t;
     header_value(v, sizeof v, h + 5, len - 5);
-    if ((t = curl_getdate(v, NULL)) != (time_t)-1) {
+    vn = strlen(v);
+    /* the server's clock, for reconciliation: only from a single Date in GMT (an HTTP-date) */
+    if (++x->date_seen > 1 || vn < 4 || strcmp(v + vn - 4, " GMT") != 0 ||
+        (t = curl_getdate(v, NULL)) == (time_t)-1) {
+      x->date_void = 1;
+    } else {
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
       x->date_offset = (double)t - ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
-      x->has_date = 1;
     }
+    x->has_date = !x->date_void;
+  } else if (header_is(h, len, "age", 3)) {
+    x->date_void = 1;                            /* a cache answered: its Date is the origin's, from then */
+    x->has_date = 0;
   }
   return len;
 }
@@ -151,7 +160,7 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_cfg *cfg, const sm_req *r, double bu
   *capped = 0;
   if (budget < t) { t = budget; *capped = 1; }
   x->body.len = 0;
-  x->too_large = x->oom = x->prereq = x->resend_blocked = x->has_date = 0;
+  x->too_large = x->oom = x->prereq = x->resend_blocked = x->has_date = x->date_seen = x->date_void = 0;
   x->no_resend = strcmp(m, "POST") == 0;
   x->header_status = 0;
   x->request_id[0] = x->retry_after[0] = x->errbuf[0] = '\0';

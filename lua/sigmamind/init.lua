@@ -462,6 +462,9 @@ function Calls.create(self, params)
   end
   local s = client._sched
   local call, err
+  -- this host's clock before the first attempt, where reconciliation's window starts: taken after the
+  -- failure (less the attempts' time), it moved on by whatever ran in between (an on_event, another task)
+  local t0 = core_time()
   if s ~= nil and s.tasks[co_running()] then call, err = task_request(s, self._c, "calls.create", nil, body)
   else call, err = self._c:request("calls.create", nil, body) end
   if call ~= nil then
@@ -470,8 +473,6 @@ function Calls.create(self, params)
     return call
   end
   if client._reconcile == false or not reconcile.ambiguous(err) then return nil, err end
-  -- the attempts began err.elapsed seconds ago (the window allows minutes of clock skew either side)
-  local t0 = core_time() - (tonumber(err.elapsed) or 0)
   local found, why = reconcile.find(self, body, t0, core_time, function(sec) client:_sleep(sec) end)
   if not found then
     err.reconcile = why

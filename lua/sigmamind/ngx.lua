@@ -302,6 +302,18 @@ local function check_phase(what)
   end
 end
 
+-- The server's clock from a response, as client:info() of the C core reports it: its Date minus this host's
+-- clock, or nil (no Date, two of them, which nginx joins with ", " (an HTTP-date has one comma), one not in
+-- GMT, or an Age header: a cache answered, and its Date is the origin's, from then)
+local function server_clock(headers)
+  local date = headers["date"]
+  if type(date) ~= "string" or headers["age"] ~= nil or string_sub(date, -4) ~= " GMT" then return nil end
+  local _, commas = string.gsub(date, ",", ",")
+  if commas ~= 1 then return nil end
+  local t = parse_http_time(date)
+  return t and t - wall_clock() or nil
+end
+
 function Transport:_emit(ev)
   local f = self.on_event
   if f then pcall(f, ev) end
@@ -334,11 +346,7 @@ function Transport:request(name, args, params)
     elseif a.stale and fail == "network" then
       message = "the connection closed after the request was sent, before any response (a POST is not resent)"
     end
-    local date = headers and headers["date"]
-    if date then                     -- the server's clock, as client:info() of the C core reports it
-      local t = parse_http_time(date)
-      if t then self.clock_offset = t - wall_clock() end
-    end
+    if headers then self.clock_offset = server_clock(headers) end
     local p = self.policy
     p.message, p.capped = message, capped
     local value, err, delay = classify(method, path, status, headers, rbody, attempt, now() - start, fail, sent, p)

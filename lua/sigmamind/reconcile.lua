@@ -99,7 +99,21 @@ local function candidates(calls, body, t0, now, returned, parse_time)
   for page_no = 0, MAX_SCAN / PAGE - 1 do
     local page, err = calls:list{ page = page_no, size = PAGE }
     if not page then return nil, "the lookup failed: " .. tostring(err) end
-    if not lo then lo, hi = window(calls._c, t0, now) end
+    local check = not lo
+    if check then lo, hi = window(calls._c, t0, now) end
+    -- A call made after the page was served cannot be on it: one that says so shows that the clock the window
+    -- is read on (the Date header's, or this host's) is behind the one the server stamps calls with. Then
+    -- time cannot tell this request's call from a look-alike made before it, and none is taken.
+    if check then
+      for _, call in ipairs(page.data) do
+        local t = type(call) == "table" and parse_time(call.createdAt) or nil
+        if t ~= nil and t > hi then
+          return nil, string_format("call %s is dated %.0f s after the time the lookup was read at: the " ..
+                                    "server's clocks (its Date header, its calls' createdAt) disagree, so no " ..
+                                    "call is taken by its time", tostring(call.callId), t - (hi - 1 - SLACK)), true
+        end
+      end
+    end
     local older = false
     for _, call in ipairs(page.data) do
       scanned = scanned + 1
@@ -120,9 +134,10 @@ function _M.find(calls, body, t0, now, sleep)
   local why = "no call matching the request was found"
   for _, wait in ipairs(WAITS) do
     if wait > 0 then sleep(wait) end
-    local found, err = candidates(calls, body, t0, now, returned, parse_time)
+    local found, err, final = candidates(calls, body, t0, now, returned, parse_time)
     if not found then
       why = err
+      if final then return nil, why end
     elseif #found == 1 then
       return found[1]
     elseif #found > 1 then

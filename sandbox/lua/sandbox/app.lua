@@ -53,6 +53,7 @@ local counters      -- "METHOD /route/{template}" -> n
 local conns         -- nginx connection serial -> true, for API requests since the last reset
 local nconns = 0
 local offset = 0    -- sandbox clock minus wall clock, seconds
+local date_skew = 0 -- the Date header's clock minus the sandbox clock (a misset front end, for specs)
 local seq = 0       -- id counter; never reset so that ids stay unique for the life of the process
 local chaos         -- nil when chaos mode is off (the hot path checks only this); see A.chaos
 local chaos_counts  -- "METHOD /route/{template}" -> fault -> n, for faults chaos injected since the last reset
@@ -83,7 +84,7 @@ local function fresh_state()
   counters = {}
   conns, nconns = {}, 0
   chaos, chaos_counts = nil, {}
-  offset = 0
+  offset, date_skew = 0, 0
 end
 
 ----------------------------------------------------------------------------------------------------------------------
@@ -1144,13 +1145,19 @@ function A.seed(_, b)
 end
 
 function A.clock(_, b)
-  local s = b.advance
-  if type(s) ~= "number" or s < 0 or s ~= s or s > 1e9 then
+  local s, skew = b.advance, b.dateSkew
+  if skew ~= nil and (type(skew) ~= "number" or skew ~= skew or skew < -1e6 or skew > 1e6) then
+    return bad("dateSkew", "expected a number of seconds from -1000000 to 1000000", skew)
+  end
+  if (s ~= nil or skew == nil) and (type(s) ~= "number" or s < 0 or s ~= s or s > 1e9) then
     return bad("advance", "expected a number of seconds >= 0", s)
   end
-  offset = offset + s
-  tick()
-  return 200, { now = iso(now()), offset = offset }
+  if skew ~= nil then date_skew = skew end
+  if s ~= nil then
+    offset = offset + s
+    tick()
+  end
+  return 200, { now = iso(now()), offset = offset, dateSkew = date_skew }
 end
 
 function A.deliveries(_, _, args)
@@ -1440,7 +1447,7 @@ function _M.handle()
   local method = ngx_req.get_method()
   -- a moved clock is the server's clock: its Date header says so too (a client may read the server's time
   -- from it, as calls:create's reconciliation does); nginx's own is the wall clock
-  if offset ~= 0 then ngx_header["Date"] = ngx.http_time(math_floor(now())) end
+  if offset ~= 0 or date_skew ~= 0 then ngx_header["Date"] = ngx.http_time(math_floor(now() + date_skew)) end
   local r, id = match(uri)
   if id then id = ngx.unescape_uri(id) end
   if not r then
