@@ -94,8 +94,13 @@ describe("sigmamind.core", function()
     it("truncates long values it shows", function()
       local err = expect_invalid("calls.create", with(call, { agentId = string.rep("a", 65) }), "agentId")
       assert.matches('"' .. string.rep("a", 40) .. '..."', err.message, 1, true)
-      assert.matches("1 to 64 bytes", err.message, 1, true)
+      assert.matches("1 to 64 characters", err.message, 1, true)
       valid("calls.create", with(call, { agentId = string.rep("a", 64) }))
+      -- characters, not bytes: 64 two-byte letters fit, 65 do not
+      valid("calls.create", with(call, { agentId = string.rep("\u{e9}", 64) }))
+      expect_invalid("calls.create", with(call, { agentId = string.rep("\u{e9}", 65) }), "agentId")
+      valid("campaigns.create", { campaignName = string.rep("\u{20ac}", 128), agentId = "agent_abc123",
+        sipPhoneNumber = "+14155552671", file = core.base64_encode("phoneNumber\n+12137774445\n") })
     end)
 
     it("wants dynamicVariables as a table with string keys", function()
@@ -209,6 +214,8 @@ describe("sigmamind.core", function()
           expect_invalid("webhooks.create", with(wh, { url = u }), "url")
         end
         valid("webhooks.create", with(wh, { url = "http://localhost:8080/x" }))
+        valid("webhooks.create", with(wh, { url = "HTTPS://hooks.example.com/x" }))   -- any case of scheme
+        valid("webhooks.create", with(wh, { url = "Http://localhost:8080/x" }))
       end)
       it("updates partially", function()
         valid("webhooks.update", { active = false }, { "wh_1" })

@@ -253,6 +253,12 @@ describe("the sandbox", function()
       expect_400("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+14155552671",
         dynamicVariables = "x" }, "dynamicVariables")
       assert.are.equal(0, sb:state().calls)
+      -- lengths are characters: 128 two-byte letters make a name, 129 do not
+      local hook = { agentId = sb.agent, url = "http://127.0.0.1:9/hook", events = { "conversation_ended" } }
+      hook.name = string.rep("\u{e9}", 128)
+      assert.are.equal(201, (sb:request("POST", "/v1/webhooks", hook)))
+      hook.name = string.rep("\u{e9}", 129)
+      expect_400("POST", "/v1/webhooks", hook, "name")
     end)
 
     it("answers 404 for an unknown call, and deletes with 204 and an empty body", function()

@@ -2,6 +2,7 @@
    Messages read "<field>: expected <what>, got <what was given>". */
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 #include "sm.h"
 
 #define SHOW_MAX 40
@@ -104,13 +105,13 @@ static int is_country(const char *s, size_t len) {
   return len == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z';
 }
 
-/* ^https?:// then a non-empty host; no spaces or control characters anywhere */
+/* ^https?:// (any case) then a non-empty host; no spaces or control characters anywhere */
 static int is_url(const char *s, size_t len) {
   size_t i, p;
   for (i = 0; i < len; i++)
     if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f) return 0;
-  if (len > 7 && memcmp(s, "http://", 7) == 0) p = 7;
-  else if (len > 8 && memcmp(s, "https://", 8) == 0) p = 8;
+  if (len > 7 && strncasecmp(s, "http://", 7) == 0) p = 7;          /* schemes are case-insensitive */
+  else if (len > 8 && strncasecmp(s, "https://", 8) == 0) p = 8;
   else return 0;
   return p < len && s[p] != '/' && s[p] != '?' && s[p] != '#' && s[p] != ':';
 }
@@ -142,6 +143,15 @@ static int get_integer(lua_State *L, int idx, long long *out) {
   return 0;
 }
 
+/* a string's length in characters, as API.md's limits count (its UTF-8 code points: every byte but the
+   continuation bytes 10xxxxxx), so that 64 accented letters fit a limit of 64 */
+static long long chars(const char *s, size_t len) {
+  long long n = 0;
+  size_t i;
+  for (i = 0; i < len; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
+  return n;
+}
+
 /* checks the value at idx (absolute) against f; 1 if valid, else 0 with the message pushed */
 static int check_field(lua_State *L, const sm_field *f, int idx) {
   int t = lua_type(L, idx);
@@ -152,10 +162,13 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
   if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL && (f->flags & SM_NULLABLE)) return 1;
   switch (f->type) {
     case SM_T_STRING:
-      if (s && (long long)len >= f->min && (f->max < 0 || (long long)len <= f->max)) return 1;
-      if (f->max >= 0 && f->min > 0) lua_pushfstring(L, "a string of %I to %I bytes", (LUA_INTEGER)f->min,
+      if (s) {
+        long long n = chars(s, len);
+        if (n >= f->min && (f->max < 0 || n <= f->max)) return 1;
+      }
+      if (f->max >= 0 && f->min > 0) lua_pushfstring(L, "a string of %I to %I characters", (LUA_INTEGER)f->min,
                                                      (LUA_INTEGER)f->max);
-      else if (f->max >= 0) lua_pushfstring(L, "a string of at most %I bytes", (LUA_INTEGER)f->max);
+      else if (f->max >= 0) lua_pushfstring(L, "a string of at most %I characters", (LUA_INTEGER)f->max);
       else lua_pushstring(L, f->min > 0 ? "a non-empty string" : "a string");
       if (f->flags & SM_NULLABLE) lua_pushliteral(L, " or null"), lua_concat(L, 2);
       push_msg(L, f->name, lua_tostring(L, -1), idx, NULL);

@@ -346,10 +346,16 @@ local function check_e164(body, field, required)
   if not is_e164(v) then return bad(field, "expected an E.164 phone number like +14155552671", v) end
 end
 
+-- characters as API.md counts them: UTF-8 code points (every byte but the continuation bytes)
+local function chars(s)
+  local _, cont = string.gsub(s, "[\128-\191]", "")
+  return #s - cont
+end
+
 local function check_string(body, field, required, min, max)
   local v = body[field]
   if v == nil and not required then return end
-  if type(v) ~= "string" or #v < (min or 1) or #v > max then
+  if type(v) ~= "string" or chars(v) < (min or 1) or chars(v) > max then
     return bad(field, string_format("expected a string of %d to %d characters", min or 1, max), v)
   end
 end
@@ -358,7 +364,7 @@ local function check_agent(body, field, required, nullable)
   local v = body[field]
   if v == nil and not required then return end
   if v == null and nullable then return end
-  if type(v) ~= "string" or #v < 1 or #v > 64 then
+  if type(v) ~= "string" or #v < 1 or chars(v) > 64 then
     return bad(field, "expected an agent id of at most 64 characters", v)
   end
   if not S.agents[v] then return bad(field, "expected the id of an existing agent", v) end
