@@ -137,6 +137,33 @@ describe("sigmamind client against the sandbox", function()
       }, problems)
       local camp = assert(client.campaigns:create(plan))
       assert.same(problems, camp.errors)
+      -- a padded header names its variable trimmed; a blank campaign variable supplies nothing
+      local n_case = 0
+      for _, case in ipairs{
+        { "phone, name \n+12137770031,\n", { name = "Ada" }, {} },
+        { "phone, name \n+12137770032,\n", { name = "  " }, { "Row 1: missing required variable 'name'" } },
+        { "phone,name\n+12137770033,\n", { name = "" }, { "Row 1: missing required variable 'name'" } },
+      } do
+        local n = n_case + 1
+        n_case = n
+        local p = sigmamind.campaign("Vars " .. n):agent(sb.agent):caller(sb.number)
+          :csv(case[1]):variables(case[2])
+        local _, probs = p:build()
+        assert.same(case[3], probs or {})
+        local created, cerr = client.campaigns:create(p)
+        if #case[3] == 0 then
+          assert(created, tostring(cerr))
+          assert.same({}, created.errors or {})
+        else
+          assert.is_nil(created)                     -- no contact at all: the client refuses it
+          assert.equal("invalid", cerr.kind)
+          local status, v = sb:request("POST", "/v1/campaigns", { campaignName = "Raw " .. n,
+            agentId = sb.agent, sipPhoneNumber = sb.number, dynamicVariables = case[2],
+            file = require("sigmamind.core").base64_encode(case[1]) })
+          assert.equal(201, status, require("sigmamind.core").json_encode(v))   -- made with no contact
+          assert.same(case[3], v.errors)                                         -- for the same reason
+        end
+      end
     end)
 
     it("lists, updates, pauses, resumes and deletes campaigns", function()

@@ -172,7 +172,10 @@ local function check_header(report, header, nrows, vars, want_good)
     report.fatal = problems[1]
     return nil
   end
-  return { report = report, problems = problems, header = header, width = #header, phone_col = phone_col,
+  -- a column's variable is its name trimmed, as the server names it (and as it words the problems)
+  local names = {}
+  for j, name in ipairs(header) do names[j] = trim(name) end
+  return { report = report, problems = problems, header = names, width = #header, phone_col = phone_col,
            vars = vars, used = {}, want_good = want_good }
 end
 

@@ -398,7 +398,7 @@ local function known_contacts(client, id)
   if report.fatal and report.contacts == 0 then return nil end
   local phone_col
   for _, name in ipairs(header_of(text)) do
-    if csv.phone_rank(name) then phone_col = name; break end
+    if csv.phone_rank(name) then phone_col = csv.trim(name); break end   -- report.good's keys are trimmed
   end
   local contacts = {}
   for k, row in ipairs(report.good) do

@@ -116,7 +116,10 @@ function _M.check(text, campaign_vars)
         problem("duplicate phone number '" .. phone .. "'")
       end
       for k = 1, ncols do
-        if k ~= phone_col and trim(row[k]) == "" and campaign_vars[names[k]] == nil then
+        -- a campaign variable supplies a column only with a value: a blank one no more than a blank cell
+        local given_var = campaign_vars[names[k]]
+        if k ~= phone_col and trim(row[k]) == "" and (given_var == nil or (type(given_var) == "string"
+                                                                           and trim(given_var) == "")) then
           problem("missing required variable '" .. names[k] .. "'")
         end
       end
