@@ -10,7 +10,7 @@
 static const char *const call_statuses[] =
   { "scheduled", "in_progress", "ended", "not_connected", "error", NULL };
 static const char *const campaign_statuses[] = { "live", "scheduled", "paused", "completed", NULL };
-static const char *const campaign_set_statuses[] = { "live", "paused", "scheduled", "completed", NULL };
+static const char *const campaign_set_statuses[] = { "live", "paused", NULL };   /* API.md §2 row 10 */
 
 #define F_STR(n, fl, lo, hi) { n, SM_T_STRING, fl, lo, hi, NULL }
 #define F_(n, t, fl)         { n, t, fl, 0, 0, NULL }
