@@ -72,7 +72,7 @@ static double imf_fixdate(const char *v, size_t n) {
   day = two(v + 5); hh = two(v + 17); mm = two(v + 20); ss = two(v + 23);
   year = two(v + 12) * 100 + two(v + 14);
   if (two(v + 12) < 0 || two(v + 14) < 0) return -1;
-  for (mon = -1, i = 0; i < 12; i++) if (memcmp(v + 8, months + 3 * i, 3) == 0) mon = i + 1;
+  for (mon = -1, i = 0; i < 12; i++) if (memcmp(v + 8, months + (size_t)3 * (size_t)i, 3) == 0) mon = i + 1;
   if (mon < 0 || day < 1 || day > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60) return -1;
   /* days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil) */
   y = year - (mon <= 2);
@@ -110,7 +110,7 @@ static size_t on_header(char *h, size_t size, size_t n, void *ud) {
   } else if (header_is(h, len, "retry-after", 11)) {
     header_value(x->retry_after, sizeof x->retry_after, h + 12, len - 12);
   } else if (header_is(h, len, "date", 4)) {
-    char v[64];
+    char v[64] = { 0 };
     double t;
     header_value(v, sizeof v, h + 5, len - 5);
     /* the server's clock, for reconciliation: only from a single Date, an IMF-fixdate (GMT) */
