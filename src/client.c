@@ -459,7 +459,7 @@ int sm_validate_l(lua_State *L) {
 }
 
 void sm_xfer_clock(sm_client *c, const sm_xfer *x) {
-  if (x->has_date) { c->clock_offset = x->date_offset; c->clock_known = 1; }
+  if (x->date_seen && !x->date_void) { c->clock_offset = x->date_offset; c->clock_known = 1; }
   else if (x->header_status > 0) c->clock_known = 0;
 }
 

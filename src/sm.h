@@ -118,11 +118,10 @@ typedef struct sm_xfer {
   char request_id[128];
   char retry_after[64];
   char errbuf[CURL_ERROR_SIZE];
-  int has_date;                /* the response had one Date header, in GMT, that parsed, and no Age; then: */
-  double date_offset;          /* its time minus this host's wall clock when it came, seconds (Date counts
-                                  whole seconds, so the server's clock was up to 1 s ahead of this) */
   int date_seen, date_void;    /* Date headers seen in this response; 1: no clock from it (two Dates, an
-                                  Age, which says a cache answered, or a Date not in GMT) */
+                                  Age, which says a cache answered, or a Date that is no IMF-fixdate) */
+  double date_offset;          /* with one Date and no void: its time minus this host's wall clock when it
+                                  came, seconds (Date counts whole seconds: the server was up to 1 s ahead) */
 } sm_xfer;
 
 /* the request as prepared from (name, args, params): strings pinned on the Lua stack by the caller */

@@ -64,18 +64,17 @@ static int two(const char *p) {
 }
 static double imf_fixdate(const char *v, size_t n) {
   static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  int day, mon, year, hh, mm, ss, y, i;
+  int day, mon, cc, yy, hh, mm, ss, y, i;
   long long days;
   if (n != 29 || v[3] != ',' || v[4] != ' ' || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' || v[19] != ':' ||
       v[22] != ':' || memcmp(v + 25, " GMT", 4) != 0)
     return -1;
-  day = two(v + 5); hh = two(v + 17); mm = two(v + 20); ss = two(v + 23);
-  year = two(v + 12) * 100 + two(v + 14);
-  if (two(v + 12) < 0 || two(v + 14) < 0) return -1;
+  day = two(v + 5); cc = two(v + 12); yy = two(v + 14); hh = two(v + 17); mm = two(v + 20); ss = two(v + 23);
+  if (cc < 0 || yy < 0) return -1;
   for (mon = -1, i = 0; i < 12; i++) if (memcmp(v + 8, months + (size_t)3 * (size_t)i, 3) == 0) mon = i + 1;
   if (mon < 0 || day < 1 || day > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60) return -1;
   /* days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil) */
-  y = year - (mon <= 2);
+  y = cc * 100 + yy - (mon <= 2);
   {
     long long era = (y >= 0 ? y : y - 399) / 400;
     long long yoe = y - era * 400;
@@ -92,7 +91,7 @@ static size_t on_header(char *h, size_t size, size_t n, void *ud) {
   if (len > 5 && memcmp(h, "HTTP/", 5) == 0) {      /* a new response (after a 1xx, say): forget the last */
     const char *sp = memchr(h, ' ', len), *end = h + len;
     x->request_id[0] = x->retry_after[0] = '\0';
-    x->has_date = x->date_seen = x->date_void = 0;
+    x->date_seen = x->date_void = 0;
     x->header_status = 0;                          /* the three digits after the first space, within the line
                                                       (strtol would skip "\r\n" and read past it) */
     if (sp && end - sp > 3 && isdigit((unsigned char)sp[1]) && isdigit((unsigned char)sp[2]) &&
@@ -121,10 +120,8 @@ static size_t on_header(char *h, size_t size, size_t n, void *ud) {
       clock_gettime(CLOCK_REALTIME, &ts);
       x->date_offset = t - ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
     }
-    x->has_date = !x->date_void;
   } else if (header_is(h, len, "age", 3)) {
     x->date_void = 1;                            /* a cache answered: its Date is the origin's, from then */
-    x->has_date = 0;
   }
   return len;
 }
@@ -187,7 +184,7 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_cfg *cfg, const sm_req *r, double bu
   *capped = 0;
   if (budget < t) { t = budget; *capped = 1; }
   x->body.len = 0;
-  x->too_large = x->oom = x->prereq = x->resend_blocked = x->has_date = x->date_seen = x->date_void = 0;
+  x->too_large = x->oom = x->prereq = x->resend_blocked = x->date_seen = x->date_void = 0;
   x->no_resend = strcmp(m, "POST") == 0;
   x->header_status = 0;
   x->request_id[0] = x->retry_after[0] = x->errbuf[0] = '\0';

@@ -144,7 +144,7 @@ static int get_integer(lua_State *L, int idx, long long *out) {
 }
 
 /* a string's length in characters, as API.md's limits count (its UTF-8 code points: every byte but the
-   continuation bytes 10xxxxxx), so that 64 accented letters fit a limit of 64 */
+   continuation bytes 0x80-0xBF), so that 64 accented letters fit a limit of 64 */
 static long long chars(const char *s, size_t len) {
   long long n = 0;
   size_t i;

@@ -99,12 +99,11 @@ local function candidates(calls, body, t0, now, returned, parse_time)
   for page_no = 0, MAX_SCAN / PAGE - 1 do
     local page, err = calls:list{ page = page_no, size = PAGE }
     if not page then return nil, "the lookup failed: " .. tostring(err) end
-    local check = not lo
-    if check then lo, hi = window(calls._c, t0, now) end
     -- A call made after the page was served cannot be on it: one that says so shows that the clock the window
     -- is read on (the Date header's, or this host's) is behind the one the server stamps calls with. Then
     -- time cannot tell this request's call from a look-alike made before it, and none is taken.
-    if check then
+    if not lo then
+      lo, hi = window(calls._c, t0, now)
       for _, call in ipairs(page.data) do
         local t = type(call) == "table" and parse_time(call.createdAt) or nil
         if t ~= nil and t > hi then
