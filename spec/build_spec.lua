@@ -228,6 +228,28 @@ describe("sigmamind.build", function()
                   problems)
     end)
 
+    it("judges schedule dates and zones as the core does, so a plan it passes is not refused at create", function()
+      local core = require "sigmamind.core"
+      local dates = { "2024-02-29", "2025-02-29", "2025-02-28", "2025-04-31", "2025-04-30", "2025-12-31", "2025-13-01",
+                      "2025-00-10", "2025-01-00", "2000-02-29", "1900-02-29" }
+      local zones = { "America/New_York", "UTC", "GMT", "Japan", "EST5EDT", "Etc/GMT+5", "America/Argentina/Buenos_Aires",
+                      "America/Port-au-Prince", "America/", "/New_York", "America//New_York", "America/New York", "+05:00",
+                      "5America", "", string.rep("A", 65) }
+      local function agree(date, zone)
+        local plan = ready():csv("phone\n+14155552671\n"):schedule{ date = date, time = "09:00", timezone = zone }
+        local params, problems = plan:build()
+        local ok = core.validate("campaigns.create", {
+          campaignName = "x", agentId = "agent_abc123", sipPhoneNumber = "+14157774444",
+          file = core.base64_encode("phoneNumber\n+14155552671\n"), isScheduled = true,
+          scheduledDate = date, scheduledTime = "09:00", scheduledTimezone = zone })
+        assert.equal(ok == true, params ~= nil and problems == nil,
+                     string.format("%s %s: core %s, build %s", date, zone, tostring(ok),
+                                   table.concat(problems or {}, "; ")))
+      end
+      for _, d in ipairs(dates) do agree(d, "UTC") end
+      for _, z in ipairs(zones) do agree("2025-09-01", z) end
+    end)
+
     it("is fatal: the client must not send such a plan", function()
       local _, _, fatal = build.campaign("x"):caller("+14157774444"):csv("phone\n+14155552671\n"):build()
       assert.equal("agentId: required", fatal)

@@ -85,20 +85,19 @@ static int is_time(const char *s, size_t len) {
          && num2(s) <= 23 && num2(s + 3) <= 59;
 }
 
-/* "UTC" or Area/Location[/More], each part of [A-Za-z0-9_+-] */
+/* an IANA zone name: parts split by '/', each a letter then [A-Za-z0-9_+-] (America/New_York, UTC, GMT, Japan,
+   Etc/GMT+5). Whether the zone exists is the server's to say: a local tzdata may be older than the server's. */
 static int is_tz(const char *s, size_t len) {
   size_t i, part = 0;
-  int parts = 1;
-  if (len == 3 && memcmp(s, "UTC", 3) == 0) return 1;
   if (len == 0 || len > 64) return 0;
   for (i = 0; i < len; i++) {
     char c = s[i];
-    if (c == '/') { if (part == 0) return 0; part = 0; parts++; continue; }
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) || c == '_' || c == '+' || c == '-'))
-      return 0;
+    int letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    if (c == '/') { if (part == 0) return 0; part = 0; continue; }
+    if (part == 0 ? !letter : !(letter || is_digit(c) || c == '_' || c == '+' || c == '-')) return 0;
     part++;
   }
-  return part > 0 && parts >= 2;
+  return part > 0;
 }
 
 static int is_country(const char *s, size_t len) {

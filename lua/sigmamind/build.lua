@@ -22,8 +22,8 @@ local csv = require "sigmamind.csv"
 
 local error, type, pairs, ipairs, next, tostring, setmetatable, getmetatable, pcall, require =
       error, type, pairs, ipairs, next, tostring, setmetatable, getmetatable, pcall, require
-local string_find, string_sub, string_byte, string_match, string_format =
-      string.find, string.sub, string.byte, string.match, string.format
+local string_find, string_sub, string_byte, string_match, string_format, string_gmatch =
+      string.find, string.sub, string.byte, string.match, string.format, string.gmatch
 local table_concat, table_sort = table.concat, table.sort
 local math_floor = math.floor
 local io_open = io.open
@@ -382,7 +382,7 @@ local SCHEDULE_KEYS = { date = "scheduledDate", time = "scheduledTime", timezone
 
 --- Schedule the campaign (`isScheduled`, `scheduledDate`, `scheduledTime`, `scheduledTimezone`); `:build()`
 -- checks the values.
--- @tparam table|false t `{ date = "YYYY-MM-DD", time = "HH:MM", timezone = "Area/City" }`, or `false` to
+-- @tparam table|false t `{ date = "YYYY-MM-DD", time = "HH:MM", timezone = "America/New_York" }` (any IANA name: UTC, Etc/GMT+5...), or `false` to
 -- unschedule
 -- @treturn Campaign the plan, for chaining
 -- @raise on a key other than date, time, timezone, or a value that is not a string
@@ -493,8 +493,19 @@ end
 local function valid_date(s)
   local y, m, d = string_match(s, "^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
   if not y then return false end
-  m, d = m + 0, d + 0
-  return m >= 1 and m <= 12 and d >= 1 and d <= 31
+  y, m, d = y + 0, m + 0, d + 0
+  if m < 1 or m > 12 or d < 1 then return false end
+  local leap = y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+  return d <= (m == 2 and (leap and 29 or 28) or (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31)
+end
+
+-- an IANA zone name, as the core checks it: parts split by '/', each a letter then letters, digits or _+-
+local function valid_tz(s)
+  if #s == 0 or #s > 64 then return false end
+  for part in string_gmatch(s .. "/", "([^/]*)/") do
+    if not string_find(part, "^%a[%w_%+%-]*$") then return false end
+  end
+  return true
 end
 
 local function valid_time(s)
@@ -528,7 +539,7 @@ local function field_problems(f, vars)
       p[#p + 1] = string_format('scheduledTime: expected a time like 09:00 (HH:MM), got "%s"', tostring(t))
     end
     if z == nil then p[#p + 1] = "scheduledTimezone: required when isScheduled"
-    elseif type(z) ~= "string" or not string_find(z, "^[%w_%+%-]+$") and not string_find(z, "^[%w_%+%-]+/[%w_%+%-/]+$") then
+    elseif type(z) ~= "string" or not valid_tz(z) then
       p[#p + 1] = string_format('scheduledTimezone: expected an IANA time zone like America/New_York, got "%s"',
                                 tostring(z))
     end
