@@ -382,8 +382,8 @@ local SCHEDULE_KEYS = { date = "scheduledDate", time = "scheduledTime", timezone
 
 --- Schedule the campaign (`isScheduled`, `scheduledDate`, `scheduledTime`, `scheduledTimezone`); `:build()`
 -- checks the values.
--- @tparam table|false t `{ date = "YYYY-MM-DD", time = "HH:MM", timezone = "America/New_York" }` (any IANA name: UTC, Etc/GMT+5...), or `false` to
--- unschedule
+-- @tparam table|false t `{ date = "YYYY-MM-DD", time = "HH:MM", timezone = "America/New_York" }` (any IANA
+-- zone name: `UTC` and `Etc/GMT+5` too), or `false` to unschedule
 -- @treturn Campaign the plan, for chaining
 -- @raise on a key other than date, time, timezone, or a value that is not a string
 function Campaign:schedule(t)
