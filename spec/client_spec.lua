@@ -30,6 +30,20 @@ describe("sigmamind client against the sandbox", function()
       assert.equal("Ada Lovelace", raw.dynamicVariables.customer_name)
     end)
 
+    it("gets back the variables it sent, numbers to the last digit, from create, get and each", function()
+      local vars = { account_id = 123456789012345, order = 9007199254740991, amount = 1234567.891234567,
+                     ratio = 1 / 3, vip = true, name = "Zo\u{eb}" }
+      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445",
+                                               dynamicVariables = vars })
+      local got = assert(client.calls:get(call.callId))
+      local listed
+      for c in client.calls:each{ size = 5 } do if c.callId == call.callId then listed = c end end
+      for _, c in ipairs{ call, got, listed } do
+        assert.same(vars, c.dynamicVariables)
+        assert.equal("integer", math.type(c.dynamicVariables.account_id))
+      end
+    end)
+
     it("uses the number's outbound agent when agentId is omitted", function()
       local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445" })
       assert.equal(sb.agent, call.agent.agentId)

@@ -652,6 +652,48 @@ describe("the sandbox", function()
         { log.totalCount, log.data[1].status, log.data[1].attempts, log.data[1].signature })
     end)
 
+    it("writes dynamic variables' numbers exactly wherever it writes a Call, and refuses NaN", function()
+      -- cjson 2.1.0 writes 14 digits: 123456789012345 came back as 1.2345678901234e+14
+      create_webhook{ events = { "conversation_started", "conversation_ended" } }
+      local vars = { big = "123456789012345", max = "9007199254740991", neg = "-42", tenth = "0.1",
+                     third = "0.3333333333333333", tiny = "5e-324", huge = "1e+300", yes = "true", who = '"Ana"' }
+      local fields = {}
+      for k, v in pairs(vars) do fields[#fields + 1] = '"' .. k .. '":' .. v end
+      local body = '{"fromPhoneNumber":"' .. sb.number .. '","toPhoneNumber":"+14155552671","dynamicVariables":{' ..
+                   table.concat(fields, ",") .. '}}'
+      local function exact(raw, where)
+        for k, v in pairs(vars) do
+          local want = '"' .. k .. '":' .. v
+          assert.is_truthy(raw:find(want:gsub('"', '\\"'), 1, true) or raw:find(want, 1, true),
+                           where .. " lacks " .. want .. ": " .. raw)
+        end
+      end
+      local status, call, raw = sb:request("POST", "/v1/calls", body)
+      assert.are.equal(201, status, raw)
+      exact(raw, "the create's answer")
+      sb:advance(3600)
+      local _, _, got = sb:request("GET", "/v1/calls/" .. call.callId)
+      exact(got, "GET")
+      local _, _, page = sb:request("GET", "/v1/calls?size=100")
+      exact(page, "the list")
+      local _, ended = sb:request("GET", "/v1/calls/" .. call.callId)
+      assert.are.equal("ended", ended.status)
+      assert.matches("big = 123456789012345, huge = 1e+300, max = 9007199254740991", ended.transcript, 1, true)
+      local log = wait_for(function()
+        local _, d = sb:request("GET", "/_sandbox/deliveries?callId=" .. call.callId)
+        local n = 0
+        for _, e in ipairs(d.data) do if e.result == "delivered" then n = n + 1 end end
+        return n == 2 and d
+      end, 10)
+      assert.is_truthy(log, "the deliveries did not arrive")
+      for _, e in ipairs(log.data) do
+        exact(e.body, e.event)
+        if e.event == "conversation_ended" then assert.are.same(json.decode(got), json.decode(e.body).call) end
+      end
+      expect_400("POST", "/v1/calls", (body:gsub('"neg":%-42', '"neg":NaN')), "body")
+      expect_400("POST", "/v1/calls", (body:gsub('"neg":%-42', '"neg":Infinity')), "body")
+    end)
+
     it("retries a failed delivery up to 3 times with backoff and keeps a log", function()
       local flaky = create_webhook{ url = sb.url .. "/_sandbox/echo/flaky?fail=2" }
       local dead = create_webhook{ url = "http://127.0.0.1:9/closed" }

@@ -6,6 +6,7 @@ local csv = require "sandbox.csv"
 local deliver = require "sandbox.deliver"
 
 local null, encode, decode, iso, describe, array = util.null, util.encode, util.decode, util.iso, util.describe, util.array
+local encode_flat, number_text = util.encode_flat, util.number_text
 local type, pairs, ipairs, tonumber, tostring, next, pcall = type, pairs, ipairs, tonumber, tostring, next, pcall
 local string_find, string_format, string_match, string_sub, string_rep = string.find, string.format, string.match, string.sub, string.rep
 local table_sort, table_concat, table_remove, table_insert = table.sort, table.concat, table.remove, table.insert
@@ -157,18 +158,11 @@ local function transcript_details(vars)
   for k in pairs(vars) do names[#names + 1] = k end
   table_sort(names)
   local parts = {}
-  for i, k in ipairs(names) do parts[i] = k .. " = " .. tostring(vars[k]) end
-  return #parts > 0 and table_concat(parts, ", ") or "no dynamic variables"
-end
-
-local function transcript(c, oc)
-  if oc.talk == 0 then return "" end
-  local details = transcript_details(c.vars)
-  if oc.voicemail then
-    return "Agent: Hello, this is " .. c.agent.name .. ". I will leave a message. (voicemail) Details: " .. details .. ".\n"
+  for i, k in ipairs(names) do
+    local v = vars[k]
+    parts[i] = k .. " = " .. (type(v) == "number" and number_text(v) or tostring(v))
   end
-  return "Agent: Hello, this is " .. c.agent.name .. " calling " .. c.to .. ".\nUser: Hi.\n" ..
-    "Agent: I have your details: " .. details .. ".\nUser: That is right, thank you.\nAgent: Goodbye.\n"
+  return #parts > 0 and table_concat(parts, ", ") or "no dynamic variables"
 end
 
 local function call_status(c, t)
@@ -177,30 +171,7 @@ local function call_status(c, t)
   return c.oc.final
 end
 
-local function call_obj(c, t)
-  local oc = c.oc
-  local st = call_status(c, t)
-  local o = {
-    callId = c.id, callType = "outbound", phoneNumber = number_obj(c.num), status = st,
-    transcript = null, startTime = null, endTime = null, duration = null, terminationReason = null,
-    createdAt = iso(c.created), updatedAt = iso(c.created), dynamicVariables = c.vars, recordingUrl = null,
-    agent = agent_obj(c.agent),
-  }
-  if c.camp then o.campaign = campaign_obj(c.camp) end
-  if st ~= "scheduled" then
-    o.updatedAt = iso(c.t1)
-    if oc.talk > 0 then o.startTime = iso(c.t1) end
-    if st ~= "in_progress" then
-      o.updatedAt = iso(c.t2)
-      o.endTime = iso(c.t2)
-      o.duration = math_floor(c.t2 - c.t1 + 0.5)
-      o.terminationReason = oc.reason
-      o.transcript = transcript(c, oc)
-      if oc.talk > 0 then o.recordingUrl = CFG.base_url .. "/_sandbox/recordings/" .. c.id .. ".mp3" end
-    end
-  end
-  return o
-end
+local call_parts   -- a Call's JSON, as fragments: defined with the lists below
 
 local function webhook_obj(w)
   return { webhookId = w.id, workspaceId = "ws_sandbox", name = w.name, agentId = w.agent, url = w.url,
@@ -243,7 +214,11 @@ local function fire(ev)
   local body
   for _, w in ipairs(S.webhook_list) do
     if w.active and w.agent == c.agent.id and w.subscribed[ev.event] then
-      body = body or encode{ event = ev.event, timestamp = iso(ev.due), call = call_obj(c, ev.due) }
+      if not body then
+        local parts = { '{"event":', encode(ev.event), ',"timestamp":"', iso(ev.due), '","call":' }
+        parts[call_parts(parts, #parts, c, ev.due) + 1] = "}"
+        body = table_concat(parts)
+      end
       local entry = { id = next_id("dlv_"), webhookId = w.id, url = w.url, event = ev.event, callId = c.id,
                       status = null, attempts = 0, signature = null, body = body, result = "pending",
                       error = null, createdAt = iso(now()) }
@@ -480,24 +455,20 @@ function H.create_call(_, b)
   local parts = { '{"callId":"', c.id, '","callType":"outbound","phoneNumber":', number_json(num),
     ',"status":"scheduled","transcript":null,"startTime":null,"endTime":null,"duration":null,' ..
     '"terminationReason":null,"createdAt":"', ts, '","updatedAt":"', ts, '","dynamicVariables":',
-    encode(c.vars), ',"recordingUrl":null,"agent":', agent_json(agent), '}' }
+    encode_flat(c.vars), ',"recordingUrl":null,"agent":', agent_json(agent), '}' }
   return 201, parts
 end
 
-function H.get_call(id)
-  local c = S.calls_by_id[id]
-  if not c then return 404, "Call not found: " .. id end
-  return 200, call_obj(c, now())
-end
 
--- A call's JSON written as fragments into `parts` (ngx.print takes the array as it is), the same fields as
--- encode(call_obj(c, t)) gives (spec/sandbox_spec.lua compares the two), without building the object first and
--- without making a string per call where fragments shared by many calls will do: the number and agent are their
--- cached JSON, a time is a cached minute, a second and a millisecond, a transcript its constant pieces around the
--- call's own. So a page of 100 calls costs the sandbox a fraction of what encoding it did, and the sandbox is not
--- the bottleneck of a pagination benchmark. It matters twice under LuaJIT, which interns every string through a
--- hash of four of its 4-byte words: a timestamp's hash depends only on its hour, a transcript's on almost nothing
--- that varies, so 100,000 such strings alive at once would share a few hash chains.
+-- A call's JSON written as fragments into `parts` (ngx.print takes the array as it is): the one writer of a
+-- Call, for GET, lists and webhook deliveries (spec/sandbox_spec.lua checks a list shows each call as GET does),
+-- its variables' numbers exact. It builds no object first and makes no string per call where fragments shared
+-- by many calls will do: the number and agent are their cached JSON, a time is a cached minute, a second and a
+-- millisecond, a transcript its constant pieces around the call's own. So a page of 100 calls costs the sandbox
+-- a fraction of what encoding it did, and the sandbox is not the bottleneck of a pagination benchmark. It
+-- matters twice under LuaJIT, which interns every string through a hash of four of its 4-byte words: a
+-- timestamp's hash depends only on its hour, a transcript's on almost nothing that varies, so 100,000 such
+-- strings alive at once would share a few hash chains.
 local SECONDS, MILLIS, minutes, n_minutes = {}, {}, {}, 0
 for i = 0, 59 do SECONDS[i] = string_format("%02d", i) end
 for i = 0, 999 do MILLIS[i] = string_format(".%03dZ\"", i) end
@@ -540,15 +511,15 @@ local function add_transcript(parts, n, c, oc)
   return n + 8
 end
 
--- writes from parts[n + 1] on and returns the new n
-local function call_parts(parts, n, c, t)
+-- writes from parts[n + 1] on and returns the new n; the one writer of a Call's JSON (GET, lists, webhooks)
+function call_parts(parts, n, c, t)
   -- no closure made per call: LuaJIT cannot compile a loop that makes one (FNEW), and this runs 100 times a page
   local st, oc = call_status(c, t), c.oc
   parts[n + 1], parts[n + 2], parts[n + 3], parts[n + 4] = '{"callId":"', c.id, '","callType":"outbound","phoneNumber":',
                                                           number_json(c.num)
   parts[n + 5], parts[n + 6], parts[n + 7] = ',"status":"', st, '","createdAt":'
   n = add_time(parts, n + 7, c.created)
-  parts[n + 1], parts[n + 2] = ',"dynamicVariables":', next(c.vars) == nil and "{}" or encode(c.vars)
+  parts[n + 1], parts[n + 2] = ',"dynamicVariables":', next(c.vars) == nil and "{}" or encode_flat(c.vars)
   parts[n + 3], parts[n + 4] = ',"agent":', agent_json(c.agent)
   n = n + 4
   if c.camp then parts[n + 1], parts[n + 2] = ',"campaign":', encode(campaign_obj(c.camp)); n = n + 2 end
@@ -581,6 +552,14 @@ local function call_parts(parts, n, c, t)
   end
   parts[n + 1] = ',"recordingUrl":null}'
   return n + 1
+end
+
+function H.get_call(id)
+  local c = S.calls_by_id[id]
+  if not c then return 404, "Call not found: " .. id end
+  local parts = {}
+  call_parts(parts, 0, c, now())
+  return 200, parts
 end
 
 -- The fragments of a page go into this one table, reused by every page: a fresh one grew by doubling to about
