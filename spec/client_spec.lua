@@ -133,6 +133,33 @@ describe("sigmamind client against the sandbox", function()
       assert.equal(3, n)
     end)
 
+    it("refuses, in plan:build(), the malformed CSV and sloppy base64 the server refuses, worded alike", function()
+      local core = require "sigmamind.core"
+      for _, text in ipairs{
+        'phone,name\n+14155552671,"Ada\n',
+        'phone,note\n+14155552671,"two\nlines"\n+14155552672,"open\nstill\n',
+        'phone,name\n+14155552671,Ad"a\n',
+        'phone,name\r\n+14155552671,"Ada"x\r\n',
+        'phone,name\n+14155552671,"Ada"\r+14155552672,B\n',
+      } do
+        local _, problems, fatal = sigmamind.campaign "Malformed":agent(sb.agent):caller(sb.number):csv(text):build()
+        assert.is_truthy(fatal, text)
+        local status, v = sb:request("POST", "/v1/campaigns", { campaignName = "Raw", agentId = sb.agent,
+          sipPhoneNumber = sb.number, file = core.base64_encode(text) })
+        assert.equal(400, status)
+        assert.same({ v.message }, problems)
+      end
+      local good = core.base64_encode("phone\n+14155552671\n")
+      for _, file in ipairs{ good:sub(1, -3), good .. "QUFB", good:sub(1, -4) .. "h==", " " .. good } do
+        local params = { campaignName = "B64", agentId = sb.agent, sipPhoneNumber = sb.number, file = file }
+        local ok, err = core.validate("campaigns.create", params)
+        assert.is_nil(ok, file)
+        assert.equal("file", err.field)
+        assert.equal(400, (sb:request("POST", "/v1/campaigns", params)))
+      end
+      assert.equal(0, sb:state().campaigns)
+    end)
+
     it("predicts, in plan:build(), the row problems the server then reports for the same CSV", function()
       -- cells padded with tabs, CRs and spaces (a spreadsheet export's), quoted so that they stay in the cell
       local text = 'Name,"Phone\t",city\n' ..

@@ -412,6 +412,31 @@ describe("the sandbox", function()
       assert.are.equal("file: CSV has no contacts", err.message)
     end)
 
+    it("refuses a file that is not RFC 4180, or not canonical base64, before making anything", function()
+      local function refused(file, message)
+        local err = expect_400("POST", "/v1/campaigns", { campaignName = "bad", agentId = sb.agent,
+          sipPhoneNumber = sb.number, file = file }, "file")
+        assert.are.equal(message, err.message)
+      end
+      for _, case in ipairs{
+        { 'phone,name\n+14155552671,"Ada\n', "file: csv: line 2: unterminated quoted field" },
+        { 'phone,note\n+14155552671,"two\nlines"\n+14155552672,"open\nstill\n', "file: csv: line 4: unterminated quoted field" },
+        { 'phone,name\n+14155552671,Ad"a\n', "file: csv: line 2: stray quote in an unquoted field" },
+        { 'phone,name\r\n+14155552671,"Ada"x\r\n', "file: csv: line 2: unexpected character after a closing quote" },
+        { 'phone,name\n+14155552671,"Ada"\r+14155552672,B\n', "file: csv: line 2: unexpected character after a closing quote" },
+      } do refused(b64(case[1]), case[2]) end
+      local good = b64("phone\n+14155552671\n")
+      assert.are.equal("==", good:sub(-2))
+      for _, file in ipairs{ good:sub(1, -3), good .. "QUFB", good:sub(1, -4) .. "h==", good:sub(1, 8) .. "\n" .. good:sub(9),
+                             " " .. good, good:gsub("=", "") .. "=" } do
+        refused(file, "file: expected the base64 of the CSV bytes, got invalid base64")
+      end
+      assert.are.equal(0, sb:state().campaigns)
+      -- what RFC 4180 allows stays allowed: a lone CR inside a cell, a CR ending the file, CRLF, quotes doubled
+      local camp = create_campaign{ file = b64('phone,note\r\n"+14155552671","say ""hi""\r\nthere"\r\n+14155552672,a\rb\r') }
+      assert.are.same({}, camp.errors)
+    end)
+
     it("validates the create fields and answers 404 for an unknown campaign", function()
       local ok = { campaignName = "v", agentId = sb.agent, sipPhoneNumber = sb.number, file = b64(CSV) }
       local function without(k, v)

@@ -712,8 +712,12 @@ function H.create_campaign(_, b)
       b.sipPhoneNumber .. "' (not a number on this account)"
   end
   if type(b.file) ~= "string" or b.file == "" then return bad("file", "expected the base64 of the CSV bytes", b.file) end
+  -- RFC 4648 and canonical, as the client checks it: ngx.decode_base64 alone stops at the first '=' and takes
+  -- what follows as nothing, and accepts padding left off and unused bits set
   local text = ngx.decode_base64(b.file)
-  if not text then return 400, "file: expected the base64 of the CSV bytes, got invalid base64" end
+  if not text or ngx.encode_base64(text) ~= b.file then
+    return 400, "file: expected the base64 of the CSV bytes, got invalid base64"
+  end
   st, msg = first_error(check_int(b, "concurrentCalls", 1, 1000))
   if st then return st, msg end
   st, msg = check_vars(b, "dynamicVariables")

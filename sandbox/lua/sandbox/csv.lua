@@ -1,5 +1,6 @@
 -- Campaign CSV: RFC 4180 parsing and the row checks of HACKING.md "Campaign CSV rules", worded exactly so.
-local string_find, string_sub, string_byte, string_lower, string_format = string.find, string.sub, string.byte, string.lower, string.format
+local string_find, string_sub, string_byte, string_lower, string_format, string_gmatch =
+  string.find, string.sub, string.byte, string.lower, string.format, string.gmatch
 local table_concat, ipairs, pairs, type = table.concat, ipairs, pairs, type
 
 local _M = {}
@@ -15,11 +16,24 @@ local function trim(s)
 end
 _M.trim = trim
 
--- records: array of arrays of strings; records with no characters at all (blank lines) are skipped
+local function count_lf(str)
+  local k = 0
+  for _ in string_gmatch(str, "\n") do k = k + 1 end
+  return k
+end
+
+local function malformed(line, what)
+  return nil, string_format("file: csv: line %d: %s", line, what)
+end
+
+-- records: array of arrays of strings; records with no characters at all (blank lines) are skipped. Or nil and
+-- the whole file's refusal when it is not RFC 4180: an unterminated quoted field, a quote inside an unquoted
+-- field, or a character after a closing quote other than a comma or a line end (line: the physical line, from 1,
+-- where the quoted field started or the fault is), worded as plan:build() words them.
 function _M.parse(s)
   if string_sub(s, 1, 3) == "\239\187\191" then s = string_sub(s, 4) end
   local records, fields, buf = {}, {}, {}
-  local i, n = 1, #s
+  local i, n, line = 1, #s, 1
   local field_started = false -- whether the current record has any character
   local function end_field()
     fields[#fields + 1] = table_concat(buf)
@@ -36,39 +50,48 @@ function _M.parse(s)
     local c = string_byte(s, i)
     if c == 34 and #buf == 0 then -- opening quote at the start of a field
       field_started = true
-      local j = i + 1
+      local j, start_line = i + 1, line
       while true do
         local q = string_find(s, '"', j, true)
-        if not q then buf[#buf + 1] = string_sub(s, j) i = n + 1 break end
+        if not q then return malformed(start_line, "unterminated quoted field") end
         buf[#buf + 1] = string_sub(s, j, q - 1)
         if string_byte(s, q + 1) == 34 then
           buf[#buf + 1] = '"'
           j = q + 2
         else
+          line = line + count_lf(string_sub(s, i, q))
           i = q + 1
           break
         end
       end
+      local after = string_byte(s, i)
+      if after ~= nil and after ~= 44 and after ~= 10 and not (after == 13 and (i == n or string_byte(s, i + 1) == 10)) then
+        return malformed(line, "unexpected character after a closing quote")
+      end
+      if after == 13 and i == n then i = i + 1 end
     elseif c == 44 then -- ,
       field_started = true
       end_field()
       i = i + 1
     elseif c == 10 then
       end_record()
+      line = line + 1
       i = i + 1
     elseif c == 13 and string_byte(s, i + 1) == 10 then
       end_record()
+      line = line + 1
       i = i + 2
     else
       field_started = true
-      local j = string_find(s, '[,\r\n]', i)
-      if not j then j = n + 1 end
-      buf[#buf + 1] = string_sub(s, i, j - 1)
-      -- a lone CR is data
-      if j <= n and string_byte(s, j) == 13 and string_byte(s, j + 1) ~= 10 then
-        buf[#buf + 1] = "\r"
-        j = j + 1
+      local j = string_find(s, '[,\r\n"]', i)
+      while j and string_byte(s, j) == 13 and string_byte(s, j + 1) ~= 10 and j < n do  -- a lone CR is data
+        j = string_find(s, '[,\r\n"]', j + 1)
       end
+      if j and string_byte(s, j) == 34 then return malformed(line, "stray quote in an unquoted field") end
+      if not j then j = n + 1 end
+      local stop = j
+      if j == n and string_byte(s, j) == 13 then j = n + 1 end    -- a CR ending the file ends its last record
+      buf[#buf + 1] = string_sub(s, i, stop - 1)
       i = j
     end
   end
@@ -84,7 +107,8 @@ _M.valid_phone = valid_phone
 -- returns contacts ({to=, vars=}), errors (strings); or nil, message when the whole file is refused
 function _M.check(text, campaign_vars)
   campaign_vars = type(campaign_vars) == "table" and campaign_vars or {}
-  local records = _M.parse(text)
+  local records, refusal = _M.parse(text)
+  if not records then return nil, refusal end
   local header = records[1]
   if not header then return nil, NO_PHONE end
   local names, phone_col = {}, nil
