@@ -228,6 +228,37 @@ describe("sigmamind.build", function()
                   problems)
     end)
 
+    it("wants dynamic variables flat: a nested value raises in :variables and is a problem through :set", function()
+      local ok, err = pcall(function() ready():variables{ customer = { name = "Ada" } } end)
+      assert.is_false(ok)
+      assert.matches("campaign:variables: customer: expected a string, number or boolean, got table", err, 1, true)
+      ok, err = pcall(function() build.call{ to = "+14155552671" }:variables{ n = 0 / 0 } end)
+      assert.is_false(ok)
+      assert.matches("call:variables: n: expected a string, number or boolean, got number", err, 1, true)
+      for _, f in ipairs{
+        function() ready():set("dynamicVariables", { a = { 1 } }) end,
+        function() build.call{ from = "+14157774444", to = "+14155552671" }:set("dynamicVariables", { a = { 1 } }) end,
+        function() build.call{ to = "+14155552671", variables = { a = { 1 } } } end,
+      } do
+        ok, err = pcall(f)
+        assert.is_false(ok)
+        assert.matches("a: expected a string, number or boolean, got table", err, 1, true)
+      end
+      -- a plan's variables changed after they were given are checked when it is built
+      local vars = { c = 1 }
+      local plan = ready():csv("phone\n+14155552671\n"):variables(vars)
+      local call = build.call{ from = "+14157774444", to = "+14155552671" }:set("dynamicVariables", vars)
+      local _, problems = plan:build()
+      assert.is_nil(problems)
+      plan._vars.b, plan._vars.a = {}, { 1 }
+      call._fields.dynamicVariables.tags = { "x" }
+      _, problems = plan:build()
+      assert.same({ "dynamicVariables.a: expected a string, number or boolean, got table",
+                    "dynamicVariables.b: expected a string, number or boolean, got table" }, problems)
+      local _, cproblems = call:build()
+      assert.same({ "dynamicVariables.tags: expected a string, number or boolean, got table" }, cproblems)
+    end)
+
     it("judges schedule dates and zones as the core does, so a plan it passes is not refused at create", function()
       local core = require "sigmamind.core"
       local dates = { "2024-02-29", "2025-02-29", "2025-02-28", "2025-04-31", "2025-04-30", "2025-12-31", "2025-13-01",

@@ -163,6 +163,16 @@ describe("sigmamind.core", function()
         assert.matches("isScheduled", err.message, 1, true)
         expect_invalid("campaigns.create", with(camp, { isScheduled = true }), "scheduledDate")
       end)
+      it("takes dynamic variables whose values are strings, numbers or booleans, on create and update", function()
+        valid("campaigns.create", with(camp, { dynamicVariables = { a = "x", b = 1, c = 1.5, d = false, e = "" } }))
+        for _, v in ipairs{ {}, { 1 }, { x = 1 }, 0 / 0, math.huge, -math.huge, core.null } do
+          expect_invalid("campaigns.create", with(camp, { dynamicVariables = { k = v } }), "dynamicVariables",
+                         "^dynamicVariables%.k: expected a string, number or boolean, got ")
+          expect_invalid("campaigns.update", { dynamicVariables = { k = v } }, "dynamicVariables",
+                         "^dynamicVariables%.k: expected a string, number or boolean", { "camp_1" })
+        end
+      end)
+
       it("updates partially, with campaignStatus, but never the file", function()
         valid("campaigns.update", { campaignStatus = "paused" }, { "camp_1" })
         valid("campaigns.update", {}, { "camp_1" })

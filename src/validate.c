@@ -195,12 +195,23 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
       what = "a boolean (true or false)";
       break;
     case SM_T_OBJECT:
+      /* dynamicVariables: key-value pairs injected into the agent's prompt, so each value is a string, a
+         (finite) number or a boolean, as the sandbox requires; a nested table is named by its key */
       if (t == LUA_TTABLE) {
         int ok = 1;
         lua_pushnil(L);
         while (lua_next(L, idx)) {
+          int vt = lua_type(L, -1);
+          if (lua_type(L, -2) != LUA_TSTRING) { ok = 0; lua_pop(L, 2); break; }
+          if (!(vt == LUA_TSTRING || vt == LUA_TBOOLEAN ||
+                (vt == LUA_TNUMBER && (lua_isinteger(L, -1) || isfinite(lua_tonumber(L, -1)))))) {
+            lua_pushfstring(L, "%s.%s", f->name, lua_tostring(L, -2));
+            push_msg(L, lua_tostring(L, -1), "a string, number or boolean", -2, NULL);
+            lua_replace(L, -4);
+            lua_pop(L, 2);
+            return 0;
+          }
           lua_pop(L, 1);
-          if (lua_type(L, -1) != LUA_TSTRING) { ok = 0; lua_pop(L, 1); break; }
         }
         if (ok) return 1;
       }

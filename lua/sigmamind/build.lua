@@ -288,11 +288,20 @@ local function want(v, kind, what, level)
   end
 end
 
+-- a dynamic variable's value: injected into the agent's prompt, so a string, a finite number or a boolean
+local function var_value(v)
+  local t = type(v)
+  return t == "string" or t == "boolean" or t == "number" and v == v and v ~= 1 / 0 and v ~= -1 / 0
+end
+
 local function check_vars(t, what)
   want(t, "table", what, 4)
-  for k in pairs(t) do
+  for k, v in pairs(t) do
     if type(k) ~= "string" then
       error(string_format("%s: variable names must be strings, got %s", what, type(k)), 3)
+    end
+    if not var_value(v) then
+      error(string_format("%s: %s: expected a string, number or boolean, got %s", what, k, type(v)), 3)
     end
   end
 end
@@ -513,6 +522,21 @@ local function valid_time(s)
   return h ~= nil and h + 0 < 24 and m + 0 < 60
 end
 
+-- dynamicVariables as the core checks it: a table whose values are strings, numbers or booleans
+local function var_problems(p, vars)
+  if vars == nil then return end
+  if type(vars) ~= "table" then
+    p[#p + 1] = "dynamicVariables: expected a table, got " .. type(vars)
+    return
+  end
+  local bad = {}
+  for k, v in pairs(vars) do if not var_value(v) then bad[#bad + 1] = tostring(k) end end
+  table_sort(bad)
+  for _, k in ipairs(bad) do
+    p[#p + 1] = "dynamicVariables." .. k .. ": expected a string, number or boolean, got " .. type(vars[k])
+  end
+end
+
 local function field_problems(f, vars)
   local p = {}
   check_string(p, "campaignName", f.campaignName, true, 128)
@@ -522,9 +546,7 @@ local function field_problems(f, vars)
   if n ~= nil and (type(n) ~= "number" or n < 1 or n % 1 ~= 0) then
     p[#p + 1] = "concurrentCalls: expected a positive integer, got " .. tostring(n)
   end
-  if vars ~= nil and type(vars) ~= "table" then
-    p[#p + 1] = "dynamicVariables: expected a table, got " .. type(vars)
-  end
+  var_problems(p, vars)
   if f.isScheduled ~= nil and type(f.isScheduled) ~= "boolean" then
     p[#p + 1] = "isScheduled: expected a boolean, got " .. type(f.isScheduled)
   end
@@ -631,6 +653,12 @@ local function call_set(self, field, value, what, level)
     if type(value) ~= "table" then
       error(string_format("%s: expected a table, got %s", what, type(value)), level + 1)
     end
+    for k, v in pairs(value) do
+      if not var_value(v) then
+        error(string_format("%s: %s: expected a string, number or boolean, got %s", what, tostring(k), type(v)),
+              level + 1)
+      end
+    end
     value = copy(value)
   end
   self._fields[field] = value
@@ -736,6 +764,7 @@ function Call:build()
   check_phone(p, "fromPhoneNumber", f.fromPhoneNumber, true)
   check_phone(p, "toPhoneNumber", f.toPhoneNumber, true)
   check_string(p, "agentId", f.agentId, false, 64)
+  var_problems(p, f.dynamicVariables)
   if p[1] == nil then return params, nil, nil end
   return params, p, p[1]
 end

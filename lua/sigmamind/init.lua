@@ -692,8 +692,8 @@ Client.__tostring = function(self) return tostring(self._c) end
 --- Place a call (`POST /v1/calls`). Checked before sending: both numbers E.164, `agentId` at most 64
 -- characters. Retried only when the request certainly never reached the server or got a 429.
 -- @function calls:create
--- @tparam table params `fromPhoneNumber` and `toPhoneNumber` (required), `agentId`, `dynamicVariables`;
--- or a @{sigmamind.build.Call} plan, built first
+-- @tparam table params `fromPhoneNumber` and `toPhoneNumber` (required), `agentId`, `dynamicVariables` (string
+-- keys; string, number or boolean values); or a @{sigmamind.build.Call} plan, built first
 -- @treturn[1] table the call, with `callId` and `status`
 -- @return[2] nil, @{err}; `err.sent == true` means the call may exist
 -- @usage local call, err = client.calls:create{ fromPhoneNumber = "+14157774444",
