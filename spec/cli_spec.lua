@@ -212,15 +212,102 @@ describe("bin/sigmamind", function()
   end)
 
   describe("dial", function()
-    it("places one call per valid row and reports the counts", function()
+    -- how many calls the sandbox holds for each row_id variable
+    local function calls_per_row()
+      local per, page = {}, 0
+      while true do
+        local status, body = sb:request("GET", "/v1/calls?size=100&page=" .. page)
+        assert.equal(200, status)
+        for _, call in ipairs(body.data) do
+          local id = (call.dynamicVariables or {}).row_id
+          if id then per[id] = (per[id] or 0) + 1 end
+        end
+        if not body.hasNext or #body.data == 0 then break end
+        page = page + 1
+      end
+      return per
+    end
+
+    it("places one call per valid row, journals it next to the CSV, and a second run places none", function()
+      sb:reset()
       local path = write_file(CONTACTS)
-      local before = sb:count("POST", "/v1/calls")
       local out, err, code = run{ "dial", path, "--from", sb.number, "--agent", sb.agent, "--concurrency", "4" }
-      os.remove(path)
       assert.equal(0, code, err)
-      assert.matches("placed 3, invalid 1, failed 0, uncertain 0 (of 4 rows)", out, 1, true)
+      assert.matches("placed 3, skipped 0, invalid 1, failed 0, uncertain 0 (of 4 rows)", out, 1, true)
       assert.matches("skipped: Row 3: invalid phone number '+1234'", err, 1, true)
-      assert.equal(before + 3, sb:count("POST", "/v1/calls"))
+      assert.matches("journal: " .. path .. ".journal", err, 1, true)
+      assert.equal(3, sb:count("POST", "/v1/calls"))
+      local journal = read_file(path .. ".journal")
+      local _, intents = journal:gsub("\nI ", "")
+      assert.equal(3, intents + (journal:match("^I ") and 1 or 0))
+      out, err, code = run{ "--json", "dial", path, "--from", sb.number, "--agent", sb.agent }
+      assert.equal(0, code, err)
+      local report = json.decode(out)
+      assert.same({ 0, 3, 1, 4 }, { report.placed, report.skipped, report.invalid, report.total })
+      assert.equal("skipped", report.rows[1].status)
+      assert.matches("^call_", report.rows[1].callId)
+      assert.equal(3, sb:count("POST", "/v1/calls"))              -- nobody was called twice
+      -- --no-journal is a fresh start, as it says
+      out, err, code = run{ "dial", path, "--from", sb.number, "--agent", sb.agent, "--no-journal" }
+      assert.equal(0, code, err)
+      assert.matches("placed 3, skipped 0", out, 1, true)
+      assert.equal(6, sb:count("POST", "/v1/calls"))
+      os.remove(path .. ".journal")
+      os.remove(path)
+    end)
+
+    it("after kill -9, dials only the rows never sent, and leaves the uncertain ones alone", function()
+      sb:reset()
+      local n = 24
+      local rows = { "phone,row_id" }
+      for i = 1, n do rows[#rows + 1] = string.format("+1212777%04d,r%d", i, i) end
+      local path = write_file(table.concat(rows, "\n") .. "\n")
+      local journal = path .. ".j"
+      -- each POST waits 200 ms in the sandbox, so the kill lands with calls in flight
+      sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=200", count = 100000 }
+      local cmd = string.format("env SIGMAMIND_API_KEY=%s SIGMAMIND_BASE_URL=%s %s dial %s --from %s --agent %s " ..
+                                "--concurrency 4 --journal %s >/dev/null 2>&1", shell_quote(sb.key), shell_quote(sb.url),
+                                shell_quote(CLI), shell_quote(path), shell_quote(sb.number), shell_quote(sb.agent),
+                                shell_quote(journal))
+      local ok, _, code = os.execute("timeout -s KILL 0.5 " .. cmd)
+      assert.is_falsy(ok, "the dial finished before the kill")
+      assert.equal(137, code)
+      local out, err
+      out, err, code = run{ "--json", "dial", path, "--from", sb.number, "--agent", sb.agent, "--journal", journal }
+      local report = json.decode(out)
+      assert.is_true(report.skipped + report.uncertain >= 1, err)
+      assert.equal(n, report.placed + report.skipped + report.uncertain)
+      assert.equal(report.uncertain > 0 and 1 or 0, code)        -- uncertain rows are a failure to report
+      local per = calls_per_row()
+      for _, r in ipairs(report.rows) do
+        local got = per[string.format("r%d", r.row)] or 0
+        if r.status == "uncertain" then
+          assert.is_true(got <= 1, "uncertain row " .. r.row .. " was called " .. got .. " times")
+        else
+          assert.equal(1, got, "row " .. r.row .. " (" .. r.status .. ") was called " .. got .. " times")
+        end
+      end
+      sb:request("DELETE", "/_sandbox/faults")
+      os.remove(journal)
+      os.remove(path)
+    end)
+
+    it("refuses bad dial options before dialing anyone", function()
+      sb:reset()
+      local path = write_file(CONTACTS)
+      for _, args in ipairs{ { "--concurrency", "0" }, { "--concurrency", "2.5" }, { "--journal", "x", "--no-journal" },
+                             { "--wait-timeout", "-1" } } do
+        local all = { "dial", path, "--from", sb.number, "--agent", sb.agent }
+        for _, v in ipairs(args) do all[#all + 1] = v end
+        local out, err, code = run(all)
+        assert.equal(2, code, err)
+        assert.equal("", out)
+      end
+      local _, err, code = run{ "dial", path, "--from", sb.number, "--agent", sb.agent, "--journal", "/nonexistent/dir/j" }
+      assert.equal(2, code)
+      assert.matches("journal: /nonexistent/dir/j: No such file or directory", err, 1, true)
+      assert.equal(0, sb:count("POST", "/v1/calls"))
+      os.remove(path)
     end)
 
     it("draws a progress bar on a terminal (seen through tmux)", function()
@@ -247,9 +334,10 @@ describe("bin/sigmamind", function()
       end
       os.execute(tmux .. "kill-server")
       os.remove(path)
+      os.remove(path .. ".journal")
       assert.matches("EXIT=0", screen, 1, true)
       assert.matches("dial %[==============================%] 100%% 20/20", screen)
-      assert.matches("placed 20, invalid 0, failed 0, uncertain 0 (of 20 rows)", screen, 1, true)
+      assert.matches("placed 20, skipped 0, invalid 0, failed 0, uncertain 0 (of 20 rows)", screen, 1, true)
     end)
   end)
 

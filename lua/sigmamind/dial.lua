@@ -182,8 +182,10 @@ function _M.dial(client, opts)
     state, torn = read_journal(journal)
     -- a torn last line gets its own line ending, so the next record starts clean
     local ok, msg = core.journal_append(journal, torn and "\n" or "")
-    if not ok then return nil, core.error{ kind = "invalid", field = "journal", message = msg, sent = false,
-                                          retryable = false, attempts = 0 } end
+    if not ok then
+      return nil, core.error{ kind = "invalid", field = "journal", message = "journal: " .. tostring(msg),
+                              sent = false, retryable = false, attempts = 0 }
+    end
   end
   local function append(line)
     if not journal then return true end
