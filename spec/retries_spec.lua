@@ -104,6 +104,69 @@ describe("errors and retries", function()
     c:close()
   end)
 
+  -- a raw server (spec/support/rawhttp.lua) run with the given answers; returns its port, its request log, a stop
+  local function raw_server(answers)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local files = {}
+    for i, a in ipairs(answers) do
+      files[i] = dir .. "/r" .. i
+      local f = assert(io.open(files[i], "wb"))
+      f:write(a)
+      f:close()
+    end
+    assert(os.execute(("lua5.4 %s/spec/support/rawhttp.lua %s/port %s >%s/log 2>&1 & echo $! > %s/pid")
+      :format(sandbox.root(), dir, table.concat(files, " "), dir, dir)))
+    local port
+    for _ = 1, 100 do
+      local f = io.open(dir .. "/port")
+      if f then port = tonumber(f:read("l")); f:close(); break end
+      core.sleep(0.05)
+    end
+    assert(port, "the raw server did not start")
+    local function requests()
+      local out = {}
+      for line in io.lines(dir .. "/port.requests") do out[#out + 1] = line end
+      return out
+    end
+    local function stop() os.execute("kill $(cat " .. dir .. "/pid) 2>/dev/null; rm -rf " .. dir) end
+    return port, requests, stop
+  end
+
+  local function answer(status, body)
+    return ("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"):format(status, #body, body)
+  end
+
+  it("never sends a create twice when the server restarts after reading it on a kept-alive connection", function()
+    -- libcurl resends a request by itself when a reused connection dies before any answer; the resend's connect
+    -- is refused (the server is down), which once read as "certainly never sent", and the create was retried
+    for _, in_task in ipairs{ false, true } do
+      local port, requests, stop = raw_server{ answer(200, '{"data":[],"hasNext":false}'), "!restart 400" }
+      -- reconcile = false: the lookups that would follow are another spec's (reconcile_spec)
+      local c = sigmamind.new{ api_key = "sk_test_raw", base_url = "http://127.0.0.1:" .. port, reconcile = false }
+      assert(c.agents:list())
+      local function create()
+        return c.calls:create{ fromPhoneNumber = "+14157774444", toPhoneNumber = "+12137774445" }
+      end
+      local call, err
+      if in_task then
+        local t = c:spawn(create)
+        c:run()
+        call, err = t:join()
+      else
+        call, err = create()
+      end
+      c:close()
+      local posts = 0
+      for _, line in ipairs(requests()) do if line:match("^POST /v1/calls ") then posts = posts + 1 end end
+      stop()
+      assert.equal(1, posts, "POSTs sent (in a task: " .. tostring(in_task) .. ")")
+      assert.is_nil(call)
+      assert.is_true(err.sent, tostring(err))
+    end
+  end)
+
   it("retries when no server listens, then reports network with sent == false", function()
     local c = client{ base_url = "http://127.0.0.1:" .. free_port(), max_retries = 2, deadline = 30 }
     local call, err = new_call(c)

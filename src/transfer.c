@@ -222,15 +222,22 @@ static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int 
 
   msg = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
   if (x->resend_blocked) rc = CURLE_GOT_NOTHING;
-  switch (rc) {                            /* x->prereq > 0: the request may have gone out */
+  /* x->prereq > 0: the request may have gone out. Then no failure means "never sent", not even a refused connect:
+     libcurl resends by itself on a new connection when a reused one dies before any answer, and a server that
+     read the request and went down fails that reconnect. */
+  switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY: case CURLE_COULDNT_CONNECT:
-      sent = 0; break;
+      sent = x->prereq > 0;
+      if (sent && x->no_resend)
+        msg = "the connection closed after the request was sent, before any response, and the reconnect failed "
+              "(a POST is not resent)";
+      break;
     case CURLE_OPERATION_TIMEDOUT:
       kind = "timeout"; sent = x->prereq > 0; break;
     case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_CERTPROBLEM:
     case CURLE_UNSUPPORTED_PROTOCOL: case CURLE_URL_MALFORMAT: case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_CRL_BADFILE: case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-      sent = 0; fatal = 1; break;            /* retrying will not change the answer */
+      sent = x->prereq > 0; fatal = 1; break;  /* retrying will not change the answer */
     case CURLE_SSL_CONNECT_ERROR:
       sent = x->prereq > 0; break;
     case CURLE_OUT_OF_MEMORY:

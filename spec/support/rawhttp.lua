@@ -1,6 +1,9 @@
 -- Spec helper run as a child process: a bare HTTP/1.1 server on 127.0.0.1 that answers each request, in
 -- order, with the next of the raw responses given (files named on the command line, each the exact bytes to
--- send: status line, headers and body), on kept-alive connections, then exits. It writes its port to PORTFILE.
+-- send: status line, headers and body), on kept-alive connections, then exits. It writes its port to PORTFILE,
+-- and each request line it read to PORTFILE.requests. A response file that holds `!restart MS` answers nothing:
+-- the server reads that request, closes the connection and stops listening for MS milliseconds (a restart, so
+-- a reconnect is refused), then listens on the same port again.
 -- usage: lua5.4 rawhttp.lua PORTFILE RESPONSE...
 local socket = require "socket"
 
@@ -14,6 +17,8 @@ end
 
 local server = assert(socket.bind("127.0.0.1", 0))
 local _, port = server:getsockname()
+local requests = assert(io.open(portfile .. ".requests", "w"))
+requests:setvbuf("line")
 local pf = assert(io.open(portfile .. ".tmp", "w"))
 pf:write(port, "\n")
 pf:close()
@@ -36,9 +41,21 @@ while next_response <= #responses do
       if n then length = tonumber(n) end
     until h == ""
     if length > 0 then conn:receive(length) end
-    conn:send(responses[next_response])
+    requests:write(line, "\n")
+    local r = responses[next_response]
     next_response = next_response + 1
+    local ms = r:match("^!restart (%d+)")
+    if ms then
+      conn:close()
+      server:close()
+      socket.sleep(tonumber(ms) / 1000)
+      server = assert(socket.bind("127.0.0.1", port))
+      server:settimeout(30)
+      break
+    end
+    conn:send(r)
   end
   conn:close()
 end
 server:close()
+requests:close()
