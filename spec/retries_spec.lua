@@ -167,6 +167,35 @@ describe("errors and retries", function()
     end
   end)
 
+  it("takes a success answer without a call for a create that may have been placed, never for a call", function()
+    for _, case in ipairs{ { "", "no body" }, { "null", "null" }, { "{}", "no callId" }, { '{"callId":7}', "no callId" },
+                           { "[1]", "no callId" }, { '"call_1"', "a JSON string" } } do
+      local port, requests, stop = raw_server{ answer(201, case[1]) }
+      local c = sigmamind.new{ api_key = "sk_test_raw", base_url = "http://127.0.0.1:" .. port, reconcile = false }
+      local call, err = c.calls:create{ fromPhoneNumber = "+14157774444", toPhoneNumber = "+12137774445" }
+      c:close()
+      local n = #requests()
+      stop()
+      assert.is_nil(call, case[1])
+      assert.same({ "decode", true, false, 1 }, { err.kind, err.sent, err.retryable, n })
+      assert.matches("success without a call (" .. case[2] .. ")", err.message, 1, true)
+    end
+    -- with reconciliation on (the default) it is looked for like a lost answer
+    local empty = answer(200, '{"data":[],"hasNext":false,"totalCounts":0}')
+    local port, requests, stop = raw_server{ answer(201, ""), empty, empty, empty, empty, empty }
+    local c = sigmamind.new{ api_key = "sk_test_raw", base_url = "http://127.0.0.1:" .. port }
+    local call, err = c.calls:create{ fromPhoneNumber = "+14157774444", toPhoneNumber = "+12137774445" }
+    c:close()
+    local log = requests()
+    stop()
+    assert.is_nil(call)
+    assert.equal("decode", err.kind)
+    assert.is_string(err.reconcile)
+    assert.equal("POST /v1/calls HTTP/1.1", log[1])
+    assert.matches("^GET /v1/calls", log[2])
+    for i = 2, #log do assert.not_matches("^POST", log[i]) end
+  end)
+
   it("retries when no server listens, then reports network with sent == false", function()
     local c = client{ base_url = "http://127.0.0.1:" .. free_port(), max_retries = 2, deadline = 30 }
     local call, err = new_call(c)

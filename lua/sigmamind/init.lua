@@ -468,9 +468,17 @@ function Calls.create(self, params)
   if s ~= nil and s.tasks[co_running()] then call, err = task_request(s, self._c, "calls.create", nil, body)
   else call, err = self._c:request("calls.create", nil, body) end
   if call ~= nil then
-    if type(call) == "table" then norm_call(call) end
-    remember(client, call.callId)
-    return call
+    if type(call) == "table" and type(call.callId) == "string" then
+      norm_call(call)
+      remember(client, call.callId)
+      return call
+    end
+    -- a 2xx that says nothing usable (no body, null, no callId) most likely placed the call: as ambiguous as a
+    -- lost answer, so looked for like one, never returned as if it were a call
+    local what = type(call) == "table" and "no callId" or call == true and "no body" or call == core.null and "null"
+                 or "a JSON " .. type(call)
+    call, err = nil, core.error{ kind = "decode", sent = true, retryable = false, method = "POST", path = "/v1/calls",
+      message = "the server answered success without a call (" .. what .. "): it may have been placed" }
   end
   if client._reconcile == false or not reconcile.ambiguous(err) then return nil, err end
   local found, why = reconcile.find(self, body, t0, core_time, function(sec) client:_sleep(sec) end)
