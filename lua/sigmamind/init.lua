@@ -447,7 +447,7 @@ local Calls = _M.calls
 -- It is the call most scripts are made of, so the generic method's steps (check_self, check_params,
 -- resolve_plan, request, finish) are written out here: as five calls they were 8 % of a create's instructions.
 local reconcile = require "sigmamind.reconcile"
-local remember = reconcile.remember
+local remember, enter, leave = reconcile.remember, reconcile.enter, reconcile.leave
 local calls_meta = namespace_meta.calls
 local core_time = core.time
 function Calls.create(self, params)
@@ -465,23 +465,32 @@ function Calls.create(self, params)
   -- this host's clock before the first attempt, where reconciliation's window starts: taken after the
   -- failure (less the attempts' time), it moved on by whatever ran in between (an on_event, another task)
   local t0 = core_time()
+  local intent = type(body) == "table" and enter(client, body, t0) or nil
   if s ~= nil and s.tasks[co_running()] then call, err = task_request(s, self._c, "calls.create", nil, body)
   else call, err = self._c:request("calls.create", nil, body) end
   if call ~= nil then
     if type(call) == "table" and type(call.callId) == "string" then
       norm_call(call)
       remember(client, call.callId)
+      if intent then leave(client, intent) end
       return call
     end
     -- a 2xx that says nothing usable (no body, null, no callId) most likely placed the call: as ambiguous as a
     -- lost answer, so looked for like one, never returned as if it were a call
     local what = type(call) == "table" and "no callId" or call == true and "no body" or call == core.null and "null"
                  or "a JSON " .. type(call)
-    call, err = nil, core.error{ kind = "decode", sent = true, retryable = false, method = "POST", path = "/v1/calls",
+    err = core.error{ kind = "decode", sent = true, retryable = false, method = "POST", path = "/v1/calls",
       message = "the server answered success without a call (" .. what .. "): it may have been placed" }
   end
-  if client._reconcile == false or not reconcile.ambiguous(err) then return nil, err end
-  local found, why = reconcile.find(self, body, t0, core_time, function(sec) client:_sleep(sec) end)
+  if not reconcile.ambiguous(err) then
+    if intent then leave(client, intent) end
+    return nil, err
+  end
+  if client._reconcile == false then
+    if intent then intent.unresolved = true end
+    return nil, err
+  end
+  local found, why = reconcile.find(self, body, t0, core_time, function(sec) client:_sleep(sec) end, intent)
   if not found then
     err.reconcile = why
     return nil, err

@@ -125,26 +125,89 @@ local function candidates(calls, body, t0, now, returned, parse_time)
   return found
 end
 
--- calls: the client's calls namespace; body: the POST body that was sent; t0: wall-clock time before the first
--- attempt. Returns the call, or nil and the reason none was taken.
-function _M.find(calls, body, t0, now, sleep)
+-- The creates of a client that are in flight, or that failed ambiguously and were never resolved: a call found
+-- for one of them could as well be another's when both have the same caller, agent and variables (a Call has no
+-- destination). Tasks of one client create at the same time; a create left unresolved stays a possible owner of
+-- the calls made around it for UNRESOLVED_FOR seconds.
+local UNRESOLVED_FOR = 2 * SKEW + 60
+
+-- drops the intents too old to own a call made after `t` (an unanswered one has long timed out by then);
+-- returns how many are left
+local function prune(intents, t)
+  local n = 0
+  for other in pairs(intents) do
+    if other.t0 < t - UNRESOLVED_FOR then intents[other] = nil else n = n + 1 end
+  end
+  return n
+end
+
+-- registers a create about to be sent; returns its intent, for leave() or find()
+function _M.enter(client, body, t0)
+  local intents = client._intents
+  if not intents then intents = {} client._intents, client._intents_n = intents, 0 end
+  local n = client._intents_n + 1
+  if n > 256 then n = prune(intents, t0) + 1 end     -- unresolved ones pile up only while creates fail
+  local intent = { from = body.fromPhoneNumber, agent = body.agentId, vars = body.dynamicVariables, t0 = t0 }
+  intents[intent], client._intents_n = true, n
+  return intent
+end
+
+-- the create was answered with its call, or certainly created nothing
+function _M.leave(client, intent)
+  local intents = client._intents
+  if intents[intent] then intents[intent], client._intents_n = nil, client._intents_n - 1 end
+end
+
+-- another registered create that could own the calls this one's would look like, or nil
+local function sibling(client, intent)
+  for other in pairs(client._intents) do
+    if other ~= intent then
+      if other.t0 < intent.t0 - UNRESOLVED_FOR then
+        _M.leave(client, other)                          -- too old to own a call made in this window
+      elseif other.from == intent.from and (other.agent == nil or intent.agent == nil or other.agent == intent.agent)
+             and same_vars(other.vars, intent.vars) then
+        return other
+      end
+    end
+  end
+end
+
+local function look(calls, body, t0, now, sleep, intent)
   local parse_time = require("sigmamind.observe").parse_time
-  local returned = calls._client._returned
-  local why = "no call matching the request was found"
+  local client = calls._client
+  local returned = client._returned
+  local why, saw = "no call matching the request was found", false
   for _, wait in ipairs(WAITS) do
     if wait > 0 then sleep(wait) end
     local found, err, final = candidates(calls, body, t0, now, returned, parse_time)
     if not found then
-      why = err
-      if final then return nil, why end
+      why, saw = err, true                 -- a lookup that failed saw nothing: it proves nothing either
+      if final then return nil, why, saw end
     elseif #found == 1 then
-      return found[1]
+      saw = true
+      -- a sibling may yet be answered with this very call (which then rules it out), so the waits go on
+      if not (intent and sibling(client, intent)) then return found[1] end
+      why = string_format("call %s matches, but another create of this client with the same caller, agent and " ..
+                          "variables is unanswered or unresolved, and it may be that one's; give each call a " ..
+                          "distinguishing dynamic variable", tostring(found[1].callId))
     elseif #found > 1 then
       return nil, string_format("%d calls match the request (same caller, agent and variables): not one to " ..
-                                "choose; give each call a distinguishing dynamic variable", #found)
+                                "choose; give each call a distinguishing dynamic variable", #found), true
     end
   end
-  return nil, why
+  return nil, why, saw
+end
+
+-- calls: the client's calls namespace; body: the POST body that was sent; t0: wall-clock time before the first
+-- attempt; intent: its registration (enter). Returns the call, or nil and the reason none was taken. The intent is
+-- resolved: taken, or seen to have made no call (every lookup answered, and none showed a look-alike), it is
+-- dropped; otherwise it stays registered, unresolved, as a possible owner of the look-alikes.
+function _M.find(calls, body, t0, now, sleep, intent)
+  local found, why, saw = look(calls, body, t0, now, sleep, intent)
+  if intent then
+    if found or not saw then _M.leave(calls._client, intent) else intent.unresolved = true end
+  end
+  return found, why
 end
 
 _M.same_vars = same_vars
