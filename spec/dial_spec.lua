@@ -107,6 +107,47 @@ describe("dial", function()
     c:close()
   end)
 
+  it("knows a journaled row by its number: a list fixed by removing a bad row rings nobody twice", function()
+    local c, j = client(), tmpname()
+    local ann, bob = { phone = "+12137770002", row_id = "ann" }, { phone = "+12137770004", row_id = "bob" }
+    local first = assert(c:dial{ contacts = { { phone = "+1234", row_id = "bad" }, ann, bob }, from = sb.number,
+                                 agent = sb.agent, wait = false, journal = j })
+    assert.same({ 2, 1 }, { first.placed, first.invalid })
+    -- the bad row removed: Ann and Bob move from rows 2 and 3 to rows 1 and 2; a new row 3 is new
+    local second = assert(c:dial{ contacts = { ann, bob, { phone = "+12137770006", row_id = "cy" } }, from = sb.number,
+                                  agent = sb.agent, wait = false, journal = j })
+    assert.same({ 1, 2 }, { second.placed, second.skipped })
+    assert.same({ "skipped", "skipped", "placed" }, { second.rows[1].status, second.rows[2].status,
+                                                      second.rows[3].status })
+    assert.equal(first.rows[2].callId, second.rows[1].callId)
+    assert.same({ ann = 1, bob = 1, cy = 1 }, calls_per_row())
+    os.remove(j)
+    c:close()
+  end)
+
+  it("refuses a journal another dial holds, and a journal path with a NUL byte, before dialing anyone", function()
+    local c, j = client(), tmpname()
+    local held = assert(core.journal_lock(j))               -- as another dial process would hold it
+    local report, err = c:dial{ contacts = contacts(2), from = sb.number, agent = sb.agent, wait = false, journal = j }
+    assert.is_nil(report)
+    assert.same({ "invalid", "journal" }, { err.kind, err.field })
+    assert.matches("journal: " .. j .. ": in use by another dial", err.message, 1, true)
+    assert.equal(0, sb:count("POST", "/v1/calls"))
+    held:release()
+    report = assert(c:dial{ contacts = contacts(2), from = sb.number, agent = sb.agent, wait = false, journal = j })
+    assert.equal(2, report.placed)
+    -- the dial let go of it when it finished
+    assert(core.journal_lock(j)):release()
+    report, err = c:dial{ contacts = contacts(1), from = sb.number, agent = sb.agent, wait = false,
+                          journal = j .. "\0.other" }
+    assert.is_nil(report)
+    assert.matches("NUL", err.message, 1, true)
+    assert.is_nil(io.open(j .. ".other"))
+    assert.equal(2, sb:count("POST", "/v1/calls"))
+    os.remove(j)
+    c:close()
+  end)
+
   it("reports a POST that timed out as uncertain and never dials that row again", function()
     -- without reconciliation (which would find the call: see the next spec), the journal alone decides
     local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, timeout = 0.3, reconcile = false }

@@ -36,7 +36,9 @@ local OPTIONS = {
 --   C <row> <phone> <callId> $             the call was placed
 --   F <row> <phone> <kind> <sent> <status> $   the POST failed (sent: 0 = certainly never reached the server)
 --   S <row> <phone> <status> $             the call reached a final status
--- A row is keyed by its number and phone, so a journal never applies to a different list. The closing " $"
+-- A row is known by its phone number (a valid list has each number once): a number placed through a journal is
+-- never dialed again through it, whatever row it is on, so fixing a list (removing a bad row, which renumbers
+-- the rows after it) and running it again rings nobody twice. The row number is kept for people. The closing " $"
 -- makes a torn line (a crash in the middle of a write) unreadable rather than wrong; such lines are skipped.
 
 local function read_journal(path)
@@ -49,9 +51,9 @@ local function read_journal(path)
   for line in text:gmatch("[^\n]+") do
     local kind, n, phone, rest = string_match(line, "^([ICFS]) (%d+) (%+%d+) ?(.-) %$$")
     if kind then
-      local key = n .. " " .. phone
-      local st = state[key] or {}
-      state[key] = st
+      local st = state[phone] or {}
+      state[phone] = st
+      st.row = tonumber(n)
       if kind == "I" then
         st.phase = "intent"; st.intents = (st.intents or 0) + 1
       elseif kind == "C" and rest:match("^%S+$") then
@@ -176,13 +178,21 @@ function _M.dial(client, opts)
   end
 
   local journal = opts.journal
-  local state = {}
+  local state, lock = {}, nil
   if journal then
+    -- one dial at a time on a journal: two would both read it before either wrote, and both dial every row
+    local lmsg
+    lock, lmsg = core.journal_lock(journal)
+    if not lock then
+      return nil, core.error{ kind = "invalid", field = "journal", message = "journal: " .. tostring(lmsg),
+                              sent = false, retryable = false, attempts = 0 }
+    end
     local torn
     state, torn = read_journal(journal)
     -- a torn last line gets its own line ending, so the next record starts clean
     local ok, msg = core.journal_append(journal, torn and "\n" or "")
     if not ok then
+      lock:release()
       return nil, core.error{ kind = "invalid", field = "journal", message = "journal: " .. tostring(msg),
                               sent = false, retryable = false, attempts = 0 }
     end
@@ -203,7 +213,7 @@ function _M.dial(client, opts)
     end
     local r = { row = n, phone = phone, variables = dv }
     rows[n] = r
-    local st = state[n .. " " .. phone]
+    local st = state[phone]
     local action = "dial"
     if st and st.phase == "placed" then
       r.status, r.callId, r.final = "skipped", st.callId, st.final
@@ -287,7 +297,9 @@ function _M.dial(client, opts)
 
   progress()
   local conc = opts.concurrency or 8
-  local results = task.map(client, to_dial, one, { concurrency = conc })
+  local mapped, results = pcall(task.map, client, to_dial, one, { concurrency = conc })
+  if lock then lock:release() end
+  if not mapped then error(results, 0) end
   for i = 1, #results do
     local v, err = results[i][1], results[i][2]
     if v == nil and not core.is_error(err) then error(err, 0) end   -- a bug or on_progress raised: not ours to hide
