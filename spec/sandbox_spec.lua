@@ -497,6 +497,154 @@ describe("the sandbox", function()
       expect_400("PATCH", "/v1/campaigns/" .. camp.campaignId, { file = b64(CSV) }, "file")
     end)
 
+    -- schedules far enough ahead that the sandbox clock never reaches them in these specs
+    local FAR = { isScheduled = true, scheduledDate = "2035-06-01", scheduledTime = "09:00",
+      scheduledTimezone = "America/New_York" }
+    local FAR_AT = "2035-06-01T13:00:00.000Z"
+
+    local function with(base, extra)
+      local t = {}
+      for k, v in pairs(base) do t[k] = v end
+      for k, v in pairs(extra or {}) do t[k] = v end
+      return t
+    end
+
+    local function patch(camp, body)
+      local status, got, raw = sb:request("PATCH", "/v1/campaigns/" .. camp.campaignId, body)
+      assert.are.equal(200, status, raw)
+      return got
+    end
+
+    local function get_campaign(camp)
+      local _, got = sb:request("GET", "/v1/campaigns/" .. camp.campaignId)
+      return got
+    end
+
+    it("starts a scheduled campaign resumed early now, dials every contact and ends completed", function()
+      local camp = create_campaign(with(FAR, { file = b64("phoneNumber\n+14155552001\n+14155552002\n") }))
+      assert.are.same({ "scheduled", FAR_AT }, { camp.campaignStatus, camp.scheduledDate })
+      local before = sb:state().clock
+      local live = patch(camp, { campaignStatus = "live" })
+      assert.are.equal("live", live.campaignStatus)
+      local after = sb:state().clock
+      assert.are.equal(2, #campaign_calls(camp.campaignId)) -- concurrentCalls = 2
+      sb:advance(120)
+      for _, c in ipairs(campaign_calls(camp.campaignId)) do assert.are.equal("ended", c.status) end
+      assert.are.equal("completed", get_campaign(camp).campaignStatus)
+      -- its start is now: scheduledDate says when it really started, not the date it was scheduled for
+      assert.is_true(live.scheduledDate >= before and live.scheduledDate <= after, live.scheduledDate)
+      assert.are.equal(live.scheduledDate, get_campaign(camp).scheduledDate)
+      local _, list = sb:request("GET", "/v1/campaigns?status=completed")
+      assert.are.equal(1, list.totalCount)
+    end)
+
+    it("starts a scheduled campaign paused before its start and resumed now, and ends completed", function()
+      local camp = create_campaign(with(FAR, { file = b64("phoneNumber\n+14155552001\n") }))
+      assert.are.equal("paused", patch(camp, { campaignStatus = "paused" }).campaignStatus)
+      sb:advance(300)
+      assert.are.same({ "paused", FAR_AT }, { get_campaign(camp).campaignStatus, get_campaign(camp).scheduledDate })
+      assert.are.equal(0, #campaign_calls(camp.campaignId))
+      local live = patch(camp, { campaignStatus = "live" })
+      assert.are.equal("live", live.campaignStatus)
+      sb:advance(120)
+      local calls = campaign_calls(camp.campaignId)
+      assert.are.same({ 1, "ended" }, { #calls, calls[1].status })
+      assert.are.equal("completed", get_campaign(camp).campaignStatus)
+      assert.is_true(live.scheduledDate < "2035", live.scheduledDate)
+      -- pausing one that has started and resuming it keeps its start
+      local other = create_campaign(with(FAR, { campaignName = "Other", concurrentCalls = 1 }))
+      local started = patch(other, { campaignStatus = "live" }).scheduledDate
+      patch(other, { campaignStatus = "paused" })
+      sb:advance(300)
+      assert.are.equal(started, patch(other, { campaignStatus = "live" }).scheduledDate)
+      sb:advance(300)
+      assert.are.same({ "completed", 3 }, { get_campaign(other).campaignStatus, #campaign_calls(other.campaignId) })
+    end)
+
+    it("refuses a scheduled time that a daylight-saving gap skips, on scheduledTime", function()
+      local gap = with(FAR, { campaignName = "gap", agentId = sb.agent, sipPhoneNumber = sb.number, file = b64(CSV),
+        scheduledDate = "2030-03-10", scheduledTime = "02:30" })
+      local err = expect_400("POST", "/v1/campaigns", gap, "scheduledTime")
+      assert.are.equal("scheduledTime: expected a time that exists on 2030-03-10 in America/New_York (the clocks " ..
+        "jump over it there: a daylight-saving gap), got '02:30'", err.message)
+      -- the minutes either side of the gap exist
+      assert.are.equal("2030-03-10T06:59:00.000Z", create_campaign(with(gap, { scheduledTime = "01:59" })).scheduledDate)
+      assert.are.equal("2030-03-10T07:00:00.000Z",
+        create_campaign(with(gap, { campaignName = "after", scheduledTime = "03:00" })).scheduledDate)
+      -- a PATCH that makes the stored schedule fall in a gap is refused alike, and changes nothing
+      local camp = create_campaign(with(FAR, { campaignName = "moved" }))
+      err = expect_400("PATCH", "/v1/campaigns/" .. camp.campaignId, { scheduledDate = "2031-03-09",
+        scheduledTime = "02:15" }, "scheduledTime")
+      assert.is_truthy(err.message:find("exists on 2031-03-09 in America/New_York", 1, true), err.message)
+      assert.are.equal(FAR_AT, get_campaign(camp).scheduledDate)
+      -- a zone that does not exist is still blamed on the zone
+      expect_400("POST", "/v1/campaigns", with(gap, { campaignName = "nowhere", scheduledTimezone = "America/Nowhere" }),
+        "scheduledTimezone")
+    end)
+
+    it("reads a scheduled time that occurs twice (clocks going back) as its first occurrence", function()
+      -- 2030-11-03 01:30 in New York is 05:30Z (EDT) and, an hour later, 06:30Z (EST); 2030-10-27 01:30 in London
+      -- is 00:30Z (BST) and 01:30Z (GMT); the Lord Howe Island clocks go back half an hour
+      for i, case in ipairs{
+        { "2030-11-03", "01:30", "America/New_York", "2030-11-03T05:30:00.000Z" },
+        { "2030-10-27", "01:30", "Europe/London", "2030-10-27T00:30:00.000Z" },
+        { "2030-04-07", "01:45", "Australia/Lord_Howe", "2030-04-06T14:45:00.000Z" },
+        { "2030-11-03", "02:00", "America/New_York", "2030-11-03T07:00:00.000Z" }, -- once only: after the change
+      } do
+        local camp = create_campaign{ campaignName = "twice " .. i, isScheduled = true, scheduledDate = case[1],
+          scheduledTime = case[2], scheduledTimezone = case[3] }
+        assert.are.equal(case[4], camp.scheduledDate, case[3])
+      end
+    end)
+
+    it("ignores the schedule fields without isScheduled true, and starts at once", function()
+      for i, flag in ipairs{ { isScheduled = false }, {} } do
+        -- not checked either: a zone that does not exist goes unnoticed
+        local camp = create_campaign(with(flag, { campaignName = "now " .. i, scheduledDate = "2035-06-01",
+          scheduledTime = "09:00", scheduledTimezone = "Mars/Olympus" }))
+        assert.are.same({ "live", false, json.null }, { camp.campaignStatus, camp.scheduled, camp.scheduledDate })
+        assert.are.equal(2, #campaign_calls(camp.campaignId))
+      end
+      -- a PATCH's schedule fields alike, on a campaign that is not scheduled
+      local camp = create_campaign{ campaignName = "patched" }
+      local got = patch(camp, { scheduledDate = "2035-06-01", scheduledTime = "25:99", scheduledTimezone = "Mars/Olympus" })
+      assert.are.same({ "live", false, json.null }, { got.campaignStatus, got.scheduled, got.scheduledDate })
+    end)
+
+    it("moves a start still to come on a schedule PATCH, and only stores one for a campaign that started", function()
+      -- scheduled: a later moment moves it; isScheduled false, or a moment already past, starts it now
+      local camp = create_campaign(FAR)
+      assert.are.equal("2035-06-02T13:00:00.000Z", patch(camp, { scheduledDate = "2035-06-02" }).scheduledDate)
+      local before = sb:state().clock
+      local got = patch(camp, { scheduledDate = "2020-01-01" })
+      assert.are.equal("live", got.campaignStatus)
+      assert.is_true(got.scheduledDate >= before, got.scheduledDate)
+      local calls = campaign_calls(camp.campaignId)
+      assert.are.equal(2, #calls)
+      -- dialed now, not back in 2020
+      for _, c in ipairs(calls) do assert.is_true(c.createdAt >= before, c.createdAt) end
+      local now_camp = create_campaign(with(FAR, { campaignName = "unscheduled" }))
+      got = patch(now_camp, { isScheduled = false })
+      assert.are.same({ "live", false, json.null }, { got.campaignStatus, got.scheduled, got.scheduledDate })
+      assert.are.equal(2, #campaign_calls(now_camp.campaignId))
+      -- paused before its start: the schedule moves (scheduledDate follows), it stays paused
+      local paused = create_campaign(with(FAR, { campaignName = "paused" }))
+      patch(paused, { campaignStatus = "paused" })
+      got = patch(paused, { scheduledTime = "10:15" })
+      assert.are.same({ "paused", "2035-06-01T14:15:00.000Z" }, { got.campaignStatus, got.scheduledDate })
+      -- started (live): checked and stored, but it keeps dialing from its start and never goes back to scheduled
+      local live = create_campaign{ campaignName = "live" }
+      expect_400("PATCH", "/v1/campaigns/" .. live.campaignId, { isScheduled = true, scheduledDate = "2035-06-01" },
+        "scheduledTime")
+      got = patch(live, FAR)
+      assert.are.same({ "live", true }, { got.campaignStatus, got.scheduled })
+      assert.is_true(got.scheduledDate < "2035", got.scheduledDate)
+      sb:advance(120)
+      assert.are.same({ "completed", got.scheduledDate }, { get_campaign(live).campaignStatus,
+                                                           get_campaign(live).scheduledDate })
+      assert.are.equal(3, #campaign_calls(live.campaignId))
+    end)
+
     it("updates, lists with totalCount and deletes with 204", function()
       local camp = create_campaign()
       local status, upd = sb:request("PATCH", "/v1/campaigns/" .. camp.campaignId,

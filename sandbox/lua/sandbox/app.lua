@@ -9,6 +9,7 @@ local null, encode, decode, iso, describe, array = util.null, util.encode, util.
 local encode_flat, number_text = util.encode_flat, util.number_text
 local type, pairs, ipairs, tonumber, tostring, next, pcall = type, pairs, ipairs, tonumber, tostring, next, pcall
 local string_find, string_format, string_match, string_sub, string_rep = string.find, string.format, string.match, string.sub, string.rep
+local string_gmatch = string.gmatch
 local table_sort, table_concat, table_remove, table_insert = table.sort, table.concat, table.remove, table.insert
 local math_floor, math_ceil, math_max, math_min, math_random = math.floor, math.ceil, math.max, math.min, math.random
 local io_open, io_popen = io.open, io.popen
@@ -623,6 +624,14 @@ function H.delete_call(id)
 end
 
 -- campaigns
+-- -> epoch | nil, the field to blame[, "gap"]. date(1) knows the zone rules; the arguments were checked against
+-- strict patterns above (and the zone by valid_tz), so they go into the shell line as they are. One shell run:
+-- - a wall time the zone skips on that day (a DST gap) makes date(1) fail; "gap" then says it read the same text
+--   in UTC, so the zone, not date(1), refused it;
+-- - a wall time the zone has twice (clocks going back) is read as its first occurrence, the earlier instant, as
+--   java.time does: date(1) (glibc's mktime) returns either, depending on the zone (New York: the first; London:
+--   the second), so the run also prints the instants 2 h, 1 h and 30 min before the one it found, with their wall
+--   times; the earliest that reads the same wall time is the first occurrence.
 local function schedule_start(date, time, tz)
   local y, mo, d = string_match(date, "^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
   local hh, mm = string_match(time, "^(%d%d):(%d%d)$")
@@ -630,12 +639,20 @@ local function schedule_start(date, time, tz)
   local days_in = { 31, (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
   if mo < 1 or mo > 12 or d < 1 or d > days_in[mo] then return nil, "scheduledDate" end
   if hh > 23 or mm > 59 then return nil, "scheduledTime" end
-  -- date(1) knows the zone rules; the arguments were checked against strict patterns above
-  local p = io_popen("TZ=':" .. tz .. "' date -d '" .. date .. " " .. time .. "' +%s 2>/dev/null")
+  local wall = date .. " " .. time
+  local p = io_popen("export TZ=':" .. tz .. "'; e=$(date -d '" .. wall .. "' +%s 2>/dev/null) || " ..
+    "{ TZ=UTC0 date -d '" .. wall .. "' >/dev/null 2>&1 && echo gap; exit; }; echo \"$e\"; " ..
+    "for d in 7200 3600 1800; do date -d \"@$((e - d))\" '+%s %F %R'; done 2>/dev/null")
   local out = p and p:read("*a")
   if p then p:close() end
-  local epoch = tonumber(out and string_match(out, "^%s*(%-?%d+)"))
+  if not out then return nil, "scheduledTimezone" end
+  local first = string_match(out, "^[^\n]*")
+  if first == "gap" then return nil, "scheduledTime", "gap" end
+  local epoch = tonumber(string_match(first, "^%s*(%-?%d+)%s*$"))
   if not epoch then return nil, "scheduledTimezone" end
+  for e, w in string_gmatch(out, "\n(%-?%d+) ([^\n]+)") do
+    if w == wall then return tonumber(e) end
+  end
   return epoch
 end
 
@@ -668,7 +685,11 @@ local function check_schedule(b, camp)
   if not valid_tz(tz) then
     return bad("scheduledTimezone", "expected an IANA time zone name like America/New_York (required when isScheduled)", tz)
   end
-  local at, which = schedule_start(date, time, tz)
+  local at, which, gap = schedule_start(date, time, tz)
+  if gap then
+    return bad("scheduledTime", "expected a time that exists on " .. date .. " in " .. tz ..
+      " (the clocks jump over it there: a daylight-saving gap)", time)
+  end
   if not at then
     local got = which == "scheduledDate" and date or which == "scheduledTime" and time or tz
     return bad(which, "expected a valid " .. (which == "scheduledDate" and "calendar date" or
@@ -677,10 +698,13 @@ local function check_schedule(b, camp)
   return nil, nil, { date = date, time = time, tz = tz, at = at }
 end
 
+-- no slots = never started (made live, or scheduled and not reached, paused or not): it starts now, whatever its
+-- schedule said, so that start_at (scheduledDate, and the floor of the completion test) is never in the future of
+-- a live campaign; one that started keeps its start, and its slots wait at least until now
 local function start_campaign_now(camp, t)
   camp.status = "live"
-  camp.start_at = camp.start_at or t
   if not camp.slots then
+    camp.start_at = t
     camp.slots = {}
     for i = 1, camp.concurrent do camp.slots[i] = t end
   else
@@ -821,7 +845,12 @@ function H.update_campaign(id, b)
   if b.isScheduled ~= nil then camp.scheduled = b.isScheduled end
   if sched then
     camp.sdate, camp.stime, camp.stz = sched.date, sched.time, sched.tz
-    if camp.status == "scheduled" then camp.start_at = sched.at end
+    -- a new schedule moves only a start still to come (scheduled, or paused before it); one already past starts
+    -- it now, as on create (advance_campaign would dial it at that past moment, before this request was made)
+    if not camp.slots then
+      camp.start_at = sched.at
+      if camp.status == "scheduled" and sched.at <= t then start_campaign_now(camp, t) end
+    end
   elseif b.isScheduled == false and camp.status == "scheduled" then
     start_campaign_now(camp, t)
   end
