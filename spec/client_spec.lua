@@ -331,6 +331,35 @@ describe("sigmamind client against the sandbox", function()
       assert.has_error(function() client.calls:get({}) end)
     end)
 
+    it("refuses NaN and other unusable waits and ids, naming them, and one bad task holds no other back", function()
+      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445" })
+      for _, case in ipairs{ { { interval = 0 / 0 }, "interval: expected a finite number of seconds > 0, got" },
+                             { { interval = math.huge }, "interval" }, { { interval = 0 }, "interval" },
+                             { { timeout = 0 / 0 }, "timeout: expected a number of seconds >= 0" },
+                             { { timeout = -1 }, "timeout" }, { { max_interval = "x" }, "max_interval" },
+                             { { timeuot = 5 }, "unknown option 'timeuot'" } } do
+        local ok, err = pcall(client.calls.wait, client.calls, call.callId, case[1])
+        assert.is_false(ok)
+        assert.matches("calls:wait: " .. case[2], err, 1, true)
+        -- the same in a task, and a task beside it goes on
+        local bad = client:spawn(function() return client.calls:wait(call.callId, case[1]) end)
+        local good = client:spawn(function() return client.calls:get(call.callId) end)
+        local t0 = os.time()
+        assert.truthy(good:join())
+        assert.is_nil((bad:join()))
+        assert.is_true(os.time() - t0 < 5)
+      end
+      local done = assert(client.calls:wait(call.callId, { timeout = math.huge, interval = 0.05 }))
+      assert.equal(call.callId, done.callId)                         -- math.huge: no timeout
+      for _, id in ipairs{ 0 / 0, math.huge, 1.5, 2 ^ 60 } do
+        local ok, err = pcall(client.calls.get, client.calls, id)
+        assert.is_false(ok)
+        assert.matches("calls:get: expected an id string, got " .. tostring(id), err, 1, true)
+      end
+      local _, err = client.calls:get(1e15)                          -- a whole number goes out whole
+      assert.equal("/v1/calls/1000000000000000", err.path)
+    end)
+
     it("raises after close", function()
       local c = sigmamind.new{ api_key = sb.key, base_url = sb.url }
       c:close(); c:close()

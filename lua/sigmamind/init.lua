@@ -237,10 +237,13 @@ local function check_params(params, ns, method)
 end
 
 local function check_id(id, ns, method)
-  if type(id) ~= "string" and type(id) ~= "number" then
-    error(string_format("sigmamind: %s:%s: expected an id string, got %s", ns, method, type(id)), 3)
+  if type(id) == "string" then return id end
+  -- a number is taken when it is a whole one (written out: tostring gives 1e+15 for a float); NaN went out as -nan
+  if type(id) ~= "number" or id ~= id or id % 1 ~= 0 or id >= 2 ^ 53 or id <= -2 ^ 53 then
+    error(string_format("sigmamind: %s:%s: expected an id string, got %s", ns, method,
+                        type(id) == "number" and tostring(id) or type(id)), 3)
   end
-  return tostring(id)
+  return string_format("%d", id)
 end
 
 local function finish(norm, value, err)
@@ -507,8 +510,22 @@ function Calls.wait(self, id, opts)
   local timeout = opts.timeout or 600
   local interval = opts.interval or 0.5
   local max_interval = opts.max_interval or 5
-  if type(timeout) ~= "number" or timeout < 0 then error("sigmamind: calls:wait: timeout: expected seconds", 2) end
-  if type(interval) ~= "number" or interval <= 0 then error("sigmamind: calls:wait: interval: expected seconds", 2) end
+  -- not "x < 0" alone: NaN passes that test, and a NaN wait never ends (in a task, it stopped every timer)
+  local function seconds(name, v, least, open, endless)
+    if type(v) ~= "number" or v ~= v or (v == math.huge and not endless) or v < least or (open and v == least) then
+      error(string_format("sigmamind: calls:wait: %s: expected a %snumber of seconds %s %g, got %s", name,
+                          endless and "" or "finite ", open and ">" or ">=", least, tostring(v)), 3)
+    end
+  end
+  for k in pairs(opts) do
+    if k ~= "timeout" and k ~= "interval" and k ~= "max_interval" then
+      error("sigmamind: calls:wait: unknown option '" .. tostring(k) .. "' (expected timeout, interval, max_interval)",
+            2)
+    end
+  end
+  seconds("timeout", timeout, 0, false, true)         -- math.huge: no timeout
+  seconds("interval", interval, 0, true)
+  seconds("max_interval", max_interval, 0, true)
   local client = self._client
   local start = core.now()
   local polls = 0

@@ -218,6 +218,8 @@ end
 -- @local
 
 function _M.sleep(s, seconds)
+  -- a NaN due time would sit atop the heap for ever, never due, and hold every later timer back
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then seconds = 0 end
   add_timer(s, now() + seconds, current(s))
   co_yield(WAIT)
 end
