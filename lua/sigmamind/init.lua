@@ -302,7 +302,9 @@ local function list_starter(self, name, norm)
       for i = 1, recs and #recs or 0 do
         local r = recs[i]
         local box = waiting[r[1]]
+        local sched = client._sched
         if box then waiting[r[1]], box.rec = nil, r
+        elseif sched and sched.waiting[r[1]] then task.dispatch(sched, { r })  -- a task's, started in the loop
         elseif r[2] == "retry" then c:_cancel(r[1]) end      -- a transfer nobody waits for any more
       end
     end
@@ -311,11 +313,12 @@ local function list_starter(self, name, norm)
     local box = {}
     waiting[id] = box
     collect(c:_perform(0))                 -- out on the wire now
-    return function(abandon)
+    return function(abandon, lazily)
       if not box then return nil end
       local r = box.rec
       if abandon then
-        if r == nil then waiting[id] = nil; c:_cancel(id)     -- still in flight
+        if lazily then if r == nil then waiting[id] = nil end  -- from a finalizer: the transfer is left alone
+        elseif r == nil then waiting[id] = nil; c:_cancel(id)  -- still in flight
         elseif r[2] == "retry" then c:_cancel(id) end          -- waiting to be tried again
         box = nil
         return nil
@@ -331,6 +334,11 @@ local function list_starter(self, name, norm)
         end
         collect(c:_perform(3600))
         r = box.rec
+        if r == nil and waiting[id] ~= box then         -- never to come: its record went to nobody
+          box = nil
+          return nil, core.error{ kind = "network", sent = true, retryable = true, method = "GET",
+                                  message = "the prefetched page's transfer was lost" }
+        end
       end
     end
   end

@@ -12,6 +12,30 @@ local _M = {}
 
 local DEFAULT_SIZE = 100   -- the sandbox and the real API cap a page at 100 records
 
+-- Lua 5.4.4 (Debian 12's) miscompiles a `break` out of a generic for with a to-be-closed value when the body
+-- makes a closure of a loop variable: the next call after the loop fails ("attempt to call a nil value"). A
+-- prefetching loop would hand it its closing value, and a loop body that spawns a task per record is just that
+-- shape. This probe, the bug's own shape, tells whether this interpreter has it; then the loops get no closing
+-- value, and what a loop left early started is abandoned when its iterator is collected instead.
+local CLOSING_OK = true
+if _VERSION == "Lua 5.4" then
+  local probe = load([[
+    local function gen()
+      local i = 0
+      return function() i = i + 1; return i end, nil, nil, setmetatable({}, { __close = function() end })
+    end
+    local keep = {}
+    for v in gen() do
+      if v == 1 then keep[#keep + 1] = function() return v end end
+      if v == 2 then break end
+    end
+    return tostring("ok")
+  ]], "=sigmamind.pager.probe", "t", { setmetatable = setmetatable, tostring = tostring })
+  local ok, got = pcall(probe)
+  CLOSING_OK = ok and got == "ok"
+end
+_M.closing_values = CLOSING_OK
+
 local function copy(t)
   local c = {}
   if t then for k, v in pairs(t) do c[k] = v end end
@@ -68,9 +92,15 @@ local function page_iterator(fetch, query, start)
   local queue = {}             -- waiters of the pages started, for q.page, q.page + 1, ...
   local closer
   if prefetch and start then
-    closer = setmetatable({}, { __close = function()
+    local function abandon()
       for i = #queue, 1, -1 do queue[i](true); queue[i] = nil end
-    end })
+    end
+    -- collected: only forget them (a finalizer may run inside the client's own calls, so no transfer is touched
+    -- there; their answers, when they come, go to nobody and are dropped)
+    local function forget()
+      for i = #queue, 1, -1 do queue[i](true, true); queue[i] = nil end
+    end
+    closer = setmetatable({}, { __close = abandon, __gc = forget })
   end
   local function start_page(n)
     local sq = copy(q)
@@ -105,7 +135,7 @@ local function page_iterator(fetch, query, start)
       if not queue[1] then closer = nil end          -- nothing can be started here: plain paging from now on
     end
     return page
-  end, limit, closer
+  end, limit, CLOSING_OK and closer or nil        -- else the iterator's upvalue keeps it, for its __gc
 end
 
 --- Every page of a list, one request per step, until a page says there is no next one or comes back empty.

@@ -129,7 +129,11 @@ local function dispatch(s, recs)
     local id = r[1]
     local t = s.waiting[id]
     s.waiting[id] = nil
+    -- not a task's: maybe a page a prefetching loop started before this task ran (init.lua's list_starter)
+    local pf = not t and s.client._prefetching
+    local box = pf and pf[id]
     if t then make_ready(s, t, r[2], r[3], r[4])
+    elseif box then pf[id], box.rec = nil, r
     elseif r[2] == "retry" then s.c:_cancel(id) end
   end
 end
@@ -321,5 +325,6 @@ function _M.map(client, list, fn, opts)
 end
 
 _M.WAIT = WAIT
+_M.dispatch = dispatch    -- for a prefetching loop's perform, which may collect a task's transfer
 
 return _M
