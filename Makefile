@@ -74,7 +74,7 @@ VALGRIND_FLAGS ?= --leak-check=full --errors-for-leak-kinds=definite --error-exi
 ASAN_BUILD = $(BUILD)/asan
 ASAN_CORE  = $(ASAN_BUILD)/sigmamind/core.so
 ASAN_OBJS  = $(SRCS:src/%.c=$(ASAN_BUILD)/obj/%.o)
-SAN_FLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_FLAGS  = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # lua5.4 is not instrumented: the ASan runtime goes into it through a wrapper first on PATH that runs it with
 # `ld.so --preload` (the specs' own lua5.4 children, the CLI, get it too). Not LD_PRELOAD: every process the
 # specs start (nginx, sh, mktemp, cc) would inherit it and LeakSanitizer would report their leaks.

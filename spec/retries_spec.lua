@@ -79,6 +79,21 @@ describe("errors and retries", function()
     c:close()
   end)
 
+  it("takes a max_retries too large for the C side as its cap, not as none", function()
+    -- 1e300 did not fit a long: undefined behaviour, which here read as "no retry"
+    for _, n in ipairs{ 1e300, 2 ^ 63, math.maxinteger } do
+      local c = client{ max_retries = n }
+      local call = assert(new_call(c))
+      sb:arm{ method = "GET", path = "/v1/calls/{callId}", fault = "503", count = 1 }
+      local before = sb:count("GET", "/v1/calls/{callId}")
+      assert(c.calls:get(call.callId))
+      assert.equal(2, sb:count("GET", "/v1/calls/{callId}") - before)
+      c:close()
+    end
+    assert.has_error(function() client{ timeout = math.huge } end,
+                     "sigmamind.new: timeout: expected a finite number >= 0.001, got number")
+  end)
+
   it("never retries a POST /v1/calls answered 500", function()
     sb:arm{ method = "POST", path = "/v1/calls", fault = "500", count = 3 }
     local c = client{ max_retries = 3 }

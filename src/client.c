@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include "sm.h"
@@ -89,7 +90,11 @@ static double opt_number(lua_State *L, const char *name, double def, double min)
     luaL_error(L, "sigmamind.new: %s: expected a number, got %s", name, luaL_typename(L, -1));
   d = lua_tonumber(L, -1);
   lua_pop(L, 1);
-  if (!(d >= min) || d == HUGE_VAL) luaL_error(L, "sigmamind.new: %s: expected a number >= %f", name, min);
+  if (!(d >= min) || d == HUGE_VAL) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "sigmamind.new: %s: expected a finite number >= %g, got %g", name, min, d);
+    luaL_error(L, "%s", msg);
+  }
   return d;
 }
 
@@ -215,7 +220,10 @@ int sm_client_new(lua_State *L) {
   c->cfg.timeout = opt_number(L, "timeout", 30, 0.001);
   c->cfg.connect_timeout = opt_number(L, "connect_timeout", 10, 0.001);
   c->cfg.deadline = opt_number(L, "deadline", 120, 0.001);
-  c->cfg.max_retries = (long)opt_number(L, "max_retries", 2, 0);
+  {                                 /* capped at 1000 before the cast: a larger double would not fit a long */
+    double retries = opt_number(L, "max_retries", 2, 0);
+    c->cfg.max_retries = retries > 1000 ? 1000 : (long)retries;
+  }
   c->x.max_bytes = max_bytes > 1e15 ? (size_t)1e15 : (size_t)max_bytes;
   c->rng = (uint64_t)(sm_now() * 1e9) ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ull;
   if (c->rng == 0) c->rng = 1;

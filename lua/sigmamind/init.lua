@@ -110,8 +110,8 @@ _M.final_statuses = { "ended", "not_connected", "error" }
 -- option name -> checker returning an error message or nil
 local function number_opt(min)
   return function(v)
-    if type(v) ~= "number" or v ~= v or v < min then
-      return string_format("expected a number >= %s", tostring(min))
+    if type(v) ~= "number" or v ~= v or v < min or v == math.huge then
+      return string_format("expected a finite number >= %s", tostring(min))
     end
   end
 end
