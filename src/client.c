@@ -306,8 +306,23 @@ int sm_prepare(lua_State *L, const sm_endpoint *ep, int args, int params, const 
   if (ep->body) {
     if (lua_isnoneornil(L, params)) lua_pushliteral(L, "{}");
     else if (!sm_json_encode(L, params)) {
-      lua_pushfstring(L, "params: cannot be encoded as JSON: %s", lua_tostring(L, -1));
-      sm_push_invalid(L, ep->method, lua_tostring(L, path), "params");
+      /* name the field at fault: each top-level value encoded alone (only on this path, so its cost is no one's) */
+      const char *bad = "params";
+      int top = lua_gettop(L);
+      lua_pushnil(L);
+      while (lua_next(L, params)) {
+        if (lua_type(L, -2) == LUA_TSTRING && !sm_json_encode(L, lua_gettop(L))) {
+          lua_pushvalue(L, -4);                 /* the key */
+          lua_replace(L, top - 1);              /* over nil, the whole body's nil */
+          bad = lua_tostring(L, top - 1);
+          lua_pop(L, 4);                        /* nil, msg, value, key */
+          break;
+        }
+        lua_settop(L, top + 1);                 /* drop the value (and what encode pushed), keep the key */
+      }
+      lua_settop(L, top);
+      lua_pushfstring(L, "%s: cannot be encoded as JSON: %s", bad, lua_tostring(L, -1));
+      sm_push_invalid(L, ep->method, lua_tostring(L, path), bad);
       return 0;
     }
     if (base) lua_pushliteral(L, "");
