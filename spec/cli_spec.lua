@@ -120,9 +120,22 @@ describe("bin/sigmamind", function()
                                   "--agent", sb.agent, "--from", sb.number, "--csv", path, "--concurrency", "2" }
       os.remove(path)
       assert.equal(0, code, err)
-      assert.matches("warning: Row 3: invalid phone number '+1234'", err, 1, true)
+      assert.matches("skipped: Row 3: invalid phone number '+1234'", err, 1, true)
       local camp = json.decode(out)
       assert.same({ "Row 3: invalid phone number '+1234'" }, camp.errors)
+
+      -- a file refused whole is the error, said once, and not a warning
+      local bad = write_file('phone,name\n+12137770021,O"Brien\n')
+      local bout, berr, bcode = run{ "campaigns", "create", "--name", "Bad CSV", "--agent", sb.agent, "--from",
+                                     sb.number, "--csv", bad }
+      os.remove(bad)
+      assert.equal(2, bcode)
+      assert.equal("", bout)
+      assert.matches("file: csv: line 2: stray quote in an unquoted field", berr, 1, true)
+      assert.is_nil(berr:find("skipped:", 1, true))
+      assert.is_nil(berr:find("warning:", 1, true))
+      local _, count = berr:gsub("stray quote", "")
+      assert.equal(1, count)
 
       out, err, code = run{ "campaigns", "watch", camp.campaignId, "--contacts", "3", "--interval", "0.2" }
       assert.equal(0, code, err)
@@ -289,6 +302,17 @@ describe("bin/sigmamind", function()
       end
       sb:request("DELETE", "/_sandbox/faults")
       os.remove(journal)
+      os.remove(path)
+    end)
+
+    it("dials the first phone column of the header, whatever the other columns are called", function()
+      sb:reset()
+      local path = write_file("phone,to\n+12137770002,+12137770004\n")
+      for _ = 1, 3 do                                    -- it used to pick one at random (pairs order)
+        local out, err, code = run{ "--json", "dial", path, "--from", sb.number, "--agent", sb.agent, "--no-journal" }
+        assert.equal(0, code, err)
+        assert.equal("+12137770002", json.decode(out).rows[1].to)
+      end
       os.remove(path)
     end)
 
