@@ -225,21 +225,7 @@ describe("bin/sigmamind", function()
   end)
 
   describe("dial", function()
-    -- how many calls the sandbox holds for each row_id variable
-    local function calls_per_row()
-      local per, page = {}, 0
-      while true do
-        local status, body = sb:request("GET", "/v1/calls?size=100&page=" .. page)
-        assert.equal(200, status)
-        for _, call in ipairs(body.data) do
-          local id = (call.dynamicVariables or {}).row_id
-          if id then per[id] = (per[id] or 0) + 1 end
-        end
-        if not body.hasNext or #body.data == 0 then break end
-        page = page + 1
-      end
-      return per
-    end
+    local function calls_per_row() return sb:calls_per("row_id") end
 
     it("places one call per valid row, journals it next to the CSV, and a second run places none", function()
       sb:reset()

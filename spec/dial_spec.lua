@@ -26,21 +26,7 @@ describe("dial", function()
 
   local function client() return sigmamind.new{ api_key = sb.key, base_url = sb.url } end
 
-  -- every call the sandbox holds, counted by its row_id dynamic variable
-  local function calls_per_row()
-    local per, page = {}, 0
-    while true do
-      local status, body = sb:request("GET", "/v1/calls?size=100&page=" .. page)
-      assert.equal(200, status)
-      for _, call in ipairs(body.data) do
-        local id = (call.dynamicVariables or {}).row_id
-        if id then per[id] = (per[id] or 0) + 1 end
-      end
-      if not body.hasNext or #body.data == 0 then break end
-      page = page + 1
-    end
-    return per
-  end
+  local function calls_per_row() return sb:calls_per("row_id") end
 
   setup(function() sb = sandbox.start{ speed = 1000 } end)
   teardown(function() if sb then sb:stop() end end)

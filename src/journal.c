@@ -19,6 +19,14 @@ static const char *journal_path(lua_State *L, int idx) {
   return path;
 }
 
+/* nil, "<path>: <what errno says>" (or `what`), errno: the failure of a journal call */
+static int push_failure(lua_State *L, const char *path, int e, const char *what) {
+  luaL_pushfail(L);
+  lua_pushfstring(L, "%s: %s", path, what ? what : strerror(e));
+  lua_pushinteger(L, e);
+  return 3;
+}
+
 static int push_bad_path(lua_State *L) {
   luaL_pushfail(L);
   lua_pushliteral(L, "expected a file path (not empty, no NUL byte)");
@@ -49,11 +57,7 @@ fail_close:
   close(fd);
   errno = e;
 fail:
-  e = errno;
-  luaL_pushfail(L);
-  lua_pushfstring(L, "%s: %s", path, strerror(e));
-  lua_pushinteger(L, e);
-  return 3;
+  return push_failure(L, path, errno, NULL);
 }
 
 static int lock_release(lua_State *L) {
@@ -86,17 +90,10 @@ int sm_journal_lock_l(lua_State *L) {
     e = errno;
     close(fd);
     *ud = -1;
-    luaL_pushfail(L);
-    if (e == EWOULDBLOCK) lua_pushfstring(L, "%s: in use by another dial (one journal, one dial at a time)", path);
-    else lua_pushfstring(L, "%s: %s", path, strerror(e));
-    lua_pushinteger(L, e);
-    return 3;
+    return push_failure(L, path, e, e == EWOULDBLOCK ? "in use by another dial (one journal, one dial at a time)"
+                                                      : NULL);
   }
   return 1;
 fail:
-  e = errno;
-  luaL_pushfail(L);
-  lua_pushfstring(L, "%s: %s", path, strerror(e));
-  lua_pushinteger(L, e);
-  return 3;
+  return push_failure(L, path, errno, NULL);
 }

@@ -64,6 +64,22 @@ function _M:request(method, path, body, headers)
   return status, cjson.decode(raw), raw, rheaders
 end
 
+-- every call the sandbox holds, counted by the value of one of its dynamic variables (calls without it left out)
+function _M:calls_per(var)
+  local per, page = {}, 0
+  while true do
+    local status, body = self:request("GET", "/v1/calls?size=100&page=" .. page)
+    assert(status == 200, "GET /v1/calls answered " .. tostring(status))
+    for _, call in ipairs(body.data) do
+      local v = (call.dynamicVariables or {})[var]
+      if v then per[v] = (per[v] or 0) + 1 end
+    end
+    if not body.hasNext or #body.data == 0 then break end
+    page = page + 1
+  end
+  return per
+end
+
 function _M:state()
   local _, v = self:request("GET", "/_sandbox/state")
   return v
