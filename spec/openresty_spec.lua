@@ -12,6 +12,23 @@ local function shell(cmd)
   return out
 end
 
+local quote = sandbox.shell_quote
+
+-- POST a body with curl, as a sender would: the response body and status
+local function post(url, body, headers)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(body)
+  f:close()
+  local h = {}
+  for k, v in pairs(headers or {}) do h[#h + 1] = "-H " .. quote(k .. ": " .. v) end
+  local out = shell("curl -s -m 10 -X POST -H 'Content-Type: application/json' " .. table.concat(h, " ") ..
+                    " --data-binary @" .. quote(path) .. " -w '\n%{http_code}' " .. quote(url))
+  os.remove(path)
+  local got, status = out:match("^(.*)\n(%d+)$")
+  return got or out, tonumber(status)
+end
+
 describe("inside nginx", function()
   local sb, ngx_srv, tls
 
@@ -244,8 +261,126 @@ describe("the README's nginx.conf", function()
   end)
 end)
 
+describe("webhook.dedupe over a lua_shared_dict", function()
+  local webhook = require "sigmamind.webhook"
+  local SECRET = "whsec_ngx_dedupe"
+  local srv
+
+  setup(function()
+    srv = nginx.start{ conf = function(c)
+      return c.modules .. c.user .. [[
+worker_processes 1;
+daemon on;
+pid ]] .. c.prefix .. [[/logs/nginx.pid;
+error_log ]] .. c.prefix .. [[/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ]] .. c.prefix .. [[/logs/body;
+  ]] .. c.paths .. [[
+  lua_shared_dict webhooks 1m;
+  server {
+    listen 127.0.0.1:]] .. c.port .. [[;
+    # verify with the dict-backed dedupe (a fresh Dedupe per request: the memory is the dict's); ?forget=1
+    # verifies without it, then forgets the event, as a handler that failed would
+    location = /hook {
+      content_by_lua_block {
+        local webhook = require "sigmamind.webhook"
+        local seen = webhook.dedupe{ store = ngx.shared.webhooks, ttl = 60 }
+        ngx.req.read_body()
+        local forget = ngx.var.arg_forget ~= nil
+        local event, err = webhook.verify(ngx.req.get_body_data(), ngx.req.get_headers(),
+                                          { secret = "]] .. SECRET .. [[", dedupe = not forget and seen or nil })
+        if not event then return ngx.say(err.reason) end
+        if forget then seen:forget(event) return ngx.say("forgotten ", event.call.callId) end
+        ngx.say("ok ", event.event, " ", event.call.callId)
+      }
+    }
+    location = /keys {
+      content_by_lua_block {
+        local dict = ngx.shared.webhooks
+        for _, k in ipairs(dict:get_keys(0)) do ngx.say(k, "=", dict:get(k), " ttl<=", math.ceil(dict:ttl(k))) end
+      }
+    }
+  }
+}
+]]
+    end }
+  end)
+
+  teardown(function() if srv then srv:stop() end end)
+
+  it("accepts a signed body once, answers its repeat duplicate, and accepts it again once forgotten", function()
+    local body = '{"event":"conversation_ended","call":{"callId":"call_ngx_dedupe","status":"ended"}}'
+    local sig = { ["X-SigmaMind-Signature"] = webhook.sign(body, SECRET) }
+    local hook = srv.url .. "/hook"
+    local got, status = post(hook, body, sig)
+    assert.are.equal(200, status, got .. srv:error_log():sub(-1500))
+    assert.are.equal("ok conversation_ended call_ngx_dedupe\n", got)
+    assert.are.equal("duplicate\n", (post(hook, body, sig)))
+    -- a retry is signed anew: the repeat is the (callId, event), not the signature
+    sig = { ["X-SigmaMind-Signature"] = webhook.sign(body, SECRET, { t = os.time() - 1 }) }
+    assert.are.equal("duplicate\n", (post(hook, body, sig)))
+    assert.are.equal("sigmamind:webhook:call_ngx_dedupe:conversation_ended=1 ttl<=60\n", (srv:get("/keys")))
+
+    assert.are.equal("forgotten call_ngx_dedupe\n", (post(hook .. "?forget=1", body, sig)))
+    assert.are.equal("", (srv:get("/keys")))
+    assert.are.equal("ok conversation_ended call_ngx_dedupe\n", (post(hook, body, sig)))
+    assert.are.equal("duplicate\n", (post(hook, body, sig)))
+    assert.is_nil(srv:error_log():find("[error]", 1, true), srv:error_log())
+  end)
+end)
+
 describe("examples/openresty", function()
+  local webhook = require "sigmamind.webhook"
   local sb, recv
+
+  -- The example's nginx.conf as shipped, only its port changed, started by the command its header documents
+  -- (`nginx -p examples/openresty/ -c nginx.conf`, from the repository). It finds our Lua layer and the LuaJIT
+  -- core at $prefix/../../, so it runs in a private copy of that layout (DIR/examples/openresty, DIR/lua and
+  -- DIR/build linking to the repository's), which keeps its logs out of the working tree. It says `daemon off`,
+  -- so the shell starts it in the background; its pid file is logs/nginx.pid, as support.nginx's stop expects.
+  local Example = setmetatable({}, { __index = nginx })
+  Example.__index = Example
+
+  function Example.start(port, secret)
+    local root, bin = sandbox.root(), assert(nginx.binary(), "nginx not found")
+    local conf, ports = nginx.read(root .. "/examples/openresty/nginx.conf")
+                             :gsub("listen 127%.0%.0%.1:8089;", "listen 127.0.0.1:" .. port .. ";")
+    assert(ports == 1, "examples/openresty/nginx.conf: its listen line moved")
+    -- its header: OpenResty has the modules built in, drop the load_module lines
+    if nginx.load_modules(bin) == "" then conf = conf:gsub("load_module [^\n]*\n", "") end
+    local dir = shell("mktemp -d ${TMPDIR:-/tmp}/sigmamind-example.XXXXXX"):gsub("%s+$", "")
+    local prefix = dir .. "/examples/openresty"
+    -- as root, nginx's workers run as nobody, which must reach the copy
+    shell("chmod 755 " .. quote(dir) .. " && mkdir -p " .. quote(prefix .. "/logs") .. " && ln -s " ..
+          quote(root .. "/lua") .. " " .. quote(dir .. "/lua") .. " && ln -s " .. quote(root .. "/build") .. " " ..
+          quote(dir .. "/build") .. " && cp " .. quote(root .. "/examples/openresty/webhook.lua") .. " " ..
+          quote(prefix .. "/webhook.lua"))
+    local f = assert(io.open(prefix .. "/nginx.conf", "w"))
+    f:write(conf)
+    f:close()
+    os.execute("cd " .. quote(dir) .. " && SIGMAMIND_WEBHOOK_SECRET=" .. quote(secret) .. " " .. quote(bin) ..
+               " -p examples/openresty/ -c nginx.conf >" .. quote(dir .. "/nginx.out") .. " 2>&1 &")
+    local self = setmetatable({ dir = dir, prefix = prefix, port = port, url = "http://127.0.0.1:" .. port,
+                                bin = bin }, Example)
+    for _ = 1, 100 do
+      local c = socket.tcp()
+      c:settimeout(0.1)
+      local up = c:connect("127.0.0.1", port)
+      c:close()
+      if up then return self end
+      socket.sleep(0.05)
+    end
+    local why = nginx.read(dir .. "/nginx.out") .. self:error_log()
+    self:stop()
+    error("examples/openresty/nginx.conf did not start: " .. why, 2)
+  end
+
+  function Example:stop()
+    nginx.stop(self)
+    os.execute("rm -rf " .. quote(self.dir))
+  end
 
   setup(function()
     sb = sandbox.start{ speed = 100 }
@@ -256,28 +391,19 @@ describe("examples/openresty", function()
     if sb then sb:stop() end
   end)
 
-  it("verifies the sandbox's signed deliveries, answers 401 to a forged one and hands events on", function()
+  it("runs as shipped: verifies the sandbox's deliveries, 401 to a forged one, 200 duplicate to a repeat", function()
     local port = nginx.free_port()
     local url = "http://127.0.0.1:" .. port .. "/webhooks/sigmamind"
     local status, hook = sb:request("POST", "/v1/webhooks", { name = "nginx receiver", agentId = sb.agent,
                                     url = url, events = { "conversation_started", "conversation_ended" } })
     assert.are.equal(201, status)
-    local root = sandbox.root()
-    local example = nginx.read(root .. "/examples/openresty/nginx.conf")
-    recv = nginx.start{ port = port, env = { SIGMAMIND_WEBHOOK_SECRET = hook.secret }, conf = function(c)
-      os.execute("cp '" .. root .. "/examples/openresty/webhook.lua' '" .. c.prefix .. "/webhook.lua'")
-      local conf = example:gsub("include /etc/nginx/modules%-enabled/%*%.conf;", function() return c.modules end)
-                          :gsub("%$prefix/%.%./%.%./", function() return root .. "/" end)
-                          :gsub("listen 127%.0%.0%.1:8089;", function() return "listen 127.0.0.1:" .. port .. ";" end)
-                          :gsub("daemon off;", function() return "daemon on;\n" .. c.user end)
-      return conf
-    end }
+    recv = Example.start(port, hook.secret)
 
     -- a forged delivery is refused
-    local out = shell("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' " ..
-                      "-H 'X-SigmaMind-Signature: t=" .. os.time() .. ",v1=" .. string.rep("0", 64) .. "' " ..
-                      "--data '{\"event\":\"conversation_ended\",\"callId\":\"call_forged\"}' '" .. url .. "'")
-    assert.are.equal("401", out)
+    local forged = '{"event":"conversation_ended","call":{"callId":"call_forged"}}'
+    local got, code = post(url, forged, { ["X-SigmaMind-Signature"] = "t=" .. os.time() .. ",v1=" .. string.rep("0", 64) })
+    assert.are.equal(401, code, got)
+    assert.are.same({ error = "bad_signature" }, cjson.decode(got))
 
     -- a real call's deliveries are verified and handed on
     status = sb:request("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445",
@@ -290,12 +416,31 @@ describe("examples/openresty", function()
       if received and #received >= 2 then break end
       socket.sleep(0.1)
     end
-    assert.is_true(#received >= 2, "received: " .. cjson.encode(received))
+    assert.are.equal(2, #received, "received: " .. cjson.encode(received) .. recv:error_log())
     local names = {}
-    for _, e in ipairs(received) do names[e.event] = true; assert.is_nil(e.callId == "call_forged" or nil) end
+    for _, e in ipairs(received) do
+      names[e.event] = true
+      assert.matches("^call_", e.call.callId)
+      assert.are_not.equal("call_forged", e.call.callId)
+    end
     assert.is_true(names.conversation_started and names.conversation_ended)
     local _, d = sb:request("GET", "/_sandbox/deliveries")
-    for _, entry in ipairs(d.data) do assert.are.equal("delivered", entry.result) end
+    assert.are.equal(2, #d.data)
+    for _, entry in ipairs(d.data) do
+      assert.are.same({ "delivered", 204, 1 }, { entry.result, entry.status, entry.attempts })
+    end
+
+    -- a repeated delivery (the same bytes and signature, or a retry signed anew) is answered 200, a duplicate,
+    -- and not handed on again
+    local entry = d.data[1]
+    got, code = post(url, entry.body, { ["X-SigmaMind-Signature"] = entry.signature })
+    assert.are.equal(200, code, got)
+    assert.are.same({ duplicate = true }, cjson.decode(got))
+    got, code = post(url, entry.body, { ["X-SigmaMind-Signature"] = webhook.sign(entry.body, hook.secret) })
+    assert.are.equal(200, code, got)
+    assert.are.same({ duplicate = true }, cjson.decode(got))
+    assert.are.equal(2, #cjson.decode((recv:get("/webhooks/received"))))
+    assert.is_nil(recv:error_log():find("[error]", 1, true), recv:error_log())
   end)
 end)
 

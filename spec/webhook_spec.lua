@@ -59,6 +59,18 @@ describe("sigmamind.webhook", function()
       assert.same({ name = "Ann" }, event.call.dynamicVariables)  -- older `variables` offered under the new name
     end)
 
+    it("names opts.t when sign() is given a timestamp no header can carry", function()
+      for _, t in ipairs{ 0 / 0, math.huge, -math.huge, 2 ^ 63, 1e15, -1, "1700000000" } do
+        assert.has_error(function() webhook.sign(BODY, SECRET, { t = t }) end,
+          "sigmamind.webhook.sign: opts.t: expected unix seconds (a finite number from 0 to 1e15), got " .. tostring(t))
+      end
+      -- the largest it takes is the largest verify reads
+      local t = 1e15 - 1
+      assert.equal("t=999999999999999,", webhook.sign(BODY, SECRET, { t = t }):sub(1, 18))
+      assert.is_table((verify(BODY, webhook.sign(BODY, SECRET, { t = t }), { now = t })))
+      assert.equal("t=0,", webhook.sign(BODY, SECRET, { t = 0.5 }):sub(1, 4))
+    end)
+
     it("makes the same header as openssl with sign()", function()
       assert.equal(header_for(NOW, BODY, SECRET), webhook.sign(BODY, SECRET, { t = NOW }))
       assert.equal(header_for(NOW, BODY, SECRET, "other"), webhook.sign(BODY, { SECRET, "other" }, { t = NOW }))
@@ -93,6 +105,31 @@ describe("sigmamind.webhook", function()
       assert.is_table((verify(BODY, header, { now = function() return NOW - 1000 end, tolerance = 0 })))
       local _, err = verify(BODY, header, { tolerance = 999 })
       assert.equal("too_old", err.reason)
+    end)
+
+    it("raises on a NaN, infinite or negative tolerance instead of accepting a replay", function()
+      local replay = header_for(NOW - 1000000000, BODY, SECRET)     -- signed 31 years before now
+      for _, tolerance in ipairs{ 0 / 0, -(0 / 0), math.huge, -math.huge, -1 } do
+        assert.has_error(function() verify(BODY, replay, { tolerance = tolerance }) end,
+          "sigmamind.webhook.verify: opts.tolerance: expected finite seconds >= 0, got " .. tostring(tolerance))
+      end
+      -- misuse raises whatever the delivery: a missing header too
+      assert.has_error(function() webhook.verify(BODY, {}, { secret = SECRET, tolerance = 0 / 0 }) end)
+      assert.has_error(function() verify(BODY, replay, { tolerance = "300" }) end)
+    end)
+
+    it("raises on a NaN or infinite clock, and on a clock function that returns one, instead of accepting a replay", function()
+      local replay = header_for(NOW - 1000000000, BODY, SECRET)
+      for _, now in ipairs{ 0 / 0, math.huge, -math.huge } do
+        assert.has_error(function() verify(BODY, replay, { now = now }) end,
+          "sigmamind.webhook.verify: opts.now: expected finite unix seconds or a function returning them, got " ..
+          tostring(now))
+        assert.has_error(function() verify(BODY, replay, { now = function() return now end }) end,
+          "sigmamind.webhook.verify: opts.now: the function returned " .. tostring(now) .. ", expected finite unix seconds")
+      end
+      assert.has_error(function() verify(BODY, replay, { now = function() return "soon" end }) end,
+        "sigmamind.webhook.verify: opts.now: the function returned soon, expected finite unix seconds")
+      assert.has_error(function() verify(BODY, replay, { now = "1700000000" }) end)
     end)
 
     it("uses the wall clock by default", function()
@@ -138,6 +175,32 @@ describe("sigmamind.webhook", function()
       local body = "not json"
       local _, err = verify(body, header_for(NOW, body, SECRET))
       assert.equal("bad_json", err.reason)
+    end)
+
+    it("reports a correctly signed JSON array as bad_json, not as an event without fields", function()
+      for _, body in ipairs{ "[1,2]", ' \r\n\t[{"event":"conversation_ended","call":{"callId":"c"}}]', "[]", '"x"', "42" } do
+        local event, err = verify(body, header_for(NOW, body, SECRET))
+        assert.is_nil(event, body)
+        assert.equal("bad_json", err.reason, body)
+        assert.matches("the body is not a JSON object", err.message, 1, true)
+      end
+      local _, err = verify("[1,2]", header_for(NOW, "[1,2]", SECRET))
+      assert.equal("the body is not a JSON object: it is an array", err.message)
+      -- objects still pass, white space before them included
+      local body = ' \n{"event":"conversation_started","call":{"callId":"c"}}'
+      assert.equal("conversation_started", verify(body, header_for(NOW, body, SECRET)).event)
+    end)
+
+    it("reports an object whose event is missing or not a string as bad_json", function()
+      for body, what in pairs{ ['{"call":{"callId":"c"}}'] = "missing", ['{}'] = "missing",
+                               ['{"event":null,"call":{}}'] = "null", ['{"event":7}'] = "a number",
+                               ['{"event":{"name":"conversation_ended"}}'] = "a table",
+                               ['{"event":["conversation_ended"]}'] = "a table" } do
+        local event, err = verify(body, header_for(NOW, body, SECRET))
+        assert.is_nil(event, body)
+        assert.equal("bad_json", err.reason, body)
+        assert.equal('the body is not a JSON object with an "event" string: event is ' .. what, err.message, body)
+      end
     end)
 
     it("normalises conversation_analyzed to conversation_analysed", function()
@@ -222,30 +285,106 @@ describe("sigmamind.webhook", function()
       local clock = 0
       local d = webhook.dedupe{ max_keys = 2, ttl = 10, now = function() return clock end }
       d:seen(event("a")); d:seen(event("b")); d:seen(event("c"))   -- "a" is evicted
-      assert.equal(2, d.store.size())
+      assert.equal(2, d.store:size())
       assert.is_false(d:seen(event("a")))
       clock = 11
       assert.is_false(d:seen(event("c")))
     end)
 
-    it("works over a pluggable store", function()
+    -- a store as ngx.shared.DICT is one: its functions refuse to be called other than as methods
+    local function shared_dict()
+      local dict = { data = {}, ttls = {}, calls = {} }
+      local function method(name, fn)
+        dict[name] = function(self, ...)
+          if self ~= dict then error('bad "zone" argument', 2) end
+          dict.calls[#dict.calls + 1] = name
+          return fn(...)
+        end
+      end
+      method("get", function(k) return dict.data[k] end)
+      method("set", function(k, v, ttl) dict.data[k] = v; dict.ttls[k] = ttl; return true end)
+      method("add", function(k, v, ttl)
+        if dict.data[k] ~= nil then return false, "exists" end
+        dict.data[k] = v; dict.ttls[k] = ttl
+        return true
+      end)
+      method("delete", function(k) dict.data[k] = nil; return true end)
+      return dict
+    end
+
+    it("calls its store's functions as methods, as an ngx.shared.DICT needs: add, then delete to forget", function()
+      local dict = shared_dict()
+      local d = webhook.dedupe{ store = dict, ttl = 60 }
+      assert.is_false(d:seen(event("x")))
+      assert.is_true(d:seen(event("x")))
+      assert.same({ ["sigmamind:webhook:x:conversation_ended"] = 1 }, dict.data)
+      assert.same({ ["sigmamind:webhook:x:conversation_ended"] = 60 }, dict.ttls)
+      d:forget(event("x"))
+      assert.same({}, dict.data)
+      assert.is_false(d:seen(event("x")))
+      assert.same({ "add", "add", "delete", "add" }, dict.calls)        -- atomic add, never get-then-set
+    end)
+
+    it("works over a get/set store, called as methods, forgetting with set(key, nil) when it has no delete", function()
       local data, ttls = {}, {}
-      local store = { get = function(k) return data[k] end, set = function(k, v, ttl) data[k] = v; ttls[k] = ttl end }
+      local store = {}
+      function store:get(k) assert(self == store); return data[k] end
+      function store:set(k, v, ttl) assert(self == store); data[k] = v; ttls[k] = ttl end
       local d = webhook.dedupe{ store = store, ttl = 60 }
       assert.is_false(d:seen(event("x")))
       assert.is_true(d:seen(event("x")))
       local key, ttl = next(ttls)
       assert.equal("sigmamind:webhook:x:conversation_ended", key)
       assert.equal(60, ttl)
+      d:forget(event("x"))
+      assert.is_nil(data[key])
+      assert.is_false(d:seen(event("x")))
     end)
 
-    it("uses a store's atomic add when it has one (as ngx.shared dicts do)", function()
-      local data = {}
-      local store = { get = function() error("get is not used when add exists") end, set = function() end,
-                      add = function(k, v) if data[k] then return false, "exists" end data[k] = v return true end }
+    it("uses a store's atomic add when it has one, and counts an add that could not store as new", function()
+      local data, full = {}, false
+      local store = { get = function() error("get is not used when add exists") end, set = function() end }
+      function store:add(k, v)
+        assert(self == store)
+        if data[k] then return false, "exists" end
+        if full then return false, "no memory" end
+        data[k] = v
+        return true
+      end
       local d = webhook.dedupe{ store = store }
       assert.is_false(d:seen(event("y")))
       assert.is_true(d:seen(event("y")))
+      full = true     -- a full dict forgets nothing it had, and must not drop an event it cannot remember
+      assert.is_true(d:seen(event("y")))
+      assert.is_false(d:seen(event("z")))
+    end)
+
+    it("offers the default store's functions as methods too", function()
+      local store = webhook.memory_store{ max_keys = 2 }
+      assert.is_true(store:set("k", 1, 10))
+      assert.equal(1, store:get("k"))
+      assert.equal(1, store:size())
+      store:delete("k")
+      assert.is_nil(store:get("k"))
+      assert.equal(0, store:size())
+    end)
+
+    it("raises on a store without get and set functions", function()
+      assert.has_error(function() webhook.dedupe{ store = {} } end,
+        "sigmamind.webhook.dedupe: store: expected an ngx.shared.DICT or an object with the methods " ..
+        "store:get(key) and store:set(key, value, ttl)")
+      assert.has_error(function() webhook.dedupe{ ttl = 0 / 0 } end, "sigmamind.webhook.dedupe: ttl: expected seconds > 0")
+    end)
+
+    it("drops a repeated delivery in verify over an ngx.shared-like store, and accepts it again once forgotten", function()
+      local d = webhook.dedupe{ store = shared_dict() }
+      local header = header_for(NOW, BODY, SECRET)
+      assert.is_table((verify(BODY, header, { dedupe = d })))
+      local _, err = verify(BODY, header, { dedupe = d })
+      assert.equal("duplicate", err.reason)
+      assert.equal("already seen: conversation_ended for call call_1", err.message)
+      d:forget((verify(BODY, header)))
+      assert.is_table((verify(BODY, header, { dedupe = d })))
     end)
 
     it("drops a repeated delivery in verify with reason duplicate", function()
@@ -352,6 +491,43 @@ describe("sigmamind.webhook", function()
         assert.equal(call.callId, json.decode(rec.body).call.callId)
       end
       assert.same({ "ok conversation_ended not_connected", "duplicate" }, results)
+    end)
+
+    it("rotates a secret as the README says: a second webhook on the same URL, secrets = { new, old } and dedupe", function()
+      local url = sb.url .. "/_sandbox/echo/rotate"
+      local old = assert(client.webhooks:create{ name = "old", agentId = sb.agent, url = url,
+                                                 events = { "conversation_ended" } })
+      local new = assert(client.webhooks:create{ name = "new", agentId = sb.agent, url = url,
+                                                 events = { "conversation_ended" } })
+      assert.are_not.equal(old.secret, new.secret)
+      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12135550102",
+                                               agentId = sb.agent })
+      local got
+      local deadline = socket.gettime() + 15
+      repeat
+        socket.sleep(0.1)
+        local _, v = sb:request("GET", "/_sandbox/echo")
+        got = {}
+        for _, rec in ipairs(v and v.data or {}) do
+          if rec.path == "/_sandbox/echo/rotate" and json.decode(rec.body).call.callId == call.callId then
+            got[#got + 1] = rec
+          end
+        end
+      until #got >= 2 or socket.gettime() > deadline
+      assert.equal(2, #got)                                   -- during the overlap each event comes twice
+      local d = webhook.dedupe()
+      local results, alone = {}, {}
+      for i, rec in ipairs(got) do
+        local event, err = webhook.verify(rec.body, rec.headers, { secrets = { new.secret, old.secret }, dedupe = d })
+        results[i] = event and ("ok " .. event.event) or err.reason
+        alone[i] = (webhook.verify(rec.body, rec.headers, { secret = new.secret }) and "new" or "") ..
+                   (webhook.verify(rec.body, rec.headers, { secret = old.secret }) and "old" or "")
+      end
+      assert.same({ "ok conversation_ended", "duplicate" }, results)
+      table.sort(alone)
+      assert.same({ "new", "old" }, alone)                    -- one copy signed with each secret
+      assert(client.webhooks:delete(old.webhookId))
+      assert(client.webhooks:delete(new.webhookId))
     end)
   end)
 end)

@@ -21,7 +21,7 @@ local error, type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable
       error, type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable, select
 local string_lower, string_match, string_find, string_gsub, string_format =
       string.lower, string.match, string.find, string.gsub, string.format
-local table_concat, table_sort, math_floor = table.concat, table.sort, math.floor
+local table_concat, table_sort, math_floor, math_huge = table.concat, table.sort, math.floor, math.huge
 local hmac_sha256, consteq, json_decode, core_time = core.hmac_sha256, core.consteq, core.json_decode, core.time
 
 local _M = { _VERSION = "0.1" }
@@ -46,8 +46,9 @@ end
 -- @table Failure
 -- @field reason what a program switches on: `missing_signature` (no signature header), `bad_header` (a header
 -- that cannot be read), `bad_signature` (no signature matched), `too_old` and `too_new` (the timestamp is
--- outside the tolerance), `bad_json` (the body is not a JSON object), `no_secret` (the secrets given are empty),
--- `duplicate` (seen before by `opts.dedupe`), or the reason a custom verifier returned
+-- outside the tolerance), `bad_json` (the body is not a JSON object with an `event` string: an array is not),
+-- `no_secret` (the secrets given are empty), `duplicate` (seen before by `opts.dedupe`), or the reason a custom
+-- verifier returned
 -- @field message what a person can act on, with hints (re-encoded body, a secret ending in a newline, ...)
 
 --- Make a @{Failure}, e.g. for a custom verifier (`opts.scheme`) to return.
@@ -170,23 +171,44 @@ local function parse_sigmamind(value)
   return t, v1s
 end
 
+-- NaN compares false with everything, so a NaN tolerance or clock would let any timestamp through: refuse them,
+-- and infinities with them (an infinite tolerance accepts every replay).
+local function finite(x) return type(x) == "number" and x == x and x ~= math_huge and x ~= -math_huge end
+
+-- opts.tolerance and opts.now, checked before anything is read so that misuse raises whatever the delivery
+local function window(opts)
+  local tolerance = opts.tolerance
+  if tolerance == nil then tolerance = _M.default_tolerance end
+  if not finite(tolerance) or tolerance < 0 then
+    error("sigmamind.webhook.verify: opts.tolerance: expected finite seconds >= 0, got " .. tostring(tolerance), 4)
+  end
+  local now = opts.now
+  if now ~= nil and type(now) ~= "function" and not finite(now) then
+    error("sigmamind.webhook.verify: opts.now: expected finite unix seconds or a function returning them, got " ..
+          tostring(now), 4)
+  end
+  return tolerance
+end
+
+-- a function's answer is checked each time: a clock that returns NaN must not accept every timestamp
 local function clock(opts)
   local now = opts.now
   if now == nil then return core_time() end
-  if type(now) == "function" then now = now() end
-  if type(now) ~= "number" then error("sigmamind.webhook.verify: opts.now: expected a number or a function returning one", 4) end
+  if type(now) == "function" then
+    now = now()
+    if not finite(now) then
+      error("sigmamind.webhook.verify: opts.now: the function returned " .. tostring(now) ..
+            ", expected finite unix seconds", 4)
+    end
+  end
   return now
 end
 
 local function verify_sigmamind(raw_body, headers, opts, secrets, all_secrets)
+  local tolerance = window(opts)
   local name = opts.header or _M.header
   local values = header_values(headers, name)
   if #values == 0 then return missing(headers, name, SHAPE) end
-  local tolerance = opts.tolerance
-  if tolerance == nil then tolerance = _M.default_tolerance end
-  if type(tolerance) ~= "number" or tolerance < 0 then
-    error("sigmamind.webhook.verify: opts.tolerance: expected seconds >= 0", 3)
-  end
   -- each header value (repeated headers) is checked on its own; any one that verifies is enough
   local matched_t, last_err, count = nil, nil, 0
   for _, value in ipairs(values) do
@@ -260,10 +282,20 @@ end
 -- @treturn table the same event
 _M.normalise = normalise
 
+-- The decoder gives arrays and objects alike as tables, so an array is told by its first byte (after the
+-- white space JSON allows): a signed `[1,2]` must not pass for an event whose fields are all nil.
 local function decode(raw_body)
   local event, msg = json_decode(raw_body)
   if type(event) ~= "table" then
     return fail("bad_json", "the body is not a JSON object" .. (msg and (": " .. tostring(msg)) or ""))
+  end
+  if not string_find(raw_body, "^[ \t\r\n]*{") then
+    return fail("bad_json", "the body is not a JSON object: it is an array")
+  end
+  local name = event.event
+  if type(name) ~= "string" then
+    return fail("bad_json", "the body is not a JSON object with an \"event\" string: event is " ..
+                            (name == nil and "missing" or name == core.null and "null" or "a " .. type(name)))
   end
   return normalise(event)
 end
@@ -351,8 +383,8 @@ end
 --- Sign a body as SigmaMind does: the value of the signature header.
 -- @string raw_body
 -- @tparam string|{string,...} secret a secret, or several (one `v1=` each)
--- @tparam[opt] table opts `t` (unix seconds, default now); `scheme = "plain"` gives the bare hex HMAC of the
--- body with the first secret
+-- @tparam[opt] table opts `t` (unix seconds, default now; finite, from 0 to below 1e15); `scheme = "plain"`
+-- gives the bare hex HMAC of the body with the first secret
 -- @treturn string e.g. `t=1700000000,v1=5f2b...`
 -- @raise on misuse
 -- @usage local headers = { ["X-SigmaMind-Signature"] = webhook.sign(body, secret) }
@@ -367,7 +399,11 @@ function _M.sign(raw_body, secret, opts)
   opts = opts or {}
   if opts.scheme == "plain" then return hmac_sha256(list[1], raw_body, "hex") end
   local t = opts.t or core_time()
-  if type(t) ~= "number" then error("sigmamind.webhook.sign: opts.t: expected unix seconds", 2) end
+  -- the t= that verify reads: at most 15 digits, so NaN, infinities, 2^63 and negatives make no header
+  if not finite(t) or t < 0 or t >= 1e15 then
+    error("sigmamind.webhook.sign: opts.t: expected unix seconds (a finite number from 0 to 1e15), got " ..
+          tostring(t), 2)
+  end
   t = string_format("%d", math_floor(t))
   local parts = { "t=" .. t }
   for _, s in ipairs(list) do parts[#parts + 1] = "v1=" .. hmac_sha256(s, t .. "." .. raw_body, "hex") end
@@ -388,7 +424,8 @@ end
 -- dedupe: retried deliveries arrive twice; remember (callId, event) for a while.
 -- @section dedupe
 
--- The default store: an in-memory table bounded in size (least recently used evicted) with a TTL per key.
+-- The default store: an in-memory table bounded in size (least recently used evicted) with a TTL per key. Its
+-- functions are called as methods, like an ngx.shared.DICT's, so that Dedupe has one convention for every store.
 local function memory_store(max_keys, now)
   local map, count = {}, 0
   local head = {}              -- sentinel of a circular doubly-linked list, most recent after head
@@ -396,7 +433,7 @@ local function memory_store(max_keys, now)
   local function unlink(n) n.prev.next, n.next.prev = n.next, n.prev end
   local function push(n) n.next, n.prev = head.next, head; head.next.prev = n; head.next = n end
   local store = {}
-  function store.get(key)
+  function store.get(_, key)
     local n = map[key]
     if not n then return nil end
     if n.expires and n.expires <= now() then
@@ -406,7 +443,7 @@ local function memory_store(max_keys, now)
     unlink(n); push(n)
     return n.value
   end
-  function store.set(key, value, ttl)
+  function store.set(_, key, value, ttl)
     local n = map[key]
     if n then unlink(n); map[key] = nil; count = count - 1 end
     if value == nil then return true end
@@ -418,14 +455,15 @@ local function memory_store(max_keys, now)
     end
     return true
   end
-  function store.delete(key) return store.set(key, nil) end
+  function store.delete(self, key) return self:set(key, nil) end
   function store.size() return count end
   return store
 end
 --- The default store of @{dedupe}: an in-memory table bounded in size (least recently used evicted), with a
 -- TTL per key. Each worker process has its own; inside nginx use an `ngx.shared.DICT`, which has `add`.
 -- @tparam[opt] table opts `max_keys` (default 10000), `now` (a clock function, default the system's)
--- @treturn table a store: `get(key)`, `set(key, value, ttl)`, `delete(key)`, `size()`
+-- @treturn table a store, called with methods as an `ngx.shared.DICT` is: `store:get(key)`,
+-- `store:set(key, value, ttl)`, `store:delete(key)`, `store:size()`
 _M.memory_store = function(opts)
   opts = opts or {}
   return memory_store(opts.max_keys or 10000, opts.now or core_time)
@@ -443,8 +481,10 @@ end
 
 --- A memory of deliveries already accepted, for `opts.dedupe` of @{verify}: retried deliveries arrive twice.
 -- @tparam[opt] table opts
--- @tparam[opt] table opts.store `{ get = function(key), set = function(key, value, ttl) }`, optionally `add`
--- (`ngx.shared.DICT:add`'s contract, used atomically) and `delete`; default @{memory_store}
+-- @tparam[opt] table opts.store where keys are remembered: an `ngx.shared.DICT` (`lua_shared_dict`), or any
+-- object with the same methods, called as methods (`store:get(key)`, not `store.get(key)`): `get(key)` and
+-- `set(key, value, ttl)`, optionally `add(key, value, ttl)` (`ngx.shared.DICT:add`'s contract: `true`, or
+-- `false, "exists"`; used atomically) and `delete(key)`; default @{memory_store}
 -- @tparam[opt=86400] number opts.ttl seconds to remember a delivery
 -- @tparam[opt=10000] integer opts.max_keys the default store's size
 -- @tparam[opt] function opts.key `key(event)` gives the key, or nil for an event never counted as a repeat
@@ -453,16 +493,22 @@ end
 -- @treturn Dedupe
 -- @raise on a bad option
 -- @usage local seen = webhook.dedupe{ store = ngx.shared.webhooks }   -- lua_shared_dict webhooks 10m;
+-- @usage local data = {}   -- a custom store: its functions take the store first, as methods do
+-- local store = { get = function(self, k) return data[k] end, set = function(self, k, v, ttl) data[k] = v end }
+-- local seen = webhook.dedupe{ store = store }
 function _M.dedupe(opts)
   if opts ~= nil and type(opts) ~= "table" then error("sigmamind.webhook.dedupe: expected an options table", 2) end
   opts = opts or {}
   local store = opts.store
   if store ~= nil and (type(store) ~= "table" or type(store.get) ~= "function" or type(store.set) ~= "function") then
-    error("sigmamind.webhook.dedupe: store: expected { get = function(key), set = function(key, value, ttl) }", 2)
+    error("sigmamind.webhook.dedupe: store: expected an ngx.shared.DICT or an object with the methods " ..
+          "store:get(key) and store:set(key, value, ttl)", 2)
   end
   if opts.key ~= nil and type(opts.key) ~= "function" then error("sigmamind.webhook.dedupe: key: expected a function", 2) end
   local ttl = opts.ttl or 86400
-  if type(ttl) ~= "number" or ttl <= 0 then error("sigmamind.webhook.dedupe: ttl: expected seconds > 0", 2) end
+  if type(ttl) ~= "number" or ttl ~= ttl or ttl <= 0 then     -- NaN is no number of seconds
+    error("sigmamind.webhook.dedupe: ttl: expected seconds > 0", 2)
+  end
   local now = opts.now or core_time
   if type(now) == "number" then local n = now; now = function() return n end end
   return setmetatable({
@@ -475,16 +521,23 @@ end
 -- @type Dedupe
 
 --- Was this (callId, event) seen before? Records it otherwise. Events without a callId are never repeats.
--- A store with `add(key, value, ttl) -> true | false` (ngx.shared.DICT:add's contract) is used atomically, so two
--- workers receiving the same retry at once cannot both see it as new; get-then-set stores cannot promise that.
+-- A store with `add(key, value, ttl) -> true | false, "exists"` (ngx.shared.DICT:add's contract) is used
+-- atomically, so two workers receiving the same retry at once cannot both see it as new; get-then-set stores
+-- cannot promise that. An `add` that fails for another reason (`false, "no memory"`) did not remember the key:
+-- the delivery is then not a repeat, since dropping it would lose the event.
 -- @tparam table event a decoded event
 -- @treturn boolean
 function Dedupe:seen(event)
   local key = self.key(event)
   if key == nil then return false end
-  if self.store.add then return not self.store.add(key, 1, self.ttl) end
-  if self.store.get(key) then return true end
-  self.store.set(key, 1, self.ttl)
+  local store = self.store
+  if store.add then
+    local ok, err = store:add(key, 1, self.ttl)
+    if ok then return false end
+    return err == nil or err == "exists"
+  end
+  if store:get(key) then return true end
+  store:set(key, 1, self.ttl)
   return false
 end
 
@@ -493,7 +546,8 @@ end
 function Dedupe:forget(event)
   local key = self.key(event)
   if key == nil then return end
-  if self.store.delete then self.store.delete(key) else self.store.set(key, nil, 0) end
+  local store = self.store
+  if store.delete then store:delete(key) else store:set(key, nil, 0) end
 end
 
 return _M
