@@ -41,16 +41,7 @@ describe("inside nginx", function()
     ngx_srv = nginx.start{ conf = function(c)
       local init = string.format("require('support.ngx_app').init{ api_key = %q, base_url = %q, number = %q, " ..
                                  "agent = %q, https_url = %q }", sb.key, sb.url, sb.number, sb.agent, sb.https_url)
-      return c.modules .. c.user .. [[
-worker_processes 1;
-daemon on;
-pid ]] .. c.prefix .. [[/logs/nginx.pid;
-error_log ]] .. c.prefix .. [[/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ]] .. c.prefix .. [[/logs/body;
-  ]] .. c.paths .. [[
+      return c.head .. [[
   init_by_lua_block { ]] .. init .. [[ }
   server {
     listen 127.0.0.1:]] .. c.port .. [[;
@@ -268,16 +259,7 @@ describe("webhook.dedupe over a lua_shared_dict", function()
 
   setup(function()
     srv = nginx.start{ conf = function(c)
-      return c.modules .. c.user .. [[
-worker_processes 1;
-daemon on;
-pid ]] .. c.prefix .. [[/logs/nginx.pid;
-error_log ]] .. c.prefix .. [[/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ]] .. c.prefix .. [[/logs/body;
-  ]] .. c.paths .. [[
+      return c.head .. [[
   lua_shared_dict webhooks 1m;
   server {
     listen 127.0.0.1:]] .. c.port .. [[;

@@ -466,12 +466,8 @@ describe("sigmamind.webhook", function()
       assert(client.webhooks:delete(hook.webhookId))
     end)
 
-    it("drops the retry of a delivery the receiver failed, with dedupe", function()
-      -- the sandbox's recording receiver answers 500 to the first request, so the delivery is retried
-      local hook = assert(client.webhooks:create{ name = "flaky receiver", agentId = sb.agent,
-        url = sb.url .. "/_sandbox/echo/flaky?fail=1", events = { "conversation_ended" } })
-      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12135550101",
-                                               agentId = sb.agent })
+    -- the requests the sandbox's recording receiver got that `keep` keeps, once there are n (or after 15 s)
+    local function echoed(n, keep)
       local got
       local deadline = socket.gettime() + 15
       repeat
@@ -479,9 +475,19 @@ describe("sigmamind.webhook", function()
         local _, v = sb:request("GET", "/_sandbox/echo")
         got = {}
         for _, rec in ipairs(v and v.data or {}) do
-          if rec.path == "/_sandbox/echo/flaky" then got[#got + 1] = rec end
+          if keep(rec) then got[#got + 1] = rec end
         end
-      until #got >= 2 or socket.gettime() > deadline
+      until #got >= n or socket.gettime() > deadline
+      return got
+    end
+
+    it("drops the retry of a delivery the receiver failed, with dedupe", function()
+      -- the sandbox's recording receiver answers 500 to the first request, so the delivery is retried
+      local hook = assert(client.webhooks:create{ name = "flaky receiver", agentId = sb.agent,
+        url = sb.url .. "/_sandbox/echo/flaky?fail=1", events = { "conversation_ended" } })
+      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12135550101",
+                                               agentId = sb.agent })
+      local got = echoed(2, function(rec) return rec.path == "/_sandbox/echo/flaky" end)
       assert.equal(2, #got)
       local d = webhook.dedupe()
       local results = {}
@@ -502,18 +508,9 @@ describe("sigmamind.webhook", function()
       assert.are_not.equal(old.secret, new.secret)
       local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12135550102",
                                                agentId = sb.agent })
-      local got
-      local deadline = socket.gettime() + 15
-      repeat
-        socket.sleep(0.1)
-        local _, v = sb:request("GET", "/_sandbox/echo")
-        got = {}
-        for _, rec in ipairs(v and v.data or {}) do
-          if rec.path == "/_sandbox/echo/rotate" and json.decode(rec.body).call.callId == call.callId then
-            got[#got + 1] = rec
-          end
-        end
-      until #got >= 2 or socket.gettime() > deadline
+      local got = echoed(2, function(rec)
+        return rec.path == "/_sandbox/echo/rotate" and json.decode(rec.body).call.callId == call.callId
+      end)
       assert.equal(2, #got)                                   -- during the overlap each event comes twice
       local d = webhook.dedupe()
       local results, alone = {}, {}

@@ -497,10 +497,7 @@ function Calls.create(self, params)
     if intent then leave(client, intent) end
     return nil, err
   end
-  if client._reconcile == false then
-    if intent then intent.unresolved = true end
-    return nil, err
-  end
+  if client._reconcile == false then return nil, err end     -- its intent stays: a possible owner of look-alikes
   local found, why = reconcile.find(self, body, t0, core_time, function(sec) client:_sleep(sec) end, intent)
   if not found then
     err.reconcile = why

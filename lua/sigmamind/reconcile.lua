@@ -205,7 +205,7 @@ end
 function _M.find(calls, body, t0, now, sleep, intent)
   local found, why, saw = look(calls, body, t0, now, sleep, intent)
   if intent then
-    if found or not saw then _M.leave(calls._client, intent) else intent.unresolved = true end
+    if found or not saw then _M.leave(calls._client, intent) end
   end
   return found, why
 end

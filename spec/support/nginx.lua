@@ -48,7 +48,7 @@ function _M.lua_paths(root)
          'lua_package_cpath "' .. root .. '/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";\n'
 end
 
--- opts.conf(ctx) returns the whole nginx.conf, ctx = { prefix, port, root, modules, paths, user };
+-- opts.conf(ctx) returns the whole nginx.conf, ctx = { prefix, port, root, modules, paths, user, head };
 -- opts.env: environment for nginx. Starts it as a daemon and waits until the port answers.
 function _M.start(opts)
   local bin = assert(_M.binary(), "nginx not found (Debian: nginx + libnginx-mod-http-lua)")
@@ -60,6 +60,10 @@ function _M.start(opts)
   local port = opts.port or _M.free_port()
   local ctx = { prefix = prefix, port = port, root = root, modules = _M.load_modules(bin),
                 paths = _M.lua_paths(root), user = sh("test \"$(id -u)\" = 0") and "user root;" or "" }
+  -- the usual start of a spec's nginx.conf, up to inside `http {` (the caller closes it)
+  ctx.head = ctx.modules .. ctx.user .. "\nworker_processes 1;\ndaemon on;\npid " .. prefix .. "/logs/nginx.pid;\n" ..
+             "error_log " .. prefix .. "/logs/error.log warn;\nevents { worker_connections 1024; }\nhttp {\n" ..
+             "  access_log off;\n  client_body_temp_path " .. prefix .. "/logs/body;\n  " .. ctx.paths
   local conf = opts.conf(ctx)
   local f = assert(io_open(prefix .. "/conf/nginx.conf", "w"))
   f:write(conf)
