@@ -1,3 +1,4 @@
+rockspec_format = "3.0"
 package = "sigmamind"
 version = "scm-1"
 source = {
@@ -10,14 +11,20 @@ description = {
     retries that never ring a person twice) under a small pure-Lua layer: resource namespaces,
     lazy pagination, campaign builders and RFC 4180 CSV.
   ]],
+  homepage = "https://github.com/lua-sigmamind/lua-sigmamind",
   license = "MIT",
 }
+supported_platforms = { "linux" }
+-- Lua 5.4, or LuaJIT 2.1 through `--lua-version 5.1` with LuaJIT's headers (the OpenResty route). LuaRocks cannot
+-- say "5.4 or LuaJIT", so the C core refuses PUC Lua 5.1, 5.2 and 5.3 itself, with a message (src/compat.h).
+-- argparse is not a dependency: only the CLI needs it, and it says how to get it when it is missing.
 dependencies = {
-  "lua >= 5.1",
-  "argparse >= 0.7",   -- bin/sigmamind only
+  "lua >= 5.1, < 5.5",
 }
+-- No header for CURL: Debian keeps curl/curl.h under /usr/include/<multiarch>, which the compiler searches by
+-- itself but LuaRocks does not; the library is found in lib/<multiarch> by LuaRocks' own search.
 external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
+  CURL = { library = "curl" },
   OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
 }
 build = {
@@ -48,3 +55,4 @@ build = {
   install = { bin = { sigmamind = "bin/sigmamind" } },
   copy_directories = { "examples" },
 }
+test = { type = "busted" }

@@ -4,6 +4,12 @@
 #ifndef SM_COMPAT_H
 #define SM_COMPAT_H
 
+/* The core runs on Lua 5.4 and on LuaJIT 2.1 (whose luaconf.h alone defines LUA_LJDIR); LuaRocks cannot express
+   "5.4 or LuaJIT", so the versions that would build and then fail at run time are refused here, by name. */
+#if LUA_VERSION_NUM == 502 || LUA_VERSION_NUM == 503 || (LUA_VERSION_NUM == 501 && !defined(LUA_LJDIR))
+#error "lua-sigmamind needs Lua 5.4 or LuaJIT 2.1 (OpenResty): with LuaRocks, --lua-version 5.4, or --lua-version 5.1 LUA_INCDIR=<LuaJIT's include directory>"
+#endif
+
 #if LUA_VERSION_NUM < 502
 
 #include <math.h>
