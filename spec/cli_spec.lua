@@ -1,6 +1,7 @@
 -- bin/sigmamind: the command-line tool, run as a user would against the sandbox; stdout, stderr and exit codes.
 local sandbox = require "support.sandbox"
 local webhook = require "sigmamind.webhook"
+local socket = require "socket"
 local json = sandbox.json
 
 local ROOT = sandbox.root()
@@ -31,8 +32,8 @@ describe("bin/sigmamind", function()
   setup(function() sb = sandbox.start{ speed = 200 } end)
   teardown(function() if sb then sb:stop() end end)
 
-  -- runs the CLI with the sandbox's environment; returns stdout, stderr, exit code
-  local function run(args, env, stdin_file)
+  -- starts the CLI with the sandbox's environment; the function returned waits for it: stdout, stderr, exit code
+  local function launch(args, env, stdin_file)
     env = env or { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url }
     local parts = { "env" }
     for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. shell_quote(v) end
@@ -41,12 +42,16 @@ describe("bin/sigmamind", function()
     local errfile = os.tmpname()
     local cmd = table.concat(parts, " ") .. " 2>" .. errfile .. (stdin_file and (" <" .. stdin_file) or " </dev/null")
     local p = assert(io.popen(cmd))
-    local out = p:read("a")
-    local _, _, code = p:close()
-    local err = read_file(errfile)
-    os.remove(errfile)
-    return out, err, code
+    return function()
+      local out = p:read("a")
+      local _, _, code = p:close()
+      local err = read_file(errfile)
+      os.remove(errfile)
+      return out, err, code
+    end
   end
+
+  local function run(args, env, stdin_file) return launch(args, env, stdin_file)() end
 
   local function run_json(args)
     local out, err, code = run(args)
@@ -348,6 +353,136 @@ describe("bin/sigmamind", function()
       assert.matches("EXIT=0", screen, 1, true)
       assert.matches("dial %[==============================%] 100%% 20/20", screen)
       assert.matches("placed 20, skipped 0, invalid 0, failed 0, uncertain 0 (of 20 rows)", screen, 1, true)
+    end)
+  end)
+
+  describe("secrets kept out of argv (which ps and /proc/PID/cmdline show to every user)", function()
+    local IMPORT = { "--json", "numbers", "import", "--number", "+12137779998", "--sip-uri", "sip.example.com",
+                     "--username", "trunkuser" }
+    local function with(list, ...)
+      local out = {}
+      for _, v in ipairs(list) do out[#out + 1] = v end
+      for _, v in ipairs{ ... } do out[#out + 1] = v end
+      return out
+    end
+
+    -- runs the CLI against a one-request HTTP server in this process and returns what reached it: the headers
+    -- (names lower-cased) and the decoded body, then the CLI's stdout, stderr and exit code
+    local function capture(args, env, stdin_file)
+      local server = assert(socket.bind("127.0.0.1", 0))
+      local _, port = server:getsockname()
+      env.SIGMAMIND_BASE_URL = "http://127.0.0.1:" .. port
+      local wait = launch(args, env, stdin_file)
+      server:settimeout(30)
+      local conn = server:accept()
+      local headers, body = {}, nil
+      if conn then
+        conn:settimeout(30)
+        conn:receive("*l")                                   -- the request line
+        repeat
+          local line = conn:receive("*l")
+          local k, v = (line or ""):match("^([^:]+):%s*(.-)%s*$")
+          if k then headers[k:lower()] = v end
+        until not line or line == ""
+        body = json.decode(conn:receive(tonumber(headers["content-length"] or 0)) or "")
+        local reply = '{"sipPhoneNumber":"+12137779998","provider":"custom"}'
+        conn:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #reply ..
+                  "\r\nConnection: close\r\n\r\n" .. reply)
+        conn:close()
+      end
+      server:close()
+      local out, err, code = wait()
+      return headers, body, out, err, code
+    end
+
+    it("reads the API key from the first line of stdin with --api-key-stdin", function()
+      local _
+      local path = write_file(sb.key .. "\r\nthe rest of stdin is not read\n")
+      local out, err, code = run({ "--api-key-stdin", "--json", "numbers", "list" }, { SIGMAMIND_BASE_URL = sb.url },
+                                 path)
+      assert.equal(0, code, err)
+      assert.matches(sb.number, out, 1, true)
+      local wrong = write_file("sk_wrong\n")
+      _, err, code = run({ "--api-key-stdin", "numbers", "list" }, { SIGMAMIND_BASE_URL = sb.url }, wrong)
+      assert.equal(1, code, err)                               -- the key sent is stdin's, refused by the sandbox
+      assert.matches("^sigmamind: GET /v1/phone%-numbers: 401", err)
+      os.remove(path); os.remove(wrong)
+    end)
+
+    it("takes the trunk password of numbers import from --password-stdin or $SIGMAMIND_TRUNK_PASSWORD", function()
+      local _
+      local path = write_file("p@ss word:1\r\n")
+      local headers, body, out, err, code = capture(with(IMPORT, "--password-stdin"),
+                                                    { SIGMAMIND_API_KEY = "sk_env", SIGMAMIND_TRUNK_PASSWORD = "env" },
+                                                    path)
+      assert.equal(0, code, err)
+      assert.equal("+12137779998", json.decode(out).sipPhoneNumber)
+      assert.equal("sk_env", headers["x-api-key"])
+      assert.equal("p@ss word:1", body.trunkPassword)          -- the flag wins over the variable
+      assert.equal("trunkuser", body.trunkUsername)
+
+      _, body, _, err, code = capture(IMPORT, { SIGMAMIND_API_KEY = "sk_env", SIGMAMIND_TRUNK_PASSWORD = "from env" })
+      assert.equal(0, code, err)
+      assert.equal("from env", body.trunkPassword)
+
+      local key = write_file("sk_stdin\n")
+      headers, body, _, err, code = capture(with({ "--api-key-stdin" }, table.unpack(with(IMPORT, "--password",
+                                                                                        "visible"))), {}, key)
+      assert.equal(0, code, err)
+      assert.equal("sk_stdin", headers["x-api-key"])
+      assert.equal("visible", body.trunkPassword)              -- --password still works
+      os.remove(path); os.remove(key)
+    end)
+
+    it("refuses two secrets on one stdin, an empty stdin, two sources for one secret, or none, sending nothing", function()
+      local key = write_file(sb.key .. "\n")
+      local before = sb:api_requests()
+      for _, case in ipairs{
+        { with(IMPORT, "--password-stdin"), key, "--api-key-stdin and --password-stdin cannot both read stdin",
+          { "--api-key-stdin" } },
+        { { "calls", "list" }, nil, "--api-key-stdin expects the secret on the first line of stdin, got nothing",
+          { "--api-key-stdin" } },
+        { with(IMPORT, "--password-stdin"), nil,
+          "--password-stdin expects the secret on the first line of stdin, got nothing" },
+        { with(IMPORT), nil, "numbers import needs the trunk password: $SIGMAMIND_TRUNK_PASSWORD, " ..
+                             "--password-stdin or --password" },
+        { with(IMPORT, "--password", "p", "--password-stdin"), key, "can not be used together" },
+        { { "calls", "list" }, key, "can not be used together", { "--api-key", "k", "--api-key-stdin" } },
+        { { "webhooks", "verify", "--signature", "t=1,v1=00", "--secret", "s" }, key,
+          "--api-key-stdin: webhooks verify needs no API key, and reads the body from stdin", { "--api-key-stdin" } },
+      } do
+        local args = with(case[4] or {}, table.unpack(case[1]))
+        local env = case[4] and { SIGMAMIND_BASE_URL = sb.url } or nil
+        local out, err, code = run(args, env, case[2])
+        assert.equal(2, code, table.concat(args, " ") .. ": " .. err)
+        assert.equal("", out)
+        assert.matches(case[3], err, 1, true)
+      end
+      local empty = write_file("\n")
+      local _, err, code = run({ "--api-key-stdin", "calls", "list" }, { SIGMAMIND_BASE_URL = sb.url }, empty)
+      assert.equal(2, code, err)
+      assert.matches("--api-key-stdin expects the secret on the first line of stdin, got an empty line", err, 1, true)
+      assert.same(before, sb:api_requests())
+      os.remove(key); os.remove(empty)
+    end)
+
+    it("says in --help that argv is visible to other users, and which forms are not", function()
+      local out, _, code = run{ "--help" }
+      assert.equal(0, code)
+      out = out:gsub("%s+", " ")
+      assert.matches("a command line is visible to every user of this machine (ps, /proc/PID/cmdline)", out, 1, true)
+      for _, form in ipairs{ "$SIGMAMIND_API_KEY", "--api-key-stdin", "$SIGMAMIND_TRUNK_PASSWORD",
+                             "--password-stdin", "$SIGMAMIND_WEBHOOK_SECRET" } do
+        assert.matches(form, out, 1, true)
+      end
+      assert.matches("Read the API key from the first line of stdin", out, 1, true)
+      assert.matches("--api-key <api_key> API key (default: $SIGMAMIND_API_KEY). Visible to other users", out, 1, true)
+      out, _, code = run{ "numbers", "import", "--help" }
+      assert.equal(0, code)
+      out = out:gsub("%s+", " ")
+      assert.matches("--password-stdin Read the trunk password from the first line of stdin", out, 1, true)
+      assert.matches("Trunk password (default: $SIGMAMIND_TRUNK_PASSWORD). Visible to other users in ps and " ..
+                     "/proc/PID/cmdline", out, 1, true)
     end)
   end)
 

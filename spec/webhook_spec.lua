@@ -387,6 +387,56 @@ describe("sigmamind.webhook", function()
       assert.is_table((verify(BODY, header, { dedupe = d })))
     end)
 
+    it("never counts events without a usable call id as repeats of each other, and stores nothing for them", function()
+      local dict = shared_dict()
+      local d = webhook.dedupe{ store = dict }
+      local null = require("sigmamind.core").null
+      local idless = {
+        { event = "conversation_started" },                             -- no call at all
+        { event = "conversation_started", call = null },
+        { event = "conversation_started", call = "call_1" },            -- a call that is not an object
+        { event = "conversation_started", call = {} },
+        { event = "conversation_started", call = { callId = null } },
+        { event = "conversation_started", call = { callId = "" } },
+        { event = "conversation_started", call = { callId = false } },
+        { event = "conversation_started", call = { callId = true } },
+        { event = "conversation_started", call = { callId = {} } },
+        { event = "conversation_started", call = { callId = { "call_1" } } },
+        { event = "conversation_started", call = { callId = 1.5 } },
+        { event = "conversation_started", call = { callId = 0 / 0 } },
+        { event = "conversation_started", call = { callId = math.huge } },
+      }
+      for round = 1, 2 do
+        for i, ev in ipairs(idless) do
+          assert.is_false(d:seen(ev), "round " .. round .. ", event " .. i)
+        end
+      end
+      d:forget(idless[9])                                               -- forgetting one is a no-op, not a raise
+      assert.same({}, dict.data)
+      assert.same({}, dict.calls)                                       -- the store is never asked about them
+    end)
+
+    it("identifies a call by a non-empty string or an integer id, and keeps ':' in ids and names from colliding", function()
+      local d = webhook.dedupe()
+      assert.is_false(d:seen(event(42)))
+      assert.is_true(d:seen(event(42)))
+      assert.is_false(d:seen(event(43)))
+      assert.is_false(d:seen(event("a:b", "c")))
+      assert.is_false(d:seen(event("a", "b:c")))
+      assert.is_false(d:seen(event("a%3Ab", "c")))
+      assert.is_true(d:seen(event("a:b", "c")))
+    end)
+
+    it("accepts two distinct signed deliveries that carry no call in verify", function()
+      local d = webhook.dedupe()
+      for _, body in ipairs{ '{"event":"conversation_started","timestamp":"2023-11-14T22:13:20Z"}',
+                             '{"event":"conversation_started","timestamp":"2023-11-14T22:13:21Z"}',
+                             '{"event":"conversation_started","timestamp":"2023-11-14T22:13:22Z","call":null}' } do
+        local ev, err = verify(body, header_for(NOW, body, SECRET), { dedupe = d })
+        assert.is_table(ev, tostring(err))
+      end
+    end)
+
     it("drops a repeated delivery in verify with reason duplicate", function()
       local d = webhook.dedupe()
       local header = header_for(NOW, BODY, SECRET)

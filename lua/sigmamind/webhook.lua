@@ -22,6 +22,7 @@ local error, type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable
 local string_lower, string_match, string_find, string_gsub, string_format =
       string.lower, string.match, string.find, string.gsub, string.format
 local table_concat, table_sort, math_floor, math_huge = table.concat, table.sort, math.floor, math.huge
+local math_type = rawget(math, "type")    -- Lua 5.3+; nil under LuaJIT and 5.1
 local hmac_sha256, consteq, json_decode, core_time = core.hmac_sha256, core.consteq, core.json_decode, core.time
 
 local _M = { _VERSION = "0.1" }
@@ -472,11 +473,30 @@ end
 local Dedupe = { __name = "sigmamind.webhook.dedupe" }
 Dedupe.__index = Dedupe
 
+-- The text of a call id that identifies a call: a non-empty string, or an integer (or a whole float within
+-- 2^53: LuaJIT has only floats). Anything else (absent, null, false, a table, 1.5) identifies nothing: tostring
+-- made "false" or "userdata: NULL" shared by unrelated calls, and a table's address no retry repeats.
+local function call_id_text(id)
+  if type(id) == "string" then return id ~= "" and id or nil end
+  if type(id) ~= "number" then return nil end
+  if math_type and math_type(id) == "integer" then return string_format("%d", id) end
+  if id == math_floor(id) and id < 2 ^ 53 and id > -2 ^ 53 then return string_format("%d", id) end
+  return nil
+end
+
+-- ':' and '%' are escaped so that the id and the event name, both from the body, cannot shift into each other
+-- ("a:b" + "c" against "a" + "b:c"); ids and names without them keep their plain key.
+local function key_part(s) return (string_gsub(s, "[%%:]", { ["%"] = "%25", [":"] = "%3A" })) end
+
+-- The event name and the call id identify a delivery (one event of each kind per call); an event without
+-- both has nothing that tells a retry from another event, so it is never a repeat: handling a retry twice is
+-- the at-least-once contract receivers live with anyway, while dropping a distinct event loses it.
 local function default_key(event)
-  local call = type(event) == "table" and event.call
-  local id = type(call) == "table" and call.callId
-  if id == nil or type(event.event) ~= "string" then return nil end
-  return "sigmamind:webhook:" .. tostring(id) .. ":" .. event.event
+  if type(event) ~= "table" or type(event.event) ~= "string" then return nil end
+  local call = event.call
+  local id = type(call) == "table" and call_id_text(call.callId) or nil
+  if id == nil then return nil end
+  return "sigmamind:webhook:" .. key_part(id) .. ":" .. key_part(event.event)
 end
 
 --- A memory of deliveries already accepted, for `opts.dedupe` of @{verify}: retried deliveries arrive twice.
@@ -488,7 +508,7 @@ end
 -- @tparam[opt=86400] number opts.ttl seconds to remember a delivery
 -- @tparam[opt=10000] integer opts.max_keys the default store's size
 -- @tparam[opt] function opts.key `key(event)` gives the key, or nil for an event never counted as a repeat
--- (default: the callId and the event name)
+-- (default: the event name and `call.callId` when that is a non-empty string or an integer; nil otherwise)
 -- @tparam[opt] number|function opts.now the clock of the default store
 -- @treturn Dedupe
 -- @raise on a bad option
@@ -520,7 +540,9 @@ end
 --- What @{dedupe} returns.
 -- @type Dedupe
 
---- Was this (callId, event) seen before? Records it otherwise. Events without a callId are never repeats.
+--- Was this (callId, event) seen before? Records it otherwise. Only a `call.callId` that is a non-empty
+-- string or an integer identifies an event; an event without one (no `call`, a null, table or fractional id) is
+-- never a repeat, since nothing tells its retry from a different event.
 -- A store with `add(key, value, ttl) -> true | false, "exists"` (ngx.shared.DICT:add's contract) is used
 -- atomically, so two workers receiving the same retry at once cannot both see it as new; get-then-set stores
 -- cannot promise that. An `add` that fails for another reason (`false, "no memory"`) did not remember the key:
