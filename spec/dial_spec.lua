@@ -170,6 +170,42 @@ describe("dial", function()
     c:close()
   end)
 
+  it("checks every option before dialing anyone", function()
+    local c, j = client(), tmpname()
+    local function dial(extra)
+      local opts = { contacts = contacts(2), from = sb.number, agent = sb.agent, journal = j }
+      for k, v in pairs(extra) do opts[k] = v end
+      local report, err = c:dial(opts)                    -- not a tail call: the error blames this line
+      return report, err
+    end
+    -- misuse raises here, blaming the caller: calls:wait would raise it only once this dial had placed calls
+    for _, bad in ipairs{ -5, 0 / 0, -math.huge } do
+      local ok, msg = pcall(dial, { wait_timeout = bad })
+      assert.is_false(ok)
+      assert.matches("^spec/dial_spec.lua:%d+: sigmamind: dial: wait_timeout: expected a number of seconds >= 0, "
+                     .. "got " .. tostring(bad):gsub("%p", "%%%0") .. "$", msg)
+    end
+    -- a bad value that every call would send: one invalid error naming the option, not a row of failures
+    for _, case in ipairs{
+      { { from = "123" }, "from", "from: expected an E.164 phone number" },
+      { { agent = "" }, "agent", "agent: expected a string of 1 to 64 characters" },
+      { { variables = { x = function() end } }, "variables", "variables.x: expected a string, number or boolean" },
+      { { variables = { "a" } }, "variables", "variables: expected an object" },
+    } do
+      local report, err = dial(case[1])
+      assert.is_nil(report)
+      assert.same({ "invalid", case[2], false }, { err.kind, err.field, err.sent })
+      assert.matches(case[3], err.message, 1, true)
+    end
+    assert.equal(0, sb:count("POST", "/v1/calls"))
+    assert.is_nil(io.open(j), "the journal was written")
+    -- no timeout at all is a wait that never gives up
+    local report = assert(dial{ wait_timeout = math.huge, contacts = contacts(1) })
+    assert.equal("ended", report.rows[1].final)
+    os.remove(j)
+    c:close()
+  end)
+
   it("never dials a row twice when the dialer is killed with SIGKILL again and again", function()
     local n, rounds = 60, 5
     local j, script, out = tmpname(), tmpname() .. ".lua", tmpname()

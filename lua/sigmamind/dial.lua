@@ -125,11 +125,31 @@ local function check_opts(opts)
   if opts.agent == nil then error("sigmamind: dial: agent: required (an agent id)", 3) end
   local conc = opts.concurrency or 8
   if conc < 1 or conc % 1 ~= 0 then error("sigmamind: dial: concurrency: expected an integer >= 1", 3) end
+  -- here, not in calls:wait, which would raise it only after this dial had placed its calls
+  local wt = opts.wait_timeout
+  if wt ~= nil and (wt ~= wt or wt < 0) then           -- NaN passes "< 0"
+    error("sigmamind: dial: wait_timeout: expected a number of seconds >= 0, got " .. tostring(wt), 3)
+  end
 end
 
-local function invalid(message, problems)
-  return nil, core.error{ kind = "invalid", field = "contacts", message = message, problems = problems,
+local function invalid(message, problems, field)
+  return nil, core.error{ kind = "invalid", field = field or "contacts", message = message, problems = problems,
                           method = "POST", path = "/v1/calls", attempts = 0, sent = false, retryable = false }
+end
+
+-- the body fields every call shares, with the options they come from
+local SHARED = { fromPhoneNumber = "from", agentId = "agent", dynamicVariables = "variables" }
+
+-- from, agent and variables checked once, as the calls will send them, before anyone is dialed (a bad one would
+-- fail every row alike); true | nil, err naming the option
+local function check_shared(opts, vars)
+  local ok, err = core.validate("calls.create", { fromPhoneNumber = opts.from, toPhoneNumber = "+12025550100",
+                                                  agentId = opts.agent, dynamicVariables = vars })
+  if ok then return true end
+  local name = string_match(tostring(err.field), "^%a+")
+  local option = SHARED[name]
+  if not option then return nil, err end
+  return invalid((string_gsub(err.message, "^" .. name, option, 1)), nil, option)
 end
 
 --- The options of @{dial}. Exactly one of `contacts` and `csv_file` is required, and `from` and `agent`;
@@ -167,13 +187,18 @@ end
 -- @tparam sigmamind.Client client
 -- @tparam options opts see @{options}
 -- @treturn[1] report see @{report}
--- @return[2] nil, @{sigmamind.err|err} of kind `invalid` when the list cannot be used at all (unreadable,
--- malformed, no phone column, no data rows), or the journal is in use, cannot be written or has a line that is
--- not a record (a damaged journal is not half believed: a lost intent could ring someone twice)
+-- @return[2] nil, @{sigmamind.err|err} of kind `invalid`, before anyone is dialed, when the list cannot be used
+-- at all (unreadable, malformed, no phone column, no data rows), `from`, `agent` or `variables` would fail every
+-- call (`err.field` names the option), or the journal is in use, cannot be written or has a line that is not a
+-- record (a damaged journal is not half believed: a lost intent could ring someone twice)
 -- @raise on misuse (a bad option), or when `on_progress` raises
 function _M.dial(client, opts)
   check_opts(opts)
   local vars = opts.variables or {}
+  do
+    local ok, err = check_shared(opts, vars)
+    if not ok then return nil, err end
+  end
   local text
   if opts.csv_file then
     local f, msg = io_open(opts.csv_file, "rb")
