@@ -206,6 +206,50 @@ describe("dial", function()
     c:close()
   end)
 
+  it("lets go of the journal when on_progress raises, not at the lock's collection", function()
+    local c, j = client(), tmpname()
+    collectgarbage("stop")                                 -- a collection would hide a lock left held
+    local ok, msg = pcall(c.dial, c, { contacts = contacts(2), from = sb.number, agent = sb.agent, journal = j,
+                                       on_progress = function() error("progress bar broke", 0) end })
+    local lock, lmsg = core.journal_lock(j)
+    if lock then lock:release() end
+    local again, aerr = c:dial{ contacts = contacts(2), from = sb.number, agent = sb.agent, journal = j,
+                                wait = false }
+    collectgarbage("restart")
+    assert.is_false(ok)
+    assert.equal("progress bar broke", msg)
+    assert.truthy(lock, lmsg)
+    assert.is_nil(aerr)
+    assert.equal(2, again.placed)
+    assert.equal(2, sb:count("POST", "/v1/calls"))
+    os.remove(j)
+    c:close()
+  end)
+
+  it("refuses a csv_file that names a directory with an invalid error (and the CLI says so, exit 2)", function()
+    local c, dir = client(), tmpname()
+    assert(os.execute("mkdir " .. dir))
+    local report, err = c:dial{ csv_file = dir, from = sb.number, agent = sb.agent, journal = dir .. ".journal" }
+    assert.is_nil(report)
+    assert.same({ "invalid", "csv_file" }, { err.kind, err.field })
+    assert.equal("csv_file: " .. dir .. ": Is a directory", err.message)
+    local errfile = tmpname()
+    local p = assert(io.popen(string.format("env SIGMAMIND_API_KEY=%s SIGMAMIND_BASE_URL=%s bin/sigmamind dial %s "
+                                            .. "--from %s --agent %s 2>%s", sb.key, sb.url, dir, sb.number,
+                                            sb.agent, errfile)))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    local f = assert(io.open(errfile)); local stderr = f:read("a"); f:close()
+    os.remove(errfile)
+    assert.equal(2, code)
+    assert.equal("", out)
+    assert.equal("sigmamind: POST /v1/calls: invalid: csv_file: " .. dir .. ": Is a directory\n", stderr)
+    assert.is_nil(io.open(dir .. ".journal"))
+    assert.equal(0, sb:count("POST", "/v1/calls"))
+    os.remove(dir)
+    c:close()
+  end)
+
   it("never dials a row twice when the dialer is killed with SIGKILL again and again", function()
     local n, rounds = 60, 5
     local j, script, out = tmpname(), tmpname() .. ".lua", tmpname()

@@ -107,6 +107,8 @@ local function failure_class(sent, status)
   return "uncertain"
 end
 
+local run   -- the dial under the journal's lock (below dial)
+
 ---------------------------------------------------------------------------------------------------------------
 
 local function check_opts(opts)
@@ -135,6 +137,11 @@ end
 local function invalid(message, problems, field)
   return nil, core.error{ kind = "invalid", field = field or "contacts", message = message, problems = problems,
                           method = "POST", path = "/v1/calls", attempts = 0, sent = false, retryable = false }
+end
+
+local function journal_error(message)
+  return nil, core.error{ kind = "invalid", field = "journal", message = "journal: " .. tostring(message),
+                          sent = false, retryable = false, attempts = 0 }
 end
 
 -- the body fields every call shares, with the options they come from
@@ -202,20 +209,39 @@ function _M.dial(client, opts)
   local text
   if opts.csv_file then
     local f, msg = io_open(opts.csv_file, "rb")
-    if not f then return invalid("csv_file: " .. tostring(msg)) end
-    text = f:read("a")
+    if not f then return invalid("csv_file: " .. tostring(msg), nil, "csv_file") end
+    text, msg = f:read("a")
     f:close()
+    -- a directory opens (on Linux) and fails only here
+    if not text then return invalid("csv_file: " .. opts.csv_file .. ": " .. tostring(msg), nil, "csv_file") end
   else
     text = csv.encode(opts.contacts)
   end
   local check = build.check_csv(text, vars)
   if check.fatal then return invalid(check.fatal, check.problems) end
+
+  local journal, lock = opts.journal, nil
+  if journal then
+    -- one dial at a time on a journal: two would both read it before either wrote, and both dial every row
+    local lmsg
+    lock, lmsg = core.journal_lock(journal)
+    if not lock then return journal_error(lmsg) end
+  end
+  -- the lock is let go however this ends, an on_progress that raises included, not at its collection
+  local done, report, rerr = pcall(run, client, opts, vars, text, check, journal)
+  if lock then lock:release() end
+  if not done then error(report, 0) end
+  return report, rerr
+end
+
+-- the dial itself, under the journal's lock: read the journal, then dial what it leaves to dial
+function run(client, opts, vars, text, check, journal)
   local records, header = csv.decode(text)
   local phone_col
   for _, name in ipairs(header) do if csv.phone_rank(name) then phone_col = name; break end end
 
   local report = { rows = {}, total = check.rows, placed = 0, skipped = 0, invalid = 0, failed = 0,
-                   uncertain = 0, problems = check.problems, statuses = {}, journal = opts.journal }
+                   uncertain = 0, problems = check.problems, statuses = {}, journal = journal }
   local rows = report.rows
   for _, p in ipairs(check.problems) do
     local n = tonumber(string_match(p, "^Row (%d+):"))
@@ -233,29 +259,18 @@ function _M.dial(client, opts)
     end
   end
 
-  local journal = opts.journal
-  local state, lock = {}, nil
+  local state = {}
   if journal then
-    -- one dial at a time on a journal: two would both read it before either wrote, and both dial every row
-    local lmsg
-    lock, lmsg = core.journal_lock(journal)
-    if not lock then
-      return nil, core.error{ kind = "invalid", field = "journal", message = "journal: " .. tostring(lmsg),
-                              sent = false, retryable = false, attempts = 0 }
-    end
     local repair
     state, repair = read_journal(journal)
-    local ok, msg = state ~= nil, repair
-    if ok and repair == "\n" then
+    if not state then return journal_error(repair) end
+    local ok, msg = true, nil
+    if repair == "\n" then
       ok, msg = core.journal_append(journal, "\n")
-    elseif ok and repair then
+    elseif repair then
       ok, msg = core.journal_truncate(journal, repair)
     end
-    if not ok then
-      lock:release()
-      return nil, core.error{ kind = "invalid", field = "journal", message = "journal: " .. tostring(msg),
-                              sent = false, retryable = false, attempts = 0 }
-    end
+    if not ok then return journal_error(msg) end
   end
   local function append(line)
     if not journal then return true end
@@ -362,9 +377,7 @@ function _M.dial(client, opts)
 
   progress()
   local conc = opts.concurrency or 8
-  local mapped, results = pcall(task.map, client, to_dial, one, { concurrency = conc })
-  if lock then lock:release() end
-  if not mapped then error(results, 0) end
+  local results = task.map(client, to_dial, one, { concurrency = conc })
   for i = 1, #results do
     local v, err = results[i][1], results[i][2]
     if v == nil and not core.is_error(err) then error(err, 0) end   -- a bug or on_progress raised: not ours to hide
