@@ -170,6 +170,86 @@ describe("dial", function()
     c:close()
   end)
 
+  it("checks every option before dialing anyone", function()
+    local c, j = client(), tmpname()
+    local function dial(extra)
+      local opts = { contacts = contacts(2), from = sb.number, agent = sb.agent, journal = j }
+      for k, v in pairs(extra) do opts[k] = v end
+      local report, err = c:dial(opts)                    -- not a tail call: the error blames this line
+      return report, err
+    end
+    -- misuse raises here, blaming the caller: calls:wait would raise it only once this dial had placed calls
+    for _, bad in ipairs{ -5, 0 / 0, -math.huge } do
+      local ok, msg = pcall(dial, { wait_timeout = bad })
+      assert.is_false(ok)
+      assert.matches("^spec/dial_spec.lua:%d+: sigmamind: dial: wait_timeout: expected a number of seconds >= 0, "
+                     .. "got " .. tostring(bad):gsub("%p", "%%%0") .. "$", msg)
+    end
+    -- a bad value that every call would send: one invalid error naming the option, not a row of failures
+    for _, case in ipairs{
+      { { from = "123" }, "from", "from: expected an E.164 phone number" },
+      { { agent = "" }, "agent", "agent: expected a string of 1 to 64 characters" },
+      { { variables = { x = function() end } }, "variables", "variables.x: expected a string, number or boolean" },
+      { { variables = { "a" } }, "variables", "variables: expected an object" },
+    } do
+      local report, err = dial(case[1])
+      assert.is_nil(report)
+      assert.same({ "invalid", case[2], false }, { err.kind, err.field, err.sent })
+      assert.matches(case[3], err.message, 1, true)
+    end
+    assert.equal(0, sb:count("POST", "/v1/calls"))
+    assert.is_nil(io.open(j), "the journal was written")
+    -- no timeout at all is a wait that never gives up
+    local report = assert(dial{ wait_timeout = math.huge, contacts = contacts(1) })
+    assert.equal("ended", report.rows[1].final)
+    os.remove(j)
+    c:close()
+  end)
+
+  it("lets go of the journal when on_progress raises, not at the lock's collection", function()
+    local c, j = client(), tmpname()
+    collectgarbage("stop")                                 -- a collection would hide a lock left held
+    local ok, msg = pcall(c.dial, c, { contacts = contacts(2), from = sb.number, agent = sb.agent, journal = j,
+                                       on_progress = function() error("progress bar broke", 0) end })
+    local lock, lmsg = core.journal_lock(j)
+    if lock then lock:release() end
+    local again, aerr = c:dial{ contacts = contacts(2), from = sb.number, agent = sb.agent, journal = j,
+                                wait = false }
+    collectgarbage("restart")
+    assert.is_false(ok)
+    assert.equal("progress bar broke", msg)
+    assert.truthy(lock, lmsg)
+    assert.is_nil(aerr)
+    assert.equal(2, again.placed)
+    assert.equal(2, sb:count("POST", "/v1/calls"))
+    os.remove(j)
+    c:close()
+  end)
+
+  it("refuses a csv_file that names a directory with an invalid error (and the CLI says so, exit 2)", function()
+    local c, dir = client(), tmpname()
+    assert(os.execute("mkdir " .. dir))
+    local report, err = c:dial{ csv_file = dir, from = sb.number, agent = sb.agent, journal = dir .. ".journal" }
+    assert.is_nil(report)
+    assert.same({ "invalid", "csv_file" }, { err.kind, err.field })
+    assert.equal("csv_file: " .. dir .. ": Is a directory", err.message)
+    local errfile = tmpname()
+    local p = assert(io.popen(string.format("env SIGMAMIND_API_KEY=%s SIGMAMIND_BASE_URL=%s bin/sigmamind dial %s "
+                                            .. "--from %s --agent %s 2>%s", sb.key, sb.url, dir, sb.number,
+                                            sb.agent, errfile)))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    local f = assert(io.open(errfile)); local stderr = f:read("a"); f:close()
+    os.remove(errfile)
+    assert.equal(2, code)
+    assert.equal("", out)
+    assert.equal("sigmamind: POST /v1/calls: invalid: csv_file: " .. dir .. ": Is a directory\n", stderr)
+    assert.is_nil(io.open(dir .. ".journal"))
+    assert.equal(0, sb:count("POST", "/v1/calls"))
+    os.remove(dir)
+    c:close()
+  end)
+
   it("never dials a row twice when the dialer is killed with SIGKILL again and again", function()
     local n, rounds = 60, 5
     local j, script, out = tmpname(), tmpname() .. ".lua", tmpname()

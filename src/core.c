@@ -61,7 +61,8 @@ __attribute__((visibility("default"))) int luaopen_sigmamind_core(lua_State *L) 
     { "is_error", sm_error_is }, { "base64_encode", sm_base64_encode_l }, { "base64_decode", sm_base64_decode_l },
     { "hmac_sha256", sm_hmac_sha256_l }, { "consteq", sm_consteq_l }, { "json_encode", l_json_encode },
     { "json_decode", l_json_decode }, { "sleep", l_sleep }, { "now", l_now }, { "time", l_time },
-    { "journal_append", sm_journal_append_l }, { "journal_lock", sm_journal_lock_l },
+    { "journal_append", sm_journal_append_l }, { "journal_truncate", sm_journal_truncate_l },
+    { "journal_lock", sm_journal_lock_l },
     { NULL, NULL }
   };
   if (!curl_ready) {

@@ -4,8 +4,10 @@
 #define _DEFAULT_SOURCE 1         /* flock(2): a BSD lock, held by the open file, not the process (as fcntl's are) */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "sm.h"
 
@@ -34,30 +36,90 @@ static int push_bad_path(lua_State *L) {
   return 3;
 }
 
-/* core.journal_append(path, line) --> true | nil, msg, errno: open(O_APPEND|O_CREAT), write all, fsync, close */
-int sm_journal_append_l(lua_State *L) {
-  size_t len, off = 0;
-  const char *path = journal_path(L, 1);
-  const char *line = luaL_checklstring(L, 2, &len);
-  int fd, e;
-  if (!path) return push_bad_path(L);
-  do fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600); while (fd < 0 && errno == EINTR);
-  if (fd < 0) goto fail;
+/* write all of buf at the end of fd (O_APPEND): 0, or -1 with errno */
+static int write_all(int fd, const char *buf, size_t len) {
+  size_t off = 0;
   while (off < len) {
-    ssize_t w = write(fd, line + off, len - off);
-    if (w < 0) { if (errno == EINTR) continue; goto fail_close; }
+    ssize_t w = write(fd, buf + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) { if (w == 0) errno = EIO; return -1; }
     off += (size_t)w;
   }
-  if (fsync(fd) != 0) goto fail_close;
-  if (close(fd) != 0 && errno != EINTR) goto fail;
+  return 0;
+}
+
+/* core.journal_append(path, line) --> true | nil, msg, errno: the line whole on disk (fsync), or not at all.
+   The dial's lock keeps every other writer off, so the size before the write is where this record starts: a
+   write or fsync that fails (ENOSPC after part of the line fitted) is cut back to it, and the next record is never
+   glued onto a fragment that a reader would file under the wrong number. */
+int sm_journal_append_l(lua_State *L) {
+  size_t len;
+  const char *path = journal_path(L, 1);
+  const char *line = luaL_checklstring(L, 2, &len);
+  struct stat st;
+  off_t start;
+  char last;
+  int fd, e, cut;
+  if (!path) return push_bad_path(L);
+  /* O_RDWR: its last byte is read below */
+  do fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600); while (fd < 0 && errno == EINTR);
+  if (fd < 0) return push_failure(L, path, errno, NULL);
+  if (fstat(fd, &st) != 0) goto fail_close;
+  start = st.st_size;
+  /* a fragment an earlier cut-back could not remove: this record starts on a line of its own, so that it reads
+     as itself and the fragment as a damaged line (which stops the next dial) rather than one glued record */
+  if (start > 0 && len > 0 && line[0] != '\n') {
+    ssize_t r;
+    do r = pread(fd, &last, 1, start - 1); while (r < 0 && errno == EINTR);
+    if (r < 0) goto fail_close;
+    if (r == 1 && last != '\n' && write_all(fd, "\n", 1) != 0) goto fail_cut;
+  }
+  if (write_all(fd, line, len) != 0 || fsync(fd) != 0) goto fail_cut;
+  if (close(fd) != 0 && errno != EINTR) return push_failure(L, path, errno, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+fail_cut:
+  e = errno;
+  do cut = ftruncate(fd, start); while (cut != 0 && errno == EINTR);
+  if (cut != 0) {
+    int ce = errno;
+    close(fd);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s (and the part written could not be removed: %s)", path, strerror(e), strerror(ce));
+    lua_pushinteger(L, e);
+    return 3;
+  }
+  (void)fsync(fd);
+  close(fd);
+  return push_failure(L, path, e, NULL);
+fail_close:
+  e = errno;
+  close(fd);
+  return push_failure(L, path, e, NULL);
+}
+
+/* core.journal_truncate(path, size) --> true | nil, msg, errno: cut the journal back to its first `size` bytes
+   (a torn last record, before anything is appended after it) and fsync; never makes it longer */
+int sm_journal_truncate_l(lua_State *L) {
+  const char *path = journal_path(L, 1);
+  lua_Integer size = luaL_checkinteger(L, 2);
+  struct stat st;
+  int fd, e, r;
+  luaL_argcheck(L, size >= 0, 2, "expected a size >= 0");
+  if (!path) return push_bad_path(L);
+  do fd = open(path, O_WRONLY | O_CLOEXEC); while (fd < 0 && errno == EINTR);
+  if (fd < 0) return push_failure(L, path, errno, NULL);
+  if (fstat(fd, &st) != 0) goto fail_close;
+  if ((uintmax_t)size > (uintmax_t)st.st_size) { errno = EINVAL; goto fail_close; }
+  do r = ftruncate(fd, (off_t)size); while (r != 0 && errno == EINTR);
+  if (r != 0 || fsync(fd) != 0) goto fail_close;
+  if (close(fd) != 0 && errno != EINTR) return push_failure(L, path, errno, NULL);
   lua_pushboolean(L, 1);
   return 1;
 fail_close:
   e = errno;
   close(fd);
-  errno = e;
-fail:
-  return push_failure(L, path, errno, NULL);
+  return push_failure(L, path, e, NULL);
 }
 
 static int lock_release(lua_State *L) {

@@ -219,6 +219,7 @@ void sm_multi_release(sm_client *c);             /* removes every easy handle fr
 /* ---- journal (journal.c) -------------------------------------------------------------------------------- */
 
 int sm_journal_append_l(lua_State *L);           /* core.journal_append(path, line) --> true | nil, msg, errno */
+int sm_journal_truncate_l(lua_State *L);         /* core.journal_truncate(path, size) --> true | nil, msg, errno */
 int sm_journal_lock_l(lua_State *L);             /* core.journal_lock(path) --> lock | nil, msg, errno */
 
 #endif

@@ -38,35 +38,65 @@ local OPTIONS = {
 --   S <row> <phone> <status> $             the call reached a final status
 -- A row is known by its phone number (a valid list has each number once): a number placed through a journal is
 -- never dialed again through it, whatever row it is on, so fixing a list (removing a bad row, which renumbers
--- the rows after it) and running it again rings nobody twice. The row number is kept for people. The closing " $"
--- makes a torn line (a crash in the middle of a write) unreadable rather than wrong; such lines are skipped.
+-- the rows after it) and running it again rings nobody twice. The row number is kept for people.
+-- An append is whole or cut back (journal.c), so only a crash can leave part of a record, and only as the last
+-- line: that one is cut away before the next append (its intent, if any, is on the line before). Any other line
+-- that is not a record stops the dial: skipping it could forget an intent and ring that person again.
 
-local function read_journal(path)
-  local state, torn = {}, false
-  local f = io_open(path, "rb")
-  if not f then return state, false end
-  local text = f:read("a") or ""
-  f:close()
-  if #text > 0 and text:sub(-1) ~= "\n" then torn = true end
-  for line in text:gmatch("[^\n]+") do
-    local kind, n, phone, rest = string_match(line, "^([ICFS]) (%d+) (%+%d+) ?(.-) %$$")
-    if kind then
-      local st = state[phone] or {}
-      state[phone] = st
-      st.row = tonumber(n)
-      if kind == "I" then
-        st.phase = "intent"; st.intents = (st.intents or 0) + 1
-      elseif kind == "C" and rest:match("^%S+$") then
-        st.phase, st.callId = "placed", rest
-      elseif kind == "F" then
-        local fkind, sent, status = rest:match("^(%S+) ([01]) (%d+)$")
-        if fkind then st.phase, st.fail = "failed", { kind = fkind, sent = sent == "1", status = tonumber(status) } end
-      elseif kind == "S" and rest:match("^%S+$") then
-        st.final = rest
-      end
-    end
+local RECORD = {
+  I = "^I (%d+) (%+%d+) %$$",
+  C = "^C (%d+) (%+%d+) (%S+) %$$",
+  F = "^F (%d+) (%+%d+) (%S+) ([01]) (%d+) %$$",
+  S = "^S (%d+) (%+%d+) (%S+) %$$",
+}
+
+-- file one record line into state; false when the line is not a record
+local function read_record(state, line)
+  local kind = line:sub(1, 1)
+  local pattern = RECORD[kind]
+  if not pattern then return false end
+  local n, phone, a, b, c = string_match(line, pattern)
+  if not n then return false end
+  local st = state[phone] or {}
+  state[phone] = st
+  st.row = tonumber(n)
+  if kind == "I" then
+    st.phase = "intent"
+  elseif kind == "C" then
+    st.phase, st.callId = "placed", a
+  elseif kind == "F" then
+    st.phase, st.fail = "failed", { kind = a, sent = b == "1", status = tonumber(c) }
+  else
+    st.final = a
   end
-  return state, torn
+  return true
+end
+
+-- state (by phone number), repair | nil, message. repair is what the end of the file needs before an append:
+-- nil (it ends a line), "\n" (its last record lost only its newline) or the size to cut it back to (torn).
+local function read_journal(path)
+  local state = {}
+  local f = io_open(path, "rb")
+  if not f then return state end
+  local text, rmsg = f:read("a")
+  f:close()
+  if not text then return nil, path .. ": " .. tostring(rmsg) end
+  local pos, n = 1, 0
+  while pos <= #text do
+    n = n + 1
+    local nl = text:find("\n", pos, true)
+    local line = text:sub(pos, (nl or #text + 1) - 1)
+    if not nl then                                    -- the last line, torn by a crash in its write
+      return state, read_record(state, line) and "\n" or pos - 1
+    end
+    if line ~= "" and not read_record(state, line) then
+      if #line > 80 then line = line:sub(1, 77) .. "..." end
+      return nil, string_format("%s: line %d is not a journal record: '%s' (the journal is damaged: see to that "
+                                .. "line by hand; nobody was dialed)", path, n, (string_gsub(line, "%c", "?")))
+    end
+    pos = nl + 1
+  end
+  return state
 end
 
 -- what a failure means for this row: "redial" (nothing was created), "failed" (the server refused it) or
@@ -76,6 +106,8 @@ local function failure_class(sent, status)
   if status and status >= 400 and status < 500 then return "failed" end
   return "uncertain"
 end
+
+local run   -- the dial under the journal's lock (below dial)
 
 ---------------------------------------------------------------------------------------------------------------
 
@@ -95,11 +127,36 @@ local function check_opts(opts)
   if opts.agent == nil then error("sigmamind: dial: agent: required (an agent id)", 3) end
   local conc = opts.concurrency or 8
   if conc < 1 or conc % 1 ~= 0 then error("sigmamind: dial: concurrency: expected an integer >= 1", 3) end
+  -- here, not in calls:wait, which would raise it only after this dial had placed its calls
+  local wt = opts.wait_timeout
+  if wt ~= nil and (wt ~= wt or wt < 0) then           -- NaN passes "< 0"
+    error("sigmamind: dial: wait_timeout: expected a number of seconds >= 0, got " .. tostring(wt), 3)
+  end
 end
 
-local function invalid(message, problems)
-  return nil, core.error{ kind = "invalid", field = "contacts", message = message, problems = problems,
+local function invalid(message, problems, field)
+  return nil, core.error{ kind = "invalid", field = field or "contacts", message = message, problems = problems,
                           method = "POST", path = "/v1/calls", attempts = 0, sent = false, retryable = false }
+end
+
+local function journal_error(message)
+  return nil, core.error{ kind = "invalid", field = "journal", message = "journal: " .. tostring(message),
+                          sent = false, retryable = false, attempts = 0 }
+end
+
+-- the body fields every call shares, with the options they come from
+local SHARED = { fromPhoneNumber = "from", agentId = "agent", dynamicVariables = "variables" }
+
+-- from, agent and variables checked once, as the calls will send them, before anyone is dialed (a bad one would
+-- fail every row alike); true | nil, err naming the option
+local function check_shared(opts, vars)
+  local ok, err = core.validate("calls.create", { fromPhoneNumber = opts.from, toPhoneNumber = "+12025550100",
+                                                  agentId = opts.agent, dynamicVariables = vars })
+  if ok then return true end
+  local name = string_match(tostring(err.field), "^%a+")
+  local option = SHARED[name]
+  if not option then return nil, err end
+  return invalid((string_gsub(err.message, "^" .. name, option, 1)), nil, option)
 end
 
 --- The options of @{dial}. Exactly one of `contacts` and `csv_file` is required, and `from` and `agent`;
@@ -137,29 +194,54 @@ end
 -- @tparam sigmamind.Client client
 -- @tparam options opts see @{options}
 -- @treturn[1] report see @{report}
--- @return[2] nil, @{sigmamind.err|err} of kind `invalid` when the list cannot be used at all (unreadable,
--- malformed, no phone column, no data rows) or the journal cannot be written
+-- @return[2] nil, @{sigmamind.err|err} of kind `invalid`, before anyone is dialed, when the list cannot be used
+-- at all (unreadable, malformed, no phone column, no data rows), `from`, `agent` or `variables` would fail every
+-- call (`err.field` names the option), or the journal is in use, cannot be written or has a line that is not a
+-- record (a damaged journal is not half believed: a lost intent could ring someone twice)
 -- @raise on misuse (a bad option), or when `on_progress` raises
 function _M.dial(client, opts)
   check_opts(opts)
   local vars = opts.variables or {}
+  do
+    local ok, err = check_shared(opts, vars)
+    if not ok then return nil, err end
+  end
   local text
   if opts.csv_file then
     local f, msg = io_open(opts.csv_file, "rb")
-    if not f then return invalid("csv_file: " .. tostring(msg)) end
-    text = f:read("a")
+    if not f then return invalid("csv_file: " .. tostring(msg), nil, "csv_file") end
+    text, msg = f:read("a")
     f:close()
+    -- a directory opens (on Linux) and fails only here
+    if not text then return invalid("csv_file: " .. opts.csv_file .. ": " .. tostring(msg), nil, "csv_file") end
   else
     text = csv.encode(opts.contacts)
   end
   local check = build.check_csv(text, vars)
   if check.fatal then return invalid(check.fatal, check.problems) end
+
+  local journal, lock = opts.journal, nil
+  if journal then
+    -- one dial at a time on a journal: two would both read it before either wrote, and both dial every row
+    local lmsg
+    lock, lmsg = core.journal_lock(journal)
+    if not lock then return journal_error(lmsg) end
+  end
+  -- the lock is let go however this ends, an on_progress that raises included, not at its collection
+  local done, report, rerr = pcall(run, client, opts, vars, text, check, journal)
+  if lock then lock:release() end
+  if not done then error(report, 0) end
+  return report, rerr
+end
+
+-- the dial itself, under the journal's lock: read the journal, then dial what it leaves to dial
+function run(client, opts, vars, text, check, journal)
   local records, header = csv.decode(text)
   local phone_col
   for _, name in ipairs(header) do if csv.phone_rank(name) then phone_col = name; break end end
 
   local report = { rows = {}, total = check.rows, placed = 0, skipped = 0, invalid = 0, failed = 0,
-                   uncertain = 0, problems = check.problems, statuses = {}, journal = opts.journal }
+                   uncertain = 0, problems = check.problems, statuses = {}, journal = journal }
   local rows = report.rows
   for _, p in ipairs(check.problems) do
     local n = tonumber(string_match(p, "^Row (%d+):"))
@@ -177,25 +259,18 @@ function _M.dial(client, opts)
     end
   end
 
-  local journal = opts.journal
-  local state, lock = {}, nil
+  local state = {}
   if journal then
-    -- one dial at a time on a journal: two would both read it before either wrote, and both dial every row
-    local lmsg
-    lock, lmsg = core.journal_lock(journal)
-    if not lock then
-      return nil, core.error{ kind = "invalid", field = "journal", message = "journal: " .. tostring(lmsg),
-                              sent = false, retryable = false, attempts = 0 }
+    local repair
+    state, repair = read_journal(journal)
+    if not state then return journal_error(repair) end
+    local ok, msg = true, nil
+    if repair == "\n" then
+      ok, msg = core.journal_append(journal, "\n")
+    elseif repair then
+      ok, msg = core.journal_truncate(journal, repair)
     end
-    local torn
-    state, torn = read_journal(journal)
-    -- a torn last line gets its own line ending, so the next record starts clean
-    local ok, msg = core.journal_append(journal, torn and "\n" or "")
-    if not ok then
-      lock:release()
-      return nil, core.error{ kind = "invalid", field = "journal", message = "journal: " .. tostring(msg),
-                              sent = false, retryable = false, attempts = 0 }
-    end
+    if not ok then return journal_error(msg) end
   end
   local function append(line)
     if not journal then return true end
@@ -252,6 +327,11 @@ function _M.dial(client, opts)
   local wait = opts.wait ~= false
   local wait_opts = { timeout = opts.wait_timeout or 600 }
   local key_of = function(r) return r.row .. " " .. r.phone end
+  -- a field of a record is one word, never empty: a line the reader cannot take apart would stop the next dial
+  local function word(v)
+    local w = string_gsub(tostring(v), "%s", "_")
+    return w ~= "" and w or "-"
+  end
 
   local function one(item)
     local r = item.r
@@ -266,15 +346,15 @@ function _M.dial(client, opts)
       end
       local call, err = client.calls:create{ fromPhoneNumber = opts.from, toPhoneNumber = r.phone,
                                              agentId = opts.agent, dynamicVariables = r.variables }
-      if call and type(call.callId) == "string" then
+      if call and type(call.callId) == "string" and call.callId ~= "" then
         r.status, r.callId = "placed", call.callId
         report.placed = report.placed + 1
-        append(string_format("C %s %s $\n", key_of(r), (string_gsub(call.callId, "%s", "_"))))
+        append(string_format("C %s %s $\n", key_of(r), word(call.callId)))
       else
         err = err or core.error{ kind = "decode", message = "the answer carries no callId", sent = true,
                                  method = "POST", path = "/v1/calls" }
         local class = failure_class(err.sent, err.status)
-        append(string_format("F %s %s %d %d $\n", key_of(r), (string_gsub(tostring(err.kind), "%s", "_")),
+        append(string_format("F %s %s %d %d $\n", key_of(r), word(err.kind),
                              err.sent and 1 or 0, err.status or 0))
         r.err = err
         r.status = class == "uncertain" and "uncertain" or "failed"
@@ -286,7 +366,7 @@ function _M.dial(client, opts)
       local call, err = client.calls:wait(r.callId, wait_opts)
       if call then
         r.final = call.status
-        append(string_format("S %s %s $\n", key_of(r), tostring(call.status)))
+        append(string_format("S %s %s $\n", key_of(r), word(call.status)))
       else
         r.wait_err = err
       end
@@ -297,9 +377,7 @@ function _M.dial(client, opts)
 
   progress()
   local conc = opts.concurrency or 8
-  local mapped, results = pcall(task.map, client, to_dial, one, { concurrency = conc })
-  if lock then lock:release() end
-  if not mapped then error(results, 0) end
+  local results = task.map(client, to_dial, one, { concurrency = conc })
   for i = 1, #results do
     local v, err = results[i][1], results[i][2]
     if v == nil and not core.is_error(err) then error(err, 0) end   -- a bug or on_progress raised: not ours to hide
