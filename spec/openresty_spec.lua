@@ -3,6 +3,7 @@
 local sandbox = require "support.sandbox"
 local nginx = require "support.nginx"
 local socket = require "socket"
+local url_escape = require("socket.url").escape
 local cjson = sandbox.json
 
 local function shell(cmd)
@@ -57,6 +58,12 @@ describe("inside nginx", function()
       content_by_lua_block { require("support.ngx_app").tls_call() }
     }
     location = /tls-untrusted { content_by_lua_block { require("support.ngx_app").tls_call() } }
+    location = /new {
+      content_by_lua_block {
+        local ok, err = pcall(require("sigmamind").new, { api_key = "k", base_url = ngx.unescape_uri(ngx.var.arg_url) })
+        ngx.say(ok and "ok" or tostring(err))
+      }
+    }
     location = /set-phase {
       set_by_lua_block $phase_error { return require("support.ngx_app").phase_error() }
       return 200 $phase_error;
@@ -155,6 +162,18 @@ describe("inside nginx", function()
     local info = cjson.decode((ngx_srv:get("/info")))
     assert.matches("redacted", info.client)
     assert.is_nil(info.client:find(sb.key, 1, true))
+  end)
+
+  it("counts only literal loopback addresses and localhost as loopback, as the C core does", function()
+    for _, url in ipairs{ "http://127.1.1.1.1:8080", "http://127.0.0.256:1", "http://127.0.0.01:1", "http://127.1:1",
+                          "http://[::2]:1", "http://[1::1]:1", "http://[::1::]:1", "http://localhost.example:1" } do
+      local body = ngx_srv:get("/new?url=" .. url_escape(url))
+      assert.matches("base_url: plain http:// is only allowed to a loopback host", body, 1, true)
+    end
+    for _, url in ipairs{ "http://127.0.0.1:1", "http://127.255.255.254:1", "http://LocalHost:1", "http://[::1]:1",
+                          "http://[0:0:0:0:0:0:0:1]:1", "http://[::0:1]" } do
+      assert.are.equal("ok\n", (ngx_srv:get("/new?url=" .. url_escape(url))), url)
+    end
   end)
 
   it("never resends a POST that may have reached the server, and retries a 503 GET", function()

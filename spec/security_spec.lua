@@ -67,6 +67,22 @@ describe("security", function()
       end
     end)
 
+    it("counts only literal loopback addresses and localhost as loopback, not names that look like them", function()
+      -- each of these is a host name for the resolver (or no address at all), which may answer anything
+      for _, url in ipairs{ "http://127.1.1.1.1:8080", "http://127.0.0.256:1", "http://127.0.0.01:1",
+                            "http://127.1:1", "http://127..0.1:1", "http://127.0.0.1.:1", "http://[::2]:1",
+                            "http://[::1.example]:1", "http://localhost.example:1" } do
+        local ok, err = pcall(sigmamind.new, { api_key = "k", base_url = url })
+        assert.is_false(ok, url)
+        assert.matches("base_url: plain http:// is only allowed to a loopback host", err, 1, true)
+        sigmamind.new{ api_key = "k", base_url = url, insecure = true }:close()
+      end
+      for _, url in ipairs{ "http://127.0.0.1:1", "http://127.255.255.254:1", "http://LocalHost:1",
+                            "http://[::1]:1", "http://[0:0:0:0:0:0:0:1]:1", "http://[::0:1]" } do
+        sigmamind.new{ api_key = "k", base_url = url }:close()
+      end
+    end)
+
     it("refuses schemes other than http and https", function()
       assert.has_error(function() sigmamind.new{ api_key = "k", base_url = "ftp://127.0.0.1/" } end)
       assert.has_error(function() sigmamind.new{ api_key = "k", base_url = "file:///etc/passwd" } end)

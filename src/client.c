@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include "sm.h"
 
 
@@ -102,13 +103,23 @@ static int ieq(const char *a, size_t alen, const char *b) {
   return alen == strlen(b) && strncasecmp(a, b, alen) == 0;
 }
 
+/* A literal loopback address (IPv4 127.0.0.0/8 as a strict dotted quad, IPv6 ::1 in brackets) or
+   "localhost": a name that only looks like one ("127.1.1.1.1") goes to DNS, then anywhere. */
 static int is_loopback(const char *h, size_t len) {
-  size_t i;
-  if (ieq(h, len, "localhost") || ieq(h, len, "[::1]")) return 1;
-  if (len < 5 || memcmp(h, "127.", 4) != 0) return 0;
-  for (i = 4; i < len; i++)
-    if (!(h[i] == '.' || (h[i] >= '0' && h[i] <= '9'))) return 0;
-  return 1;
+  char buf[64];
+  unsigned char a[16];
+  static const unsigned char v6_loopback[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+  if (ieq(h, len, "localhost")) return 1;
+  if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+    if (len - 2 >= sizeof buf) return 0;
+    memcpy(buf, h + 1, len - 2);
+    buf[len - 2] = '\0';
+    return inet_pton(AF_INET6, buf, a) == 1 && memcmp(a, v6_loopback, 16) == 0;
+  }
+  if (len >= sizeof buf) return 0;
+  memcpy(buf, h, len);
+  buf[len] = '\0';
+  return inet_pton(AF_INET, buf, a) == 1 && a[0] == 127;
 }
 
 /* checks base_url and returns its length without trailing slashes */
@@ -137,7 +148,7 @@ static size_t check_base_url(lua_State *L, const char *u, size_t len, int insecu
   if (p == hs) luaL_error(L, "sigmamind.new: base_url: no host");
   if (!https && !insecure && !is_loopback(u + hs, p - hs))
     luaL_error(L, "sigmamind.new: base_url: plain http:// is only allowed to a loopback host "
-                  "(127.0.0.0/8, localhost, ::1) unless insecure = true");
+                  "(a literal 127.0.0.0/8 or [::1] address, or localhost) unless insecure = true");
   while (len > he && u[len - 1] == '/') len--;
   return len;
 }

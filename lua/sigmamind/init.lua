@@ -578,7 +578,8 @@ end
 -- @field on_event `function(ev)` called for each `request`, `response`, `retry` and `give_up`; `ev` has
 -- `type`, `method`, `path` (numbers masked), `attempt`, `status`, `elapsed`, `delay`, `kind` and never the key.
 -- Errors it raises are ignored
--- @field insecure must be `true` to use `http://` with a host that is not loopback (default `false`)
+-- @field insecure must be `true` to use `http://` with a host that is not loopback: a literal
+-- 127.0.0.0/8 or `[::1]` address, or `localhost` (default `false`)
 -- @field reconcile after a `calls:create` that failed once the request may have reached the server, look for
 -- the call it may have made and return it marked `reconciled = true` instead of the error (default `true`)
 

@@ -29,8 +29,8 @@ local core = require "sigmamind.core"
 local ngx = ngx
 local error, type, tostring, tonumber, setmetatable, pcall =
       error, type, tostring, tonumber, setmetatable, pcall
-local string_lower, string_match, string_format, string_sub, string_find =
-      string.lower, string.match, string.format, string.sub, string.find
+local string_lower, string_match, string_format, string_sub, string_find, string_gmatch =
+      string.lower, string.match, string.format, string.sub, string.find, string.gmatch
 local table_concat, math_min, math_ceil = table.concat, math.min, math.ceil
 local tcp, ngx_sleep, get_phase = ngx.socket.tcp, ngx.sleep, ngx.get_phase
 local prepare, classify, now, mask_path = core.prepare, core.classify, core.now, core.mask_path
@@ -53,9 +53,53 @@ local secrets = setmetatable({}, { __mode = "k" })
 local Transport = { __name = "sigmamind.client" }
 Transport.__index = Transport
 
-local function is_loopback(host)
-  host = string_lower(host)
-  return host == "localhost" or host == "::1" or string_match(host, "^127%.[%d%.]+$") ~= nil
+-- a dotted quad of four decimal octets 0-255 without leading zeros (inet_pton's form), or nil
+local function ipv4(s)
+  local a, b, c, d = string_match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then return nil end
+  local o = { a, b, c, d }
+  for i = 1, 4 do
+    if #o[i] > 3 or (#o[i] > 1 and string_sub(o[i], 1, 1) == "0") or tonumber(o[i]) > 255 then return nil end
+    o[i] = tonumber(o[i])
+  end
+  return o
+end
+
+-- ::1 in any spelling of its eight 16-bit groups ("::1", "0:0:0:0:0:0:0:1", "0::0:1")
+local function ipv6_is_loopback(s)
+  local head, tail = string_match(s, "^(.-)::(.*)$")
+  local function groups(part, out)
+    if part == "" then return out end
+    for g in string_gmatch(part .. ":", "([^:]*):") do
+      if not string_match(g, "^%x%x?%x?%x?$") then return nil end
+      out[#out + 1] = tonumber(g, 16)
+    end
+    return out
+  end
+  local g
+  if head then
+    if string_find(tail, "::", 1, true) then return false end
+    local h, t = groups(head, {}), groups(tail, {})
+    if not h or not t or #h + #t > 7 then return false end
+    g = h
+    for _ = 1, 8 - #h - #t do g[#g + 1] = 0 end
+    for i = 1, #t do g[#g + 1] = t[i] end
+  else
+    g = groups(s, {})
+    if not g or #g ~= 8 then return false end
+  end
+  for i = 1, 7 do if g[i] ~= 0 then return false end end
+  return g[8] == 1
+end
+
+-- A literal loopback address (127.0.0.0/8 as a strict dotted quad, ::1 in brackets) or
+-- "localhost", as the C core checks: a name that only looks like one ("127.1.1.1.1") goes to
+-- DNS, then anywhere.
+local function is_loopback(host, bracketed)
+  if bracketed then return ipv6_is_loopback(host) end
+  if string_lower(host) == "localhost" then return true end
+  local o = ipv4(host)
+  return o ~= nil and o[1] == 127
 end
 
 -- the same rules as core.new's check of base_url (client.c), with the parts a socket needs
@@ -70,11 +114,12 @@ local function parse_base_url(url, insecure)
   local hostport, prefix = string_match(rest, "^([^/]*)(.*)$")
   if string_find(hostport, "@", 1, true) then error("sigmamind.new: base_url must not contain credentials", 0) end
   local host, port = string_match(hostport, "^%[(.+)%]:?(%d*)$")
+  local bracketed = host ~= nil
   if not host then host, port = string_match(hostport, "^([^:]*):?(%d*)$") end
   if not host or host == "" then error("sigmamind.new: base_url: no host", 0) end
-  if scheme == "http" and not insecure and not is_loopback(host) then
+  if scheme == "http" and not insecure and not is_loopback(host, bracketed) then
     error("sigmamind.new: base_url: plain http:// is only allowed to a loopback host " ..
-          "(127.0.0.0/8, localhost, ::1) unless insecure = true", 0)
+          "(a literal 127.0.0.0/8 or [::1] address, or localhost) unless insecure = true", 0)
   end
   prefix = string_match(prefix, "^(.-)/*$")
   return { scheme = scheme, host = host, port = tonumber(port) or (scheme == "https" and 443 or 80),
