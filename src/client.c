@@ -215,6 +215,18 @@ int sm_client_new(lua_State *L) {
   insecure = lua_toboolean(L, -1);
   lua_pop(L, 1);
   ulen = check_base_url(L, url, ulen, insecure);
+  if (strncasecmp(url, "https://", 8) == 0) {
+    if (!proxy) proxy = env_proxy(1);      /* a proxy sees a CONNECT: the key travels inside TLS */
+  } else if (!insecure) {
+    /* plain http is allowed because the bytes stay on this host: a proxy (even on loopback, which
+       may forward to a parent) would read the key, so the request goes straight to the host */
+    if (proxy && proxy[0])
+      luaL_error(L, "sigmamind.new: proxy: a plain http:// base_url is sent directly, never through a proxy "
+                    "(the proxy would read the API key), unless insecure = true");
+    proxy = "";
+  } else if (!proxy) {
+    proxy = env_proxy(0);
+  }
   lua_getfield(L, 1, "on_event");
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION)
     luaL_error(L, "sigmamind.new: on_event: expected a function, got %s", luaL_typename(L, -1));
@@ -270,7 +282,6 @@ int sm_client_new(lua_State *L) {
   lua_pop(L, 1);
   add_header(L, c, "Expect:");
 
-  if (!proxy) proxy = env_proxy(strncasecmp(url, "https://", 8) == 0);
   rc = sm_xfer_init(&c->x, c->share, c->headers, ca_file, proxy, env_noproxy());
   if (rc != CURLE_OK) return luaL_error(L, "sigmamind.new: %s", curl_easy_strerror(rc));
   return 1;
