@@ -64,6 +64,31 @@ describe("inside nginx", function()
         ngx.say(ok and "ok" or tostring(err))
       }
     }
+    location /echo/ {
+      content_by_lua_block {
+        local key = ngx.var.http_x_api_key or ""
+        ngx.status = 401
+        ngx.header["X-Request-Id"] = "req-" .. key
+        ngx.header["Content-Type"] = "application/json"
+        ngx.print('{"message":"Invalid API key: ' .. key .. '"}')
+      }
+    }
+    location = /redact {
+      content_by_lua_block {
+        local seen = {}
+        local c = require("sigmamind").new{ api_key = ngx.var.arg_key, max_retries = 0,
+                                            base_url = "http://127.0.0.1:]] .. c.port .. [[/echo",
+                                            on_event = function(ev) seen[#seen + 1] = ev end }
+        local _, e1 = c.agents:list{}
+        local _, e2 = c.calls:get(ngx.var.arg_key)
+        c:close()
+        local function fields(e)
+          return { kind = e.kind, message = e.message, body = e.body, request_id = e.request_id, path = e.path,
+                   text = tostring(e) }
+        end
+        ngx.say(require("cjson").encode{ e1 = fields(e1), e2 = fields(e2), events = seen })
+      }
+    }
     location = /set-phase {
       set_by_lua_block $phase_error { return require("support.ngx_app").phase_error() }
       return 200 $phase_error;
@@ -174,6 +199,21 @@ describe("inside nginx", function()
                           "http://[0:0:0:0:0:0:0:1]:1", "http://[::0:1]" } do
       assert.are.equal("ok\n", (ngx_srv:get("/new?url=" .. url_escape(url))), url)
     end
+  end)
+
+  it("redacts the API key where a server echoes it: message, body, request id, tostring, events", function()
+    local key = "sk_live_" .. string.rep("s3cr3t", 4)
+    local body, status = ngx_srv:get("/redact?key=" .. key)
+    assert.are.equal(200, status, body)
+    local v = cjson.decode(body)
+    assert.are.equal("auth", v.e1.kind)
+    assert.are.equal("Invalid API key: [REDACTED]", v.e1.message)
+    assert.are.equal('{"message":"Invalid API key: [REDACTED]"}', v.e1.body)
+    assert.are.equal("req-[REDACTED]", v.e1.request_id)
+    assert.are.equal("sigmamind: GET /v1/agents: 401 Unauthorized: Invalid API key: [REDACTED]", v.e1.text)
+    assert.are.equal("/v1/calls/[REDACTED]", v.e2.path)
+    assert.is_true(#v.events >= 6)
+    assert.is_nil(body:find("s3cr3t", 1, true), body)
   end)
 
   it("never resends a POST that may have reached the server, and retries a 503 GET", function()

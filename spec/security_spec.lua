@@ -176,6 +176,40 @@ describe("security", function()
       end
     end)
 
+    it("is redacted where a server echoes it: message, body, request id, tostring, and in tasks too", function()
+      local key = "sk_live_" .. string.rep("s3cr3t", 4)
+      local echo = '{"message":"Invalid API key: ' .. key .. '"}'
+      local port, _, stop = raw_server{
+        answer(401, echo, "X-Request-Id: req-" .. key .. "\r\n"),      -- blocking
+        answer(401, echo),                                            -- a task (the multi handle)
+        answer(200, "not JSON: " .. key),                             -- decode error: the body is kept
+        answer(404, '{"message":"no call ' .. key .. '"}') }          -- the key as an id, in the path
+      local seen = {}
+      local c = sigmamind.new{ api_key = key, base_url = "http://127.0.0.1:" .. port, max_retries = 0,
+                               on_event = function(ev) seen[#seen + 1] = ev end }
+      local _, e1 = c.agents:list{}
+      local e2 = sigmamind.map(c, { 1 }, function() return c.agents:list{} end)[1][2]
+      local _, e3 = c.agents:list{}
+      local _, e4 = c.calls:get(key)
+      c:close()
+      stop()
+      assert.equal("auth", e1.kind)
+      assert.equal("Invalid API key: [REDACTED]", e1.message)
+      assert.equal('{"message":"Invalid API key: [REDACTED]"}', e1.body)
+      assert.equal("req-[REDACTED]", e1.request_id)
+      assert.equal("sigmamind: GET /v1/agents: 401 Unauthorized: Invalid API key: [REDACTED]", tostring(e1))
+      assert.equal("Invalid API key: [REDACTED]", e2.message)
+      assert.equal("decode", e3.kind)
+      assert.equal("not JSON: [REDACTED]", e3.body)
+      assert.equal("/v1/calls/[REDACTED]", e4.path)
+      assert.equal("no call [REDACTED]", e4.message)
+      assert.is_true(#seen >= 8)
+      for _, s in ipairs(strings_in({ e1, e2, e3, e4, tostring(e1), tostring(e2), tostring(e3), tostring(e4),
+                                      seen })) do
+        assert.is_nil(s:find("s3cr3t", 1, true), "the key leaked into: " .. s:sub(1, 80))
+      end
+    end)
+
     it("masks phone numbers in on_event paths", function()
       local seen = {}
       local c = sigmamind.new{ api_key = sb.key, base_url = sb.url,

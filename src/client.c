@@ -28,6 +28,8 @@ static void client_release(sm_client *c) {
     if (h->data) cleanse(h->data, strlen(h->data));
   curl_slist_free_all(c->headers);
   c->headers = NULL;
+  c->key = NULL;
+  c->key_len = 0;
   free(c->base_url);
   c->base_url = NULL;
   c->open = 0;
@@ -273,6 +275,7 @@ int sm_client_new(lua_State *L) {
   cleanse(h, klen + 12);
   free(h);
   if (!c->headers) return luaL_error(L, "sigmamind.new: out of memory");
+  if (klen >= 8) { c->key = c->headers->data + 11; c->key_len = klen; }
   add_header(L, c, "Content-Type: application/json");
   add_header(L, c, "Accept: application/json");
   if (ua) lua_pushfstring(L, "User-Agent: %s", ua);
@@ -375,14 +378,65 @@ int sm_prepare(lua_State *L, const sm_endpoint *ep, int args, int params, const 
   return 1;
 }
 
+/* ---- redaction ------------------------------------------------------------------------------------------- */
+
+static const char *find_key(const char *s, size_t n, const char *k, size_t kn) {
+  const char *end = s + n;
+  while ((size_t)(end - s) >= kn) {
+    const char *p = (const char *)memchr(s, k[0], (size_t)(end - s) - kn + 1);
+    if (!p) return NULL;
+    if (memcmp(p, k, kn) == 0) return p;
+    s = p + 1;
+  }
+  return NULL;
+}
+
+/* Replaces the string at idx by a copy without the key when it holds it; the key stays in C. */
+static void redact_value(lua_State *L, const sm_client *c, int idx) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n), *hit = find_key(s, n, c->key, c->key_len);
+  luaL_Buffer b;
+  if (!hit) return;
+  idx = lua_absindex(L, idx);
+  luaL_buffinit(L, &b);
+  do {
+    luaL_addlstring(&b, s, (size_t)(hit - s));
+    luaL_addstring(&b, "[REDACTED]");
+    n -= (size_t)(hit - s) + c->key_len;
+    s = hit + c->key_len;
+  } while ((hit = find_key(s, n, c->key, c->key_len)) != NULL);
+  luaL_addlstring(&b, s, n);
+  luaL_pushresult(&b);
+  lua_replace(L, idx);
+}
+
+void sm_redact(lua_State *L, const sm_client *c, int idx) {
+  if (!c->key || lua_type(L, idx) != LUA_TTABLE) return;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {             /* assigning to a field being traversed is allowed */
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      redact_value(L, c, -1);
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, idx);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+}
+
 /* on_event, between attempts only, under lua_pcall: its errors are swallowed; no key, no bodies */
 void sm_emit(lua_State *L, int self, const char *type, const sm_req *r, int attempt, long status,
                  double elapsed, double delay, const char *kind) {
+  const sm_client *c = (const sm_client *)lua_touserdata(L, self);
   if (lua_getiuservalue(L, self, 1) != LUA_TFUNCTION) { lua_pop(L, 1); return; }
   lua_createtable(L, 0, 8);
   lua_pushstring(L, type); lua_setfield(L, -2, "type");
   lua_pushstring(L, r->ep->method); lua_setfield(L, -2, "method");
-  sm_push_masked_path(L, r->path, r->path_len); lua_setfield(L, -2, "path");
+  sm_push_masked_path(L, r->path, r->path_len);
+  if (c->key) redact_value(L, c, -1);
+  lua_setfield(L, -2, "path");
   lua_pushinteger(L, attempt); lua_setfield(L, -2, "attempt");
   if (status > 0) { lua_pushinteger(L, status); lua_setfield(L, -2, "status"); }
   lua_pushnumber(L, elapsed); lua_setfield(L, -2, "elapsed");
@@ -412,7 +466,12 @@ static int request_run(lua_State *L) {
   int attempt, max_attempts = (int)(c->cfg.max_retries > 1000 ? 1001 : c->cfg.max_retries + 1);
   sm_req r;
   memset(&r, 0, sizeof r);
-  if (!sm_prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
+  if (!sm_prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) {
+    sm_redact(L, c, -1);
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+  }
   for (attempt = 1;; attempt++) {
     double now = sm_now(), delay, ra;
     int capped, outcome, err;
@@ -428,6 +487,7 @@ static int request_run(lua_State *L) {
     outcome = sm_xfer_classify(L, &c->x, &r, rc, attempt, capped, &ra);
     if (rc == CURLE_OK) curl_easy_getinfo(c->x.easy, CURLINFO_RESPONSE_CODE, &status);
     err = lua_gettop(L);
+    if (outcome != SM_OK) sm_redact(L, c, err);
     sm_emit(L, 1, "response", &r, attempt, status, sm_now() - start, -1, outcome == SM_OK ? NULL : sm_err_kind(L, err));
     if (outcome == SM_OK) return 1;
     lua_pushinteger(L, attempt); lua_setfield(L, err, "attempts");

@@ -27,8 +27,8 @@
 local core = require "sigmamind.core"
 
 local ngx = ngx
-local error, type, tostring, tonumber, setmetatable, pcall =
-      error, type, tostring, tonumber, setmetatable, pcall
+local error, type, tostring, tonumber, setmetatable, pcall, pairs =
+      error, type, tostring, tonumber, setmetatable, pcall, pairs
 local string_lower, string_match, string_format, string_sub, string_find, string_gmatch =
       string.lower, string.match, string.format, string.sub, string.find, string.gmatch
 local table_concat, math_min, math_ceil = table.concat, math.min, math.ceil
@@ -47,8 +47,11 @@ local NO_COSOCKETS = {
 
 local POOL_SIZE, IDLE_MS = 64, 60000
 
--- the API key lives here, keyed by transport, never in a field a pairs() or an error could show
+-- the API key lives here, keyed by transport, never in a field a pairs() or an error could
+-- show: its header line, and the key itself to redact (8 bytes or more: a shorter one could
+-- match plain words)
 local secrets = setmetatable({}, { __mode = "k" })
+local redact_keys = setmetatable({}, { __mode = "k" })
 
 local Transport = { __name = "sigmamind.client" }
 Transport.__index = Transport
@@ -152,6 +155,7 @@ function _M.new(o)
            "\r\nConnection: keep-alive\r\n",
   }, Transport)
   secrets[self] = "X-API-Key: " .. key .. "\r\n"
+  if #key >= 8 then redact_keys[self] = key end
   return self
 end
 
@@ -359,26 +363,49 @@ local function server_clock(headers)
   return t and t - wall_clock() or nil
 end
 
-function Transport:_emit(ev)
-  local f = self.on_event
-  if f then pcall(f, ev) end
+-- s with each occurrence of key replaced by [REDACTED] (a server may echo the key in a message)
+local function redact(s, key)
+  if not key or not string_find(s, key, 1, true) then return s end
+  local out, i = {}, 1
+  while true do
+    local a, b = string_find(s, key, i, true)
+    if not a then break end
+    out[#out + 1] = string_sub(s, i, a - 1)
+    out[#out + 1] = "[REDACTED]"
+    i = b + 1
+  end
+  out[#out + 1] = string_sub(s, i)
+  return table_concat(out)
 end
 
-local function event(typ, method, path, attempt, status, elapsed, delay, kind)
-  return { type = typ, method = method, path = mask_path(path), attempt = attempt, status = status,
-           elapsed = elapsed, delay = delay, kind = kind }
+-- the error's string fields without the key, as the C core's sm_redact
+function Transport:_redact(err)
+  local key = redact_keys[self]
+  if key and type(err) == "table" then
+    for k, v in pairs(err) do
+      if type(v) == "string" then err[k] = redact(v, key) end
+    end
+  end
+  return err
+end
+
+function Transport:_emit(typ, method, path, attempt, status, elapsed, delay, kind)
+  local f = self.on_event
+  if not f then return end
+  pcall(f, { type = typ, method = method, path = redact(mask_path(path), redact_keys[self]), attempt = attempt,
+             status = status, elapsed = elapsed, delay = delay, kind = kind })
 end
 
 function Transport:request(name, args, params)
   if not self.open then error("sigmamind: attempt to use a closed client", 3) end
   check_phase("a SigmaMind request")
   local method, target, body, path = prepare(name, args, params)
-  if not method then return nil, target end          -- invalid: nothing sent
+  if not method then return nil, self:_redact(target) end   -- invalid: nothing sent
   local start, timeout = now(), self.timeout
   local attempt = 0
   while true do
     attempt = attempt + 1
-    self:_emit(event("request", method, path, attempt, nil, now() - start))
+    self:_emit("request", method, path, attempt, nil, now() - start)
     local budget = self.policy.deadline - (now() - start)
     local capped = budget < timeout
     local a = setmetatable({ t = self, sock = tcp(), sent = false,
@@ -395,13 +422,14 @@ function Transport:request(name, args, params)
     local p = self.policy
     p.message, p.capped = message, capped
     local value, err, delay = classify(method, path, status, headers, rbody, attempt, now() - start, fail, sent, p)
-    self:_emit(event("response", method, path, attempt, status, now() - start, nil, err and err.kind))
+    if err then self:_redact(err) end
+    self:_emit("response", method, path, attempt, status, now() - start, nil, err and err.kind)
     if value ~= nil then return value end
     if not delay then
-      self:_emit(event("give_up", method, path, attempt, status, now() - start, nil, err.kind))
+      self:_emit("give_up", method, path, attempt, status, now() - start, nil, err.kind)
       return nil, err
     end
-    self:_emit(event("retry", method, path, attempt, status, now() - start, delay, err.kind))
+    self:_emit("retry", method, path, attempt, status, now() - start, delay, err.kind)
     ngx_sleep(delay)
   end
 end
