@@ -299,9 +299,11 @@ describe("sigmamind client against the sandbox", function()
 
   describe("proxy variables", function()
     -- read once by sigmamind.new (libcurl would look them up on every request), by libcurl's rules: a child
-    -- process, so the variables are its own; port 9 on loopback has no listener, so a proxy there refuses
+    -- process, so the variables are its own; port 9 on loopback has no listener, so a proxy there refuses.
+    -- insecure = true: a plain http:// base_url otherwise never goes through a proxy (security_spec)
     local function child(env, opts)
-      local code = ("local s = require 'sigmamind'; local c = s.new{ api_key = %q, base_url = %q, max_retries = 0, %s }; " ..
+      local code = ("local s = require 'sigmamind'; local c = s.new{ api_key = %q, base_url = %q, max_retries = 0, " ..
+                    "insecure = true, %s }; " ..
                     "local a, err = c.agents:list(); io.write(a and 'ok' or err.kind)"):format(sb.key, sb.url, opts or "")
       local cmd = "env -u http_proxy -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY -u HTTPS_PROXY " ..
                   "-u https_proxy " .. env .. " lua5.4 -e " .. ("%q"):format(code) .. " 2>&1"

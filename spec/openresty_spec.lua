@@ -3,6 +3,7 @@
 local sandbox = require "support.sandbox"
 local nginx = require "support.nginx"
 local socket = require "socket"
+local url_escape = require("socket.url").escape
 local cjson = sandbox.json
 
 local function shell(cmd)
@@ -57,6 +58,37 @@ describe("inside nginx", function()
       content_by_lua_block { require("support.ngx_app").tls_call() }
     }
     location = /tls-untrusted { content_by_lua_block { require("support.ngx_app").tls_call() } }
+    location = /new {
+      content_by_lua_block {
+        local ok, err = pcall(require("sigmamind").new, { api_key = "k", base_url = ngx.unescape_uri(ngx.var.arg_url) })
+        ngx.say(ok and "ok" or tostring(err))
+      }
+    }
+    location /echo/ {
+      content_by_lua_block {
+        local key = ngx.var.http_x_api_key or ""
+        ngx.status = 401
+        ngx.header["X-Request-Id"] = "req-" .. key
+        ngx.header["Content-Type"] = "application/json"
+        ngx.print('{"message":"Invalid API key: ' .. key .. '"}')
+      }
+    }
+    location = /redact {
+      content_by_lua_block {
+        local seen = {}
+        local c = require("sigmamind").new{ api_key = ngx.var.arg_key, max_retries = 0,
+                                            base_url = "http://127.0.0.1:]] .. c.port .. [[/echo",
+                                            on_event = function(ev) seen[#seen + 1] = ev end }
+        local _, e1 = c.agents:list{}
+        local _, e2 = c.calls:get(ngx.var.arg_key)
+        c:close()
+        local function fields(e)
+          return { kind = e.kind, message = e.message, body = e.body, request_id = e.request_id, path = e.path,
+                   text = tostring(e) }
+        end
+        ngx.say(require("cjson").encode{ e1 = fields(e1), e2 = fields(e2), events = seen })
+      }
+    }
     location = /set-phase {
       set_by_lua_block $phase_error { return require("support.ngx_app").phase_error() }
       return 200 $phase_error;
@@ -155,6 +187,33 @@ describe("inside nginx", function()
     local info = cjson.decode((ngx_srv:get("/info")))
     assert.matches("redacted", info.client)
     assert.is_nil(info.client:find(sb.key, 1, true))
+  end)
+
+  it("counts only literal loopback addresses and localhost as loopback, as the C core does", function()
+    for _, url in ipairs{ "http://127.1.1.1.1:8080", "http://127.0.0.256:1", "http://127.0.0.01:1", "http://127.1:1",
+                          "http://[::2]:1", "http://[1::1]:1", "http://[::1::]:1", "http://localhost.example:1" } do
+      local body = ngx_srv:get("/new?url=" .. url_escape(url))
+      assert.matches("base_url: plain http:// is only allowed to a loopback host", body, 1, true)
+    end
+    for _, url in ipairs{ "http://127.0.0.1:1", "http://127.255.255.254:1", "http://LocalHost:1", "http://[::1]:1",
+                          "http://[0:0:0:0:0:0:0:1]:1", "http://[::0:1]" } do
+      assert.are.equal("ok\n", (ngx_srv:get("/new?url=" .. url_escape(url))), url)
+    end
+  end)
+
+  it("redacts the API key where a server echoes it: message, body, request id, tostring, events", function()
+    local key = "sk_live_" .. string.rep("s3cr3t", 4)
+    local body, status = ngx_srv:get("/redact?key=" .. key)
+    assert.are.equal(200, status, body)
+    local v = cjson.decode(body)
+    assert.are.equal("auth", v.e1.kind)
+    assert.are.equal("Invalid API key: [REDACTED]", v.e1.message)
+    assert.are.equal('{"message":"Invalid API key: [REDACTED]"}', v.e1.body)
+    assert.are.equal("req-[REDACTED]", v.e1.request_id)
+    assert.are.equal("sigmamind: GET /v1/agents: 401 Unauthorized: Invalid API key: [REDACTED]", v.e1.text)
+    assert.are.equal("/v1/calls/[REDACTED]", v.e2.path)
+    assert.is_true(#v.events >= 6)
+    assert.is_nil(body:find("s3cr3t", 1, true), body)
   end)
 
   it("never resends a POST that may have reached the server, and retries a 503 GET", function()

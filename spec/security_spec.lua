@@ -2,6 +2,7 @@
 -- and the API key never leaving C memory.
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
+local core = require "sigmamind.core"
 
 local function sh(cmd)
   local ok = os.execute(cmd .. " >/dev/null 2>&1")
@@ -17,6 +18,42 @@ local function strings_in(v, out, seen)
     for k, x in pairs(v) do strings_in(k, out, seen); strings_in(x, out, seen) end
   elseif v ~= nil then out[#out + 1] = tostring(v) end
   return out
+end
+
+-- a raw server (spec/support/rawhttp.lua) that answers requests with the given raw responses, in order: its
+-- port, the request lines it read, and a stop
+local function raw_server(answers)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local files = {}
+  for i, a in ipairs(answers) do
+    files[i] = dir .. "/r" .. i
+    local f = assert(io.open(files[i], "wb"))
+    f:write(a)
+    f:close()
+  end
+  assert(os.execute(("lua5.4 %s/spec/support/rawhttp.lua %s/port %s >%s/log 2>&1 & echo $! > %s/pid")
+    :format(sandbox.root(), dir, table.concat(files, " "), dir, dir)))
+  local port
+  for _ = 1, 100 do
+    local f = io.open(dir .. "/port")
+    if f then port = tonumber(f:read("l")); f:close(); break end
+    core.sleep(0.05)
+  end
+  assert(port, "the raw server did not start")
+  local function requests()
+    local out = {}
+    for line in io.lines(dir .. "/port.requests") do out[#out + 1] = line end
+    return out
+  end
+  local function stop() os.execute("kill $(cat " .. dir .. "/pid) 2>/dev/null; rm -rf " .. dir) end
+  return port, requests, stop
+end
+
+local function answer(status, body, headers)
+  return ("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nConnection: close\r\n%sContent-Length: %d\r\n\r\n%s")
+    :format(status, headers or "", #body, body)
 end
 
 describe("security", function()
@@ -63,6 +100,22 @@ describe("security", function()
       local c = sigmamind.new{ api_key = "k", base_url = "http://api.example.test", insecure = true }
       c:close()
       for _, url in ipairs{ "http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1" } do
+        sigmamind.new{ api_key = "k", base_url = url }:close()
+      end
+    end)
+
+    it("counts only literal loopback addresses and localhost as loopback, not names that look like them", function()
+      -- each of these is a host name for the resolver (or no address at all), which may answer anything
+      for _, url in ipairs{ "http://127.1.1.1.1:8080", "http://127.0.0.256:1", "http://127.0.0.01:1",
+                            "http://127.1:1", "http://127..0.1:1", "http://127.0.0.1.:1", "http://[::2]:1",
+                            "http://[::1.example]:1", "http://localhost.example:1" } do
+        local ok, err = pcall(sigmamind.new, { api_key = "k", base_url = url })
+        assert.is_false(ok, url)
+        assert.matches("base_url: plain http:// is only allowed to a loopback host", err, 1, true)
+        sigmamind.new{ api_key = "k", base_url = url, insecure = true }:close()
+      end
+      for _, url in ipairs{ "http://127.0.0.1:1", "http://127.255.255.254:1", "http://LocalHost:1",
+                            "http://[::1]:1", "http://[0:0:0:0:0:0:0:1]:1", "http://[::0:1]" } do
         sigmamind.new{ api_key = "k", base_url = url }:close()
       end
     end)
@@ -123,6 +176,40 @@ describe("security", function()
       end
     end)
 
+    it("is redacted where a server echoes it: message, body, request id, tostring, and in tasks too", function()
+      local key = "sk_live_" .. string.rep("s3cr3t", 4)
+      local echo = '{"message":"Invalid API key: ' .. key .. '"}'
+      local port, _, stop = raw_server{
+        answer(401, echo, "X-Request-Id: req-" .. key .. "\r\n"),      -- blocking
+        answer(401, echo),                                            -- a task (the multi handle)
+        answer(200, "not JSON: " .. key),                             -- decode error: the body is kept
+        answer(404, '{"message":"no call ' .. key .. '"}') }          -- the key as an id, in the path
+      local seen = {}
+      local c = sigmamind.new{ api_key = key, base_url = "http://127.0.0.1:" .. port, max_retries = 0,
+                               on_event = function(ev) seen[#seen + 1] = ev end }
+      local _, e1 = c.agents:list{}
+      local e2 = sigmamind.map(c, { 1 }, function() return c.agents:list{} end)[1][2]
+      local _, e3 = c.agents:list{}
+      local _, e4 = c.calls:get(key)
+      c:close()
+      stop()
+      assert.equal("auth", e1.kind)
+      assert.equal("Invalid API key: [REDACTED]", e1.message)
+      assert.equal('{"message":"Invalid API key: [REDACTED]"}', e1.body)
+      assert.equal("req-[REDACTED]", e1.request_id)
+      assert.equal("sigmamind: GET /v1/agents: 401 Unauthorized: Invalid API key: [REDACTED]", tostring(e1))
+      assert.equal("Invalid API key: [REDACTED]", e2.message)
+      assert.equal("decode", e3.kind)
+      assert.equal("not JSON: [REDACTED]", e3.body)
+      assert.equal("/v1/calls/[REDACTED]", e4.path)
+      assert.equal("no call [REDACTED]", e4.message)
+      assert.is_true(#seen >= 8)
+      for _, s in ipairs(strings_in({ e1, e2, e3, e4, tostring(e1), tostring(e2), tostring(e3), tostring(e4),
+                                      seen })) do
+        assert.is_nil(s:find("s3cr3t", 1, true), "the key leaked into: " .. s:sub(1, 80))
+      end
+    end)
+
     it("masks phone numbers in on_event paths", function()
       local seen = {}
       local c = sigmamind.new{ api_key = sb.key, base_url = sb.url,
@@ -133,6 +220,67 @@ describe("security", function()
       for _, ev in ipairs(seen) do
         assert.is_nil(tostring(ev.path):find("4157774444", 1, true), ev.path)
       end
+    end)
+  end)
+
+  describe("proxies", function()
+    -- plain http is allowed to loopback because the bytes stay on this host; a proxy would read the key.
+    -- A child process, so that the proxy variables are its own.
+    local function child(env, opts)
+      local code = ("local s = require 'sigmamind'; local ok, c = pcall(s.new, { api_key = %q, base_url = %q, " ..
+                    "max_retries = 0, %s }); if not ok then return io.write('raised: ', c) end; " ..
+                    "local a, err = c.agents:list(); io.write(a and 'ok' or tostring(err))")
+                   :format(sb.key, sb.url, opts or "")
+      local cmd = "env -u http_proxy -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY -u HTTPS_PROXY " ..
+                  "-u https_proxy " .. env .. " lua5.4 -e " .. ("%q"):format(code) .. " 2>&1"
+      local p = assert(io.popen(cmd))
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+
+    it("never carry a plain http:// request, key included, when set in the environment", function()
+      local ok_body = '{"data":[],"hasNext":false}'
+      local port, requests, stop = raw_server{ answer(200, ok_body), answer(200, ok_body), answer(200, ok_body) }
+      local proxy = "http://127.0.0.1:" .. port
+      local outs = { child("http_proxy=" .. proxy), child("ALL_PROXY=" .. proxy), child("all_proxy=" .. proxy) }
+      local got = requests()
+      stop()
+      assert.same({ "ok", "ok", "ok" }, outs)
+      assert.same({}, got)
+      assert.equal(3, sb:count("GET", "/v1/agents"))
+    end)
+
+    it("are refused as an option for a plain http:// base_url unless insecure = true, and then used", function()
+      local port, requests, stop = raw_server{ answer(200, '{"data":[],"hasNext":false}') }
+      for _, proxy in ipairs{ "http://proxy.example.test:3128", "http://127.0.0.1:" .. port,
+                              "127.0.0.1:" .. port, "socks5://127.0.0.1:" .. port } do
+        local ok, err = pcall(sigmamind.new, { api_key = sb.key, base_url = sb.url, proxy = proxy })
+        assert.is_false(ok, proxy)
+        assert.matches("proxy: a plain http:// base_url is sent directly, never through a proxy", err, 1, true)
+      end
+      local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, insecure = true, max_retries = 0,
+                               proxy = "http://127.0.0.1:" .. port }
+      local page, err = c.agents:list{}
+      c:close()
+      local got = requests()
+      stop()
+      assert.is_nil(err)
+      assert.same({}, page.data)
+      assert.same({ "GET " .. sb.url .. "/v1/agents HTTP/1.1" }, got)
+      assert.equal(0, sb:count("GET", "/v1/agents"))
+    end)
+
+    it("carry an https:// base_url only as a CONNECT tunnel", function()
+      local port, requests, stop = raw_server{ "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n" }
+      local c = sigmamind.new{ api_key = sb.key, base_url = sb.https_url, ca_file = dir .. "/cert.pem",
+                               proxy = "http://127.0.0.1:" .. port, max_retries = 0 }
+      local page = c.agents:list{}
+      c:close()
+      local got = requests()
+      stop()
+      assert.is_nil(page)
+      assert.same({ "CONNECT " .. sb.https_url:match("^https://(.*)$") .. " HTTP/1.1" }, got)
     end)
   end)
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include "sm.h"
 
 
@@ -27,6 +28,8 @@ static void client_release(sm_client *c) {
     if (h->data) cleanse(h->data, strlen(h->data));
   curl_slist_free_all(c->headers);
   c->headers = NULL;
+  c->key = NULL;
+  c->key_len = 0;
   free(c->base_url);
   c->base_url = NULL;
   c->open = 0;
@@ -102,13 +105,23 @@ static int ieq(const char *a, size_t alen, const char *b) {
   return alen == strlen(b) && strncasecmp(a, b, alen) == 0;
 }
 
+/* A literal loopback address (IPv4 127.0.0.0/8 as a strict dotted quad, IPv6 ::1 in brackets) or
+   "localhost": a name that only looks like one ("127.1.1.1.1") goes to DNS, then anywhere. */
 static int is_loopback(const char *h, size_t len) {
-  size_t i;
-  if (ieq(h, len, "localhost") || ieq(h, len, "[::1]")) return 1;
-  if (len < 5 || memcmp(h, "127.", 4) != 0) return 0;
-  for (i = 4; i < len; i++)
-    if (!(h[i] == '.' || (h[i] >= '0' && h[i] <= '9'))) return 0;
-  return 1;
+  char buf[64];
+  unsigned char a[16];
+  static const unsigned char v6_loopback[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+  if (ieq(h, len, "localhost")) return 1;
+  if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+    if (len - 2 >= sizeof buf) return 0;
+    memcpy(buf, h + 1, len - 2);
+    buf[len - 2] = '\0';
+    return inet_pton(AF_INET6, buf, a) == 1 && memcmp(a, v6_loopback, 16) == 0;
+  }
+  if (len >= sizeof buf) return 0;
+  memcpy(buf, h, len);
+  buf[len] = '\0';
+  return inet_pton(AF_INET, buf, a) == 1 && a[0] == 127;
 }
 
 /* checks base_url and returns its length without trailing slashes */
@@ -137,7 +150,7 @@ static size_t check_base_url(lua_State *L, const char *u, size_t len, int insecu
   if (p == hs) luaL_error(L, "sigmamind.new: base_url: no host");
   if (!https && !insecure && !is_loopback(u + hs, p - hs))
     luaL_error(L, "sigmamind.new: base_url: plain http:// is only allowed to a loopback host "
-                  "(127.0.0.0/8, localhost, ::1) unless insecure = true");
+                  "(a literal 127.0.0.0/8 or [::1] address, or localhost) unless insecure = true");
   while (len > he && u[len - 1] == '/') len--;
   return len;
 }
@@ -204,6 +217,18 @@ int sm_client_new(lua_State *L) {
   insecure = lua_toboolean(L, -1);
   lua_pop(L, 1);
   ulen = check_base_url(L, url, ulen, insecure);
+  if (strncasecmp(url, "https://", 8) == 0) {
+    if (!proxy) proxy = env_proxy(1);      /* a proxy sees a CONNECT: the key travels inside TLS */
+  } else if (!insecure) {
+    /* plain http is allowed because the bytes stay on this host: a proxy (even on loopback, which
+       may forward to a parent) would read the key, so the request goes straight to the host */
+    if (proxy && proxy[0])
+      luaL_error(L, "sigmamind.new: proxy: a plain http:// base_url is sent directly, never through a proxy "
+                    "(the proxy would read the API key), unless insecure = true");
+    proxy = "";
+  } else if (!proxy) {
+    proxy = env_proxy(0);
+  }
   lua_getfield(L, 1, "on_event");
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION)
     luaL_error(L, "sigmamind.new: on_event: expected a function, got %s", luaL_typename(L, -1));
@@ -250,6 +275,7 @@ int sm_client_new(lua_State *L) {
   cleanse(h, klen + 12);
   free(h);
   if (!c->headers) return luaL_error(L, "sigmamind.new: out of memory");
+  if (klen >= 8) { c->key = c->headers->data + 11; c->key_len = klen; }
   add_header(L, c, "Content-Type: application/json");
   add_header(L, c, "Accept: application/json");
   if (ua) lua_pushfstring(L, "User-Agent: %s", ua);
@@ -259,7 +285,6 @@ int sm_client_new(lua_State *L) {
   lua_pop(L, 1);
   add_header(L, c, "Expect:");
 
-  if (!proxy) proxy = env_proxy(strncasecmp(url, "https://", 8) == 0);
   rc = sm_xfer_init(&c->x, c->share, c->headers, ca_file, proxy, env_noproxy());
   if (rc != CURLE_OK) return luaL_error(L, "sigmamind.new: %s", curl_easy_strerror(rc));
   return 1;
@@ -353,14 +378,65 @@ int sm_prepare(lua_State *L, const sm_endpoint *ep, int args, int params, const 
   return 1;
 }
 
+/* ---- redaction ------------------------------------------------------------------------------------------- */
+
+static const char *find_key(const char *s, size_t n, const char *k, size_t kn) {
+  const char *end = s + n;
+  while ((size_t)(end - s) >= kn) {
+    const char *p = (const char *)memchr(s, k[0], (size_t)(end - s) - kn + 1);
+    if (!p) return NULL;
+    if (memcmp(p, k, kn) == 0) return p;
+    s = p + 1;
+  }
+  return NULL;
+}
+
+/* Replaces the string at idx by a copy without the key when it holds it; the key stays in C. */
+static void redact_value(lua_State *L, const sm_client *c, int idx) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n), *hit = find_key(s, n, c->key, c->key_len);
+  luaL_Buffer b;
+  if (!hit) return;
+  idx = lua_absindex(L, idx);
+  luaL_buffinit(L, &b);
+  do {
+    luaL_addlstring(&b, s, (size_t)(hit - s));
+    luaL_addstring(&b, "[REDACTED]");
+    n -= (size_t)(hit - s) + c->key_len;
+    s = hit + c->key_len;
+  } while ((hit = find_key(s, n, c->key, c->key_len)) != NULL);
+  luaL_addlstring(&b, s, n);
+  luaL_pushresult(&b);
+  lua_replace(L, idx);
+}
+
+void sm_redact(lua_State *L, const sm_client *c, int idx) {
+  if (!c->key || lua_type(L, idx) != LUA_TTABLE) return;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {             /* assigning to a field being traversed is allowed */
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      redact_value(L, c, -1);
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, idx);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+}
+
 /* on_event, between attempts only, under lua_pcall: its errors are swallowed; no key, no bodies */
 void sm_emit(lua_State *L, int self, const char *type, const sm_req *r, int attempt, long status,
                  double elapsed, double delay, const char *kind) {
+  const sm_client *c = (const sm_client *)lua_touserdata(L, self);
   if (lua_getiuservalue(L, self, 1) != LUA_TFUNCTION) { lua_pop(L, 1); return; }
   lua_createtable(L, 0, 8);
   lua_pushstring(L, type); lua_setfield(L, -2, "type");
   lua_pushstring(L, r->ep->method); lua_setfield(L, -2, "method");
-  sm_push_masked_path(L, r->path, r->path_len); lua_setfield(L, -2, "path");
+  sm_push_masked_path(L, r->path, r->path_len);
+  if (c->key) redact_value(L, c, -1);
+  lua_setfield(L, -2, "path");
   lua_pushinteger(L, attempt); lua_setfield(L, -2, "attempt");
   if (status > 0) { lua_pushinteger(L, status); lua_setfield(L, -2, "status"); }
   lua_pushnumber(L, elapsed); lua_setfield(L, -2, "elapsed");
@@ -390,7 +466,12 @@ static int request_run(lua_State *L) {
   int attempt, max_attempts = (int)(c->cfg.max_retries > 1000 ? 1001 : c->cfg.max_retries + 1);
   sm_req r;
   memset(&r, 0, sizeof r);
-  if (!sm_prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
+  if (!sm_prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) {
+    sm_redact(L, c, -1);
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+  }
   for (attempt = 1;; attempt++) {
     double now = sm_now(), delay, ra;
     int capped, outcome, err;
@@ -406,6 +487,7 @@ static int request_run(lua_State *L) {
     outcome = sm_xfer_classify(L, &c->x, &r, rc, attempt, capped, &ra);
     if (rc == CURLE_OK) curl_easy_getinfo(c->x.easy, CURLINFO_RESPONSE_CODE, &status);
     err = lua_gettop(L);
+    if (outcome != SM_OK) sm_redact(L, c, err);
     sm_emit(L, 1, "response", &r, attempt, status, sm_now() - start, -1, outcome == SM_OK ? NULL : sm_err_kind(L, err));
     if (outcome == SM_OK) return 1;
     lua_pushinteger(L, attempt); lua_setfield(L, err, "attempts");

@@ -134,7 +134,12 @@ static int start_run(lua_State *L) {
   size_t i;
   sm_slot *s;
   memset(&r, 0, sizeof r);
-  if (!sm_prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
+  if (!sm_prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) {
+    sm_redact(L, c, -1);
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+  }
   /* 5: path, 6: body or nil, 7: url; pinned together for the life of the transfer */
   lua_createtable(L, 3, 0);
   lua_pushvalue(L, 5); lua_rawseti(L, -2, 1);
@@ -193,6 +198,7 @@ static void report(lua_State *L, sm_client *c, size_t i) {
   lua_rawseti(L, -2, 1);
   outcome = sm_xfer_classify(L, &s->x, &s->r, s->rc, s->attempt, s->capped, &ra);
   err = lua_gettop(L);
+  if (outcome != SM_OK) sm_redact(L, c, err);
   curl_easy_getinfo(s->x.easy, CURLINFO_NUM_CONNECTS, &nconn);
   if (s->rc == CURLE_OK) curl_easy_getinfo(s->x.easy, CURLINFO_RESPONSE_CODE, &status);
   now = sm_now();

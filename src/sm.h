@@ -183,6 +183,8 @@ typedef struct sm_client {
   char *base_url;              /* no trailing slash; a path prefix is kept */
   size_t base_len;
   char key_hint[4];            /* at most 3 characters of the key, for __tostring */
+  const char *key;             /* the key in its `headers` entry, for sm_redact (never in Lua); */
+  size_t key_len;              /* NULL for a key under 8 bytes, which could match plain words */
   sm_cfg cfg;
   uint64_t rng;                /* xorshift state for backoff jitter */
   long connects;               /* connections opened so far (keep-alive check) */
@@ -211,6 +213,8 @@ int sm_prepare(lua_State *L, const sm_endpoint *ep, int args, int params, const 
 void sm_emit(lua_State *L, int self, const char *type, const sm_req *r, int attempt, long status,
              double elapsed, double delay, const char *kind);
 double sm_backoff(sm_client *c, int attempt);
+/* replaces the client's key by [REDACTED] in each string field of the table at idx */
+void sm_redact(lua_State *L, const sm_client *c, int idx);
 const char *sm_err_kind(lua_State *L, int err);
 /* multi.c */
 void sm_multi_register(lua_State *L);            /* adds _start/_retry/_perform/_cancel/_pending to the table on top */

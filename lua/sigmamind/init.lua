@@ -572,13 +572,18 @@ end
 -- @field ca_file a PEM file of CA certificates to verify the server with (refused inside nginx)
 -- @field proxy a proxy URL for libcurl (refused inside nginx). Default: the variables libcurl reads
 -- (`http_proxy` for http://; `https_proxy` or `HTTPS_PROXY` for https://; else `all_proxy`, `ALL_PROXY`), with
--- `no_proxy`/`NO_PROXY` for exceptions, read once by `new` rather than on every request
+-- `no_proxy`/`NO_PROXY` for exceptions, read once by `new` rather than on every request.
+-- A plain `http://` `base_url` goes straight to its host, never through a proxy (which would
+-- read the key): there `proxy` raises, unless `insecure`. An `https://` one goes through an
+-- http proxy as a CONNECT tunnel, the key inside TLS
 -- @field user_agent replaces the `User-Agent` header (default `lua-sigmamind/VERSION libcurl/VERSION`)
 -- @field max_response_bytes a larger response body fails with kind `too_large` (default 8 MiB)
 -- @field on_event `function(ev)` called for each `request`, `response`, `retry` and `give_up`; `ev` has
 -- `type`, `method`, `path` (numbers masked), `attempt`, `status`, `elapsed`, `delay`, `kind` and never the key.
 -- Errors it raises are ignored
--- @field insecure must be `true` to use `http://` with a host that is not loopback (default `false`)
+-- @field insecure must be `true` to use `http://` with a host that is not loopback: a literal
+-- 127.0.0.0/8 or `[::1]` address, or `localhost` (default `false`); with it, an `http://`
+-- request also uses proxies
 -- @field reconcile after a `calls:create` that failed once the request may have reached the server, look for
 -- the call it may have made and return it marked `reconciled = true` instead of the error (default `true`)
 

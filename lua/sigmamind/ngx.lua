@@ -27,10 +27,10 @@
 local core = require "sigmamind.core"
 
 local ngx = ngx
-local error, type, tostring, tonumber, setmetatable, pcall =
-      error, type, tostring, tonumber, setmetatable, pcall
-local string_lower, string_match, string_format, string_sub, string_find =
-      string.lower, string.match, string.format, string.sub, string.find
+local error, type, tostring, tonumber, setmetatable, pcall, pairs =
+      error, type, tostring, tonumber, setmetatable, pcall, pairs
+local string_lower, string_match, string_format, string_sub, string_find, string_gmatch =
+      string.lower, string.match, string.format, string.sub, string.find, string.gmatch
 local table_concat, math_min, math_ceil = table.concat, math.min, math.ceil
 local tcp, ngx_sleep, get_phase = ngx.socket.tcp, ngx.sleep, ngx.get_phase
 local prepare, classify, now, mask_path = core.prepare, core.classify, core.now, core.mask_path
@@ -47,15 +47,62 @@ local NO_COSOCKETS = {
 
 local POOL_SIZE, IDLE_MS = 64, 60000
 
--- the API key lives here, keyed by transport, never in a field a pairs() or an error could show
+-- the API key lives here, keyed by transport, never in a field a pairs() or an error could
+-- show: its header line, and the key itself to redact (8 bytes or more: a shorter one could
+-- match plain words)
 local secrets = setmetatable({}, { __mode = "k" })
+local redact_keys = setmetatable({}, { __mode = "k" })
 
 local Transport = { __name = "sigmamind.client" }
 Transport.__index = Transport
 
-local function is_loopback(host)
-  host = string_lower(host)
-  return host == "localhost" or host == "::1" or string_match(host, "^127%.[%d%.]+$") ~= nil
+-- a dotted quad of four decimal octets 0-255 without leading zeros (inet_pton's form), or nil
+local function ipv4(s)
+  local a, b, c, d = string_match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then return nil end
+  local o = { a, b, c, d }
+  for i = 1, 4 do
+    if #o[i] > 3 or (#o[i] > 1 and string_sub(o[i], 1, 1) == "0") or tonumber(o[i]) > 255 then return nil end
+    o[i] = tonumber(o[i])
+  end
+  return o
+end
+
+-- ::1 in any spelling of its eight 16-bit groups ("::1", "0:0:0:0:0:0:0:1", "0::0:1")
+local function ipv6_is_loopback(s)
+  local head, tail = string_match(s, "^(.-)::(.*)$")
+  local function groups(part, out)
+    if part == "" then return out end
+    for g in string_gmatch(part .. ":", "([^:]*):") do
+      if not string_match(g, "^%x%x?%x?%x?$") then return nil end
+      out[#out + 1] = tonumber(g, 16)
+    end
+    return out
+  end
+  local g
+  if head then
+    if string_find(tail, "::", 1, true) then return false end
+    local h, t = groups(head, {}), groups(tail, {})
+    if not h or not t or #h + #t > 7 then return false end
+    g = h
+    for _ = 1, 8 - #h - #t do g[#g + 1] = 0 end
+    for i = 1, #t do g[#g + 1] = t[i] end
+  else
+    g = groups(s, {})
+    if not g or #g ~= 8 then return false end
+  end
+  for i = 1, 7 do if g[i] ~= 0 then return false end end
+  return g[8] == 1
+end
+
+-- A literal loopback address (127.0.0.0/8 as a strict dotted quad, ::1 in brackets) or
+-- "localhost", as the C core checks: a name that only looks like one ("127.1.1.1.1") goes to
+-- DNS, then anywhere.
+local function is_loopback(host, bracketed)
+  if bracketed then return ipv6_is_loopback(host) end
+  if string_lower(host) == "localhost" then return true end
+  local o = ipv4(host)
+  return o ~= nil and o[1] == 127
 end
 
 -- the same rules as core.new's check of base_url (client.c), with the parts a socket needs
@@ -70,11 +117,12 @@ local function parse_base_url(url, insecure)
   local hostport, prefix = string_match(rest, "^([^/]*)(.*)$")
   if string_find(hostport, "@", 1, true) then error("sigmamind.new: base_url must not contain credentials", 0) end
   local host, port = string_match(hostport, "^%[(.+)%]:?(%d*)$")
+  local bracketed = host ~= nil
   if not host then host, port = string_match(hostport, "^([^:]*):?(%d*)$") end
   if not host or host == "" then error("sigmamind.new: base_url: no host", 0) end
-  if scheme == "http" and not insecure and not is_loopback(host) then
+  if scheme == "http" and not insecure and not is_loopback(host, bracketed) then
     error("sigmamind.new: base_url: plain http:// is only allowed to a loopback host " ..
-          "(127.0.0.0/8, localhost, ::1) unless insecure = true", 0)
+          "(a literal 127.0.0.0/8 or [::1] address, or localhost) unless insecure = true", 0)
   end
   prefix = string_match(prefix, "^(.-)/*$")
   return { scheme = scheme, host = host, port = tonumber(port) or (scheme == "https" and 443 or 80),
@@ -107,6 +155,7 @@ function _M.new(o)
            "\r\nConnection: keep-alive\r\n",
   }, Transport)
   secrets[self] = "X-API-Key: " .. key .. "\r\n"
+  if #key >= 8 then redact_keys[self] = key end
   return self
 end
 
@@ -314,26 +363,49 @@ local function server_clock(headers)
   return t and t - wall_clock() or nil
 end
 
-function Transport:_emit(ev)
-  local f = self.on_event
-  if f then pcall(f, ev) end
+-- s with each occurrence of key replaced by [REDACTED] (a server may echo the key in a message)
+local function redact(s, key)
+  if not key or not string_find(s, key, 1, true) then return s end
+  local out, i = {}, 1
+  while true do
+    local a, b = string_find(s, key, i, true)
+    if not a then break end
+    out[#out + 1] = string_sub(s, i, a - 1)
+    out[#out + 1] = "[REDACTED]"
+    i = b + 1
+  end
+  out[#out + 1] = string_sub(s, i)
+  return table_concat(out)
 end
 
-local function event(typ, method, path, attempt, status, elapsed, delay, kind)
-  return { type = typ, method = method, path = mask_path(path), attempt = attempt, status = status,
-           elapsed = elapsed, delay = delay, kind = kind }
+-- the error's string fields without the key, as the C core's sm_redact
+function Transport:_redact(err)
+  local key = redact_keys[self]
+  if key and type(err) == "table" then
+    for k, v in pairs(err) do
+      if type(v) == "string" then err[k] = redact(v, key) end
+    end
+  end
+  return err
+end
+
+function Transport:_emit(typ, method, path, attempt, status, elapsed, delay, kind)
+  local f = self.on_event
+  if not f then return end
+  pcall(f, { type = typ, method = method, path = redact(mask_path(path), redact_keys[self]), attempt = attempt,
+             status = status, elapsed = elapsed, delay = delay, kind = kind })
 end
 
 function Transport:request(name, args, params)
   if not self.open then error("sigmamind: attempt to use a closed client", 3) end
   check_phase("a SigmaMind request")
   local method, target, body, path = prepare(name, args, params)
-  if not method then return nil, target end          -- invalid: nothing sent
+  if not method then return nil, self:_redact(target) end   -- invalid: nothing sent
   local start, timeout = now(), self.timeout
   local attempt = 0
   while true do
     attempt = attempt + 1
-    self:_emit(event("request", method, path, attempt, nil, now() - start))
+    self:_emit("request", method, path, attempt, nil, now() - start)
     local budget = self.policy.deadline - (now() - start)
     local capped = budget < timeout
     local a = setmetatable({ t = self, sock = tcp(), sent = false,
@@ -350,13 +422,14 @@ function Transport:request(name, args, params)
     local p = self.policy
     p.message, p.capped = message, capped
     local value, err, delay = classify(method, path, status, headers, rbody, attempt, now() - start, fail, sent, p)
-    self:_emit(event("response", method, path, attempt, status, now() - start, nil, err and err.kind))
+    if err then self:_redact(err) end
+    self:_emit("response", method, path, attempt, status, now() - start, nil, err and err.kind)
     if value ~= nil then return value end
     if not delay then
-      self:_emit(event("give_up", method, path, attempt, status, now() - start, nil, err.kind))
+      self:_emit("give_up", method, path, attempt, status, now() - start, nil, err.kind)
       return nil, err
     end
-    self:_emit(event("retry", method, path, attempt, status, now() - start, delay, err.kind))
+    self:_emit("retry", method, path, attempt, status, now() - start, delay, err.kind)
     ngx_sleep(delay)
   end
 end
