@@ -11,8 +11,8 @@
 -- called. Only without a Date header is this host's clock taken, with SKEW either way. Only a single such
 -- candidate is taken; with none or several, the original error is returned with `err.reconcile` saying why, and
 -- the decision stays the caller's.
-local type, pairs, ipairs, tostring, require = type, pairs, ipairs, tostring, require
-local string_format = string.format
+local type, pairs, ipairs, tostring, tonumber, require = type, pairs, ipairs, tostring, tonumber, require
+local string_format, string_find = string.format, string.find
 
 local _M = {}
 
@@ -52,16 +52,30 @@ local function returned_by(r, id)
   return r ~= nil and id ~= nil and (r.new[id] or r.old[id]) == true
 end
 
-local function scalar(v)
-  if v == nil then return nil end
-  return tostring(v)
+-- A variable's value as text equal exactly when the values are equal as JSON numbers: the core
+-- writes 50.0 as 50 and the server answers the integer 50 (tostring said "50.0" and "50"). A
+-- number's text in a string counts as that number; anything else is its tostring.
+local function var_text(v)
+  if type(v) == "string" then
+    if not string_find(v, "^%-?%d+%.?%d*[eE]?[%+%-]?%d*$") then return v end
+    local n = tonumber(v)
+    if n == nil or n ~= n then return v end
+    v = n
+  end
+  if type(v) ~= "number" then return tostring(v) end
+  if v % 1 == 0 and v >= -2 ^ 63 and v < 2 ^ 63 then return string_format("%d", v) end   -- not NaN, not inf
+  return string_format("%.17g", v)
 end
+_M.var_text = var_text
 
--- variables equal as JSON would carry them (numbers and strings compared by their text; nil and {} alike)
+-- variables equal as JSON would carry them (var_text; nil and {} alike)
 local function same_vars(a, b)
   a = type(a) == "table" and a or {}
   b = type(b) == "table" and b or {}
-  for k, v in pairs(a) do if scalar(v) ~= scalar(b[k]) then return false end end
+  for k, v in pairs(a) do
+    local w = b[k]
+    if v ~= w and (w == nil or var_text(v) ~= var_text(w)) then return false end
+  end
   for k, v in pairs(b) do if a[k] == nil and v ~= nil then return false end end
   return true
 end
