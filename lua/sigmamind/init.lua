@@ -98,6 +98,8 @@ _M.final_statuses = { "ended", "not_connected", "error" }
 -- @field body the raw response body (a string), when there was one
 -- @field request_id the response's `X-Request-Id`, for SigmaMind's support
 -- @field attempts how many attempts were made (0 when nothing was sent)
+-- @field resent `true` when the transport sent the last attempt's request twice (libcurl does, on a
+-- new connection, when a kept-alive one dies before any answer): what answered was the second one
 -- @field elapsed seconds spent on the whole operation
 -- @field retryable whether trying again later may succeed
 -- @field sent whether the request may have reached the server: when true for a `POST /v1/calls`, the call
@@ -259,6 +261,20 @@ local function finish_page(norm, page, err)
   return page
 end
 
+-- A DELETE answered 404 after it was sent again (a retry, or libcurl's resend when a kept-alive
+-- connection died) most likely lost the answer to the send that deleted it: gone is what was asked,
+-- so it is `true`, and on_event hears a `gone` event. Any 2xx is `true`, whatever its body.
+local function finish_delete(client, value, err)
+  if value ~= nil then return true end
+  if err.kind ~= "not_found" or not ((err.attempts or 1) > 1 or err.resent) then return nil, err end
+  local on_event = client._on_event
+  if on_event then
+    pcall(on_event, { type = "gone", method = err.method, path = core.mask_path(err.path), attempt = err.attempts,
+                      status = err.status, elapsed = err.elapsed, kind = err.kind })
+  end
+  return true
+end
+
 -- params that are builder plans are built here; row problems are the server's to report (it skips those
 -- rows, as the real API does), field problems stop the request before anything is sent
 local function resolve_plan(params, name)
@@ -364,6 +380,11 @@ local function make_method(ns, method, name)
     return function(self, id, params)
       check_self(self, ns, method); id = check_id(id, ns, method); check_params(params, ns, method)
       return finish(norm, request(self, name, { id }, params or {}))
+    end
+  elseif ep.method == "DELETE" then
+    return function(self, id, query)
+      check_self(self, ns, method); id = check_id(id, ns, method); check_params(query, ns, method)
+      return finish_delete(self._client, request(self, name, { id }, query))
     end
   else
     return function(self, id, query)
@@ -575,9 +596,10 @@ end
 -- `no_proxy`/`NO_PROXY` for exceptions, read once by `new` rather than on every request
 -- @field user_agent replaces the `User-Agent` header (default `lua-sigmamind/VERSION libcurl/VERSION`)
 -- @field max_response_bytes a larger response body fails with kind `too_large` (default 8 MiB)
--- @field on_event `function(ev)` called for each `request`, `response`, `retry` and `give_up`; `ev` has
--- `type`, `method`, `path` (numbers masked), `attempt`, `status`, `elapsed`, `delay`, `kind` and never the key.
--- Errors it raises are ignored
+-- @field on_event `function(ev)` called for each `request`, `response`, `retry` and `give_up`; `ev`
+-- has `type`, `method`, `path` (numbers masked), `attempt`, `status`, `elapsed`, `delay`, `kind`
+-- and never the key. A `gone` event tells that a DELETE sent again was answered 404 and is returned
+-- as done. Errors it raises are ignored
 -- @field insecure must be `true` to use `http://` with a host that is not loopback (default `false`)
 -- @field reconcile after a `calls:create` that failed once the request may have reached the server, look for
 -- the call it may have made and return it marked `reconciled = true` instead of the error (default `true`)
@@ -627,7 +649,8 @@ function _M.new(opts)
   o.api_key = nil
   if not ok then error(c, 2) end
 
-  local client = setmetatable({ _c = c, base_url = o.base_url, _reconcile = reconcile_opt }, Client)
+  local client = setmetatable({ _c = c, base_url = o.base_url, _reconcile = reconcile_opt,
+                                _on_event = o.on_event }, Client)
   for ns in pairs(NAMESPACES) do
     client[ns] = setmetatable({ _c = c, _client = client }, namespace_meta[ns])
   end
@@ -752,7 +775,10 @@ Client.__tostring = function(self) return tostring(self._c) end
 -- @treturn[1] table the page: `data` (the calls), `page`, `size`, `totalCount`, `hasNext`, ...
 -- @return[2] nil, @{err}
 
---- Delete a call (`DELETE /v1/calls/{callId}`).
+--- Delete a call (`DELETE /v1/calls/{callId}`). The other namespaces' `delete` do as this one: a
+-- 404 to a DELETE that was sent again (a retry, or a resend of the transport) means the first one
+-- deleted it and its answer was lost, so it returns `true` (and @{options|on_event} hears a `gone`
+-- event).
 -- @function calls:delete
 -- @string id the `callId`
 -- @treturn[1] boolean `true`
