@@ -1,5 +1,5 @@
--- Servers that misbehave, scripted byte for byte (spec/support/rawhttp.lua): DELETEs whose answer was
--- lost.
+-- Servers that misbehave, scripted byte for byte (spec/support/rawhttp.lua): success answers of the
+-- wrong JSON shape, and DELETEs whose answer was lost.
 local rawhttp = require "support.rawhttp"
 local sigmamind = require "sigmamind"
 
@@ -12,6 +12,140 @@ local function against(answers, opts)
   for k, v in pairs(opts or {}) do o[k] = v end
   return sigmamind.new(o), raw
 end
+
+-- the error is a decode error of the core's kind, for a request that reached the server
+local function assert_decode(err, path, fragment)
+  assert.is_true(sigmamind.is_error(err), tostring(err))
+  assert.same({ "decode", true, false }, { err.kind, err.sent, err.retryable })
+  assert.equal(path, err.path)
+  assert.matches(fragment, err.message, 1, true)
+end
+
+local function call_json(id, extra)
+  return ('{"callId":"%s","callType":"outbound","status":"ended","createdAt":"2024-04-20T10:00:00Z"%s}')
+         :format(id, extra or "")
+end
+
+describe("a success answer of the wrong JSON shape", function()
+  -- bodies that are not a page, and the words the error has for each
+  local NOT_PAGES = {
+    { "null", "got null" }, { "5", "got a number" }, { '"s"', "got a string" }, { "false", "got false" },
+    { "", "got no body" }, { '{"data":5}', "data: expected an array, got a number" },
+    { '{"data":{"a":1}}', "data: expected an array, got an object" },
+    { '{"data":[5]}', "data[1]: expected an object, got a number" },
+    { '{"data":[{"callId":"a"},null]}', "data[2]: expected an object, got null" },
+    { '{"data":[[1]]}', "data[1]: expected an object, got an array" },
+    { '{"data":[{}]}', "data[1]: expected an object, got an empty object or array" },
+    { '{"data":[],"hasNext":"yes"}', "hasNext: expected a boolean, got a string" },
+    { '{"data":[{"callId":"a"}],"page":"x","totalPages":3}', "page: expected a number, got a string" },
+  }
+  -- bodies that are not a record
+  local NOT_RECORDS = {
+    { "null", "got null" }, { "5", "got a number" }, { '"s"', "got a string" }, { "[]", "got an empty object" },
+    { "[1,2]", "got an array" }, { "false", "got false" }, { "", "got no body" },
+  }
+
+  local function answers_of(cases, status)
+    local out = {}
+    for i, case in ipairs(cases) do out[i] = answer(status or 200, case[1]) end
+    return out
+  end
+
+  it("is a decode error from list, each, pages and calls:stats, never a raw Lua error", function()
+    for _, op in ipairs{ "list", "each", "pages", "stats" } do
+      local c, raw = against(answers_of(NOT_PAGES))
+      for _, case in ipairs(NOT_PAGES) do
+        local ok, v, err
+        if op == "list" or op == "stats" then
+          ok, v, err = pcall(c.calls[op], c.calls)
+          assert.is_true(ok, op .. " " .. case[1] .. ": " .. tostring(v))
+          assert.is_nil(v, op .. " " .. case[1])
+        else
+          ok, err = pcall(function() for _ in c.calls[op](c.calls, {}) do end end)
+          assert.is_false(ok, op .. " " .. case[1])                 -- the loop raises the error itself
+        end
+        assert_decode(err, "/v1/calls", case[2])
+        assert.matches("^the response is not a page of calls: ", err.message)
+      end
+      c:close()
+      raw.stop()
+    end
+  end)
+
+  it("is a decode error from a page that was prefetched", function()
+    local good = answer(200, '{"data":[' .. call_json("call_1") .. '],"page":0,"size":1,"hasNext":true}')
+    local c, raw = against{ good, answer(200, '{"data":7}') }
+    local n = 0
+    local ok, err = pcall(function() for _ in c.calls:each{ size = 1, prefetch = true } do n = n + 1 end end)
+    c:close()
+    raw.stop()
+    assert.is_false(ok)
+    assert.equal(1, n)
+    assert_decode(err, "/v1/calls", "data: expected an array, got a number")
+  end)
+
+  it("is a decode error from get, wait, create, update and pause, with sent = true", function()
+    local ops = {
+      { function(c) return c.calls:get("call_1") end, "/v1/calls/call_1", "not a call" },
+      { function(c) return c.calls:wait("call_1", { timeout = 5 }) end, "/v1/calls/call_1", "not a call" },
+      { function(c) return c.agents:get("agent_1") end, "/v1/agents/agent_1", "not an agent" },
+      { function(c) return c.phone_numbers:get("+14157774444") end, "/v1/phone-numbers/%2B14157774444",
+        "not a phone number" },
+      { function(c) return c.webhooks:create{ name = "h", agentId = "agent_1", url = "https://example.test/h",
+                                               events = { "conversation_ended" } } end, "/v1/webhooks",
+        "not a webhook" },
+      { function(c) return c.campaigns:update("camp_1", { campaignName = "x" }) end, "/v1/campaigns/camp_1",
+        "not a campaign" },
+      { function(c) return c.campaigns:pause("camp_1") end, "/v1/campaigns/camp_1", "not a campaign" },
+      { function(c) return c.campaigns:progress("camp_1") end, "/v1/campaigns/camp_1", "not a campaign" },
+    }
+    for _, op in ipairs(ops) do
+      local c, raw = against(answers_of(NOT_RECORDS, 201))
+      for _, case in ipairs(NOT_RECORDS) do
+        local ok, v, err = pcall(op[1], c)
+        assert.is_true(ok, op[2] .. " " .. case[1] .. ": " .. tostring(v))
+        assert.is_nil(v, op[2] .. " " .. case[1])
+        assert_decode(err, op[2], op[3] .. ": expected a JSON object, " .. case[2])
+      end
+      c:close()
+      raw.stop()
+    end
+  end)
+
+  describe("in the lookup for a create whose answer was lost", function()
+    local BAD = { "5", "null", '{"data":5}', '{"data":[null]}' }   -- one per lookup (four, 3.5 s apart in all)
+    local create = { fromPhoneNumber = "+14157774444", toPhoneNumber = "+12137774445" }
+
+    it("leaves calls:create with the error that says the call may exist", function()
+      local c, raw = against{ "!close", answer(200, BAD[1]), answer(200, BAD[2]), answer(200, BAD[3]),
+                              answer(200, BAD[4]) }
+      local ok, call, err = pcall(c.calls.create, c.calls, create)
+      local requests = raw.requests()
+      c:close()
+      raw.stop()
+      assert.is_true(ok, tostring(call))
+      assert.is_nil(call)
+      assert.same({ "network", true }, { err.kind, err.sent })
+      assert.matches("the lookup failed: .*not a page of calls", err.reconcile)
+      assert.equal(5, #requests)
+      assert.matches("^POST /v1/calls ", requests[1])
+    end)
+
+    it("leaves client:dial its report, the row uncertain", function()
+      local c, raw = against{ "!close", answer(200, BAD[1]), answer(200, BAD[2]), answer(200, BAD[3]),
+                              answer(200, BAD[4]) }
+      local ok, report, err = pcall(c.dial, c, { contacts = { { phoneNumber = "+12137774445" } },
+                                                 from = "+14157774444", agent = "agent_1", wait = false })
+      c:close()
+      raw.stop()
+      assert.is_true(ok, tostring(report))
+      assert(report, tostring(err))
+      assert.same({ 0, 1, 1 }, { report.placed, report.uncertain, report.total })
+      assert.is_true(report.rows[1].err.sent)
+      assert.matches("the lookup failed", report.rows[1].err.reconcile)
+    end)
+  end)
+end)
 
 describe("a DELETE whose answer was lost", function()
   local not_found = answer(404, '{"status":404,"message":"Call not found"}')

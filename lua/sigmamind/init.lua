@@ -89,8 +89,9 @@ _M.final_statuses = { "ended", "not_connected", "error" }
 -- (with `(after N attempts)` when there were several). No error ever contains the API key.
 -- @table err
 -- @field kind `invalid` (caught before sending; see `field`), `auth` (401, 403), `not_found` (404),
--- `rejected` (other 4xx), `rate_limited` (429), `server` (5xx), `network`, `timeout`, `decode` (a 2xx whose
--- body is not JSON), `too_large` (a body over `max_response_bytes`)
+-- `rejected` (other 4xx), `rate_limited` (429), `server` (5xx), `network`, `timeout`, `decode` (a
+-- 2xx whose body is not JSON, or not the JSON the endpoint answers: a record that is not an object,
+-- a list whose `data` is not an array of objects), `too_large` (a body over `max_response_bytes`)
 -- @field status the HTTP status, when there was a response
 -- @field message what went wrong, in words (the API's own `message` for an HTTP error)
 -- @field method the HTTP method, e.g. `"POST"`
@@ -248,15 +249,47 @@ local function check_id(id, ns, method)
   return string_format("%d", id)
 end
 
-local function finish(norm, value, err)
+-- what a namespace's records are called in errors: one, and a page of them
+local NOUN = { calls = { "a call", "calls" }, campaigns = { "a campaign", "campaigns" },
+               phone_numbers = { "a phone number", "phone numbers" }, webhooks = { "a webhook", "webhooks" },
+               agents = { "an agent", "agents" } }
+
+-- A 2xx whose JSON is not what the endpoint answers (a record that is a number, a list whose data
+-- is not an array) is a decode error like a body that is not JSON: the request reached the server
+-- (sent), and asking again will not change the answer. The path is the request's own, as the core's
+-- errors give it.
+local core_prepare = core.prepare
+local function shape_error(name, args, params, message)
+  local ep = core.endpoints[name]
+  local ok, method, _, _, path = pcall(core_prepare, name, args, params)
+  return core.error{ kind = "decode", sent = true, retryable = false, method = ep.method,
+                     path = ok and method and path or ep.path, message = message }
+end
+
+local is_record, json_shape = pager.is_record, pager.json_shape
+
+-- a record (get, create, update): a JSON object, normalised
+local function finish(ns, name, args, params, value, err)
   if value == nil then return nil, err end
-  if norm and type(value) == "table" then norm(value) end
+  if not is_record(value) then
+    return nil, shape_error(name, args, params, string_format("the response is not %s: expected a JSON object, " ..
+                                                              "got %s", NOUN[ns][1], json_shape(value)))
+  end
+  local norm = NORMALISE[ns]
+  if norm then norm(value) end
   return value
 end
 
-local function finish_page(norm, page, err)
+-- a list: a page (pager.normalise_page), its records normalised
+local function finish_page(ns, name, query, page, err)
   if page == nil then return nil, err end
-  page = pager.normalise_page(page)
+  local why
+  page, why = pager.normalise_page(page)
+  if not page then
+    return nil, shape_error(name, nil, query, string_format("the response is not a page of %s: %s", NOUN[ns][2],
+                                                            why))
+  end
+  local norm = NORMALISE[ns]
   if norm then for _, rec in ipairs(page.data) do norm(rec) end end
   return page
 end
@@ -307,7 +340,7 @@ end
 -- perform reports transfers by slot, and a slot is reused as soon as it is reported, so each record is handed at
 -- once to the waiter registered for its slot (per client: loops nested in loops each get their own).
 local core_sleep = core.sleep
-local function list_starter(self, name, norm)
+local function list_starter(self, ns, name)
   return function(q)
     local client, c = self._client, self._c
     local s = client._sched
@@ -342,7 +375,7 @@ local function list_starter(self, name, norm)
       while true do
         if r then
           box.rec = nil
-          if r[2] == "ok" then box = nil; return finish_page(norm, r[3]) end
+          if r[2] == "ok" then box = nil; return finish_page(ns, name, q, r[3]) end
           if r[2] ~= "retry" then box = nil; return nil, r[3] end
           core_sleep(r[4])
           waiting[id] = box
@@ -362,24 +395,24 @@ end
 
 local function make_method(ns, method, name)
   local ep = core.endpoints[name]
-  local norm = NORMALISE[ns]
   local nargs = #ep.args
   if ep.method == "GET" and nargs == 0 then
     return function(self, query)
       check_self(self, ns, method); check_params(query, ns, method)
-      return finish_page(norm, request(self, name, nil, query))
+      return finish_page(ns, name, query, request(self, name, nil, query))
     end
   elseif nargs == 0 then
     return function(self, params)
       check_self(self, ns, method); check_params(params, ns, method)
       local body, err = resolve_plan(params, name)
       if body == nil and err then return nil, err end
-      return finish(norm, request(self, name, nil, body))
+      return finish(ns, name, nil, body, request(self, name, nil, body))
     end
   elseif ep.method == "PATCH" then
     return function(self, id, params)
       check_self(self, ns, method); id = check_id(id, ns, method); check_params(params, ns, method)
-      return finish(norm, request(self, name, { id }, params or {}))
+      params = params or {}
+      return finish(ns, name, { id }, params, request(self, name, { id }, params))
     end
   elseif ep.method == "DELETE" then
     return function(self, id, query)
@@ -389,7 +422,7 @@ local function make_method(ns, method, name)
   else
     return function(self, id, query)
       check_self(self, ns, method); id = check_id(id, ns, method); check_params(query, ns, method)
-      return finish(norm, request(self, name, { id }, query))
+      return finish(ns, name, { id }, query, request(self, name, { id }, query))
     end
   end
 end
@@ -416,12 +449,11 @@ for ns, methods in pairs(NAMESPACES) do
     local list, id_field, list_name = M.list, ID_FIELD[ns], ns .. ".list"
     M.each = function(self, query)
       check_self(self, ns, "each"); check_params(query, ns, "each")
-      return pager.each(function(q) return list(self, q) end, query, id_field,
-                        list_starter(self, list_name, NORMALISE[ns]))
+      return pager.each(function(q) return list(self, q) end, query, id_field, list_starter(self, ns, list_name))
     end
     M.pages = function(self, query)
       check_self(self, ns, "pages"); check_params(query, ns, "pages")
-      return pager.pages(function(q) return list(self, q) end, query, list_starter(self, list_name, NORMALISE[ns]))
+      return pager.pages(function(q) return list(self, q) end, query, list_starter(self, ns, list_name))
     end
   end
   _M[ns] = M   -- sigmamind.calls etc.: the method tables, for extension and documentation
@@ -600,9 +632,11 @@ end
 -- has `type`, `method`, `path` (numbers masked), `attempt`, `status`, `elapsed`, `delay`, `kind`
 -- and never the key. A `gone` event tells that a DELETE sent again was answered 404 and is returned
 -- as done. Errors it raises are ignored
--- @field insecure must be `true` to use `http://` with a host that is not loopback (default `false`)
--- @field reconcile after a `calls:create` that failed once the request may have reached the server, look for
--- the call it may have made and return it marked `reconciled = true` instead of the error (default `true`)
+-- @field insecure must be `true` to use `http://` with a host that is not loopback (default
+-- `false`)
+-- @field reconcile after a `calls:create` that failed once the request may have reached the server,
+-- look for the call it may have made and return it marked `reconciled = true` instead of the error
+-- (default `true`)
 
 --- Make a client. `sigmamind(opts)` is the same call.
 -- Inside nginx's Lua module the client talks through cosockets (@{sigmamind.ngx}); elsewhere through libcurl.

@@ -5,8 +5,11 @@
 -- the iteration after that many records. A page that fails ends the loop by raising the @{sigmamind.err|error
 -- object} itself, so `pcall` around the loop gets the typed table.
 -- @module sigmamind.pager
-local error, type, pairs, setmetatable, tostring = error, type, pairs, setmetatable, tostring
+local core = require "sigmamind.core"
+local error, type, pairs, next, setmetatable, tostring = error, type, pairs, next, setmetatable, tostring
 local table_remove = table.remove
+local string_format = string.format
+local null = core.null
 
 local _M = {}
 
@@ -42,28 +45,75 @@ local function copy(t)
   return c
 end
 
--- Reads both spellings of the total so callers never need to know which endpoint says which.
+-- A decoded JSON value in words, for the errors about a response of the wrong shape. The decoder
+-- makes `[]` and `{}` the same empty table, and a success with no body is `true`.
+function _M.json_shape(v)
+  if v == null then return "null" end
+  if v == true then return "no body" end
+  local t = type(v)
+  if t == "table" then
+    if next(v) == nil then return "an empty object or array" end
+    return v[1] ~= nil and "an array" or "an object"
+  end
+  if t == "boolean" then return "false" end
+  return "a " .. t
+end
+local json_shape = _M.json_shape
 
---- Give a page the one shape every list has: `data` (an array, wrapping an endpoint that answers with a bare
--- array), and `totalCount` and `totalCounts` both set (counted when the last page says there is no next).
+-- a record: a JSON object with something in it (`{}` cannot be told from `[]`)
+function _M.is_record(v)
+  return type(v) == "table" and v[1] == nil and next(v) ~= nil
+end
+
+-- the page fields paging reads, and the types they must have when present (a null counts as absent)
+local PAGE_FIELDS = { hasNext = "boolean", hasPrevious = "boolean", page = "number", size = "number",
+                      totalPages = "number", totalCount = "number", totalCounts = "number" }
+
+--- Give a page the one shape every list has: `data` (an array, wrapping an endpoint that answers
+-- with a bare array), and `totalCount` and `totalCounts` both set (counted when the last page says
+-- there is no next). Anything else is not a page: not a JSON object or array, a `data` that is not
+-- an array of objects, or a paging field of the wrong type.
 -- @tparam table page a decoded list response; it is changed in place
--- @treturn table the page
+-- @treturn[1] table the page
+-- @return[2] nil, and what is wrong with it, in words
 function _M.normalise_page(page)
-  if type(page) ~= "table" then return page end
+  if type(page) ~= "table" then
+    return nil, "expected a JSON object with a data array, got " .. json_shape(page)
+  end
   if page[1] ~= nil and page.data == nil then
     -- some endpoints answer with a bare array: wrap it like a one-page list
     page = { data = page, page = 0, size = #page, totalPages = 1, hasNext = false, hasPrevious = false }
   end
-  page.data = page.data or {}
+  local data = page.data
+  if data == nil then
+    data = {}
+    page.data = data
+  elseif type(data) ~= "table" or (data[1] == nil and next(data) ~= nil) then
+    return nil, "data: expected an array, got " .. json_shape(data)
+  end
+  for i = 1, #data do
+    local r = data[i]
+    if type(r) ~= "table" or r[1] ~= nil or next(r) == nil then       -- is_record, inlined: 100 a page
+      return nil, string_format("data[%d]: expected an object, got %s", i, json_shape(r))
+    end
+  end
+  for name, want in pairs(PAGE_FIELDS) do
+    local v = page[name]
+    if v ~= nil and v ~= null and type(v) ~= want then
+      return nil, string_format("%s: expected a %s, got %s", name, want, json_shape(v))
+    end
+  end
   local total = page.totalCount or page.totalCounts
-  if total == nil and page.hasNext == false then total = #page.data end
+  if total == nil and page.hasNext == false then total = #data end
   page.totalCount, page.totalCounts = total, total
   return page
 end
 
 local function has_next(page, size)
-  if page.hasNext ~= nil then return page.hasNext == true end
-  if page.totalPages and page.page then return page.page + 1 < page.totalPages end
+  local hn = page.hasNext
+  if type(hn) == "boolean" then return hn end
+  local n, pages = page.page, page.totalPages
+  if type(n) == "number" and type(pages) == "number" then return n + 1 < pages end
   return #page.data >= size
 end
 
