@@ -1,9 +1,16 @@
 -- Servers that misbehave, scripted byte for byte (spec/support/rawhttp.lua): success answers of the
--- wrong JSON shape, and DELETEs whose answer was lost.
+-- wrong JSON shape, lists that ignore paging, and DELETEs whose answer was lost.
 local rawhttp = require "support.rawhttp"
 local sigmamind = require "sigmamind"
 
 local answer = rawhttp.answer
+
+-- n copies of a
+local function times(n, a)
+  local out = {}
+  for i = 1, n do out[i] = a end
+  return out
+end
 
 -- a client of a raw server with these answers; returns the client and the server
 local function against(answers, opts)
@@ -25,6 +32,63 @@ local function call_json(id, extra)
   return ('{"callId":"%s","callType":"outbound","status":"ended","createdAt":"2024-04-20T10:00:00Z"%s}')
          :format(id, extra or "")
 end
+
+describe("a server that answers every page alike (it ignores page)", function()
+  local page = answer(200, '{"data":[' .. call_json("call_1") .. "," .. call_json("call_2") ..
+                           '],"page":0,"size":2,"hasNext":true,"totalCounts":6}')
+
+  it("ends each (with or without a limit) and pages after three requests with a decode error", function()
+    for _, case in ipairs{ { "each", { limit = 5 } }, { "each", {} }, { "pages", {} },
+                           { "each", { limit = 5, prefetch = true } } } do
+      local c, raw = against(times(12, page))
+      local got = 0
+      local ok, err = pcall(function()
+        for _ in c.calls[case[1]](c.calls, case[2]) do got = got + 1 end
+      end)
+      c:close()
+      local requests = #raw.requests()
+      raw.stop()
+      assert.is_false(ok, case[1])
+      assert_decode(err, "/v1/calls", "the server repeated page 0 as pages 1 and 2")
+      assert.matches("ignores paging", err.message, 1, true)
+      assert.equal(3, requests, case[1])
+      assert.equal(2, got, case[1])       -- each: the two records once; pages: page 0 and its first repeat
+    end
+  end)
+
+  it("still reads a list that shifted by a whole page once", function()
+    local last = answer(200, '{"data":[' .. call_json("call_3") .. '],"page":2,"size":2,"hasNext":false}')
+    local c, raw = against{ page, page, last }
+    local ids = {}
+    for call in c.calls:each{ size = 2 } do ids[#ids + 1] = call.callId end
+    c:close()
+    raw.stop()
+    assert.same({ "call_1", "call_2", "call_3" }, ids)
+  end)
+
+  it("makes calls:stats and campaigns:progress return nil and the error", function()
+    local c, raw = against(times(12, page))
+    local stats, err = c.calls:stats()
+    local requests = #raw.requests()
+    c:close()
+    raw.stop()
+    assert.is_nil(stats)
+    assert_decode(err, "/v1/calls", "repeated page 0")
+    assert.equal(3, requests)
+
+    local camp = answer(200, '{"campaignId":"camp_1","campaignStatus":"live"}')
+    local answers = times(12, page)
+    table.insert(answers, 1, camp)
+    c, raw = against(answers)
+    local progress, perr = c.campaigns:progress("camp_1")
+    requests = #raw.requests()
+    c:close()
+    raw.stop()
+    assert.is_nil(progress)
+    assert_decode(perr, "/v1/calls", "repeated page 0")
+    assert.equal(4, requests)
+  end)
+end)
 
 describe("a success answer of the wrong JSON shape", function()
   -- bodies that are not a page, and the words the error has for each

@@ -304,6 +304,20 @@ describe("calls:create after an ambiguous failure", function()
       assert.matches("no call matching", why)
     end)
 
+    it("takes a call once from a server that answers every page alike, and stops paging there", function()
+      local ns = namespace({ t0 + 1 }, {})
+      local lists = 0
+      ns.list = function()
+        lists = lists + 1
+        local page = namespace({ t0 + 1 }, {}).list()
+        page.hasNext = true
+        return page
+      end
+      local call, why = find(ns)
+      assert.equal("call_1", call and call.callId, why)
+      assert.equal(2, lists)
+    end)
+
     it("allows two minutes either way on this host's clock without one", function()
       assert.equal("call_1", (find(namespace({ t0 - 100 }, {})) or {}).callId)
       assert.is_nil(find(namespace({ t0 - 200 }, {})))

@@ -91,7 +91,8 @@ _M.final_statuses = { "ended", "not_connected", "error" }
 -- @field kind `invalid` (caught before sending; see `field`), `auth` (401, 403), `not_found` (404),
 -- `rejected` (other 4xx), `rate_limited` (429), `server` (5xx), `network`, `timeout`, `decode` (a
 -- 2xx whose body is not JSON, or not the JSON the endpoint answers: a record that is not an object,
--- a list whose `data` is not an array of objects), `too_large` (a body over `max_response_bytes`)
+-- a list whose `data` is not an array of objects, pages repeated by a server that ignores paging),
+-- `too_large` (a body over `max_response_bytes`)
 -- @field status the HTTP status, when there was a response
 -- @field message what went wrong, in words (the API's own `message` for an HTTP error)
 -- @field method the HTTP method, e.g. `"POST"`
@@ -447,13 +448,16 @@ for ns, methods in pairs(NAMESPACES) do
   end
   if M.list then
     local list, id_field, list_name = M.list, ID_FIELD[ns], ns .. ".list"
+    local path = core.endpoints[list_name].path
     M.each = function(self, query)
       check_self(self, ns, "each"); check_params(query, ns, "each")
-      return pager.each(function(q) return list(self, q) end, query, id_field, list_starter(self, ns, list_name))
+      return pager.each(function(q) return list(self, q) end, query, id_field, list_starter(self, ns, list_name),
+                        path)
     end
     M.pages = function(self, query)
       check_self(self, ns, "pages"); check_params(query, ns, "pages")
-      return pager.pages(function(q) return list(self, q) end, query, list_starter(self, ns, list_name))
+      return pager.pages(function(q) return list(self, q) end, query, list_starter(self, ns, list_name), id_field,
+                         path)
     end
   end
   _M[ns] = M   -- sigmamind.calls etc.: the method tables, for extension and documentation

@@ -105,11 +105,13 @@ local function window(c, t0, now)
   return t0 - SKEW, now() + SKEW
 end
 
--- The calls created inside the window, read page by page, newest first, until one is older than it, the list
--- ends, or MAX_SCAN calls were read. The window is taken once the first page came, so that its Date header
--- has set the server's clock. Returns the matching calls, or nil and why.
+-- The calls created inside the window, read page by page, newest first, until one is older than it,
+-- the list ends, a page brings no call not read already, or MAX_SCAN calls were read. A call is
+-- taken once, however many pages it is on (a newest-first list shifts while it is read, and a
+-- server that ignores paging repeats its first page). The window is taken once the first page came,
+-- so that its Date header has set the server's clock. Returns the matching calls, or nil and why.
 local function candidates(calls, body, t0, now, returned, parse_time)
-  local found, scanned, lo, hi = {}, 0, nil, nil
+  local found, seen, scanned, lo, hi = {}, {}, 0, nil, nil
   for page_no = 0, MAX_SCAN / PAGE - 1 do
     local page, err = calls:list{ page = page_no, size = PAGE }
     if not page then return nil, "the lookup failed: " .. tostring(err) end
@@ -127,14 +129,18 @@ local function candidates(calls, body, t0, now, returned, parse_time)
         end
       end
     end
-    local older = false
+    local older, new = false, false
     for _, call in ipairs(page.data) do
-      scanned = scanned + 1
-      if matches(call, body, lo, hi, returned, parse_time) then found[#found + 1] = call end
+      local id = call.callId
+      if id == nil or not seen[id] then
+        new, scanned = true, scanned + 1
+        if id ~= nil then seen[id] = true end
+        if matches(call, body, lo, hi, returned, parse_time) then found[#found + 1] = call end
+      end
       local t = parse_time(call.createdAt)
       if t ~= nil and t < lo then older = true end
     end
-    if older or not page.hasNext or #page.data == 0 then break end
+    if older or not new or page.hasNext ~= true then break end
   end
   return found
 end
