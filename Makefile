@@ -207,7 +207,7 @@ host: all
 # ---- API reference (issue 6): LDoc from the doc comments of lua/sigmamind/ (config.ld) -------------------------
 # make docs   writes doc/api/index.html; fails when LDoc prints anything but its two progress lines, since each
 #             other line is a warning (a broken @{reference}, a doc comment it cannot attach to anything)
-LDOC ?= ldoc
+LDOC ?= lua5.1 /usr/bin/ldoc
 .PHONY: docs
 docs: deps
 	@sh tools/deps.sh lua-ldoc lua-markdown

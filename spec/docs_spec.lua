@@ -19,7 +19,7 @@ describe("the API reference (make docs)", function()
 
   setup(function()
     dir = os.tmpname(); os.remove(dir)
-    local p = io.popen(("cd '%s' && ldoc -d '%s' . 2>&1"):format(ROOT, dir))
+    local p = io.popen(("cd '%s' && lua5.1 /usr/bin/ldoc -d '%s' . 2>&1"):format(ROOT, dir))
     out = p:read("a")
     ok = p:close()
   end)

@@ -261,6 +261,30 @@ describe("observe", function()
       assert.equal("calls", assert(c.campaigns:progress(first.campaignId)).source)
     end)
 
+    it("matches calls to contacts by their variables when a campaign variable is a whole-valued float", function()
+      -- 50.0 goes out as 50 and comes back as the integer 50, and must still tell the contacts
+      -- apart: in dial order each contact would get the other's call.
+      local rawhttp = require "support.rawhttp"
+      local answer = rawhttp.answer
+      local camp = '{"campaignId":"camp_f","campaignStatus":"live"}'
+      local function call(id, name, at, status)
+        return ('{"callId":"%s","status":"%s","createdAt":"2024-04-20T10:00:%02dZ","campaign":{"campaignId":' ..
+                '"camp_f"},"dynamicVariables":{"amount":50,"zero":0,"name":"%s"}}'):format(id, status, at, name)
+      end
+      local raw = rawhttp.start{ answer(201, camp), answer(200, camp), answer(200, '{"data":[' ..
+        call("call_b", "Ann", 5, "ended") .. "," .. call("call_a", "Bob", 0, "not_connected") .. '],"hasNext":false}') }
+      local rc = sigmamind.new{ api_key = "sk_test_raw", base_url = raw.url, max_retries = 0 }
+      assert(rc.campaigns:create(sigmamind.campaign("floats"):agent("agent_1"):caller("+14157774444")
+        :variables{ amount = 50.0, zero = -0.0 }:csv("phone,name\n+12137770001,Ann\n+12137770002,Bob\n")))
+      local p, err = rc.campaigns:progress("camp_f")
+      rc:close()
+      raw.stop()
+      assert(p, tostring(err))
+      assert.equal("csv", p.source)
+      assert.same({ "call_b", "ended", "call_a", "not_connected" },
+                  { p.contacts[1].callId, p.contacts[1].status, p.contacts[2].callId, p.contacts[2].status })
+    end)
+
     it("works inside a task, and returns nil, err for an unknown campaign", function()
       local t = c:spawn(function() return c.campaigns:progress("camp_nope") end)
       c:run()

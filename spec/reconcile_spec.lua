@@ -256,6 +256,28 @@ describe("calls:create after an ambiguous failure", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("finds the call when a variable is a whole-valued float, which the server answers as an integer", function()
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
+    local call, err = c.calls:create(intent{ customer_name = "Float", amount = 50.0, zero = -0.0 })
+    assert.is_nil(err, tostring(err) .. " / " .. tostring(err and err.reconcile))
+    assert.is_true(call.reconciled)
+    assert.equal(1, sb:state().calls)
+  end)
+
+  it("compares variables as JSON numbers: by value, an integer and a float alike when equal", function()
+    local reconcile = require "sigmamind.reconcile"
+    local core = require "sigmamind.core"
+    local sent = { a = 50.0, b = -0.0, c = 2 ^ 53, d = 0.1, e = 1e300, f = "50", g = true }
+    local echoed = core.json_decode(core.json_encode(sent))   -- a server that keeps numbers exactly
+    assert.equal("integer", math.type(echoed.a))
+    assert.is_true(reconcile.same_vars(sent, echoed))
+    assert.is_true(reconcile.same_vars({ a = 50.0, d = 0.1 }, { a = "50", d = "0.1" }))  -- as strings
+    assert.is_false(reconcile.same_vars({ a = 50.5 }, { a = 50 }))
+    assert.is_false(reconcile.same_vars({ d = 0.1 }, { d = 0.1 + 2 ^ -56 }))   -- the next double
+    assert.is_false(reconcile.same_vars({ a = 1 }, { a = true }))
+    assert.is_false(reconcile.same_vars({ a = 50 }, {}))
+  end)
+
   describe("its window", function()
     local reconcile = require "sigmamind.reconcile"
     local t0 = 1800000000
@@ -280,6 +302,20 @@ describe("calls:create after an ambiguous failure", function()
       local none, why = find(namespace({ t0 + 3600 - 3, t0 - 3 }, { server_clock_offset = 3600 }))
       assert.is_nil(none)
       assert.matches("no call matching", why)
+    end)
+
+    it("takes a call once from a server that answers every page alike, and stops paging there", function()
+      local ns = namespace({ t0 + 1 }, {})
+      local lists = 0
+      ns.list = function()
+        lists = lists + 1
+        local page = namespace({ t0 + 1 }, {}).list()
+        page.hasNext = true
+        return page
+      end
+      local call, why = find(ns)
+      assert.equal("call_1", call and call.callId, why)
+      assert.equal(2, lists)
     end)
 
     it("allows two minutes either way on this host's clock without one", function()

@@ -265,6 +265,11 @@ static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int 
 int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int attempt, int capped,
                      double *delay) {
   int outcome = classify(L, x, r, rc, attempt, capped, delay);
+  /* libcurl sent it twice (a kept-alive connection died before any answer): a 404 to a resent
+     DELETE means the first send deleted it (init.lua) */
+  if (outcome != SM_OK && x->prereq > 1 && !x->resend_blocked) {
+    lua_pushboolean(L, 1); lua_setfield(L, -2, "resent");
+  }
   if (x->body.cap > SM_BODY_KEEP) sm_buf_free(&x->body);
   return outcome;
 }

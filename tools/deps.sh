@@ -4,7 +4,7 @@
 set -eu
 PKGS="${*:-lua5.4 liblua5.4-dev lua-cjson lua-busted lua-socket nginx libnginx-mod-http-lua lua-resty-core
       libcurl4-openssl-dev libssl-dev openssl pkg-config gcc make curl tzdata luarocks lua-argparse tmux
-      libluajit2-5.1-dev luajit2 liblua5.1-0-dev lua-check lua-ldoc lua-markdown ca-certificates}"
+      libluajit2-5.1-dev luajit2 lua5.1 liblua5.1-0-dev lua-check lua-ldoc lua-markdown ca-certificates}"
 stamp="build/.deps/$(echo $PKGS | cksum | tr ' ' -)"
 [ -f "$stamp" ] && exit 0
 missing=""

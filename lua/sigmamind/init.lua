@@ -89,8 +89,10 @@ _M.final_statuses = { "ended", "not_connected", "error" }
 -- (with `(after N attempts)` when there were several). No error ever contains the API key.
 -- @table err
 -- @field kind `invalid` (caught before sending; see `field`), `auth` (401, 403), `not_found` (404),
--- `rejected` (other 4xx), `rate_limited` (429), `server` (5xx), `network`, `timeout`, `decode` (a 2xx whose
--- body is not JSON), `too_large` (a body over `max_response_bytes`)
+-- `rejected` (other 4xx), `rate_limited` (429), `server` (5xx), `network`, `timeout`, `decode` (a
+-- 2xx whose body is not JSON, or not the JSON the endpoint answers: a record that is not an object,
+-- a list whose `data` is not an array of objects, pages repeated by a server that ignores paging),
+-- `too_large` (a body over `max_response_bytes`)
 -- @field status the HTTP status, when there was a response
 -- @field message what went wrong, in words (the API's own `message` for an HTTP error)
 -- @field method the HTTP method, e.g. `"POST"`
@@ -98,6 +100,8 @@ _M.final_statuses = { "ended", "not_connected", "error" }
 -- @field body the raw response body (a string), when there was one
 -- @field request_id the response's `X-Request-Id`, for SigmaMind's support
 -- @field attempts how many attempts were made (0 when nothing was sent)
+-- @field resent `true` when the transport sent the last attempt's request twice (libcurl does, on a
+-- new connection, when a kept-alive one dies before any answer): what answered was the second one
 -- @field elapsed seconds spent on the whole operation
 -- @field retryable whether trying again later may succeed
 -- @field sent whether the request may have reached the server: when true for a `POST /v1/calls`, the call
@@ -246,17 +250,63 @@ local function check_id(id, ns, method)
   return string_format("%d", id)
 end
 
-local function finish(norm, value, err)
+-- what a namespace's records are called in errors: one, and a page of them
+local NOUN = { calls = { "a call", "calls" }, campaigns = { "a campaign", "campaigns" },
+               phone_numbers = { "a phone number", "phone numbers" }, webhooks = { "a webhook", "webhooks" },
+               agents = { "an agent", "agents" } }
+
+-- A 2xx whose JSON is not what the endpoint answers (a record that is a number, a list whose data
+-- is not an array) is a decode error like a body that is not JSON: the request reached the server
+-- (sent), and asking again will not change the answer. The path is the request's own, as the core's
+-- errors give it.
+local core_prepare = core.prepare
+local function shape_error(name, args, params, message)
+  local ep = core.endpoints[name]
+  local ok, method, _, _, path = pcall(core_prepare, name, args, params)
+  return core.error{ kind = "decode", sent = true, retryable = false, method = ep.method,
+                     path = ok and method and path or ep.path, message = message }
+end
+
+local is_record, json_shape = pager.is_record, pager.json_shape
+
+-- a record (get, create, update): a JSON object, normalised
+local function finish(ns, name, args, params, value, err)
   if value == nil then return nil, err end
-  if norm and type(value) == "table" then norm(value) end
+  if not is_record(value) then
+    return nil, shape_error(name, args, params, string_format("the response is not %s: expected a JSON object, " ..
+                                                              "got %s", NOUN[ns][1], json_shape(value)))
+  end
+  local norm = NORMALISE[ns]
+  if norm then norm(value) end
   return value
 end
 
-local function finish_page(norm, page, err)
+-- a list: a page (pager.normalise_page), its records normalised
+local function finish_page(ns, name, query, page, err)
   if page == nil then return nil, err end
-  page = pager.normalise_page(page)
+  local why
+  page, why = pager.normalise_page(page)
+  if not page then
+    return nil, shape_error(name, nil, query, string_format("the response is not a page of %s: %s", NOUN[ns][2],
+                                                            why))
+  end
+  local norm = NORMALISE[ns]
   if norm then for _, rec in ipairs(page.data) do norm(rec) end end
   return page
+end
+
+-- A DELETE answered 404 after it was sent again (a retry, or libcurl's resend when a kept-alive
+-- connection died) most likely lost the answer to the send that deleted it: gone is what was asked,
+-- so it is `true`, and on_event hears a `gone` event. Any 2xx is `true`, whatever its body.
+local function finish_delete(client, value, err)
+  if value ~= nil then return true end
+  if err.kind ~= "not_found" or not ((err.attempts or 1) > 1 or err.resent) then return nil, err end
+  local on_event = client._on_event
+  if on_event then
+    pcall(on_event, { type = "gone", method = err.method, path = core.mask_path(err.path), attempt = err.attempts,
+                      status = err.status, elapsed = err.elapsed, kind = err.kind })
+  end
+  return true
 end
 
 -- params that are builder plans are built here; row problems are the server's to report (it skips those
@@ -291,7 +341,7 @@ end
 -- perform reports transfers by slot, and a slot is reused as soon as it is reported, so each record is handed at
 -- once to the waiter registered for its slot (per client: loops nested in loops each get their own).
 local core_sleep = core.sleep
-local function list_starter(self, name, norm)
+local function list_starter(self, ns, name)
   return function(q)
     local client, c = self._client, self._c
     local s = client._sched
@@ -326,7 +376,7 @@ local function list_starter(self, name, norm)
       while true do
         if r then
           box.rec = nil
-          if r[2] == "ok" then box = nil; return finish_page(norm, r[3]) end
+          if r[2] == "ok" then box = nil; return finish_page(ns, name, q, r[3]) end
           if r[2] ~= "retry" then box = nil; return nil, r[3] end
           core_sleep(r[4])
           waiting[id] = box
@@ -346,29 +396,34 @@ end
 
 local function make_method(ns, method, name)
   local ep = core.endpoints[name]
-  local norm = NORMALISE[ns]
   local nargs = #ep.args
   if ep.method == "GET" and nargs == 0 then
     return function(self, query)
       check_self(self, ns, method); check_params(query, ns, method)
-      return finish_page(norm, request(self, name, nil, query))
+      return finish_page(ns, name, query, request(self, name, nil, query))
     end
   elseif nargs == 0 then
     return function(self, params)
       check_self(self, ns, method); check_params(params, ns, method)
       local body, err = resolve_plan(params, name)
       if body == nil and err then return nil, err end
-      return finish(norm, request(self, name, nil, body))
+      return finish(ns, name, nil, body, request(self, name, nil, body))
     end
   elseif ep.method == "PATCH" then
     return function(self, id, params)
       check_self(self, ns, method); id = check_id(id, ns, method); check_params(params, ns, method)
-      return finish(norm, request(self, name, { id }, params or {}))
+      params = params or {}
+      return finish(ns, name, { id }, params, request(self, name, { id }, params))
+    end
+  elseif ep.method == "DELETE" then
+    return function(self, id, query)
+      check_self(self, ns, method); id = check_id(id, ns, method); check_params(query, ns, method)
+      return finish_delete(self._client, request(self, name, { id }, query))
     end
   else
     return function(self, id, query)
       check_self(self, ns, method); id = check_id(id, ns, method); check_params(query, ns, method)
-      return finish(norm, request(self, name, { id }, query))
+      return finish(ns, name, { id }, query, request(self, name, { id }, query))
     end
   end
 end
@@ -393,14 +448,16 @@ for ns, methods in pairs(NAMESPACES) do
   end
   if M.list then
     local list, id_field, list_name = M.list, ID_FIELD[ns], ns .. ".list"
+    local path = core.endpoints[list_name].path
     M.each = function(self, query)
       check_self(self, ns, "each"); check_params(query, ns, "each")
-      return pager.each(function(q) return list(self, q) end, query, id_field,
-                        list_starter(self, list_name, NORMALISE[ns]))
+      return pager.each(function(q) return list(self, q) end, query, id_field, list_starter(self, ns, list_name),
+                        path)
     end
     M.pages = function(self, query)
       check_self(self, ns, "pages"); check_params(query, ns, "pages")
-      return pager.pages(function(q) return list(self, q) end, query, list_starter(self, list_name, NORMALISE[ns]))
+      return pager.pages(function(q) return list(self, q) end, query, list_starter(self, ns, list_name), id_field,
+                         path)
     end
   end
   _M[ns] = M   -- sigmamind.calls etc.: the method tables, for extension and documentation
@@ -578,14 +635,16 @@ end
 -- http proxy as a CONNECT tunnel, the key inside TLS
 -- @field user_agent replaces the `User-Agent` header (default `lua-sigmamind/VERSION libcurl/VERSION`)
 -- @field max_response_bytes a larger response body fails with kind `too_large` (default 8 MiB)
--- @field on_event `function(ev)` called for each `request`, `response`, `retry` and `give_up`; `ev` has
--- `type`, `method`, `path` (numbers masked), `attempt`, `status`, `elapsed`, `delay`, `kind` and never the key.
--- Errors it raises are ignored
+-- @field on_event `function(ev)` called for each `request`, `response`, `retry` and `give_up`; `ev`
+-- has `type`, `method`, `path` (numbers masked), `attempt`, `status`, `elapsed`, `delay`, `kind`
+-- and never the key. A `gone` event tells that a DELETE sent again was answered 404 and is returned
+-- as done. Errors it raises are ignored
 -- @field insecure must be `true` to use `http://` with a host that is not loopback: a literal
 -- 127.0.0.0/8 or `[::1]` address, or `localhost` (default `false`); with it, an `http://`
 -- request also uses proxies
--- @field reconcile after a `calls:create` that failed once the request may have reached the server, look for
--- the call it may have made and return it marked `reconciled = true` instead of the error (default `true`)
+-- @field reconcile after a `calls:create` that failed once the request may have reached the server,
+-- look for the call it may have made and return it marked `reconciled = true` instead of the error
+-- (default `true`)
 
 --- Make a client. `sigmamind(opts)` is the same call.
 -- Inside nginx's Lua module the client talks through cosockets (@{sigmamind.ngx}); elsewhere through libcurl.
@@ -632,7 +691,8 @@ function _M.new(opts)
   o.api_key = nil
   if not ok then error(c, 2) end
 
-  local client = setmetatable({ _c = c, base_url = o.base_url, _reconcile = reconcile_opt }, Client)
+  local client = setmetatable({ _c = c, base_url = o.base_url, _reconcile = reconcile_opt,
+                                _on_event = o.on_event }, Client)
   for ns in pairs(NAMESPACES) do
     client[ns] = setmetatable({ _c = c, _client = client }, namespace_meta[ns])
   end
@@ -757,7 +817,10 @@ Client.__tostring = function(self) return tostring(self._c) end
 -- @treturn[1] table the page: `data` (the calls), `page`, `size`, `totalCount`, `hasNext`, ...
 -- @return[2] nil, @{err}
 
---- Delete a call (`DELETE /v1/calls/{callId}`).
+--- Delete a call (`DELETE /v1/calls/{callId}`). The other namespaces' `delete` do as this one: a
+-- 404 to a DELETE that was sent again (a retry, or a resend of the transport) means the first one
+-- deleted it and its answer was lost, so it returns `true` (and @{options|on_event} hears a `gone`
+-- event).
 -- @function calls:delete
 -- @string id the `callId`
 -- @treturn[1] boolean `true`

@@ -2,6 +2,7 @@
 local core  = require "sigmamind.core"
 local build = require "sigmamind.build"
 local csv   = require "sigmamind.csv"
+local var_text = require("sigmamind.reconcile").var_text
 
 local type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable =
       type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable
@@ -356,13 +357,13 @@ function _M.remember(client, camp, body)
   cache.map[id] = { file = body.file, vars = shallow(body.dynamicVariables) or {}, used = cache.tick }
 end
 
--- the variables the server gives a contact's call (HACKING.md: the campaign's, overridden by the row's
--- non-empty cells), as one comparable string
+-- the variables the server gives a contact's call (HACKING.md: the campaign's, overridden by the
+-- row's non-empty cells), as one comparable string; values as reconcile.var_text writes them
 local function var_signature(vars)
   if type(vars) ~= "table" then return "" end
   local parts = {}
   for k, v in pairs(vars) do
-    if v ~= core.null and type(v) ~= "table" then parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
+    if v ~= core.null and type(v) ~= "table" then parts[#parts + 1] = tostring(k) .. "=" .. var_text(v) end
   end
   table_sort(parts)
   return table_concat(parts, "\0")

@@ -11,8 +11,8 @@
 -- called. Only without a Date header is this host's clock taken, with SKEW either way. Only a single such
 -- candidate is taken; with none or several, the original error is returned with `err.reconcile` saying why, and
 -- the decision stays the caller's.
-local type, pairs, ipairs, tostring, require = type, pairs, ipairs, tostring, require
-local string_format = string.format
+local type, pairs, ipairs, tostring, tonumber, require = type, pairs, ipairs, tostring, tonumber, require
+local string_format, string_find = string.format, string.find
 
 local _M = {}
 
@@ -52,16 +52,30 @@ local function returned_by(r, id)
   return r ~= nil and id ~= nil and (r.new[id] or r.old[id]) == true
 end
 
-local function scalar(v)
-  if v == nil then return nil end
-  return tostring(v)
+-- A variable's value as text equal exactly when the values are equal as JSON numbers: the core
+-- writes 50.0 as 50 and the server answers the integer 50 (tostring said "50.0" and "50"). A
+-- number's text in a string counts as that number; anything else is its tostring.
+local function var_text(v)
+  if type(v) == "string" then
+    if not string_find(v, "^%-?%d+%.?%d*[eE]?[%+%-]?%d*$") then return v end
+    local n = tonumber(v)
+    if n == nil or n ~= n then return v end
+    v = n
+  end
+  if type(v) ~= "number" then return tostring(v) end
+  if v % 1 == 0 and v >= -2 ^ 63 and v < 2 ^ 63 then return string_format("%d", v) end   -- not NaN, not inf
+  return string_format("%.17g", v)
 end
+_M.var_text = var_text
 
--- variables equal as JSON would carry them (numbers and strings compared by their text; nil and {} alike)
+-- variables equal as JSON would carry them (var_text; nil and {} alike)
 local function same_vars(a, b)
   a = type(a) == "table" and a or {}
   b = type(b) == "table" and b or {}
-  for k, v in pairs(a) do if scalar(v) ~= scalar(b[k]) then return false end end
+  for k, v in pairs(a) do
+    local w = b[k]
+    if v ~= w and (w == nil or var_text(v) ~= var_text(w)) then return false end
+  end
   for k, v in pairs(b) do if a[k] == nil and v ~= nil then return false end end
   return true
 end
@@ -91,11 +105,13 @@ local function window(c, t0, now)
   return t0 - SKEW, now() + SKEW
 end
 
--- The calls created inside the window, read page by page, newest first, until one is older than it, the list
--- ends, or MAX_SCAN calls were read. The window is taken once the first page came, so that its Date header
--- has set the server's clock. Returns the matching calls, or nil and why.
+-- The calls created inside the window, read page by page, newest first, until one is older than it,
+-- the list ends, a page brings no call not read already, or MAX_SCAN calls were read. A call is
+-- taken once, however many pages it is on (a newest-first list shifts while it is read, and a
+-- server that ignores paging repeats its first page). The window is taken once the first page came,
+-- so that its Date header has set the server's clock. Returns the matching calls, or nil and why.
 local function candidates(calls, body, t0, now, returned, parse_time)
-  local found, scanned, lo, hi = {}, 0, nil, nil
+  local found, seen, scanned, lo, hi = {}, {}, 0, nil, nil
   for page_no = 0, MAX_SCAN / PAGE - 1 do
     local page, err = calls:list{ page = page_no, size = PAGE }
     if not page then return nil, "the lookup failed: " .. tostring(err) end
@@ -113,14 +129,18 @@ local function candidates(calls, body, t0, now, returned, parse_time)
         end
       end
     end
-    local older = false
+    local older, new = false, false
     for _, call in ipairs(page.data) do
-      scanned = scanned + 1
-      if matches(call, body, lo, hi, returned, parse_time) then found[#found + 1] = call end
+      local id = call.callId
+      if id == nil or not seen[id] then
+        new, scanned = true, scanned + 1
+        if id ~= nil then seen[id] = true end
+        if matches(call, body, lo, hi, returned, parse_time) then found[#found + 1] = call end
+      end
       local t = parse_time(call.createdAt)
       if t ~= nil and t < lo then older = true end
     end
-    if older or not page.hasNext or #page.data == 0 then break end
+    if older or not new or page.hasNext ~= true then break end
   end
   return found
 end

@@ -4,8 +4,61 @@
 -- and each request line it read to PORTFILE.requests. A response file that holds `!restart MS` answers nothing:
 -- the server reads that request, closes the connection and stops listening for MS milliseconds (a restart, so
 -- a reconnect is refused), then listens on the same port again.
+-- One that holds `!close` answers nothing either: it closes the connection after reading the
+-- request and listens on (an answer lost; libcurl resends on a new connection, never a POST).
 -- usage: lua5.4 rawhttp.lua PORTFILE RESPONSE...
+--
+-- Required as a module (`require "support.rawhttp"`), it starts such a server for a spec:
+--   local raw = rawhttp.start{ rawhttp.answer(200, '{"data":[]}'), "!close", ... }
+--   raw.port, raw.url, raw.requests() (the request lines read so far), raw.stop()
 local socket = require "socket"
+
+if ... == "support.rawhttp" then
+  local script = debug.getinfo(1, "S").source:match("^@(.*)$")
+  local M = {}
+
+  -- a whole response: status line, JSON content type, length, `headers` ("Name: value" lines), body
+  function M.answer(status, body, headers)
+    local extra = headers and (table.concat(headers, "\r\n") .. "\r\n") or ""
+    return ("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s")
+      :format(status, #body, extra, body)
+  end
+
+  function M.start(answers)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local files = {}
+    for i, a in ipairs(answers) do
+      files[i] = dir .. "/r" .. i
+      local f = assert(io.open(files[i], "wb"))
+      f:write(a)
+      f:close()
+    end
+    assert(os.execute(("lua5.4 %s %s/port %s >%s/log 2>&1 & echo $! > %s/pid")
+      :format(script, dir, table.concat(files, " "), dir, dir)))
+    local port
+    for _ = 1, 200 do
+      local f = io.open(dir .. "/port")
+      if f then port = tonumber(f:read("l")); f:close(); break end
+      socket.sleep(0.05)
+    end
+    assert(port, "the raw server did not start")
+    local server = { port = port, url = "http://127.0.0.1:" .. port }
+    function server.requests()
+      local out = {}
+      local f = io.open(dir .. "/port.requests")
+      if f then
+        for line in f:lines() do out[#out + 1] = line end
+        f:close()
+      end
+      return out
+    end
+    function server.stop() os.execute("kill $(cat " .. dir .. "/pid) 2>/dev/null; rm -rf " .. dir) end
+    return server
+  end
+  return M
+end
 
 local portfile = assert(arg[1], "usage: rawhttp.lua PORTFILE RESPONSE...")
 local responses = {}
@@ -45,7 +98,9 @@ while next_response <= #responses do
     local r = responses[next_response]
     next_response = next_response + 1
     local ms = r:match("^!restart (%d+)")
-    if ms then
+    if r:match("^!close%s*$") then
+      break                                    -- closed below, without an answer
+    elseif ms then
       conn:close()
       server:close()
       socket.sleep(tonumber(ms) / 1000)
