@@ -55,7 +55,7 @@ sandbox: deps
 
 # BENCH_SCALE=0.05 for a smoke run
 bench: deps
-	@sh tools/deps.sh wrk valgrind python3-requests
+	@sh tools/deps.sh wrk valgrind python3-requests openssl lua5.2 lua-http lua-cqueues lua-curl lua-sec
 	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh
 

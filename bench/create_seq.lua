@@ -3,7 +3,8 @@ local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
 local n = tonumber(arg[1])
 local params = assert(core.json_decode(os.getenv("BENCH_BODY")))
-local client = sigmamind.new{}
+-- BENCH_URL (https://…, the sandbox's TLS port) and BENCH_CA (its certificate) for the TLS scenarios
+local client = sigmamind.new{ base_url = os.getenv("BENCH_URL"), ca_file = os.getenv("BENCH_CA") }
 assert(client.calls:create(params))            -- connect outside the timed loop, as wrk does
 local errors = 0
 local c0, t0 = os.clock(), core.now()

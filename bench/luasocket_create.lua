@@ -1,22 +1,32 @@
 -- bench child: N sequential creates with LuaSocket's socket.http (a new connection each: it has no keep-alive)
--- and lua-cjson, the way glue code usually does it.
-local http = require "socket.http"
-local ltn12 = require "ltn12"
+-- and lua-cjson, the way glue code usually does it. With BENCH_URL https://…: LuaSec's ssl.https instead, which
+-- wraps socket.http (a new connection and TLS handshake each), verifying the server against BENCH_CA.
 local socket = require "socket"
+local ltn12 = require "ltn12"
 local cjson = require "cjson"
 local n = tonumber(arg[1])
-local url = os.getenv("SIGMAMIND_BASE_URL") .. "/v1/calls"
+local base = os.getenv("BENCH_URL") or os.getenv("SIGMAMIND_BASE_URL")
+local url = base .. "/v1/calls"
 local key = os.getenv("SIGMAMIND_API_KEY")
 local params = cjson.decode(os.getenv("BENCH_BODY"))
 local concat = table.concat
+local http, tls
+if base:find("^https:") then
+  http = require "ssl.https"
+  tls = { verify = "peer", cafile = os.getenv("BENCH_CA") or error("BENCH_CA: expected the CA file") }
+else
+  http = require "socket.http"
+end
 local function create()
   local body = cjson.encode(params)
   local out = {}
-  local _, status = http.request{
+  local req = {
     url = url, method = "POST", sink = ltn12.sink.table(out), source = ltn12.source.string(body),
     headers = { ["content-type"] = "application/json", ["accept"] = "application/json",
                 ["x-api-key"] = key, ["content-length"] = #body },
   }
+  if tls then req.verify, req.cafile = tls.verify, tls.cafile end
+  local _, status = http.request(req)
   if status ~= 201 then return nil end
   return cjson.decode(concat(out))
 end

@@ -1,13 +1,17 @@
 # bench child: N sequential creates with requests.Session (keep-alive), json= body, r.json() decoding.
+# With BENCH_URL https://…: the same over TLS, verifying the server with verify=BENCH_CA.
 import json, os, sys, time
 import requests
 n = int(sys.argv[1])
-url = os.environ["SIGMAMIND_BASE_URL"] + "/v1/calls"
+base = os.environ.get("BENCH_URL") or os.environ["SIGMAMIND_BASE_URL"]
+url = base + "/v1/calls"
 params = json.loads(os.environ["BENCH_BODY"])
 s = requests.Session()
 s.headers.update({"X-API-Key": os.environ["SIGMAMIND_API_KEY"], "Accept": "application/json"})
+# per request: a Session's own verify loses to REQUESTS_CA_BUNDLE from the environment
+verify = os.environ["BENCH_CA"] if base.startswith("https:") else True
 def create():
-    r = s.post(url, json=params)
+    r = s.post(url, json=params, verify=verify)
     return r.json() if r.status_code == 201 else None
 assert create()
 errors = 0

@@ -1,4 +1,4 @@
--- make bench: the performance scenarios of issue 7, against sandboxes it starts and stops itself.
+-- make bench: the performance scenarios of issues 7 and 22, against a sandbox it starts and stops itself.
 -- Prints `bench NAME VALUE UNIT` and `ratio NAME VALUE` lines, then a table for people. See bench/README.md.
 local http = require "socket.http"
 local ltn12 = require "ltn12"
@@ -8,12 +8,16 @@ local LUA = os.getenv("LUA") or "lua5.4"
 local PYTHON = "/usr/bin/python3"
 local SCALE = tonumber(os.getenv("BENCH_SCALE") or "1") or error("BENCH_SCALE: expected a number")
 local ROUNDS = 8            -- create_seq peers take turns this many times, so drift on the machine hits all alike
+local ROUNDS_SHORT = 4      -- the same for create_c32 and the TLS scenarios, where wrk's whole seconds dominate
 
 local string_format, table_concat = string.format, table.concat
 local function scaled(n, min) return math.max(min or 1, math.floor(n * SCALE + 0.5)) end
 
 local N_SEQ      = scaled(20000, 30)
 local N_C32      = scaled(50000, 64)
+local N_TLS_SEQ  = scaled(10000, 30)
+local N_TLS_C32  = scaled(25000, 64)
+local N_LUASEC   = scaled(400, 16)  -- LuaSocket + LuaSec stalls ~40 ms a request (README), so fewer of them
 local N_PAGINATE = scaled(100000, 200)
 local N_CAMPAIGN = scaled(100000, 100)
 local CG_WARM, CG_MEASURED = 20, scaled(200, 20)
@@ -69,21 +73,45 @@ local function note(s) notes[#notes + 1] = s; log("%s", s) end
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
-local function start_sandbox()
-  local out, code = run("bin/sigmamind-sandbox --port 0 --daemon")
+-- a self-signed certificate for 127.0.0.1 in a fresh temporary directory; the certificate is its own CA file
+local function make_cert()
+  if not have("openssl") then note("TLS scenarios skipped: openssl not installed"); return nil end
+  local dir = run("mktemp -d"):match("^(%S+)")
+  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
+  local out, code = run(string_format("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 " ..
+    "-nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s",
+    sh_quote(key), sh_quote(cert)))
+  if code ~= 0 then
+    os.execute("rm -rf " .. sh_quote(dir))
+    note("TLS scenarios skipped: openssl req failed: " .. out)
+    return nil
+  end
+  return { dir = dir, cert = cert, key = key }
+end
+
+local function start_sandbox(tls)
+  local cmd = "bin/sigmamind-sandbox --port 0 --daemon"
+  if tls then cmd = cmd .. string_format(" --https-port 0 --cert %s --key %s", sh_quote(tls.cert), sh_quote(tls.key)) end
+  local out, code = run(cmd)
   if code ~= 0 then error("bench: the sandbox did not start:\n" .. out, 0) end
-  local sb = setmetatable({}, Sandbox)
+  local sb = setmetatable({ tls = tls }, Sandbox)
   for k, v in out:gmatch("SIGMAMIND_([%w_]+)=([^\n]*)") do sb[k] = v end
   assert(sb.BASE_URL and sb.API_KEY and sb.SANDBOX_PREFIX, "bench: unexpected sandbox output:\n" .. out)
+  assert(not tls or sb.SANDBOX_HTTPS_URL, "bench: the sandbox printed no SIGMAMIND_SANDBOX_HTTPS_URL:\n" .. out)
   return sb
 end
 
-function Sandbox:env()
-  return string_format("SIGMAMIND_BASE_URL=%s SIGMAMIND_API_KEY=%s SIGMAMIND_SANDBOX_NUMBER=%s " ..
-                       "SIGMAMIND_SANDBOX_AGENT=%s BENCH_BODY=%s BENCH_KEY=%s BENCH_PAGES=%d ",
-                       sh_quote(self.BASE_URL), sh_quote(self.API_KEY), sh_quote(self.SANDBOX_NUMBER),
-                       sh_quote(self.SANDBOX_AGENT), sh_quote(BODY), sh_quote(self.API_KEY),
-                       math.ceil(N_PAGINATE / 100))
+-- the children's environment; with `tls`, BENCH_URL (the TLS port) and BENCH_CA (the certificate to verify with)
+function Sandbox:env(tls)
+  local s = string_format("SIGMAMIND_BASE_URL=%s SIGMAMIND_API_KEY=%s SIGMAMIND_SANDBOX_NUMBER=%s " ..
+                          "SIGMAMIND_SANDBOX_AGENT=%s BENCH_BODY=%s BENCH_KEY=%s BENCH_PAGES=%d ",
+                          sh_quote(self.BASE_URL), sh_quote(self.API_KEY), sh_quote(self.SANDBOX_NUMBER),
+                          sh_quote(self.SANDBOX_AGENT), sh_quote(BODY), sh_quote(self.API_KEY),
+                          math.ceil(N_PAGINATE / 100))
+  if tls then
+    s = s .. string_format("BENCH_URL=%s BENCH_CA=%s ", sh_quote(self.SANDBOX_HTTPS_URL), sh_quote(self.tls.cert))
+  end
+  return s
 end
 
 function Sandbox:admin(method, path, body)
@@ -110,23 +138,28 @@ end
 ---------------------------------------------------------------------------------------------------------------
 -- runners: each returns { count, elapsed, cpu, errors, ... } or nil, reason
 
-local function child(sb, cmd)
-  local out, code = run(sb:env() .. cmd)
+local function child(sb, cmd, tls)
+  local out, code = run(sb:env(tls) .. cmd)
   local r = result_of(out)
   if code ~= 0 or not r then return nil, out end
   return r
 end
 
-local function lua_child(sb, script, ...)
+-- `interp bench/script args...`, over the sandbox's TLS port when `tls`
+local function script_child(sb, tls, interp, script, ...)
   local args = {}
   for i, a in ipairs{ ... } do args[i] = sh_quote(a) end
-  return child(sb, LUA .. " bench/" .. script .. " " .. table_concat(args, " "))
+  return child(sb, interp .. " bench/" .. script .. " " .. table_concat(args, " "), tls)
 end
 
--- wrk for `seconds` (whole seconds, wrk's unit) with `conns` connections; requests/s from its summary
-local function wrk(sb, script, path, conns, seconds)
-  local out, code = run(sb:env() .. string_format("wrk -t1 -c%d -d%ds -s bench/%s %s", conns, seconds, script,
-                                                  sh_quote(sb.BASE_URL .. path)))
+local function lua_child(sb, script, ...) return script_child(sb, false, LUA, script, ...) end
+
+-- wrk for `seconds` (whole seconds, wrk's unit) with `conns` connections; requests/s from its summary.
+-- Over TLS (`tls`) wrk does not verify the certificate: it has no option to.
+local function wrk(sb, script, path, conns, seconds, tls)
+  local base = tls and sb.SANDBOX_HTTPS_URL or sb.BASE_URL
+  local out, code = run(sb:env(tls) .. string_format("wrk -t1 -c%d -d%ds -s bench/%s %s", conns, seconds, script,
+                                                     sh_quote(base .. path)))
   local total, secs = out:match("(%d+) requests in ([%d.]+)(m?s)")
   local unit = out:match("%d+ requests in [%d.]+(m?s)")
   if code ~= 0 or not total then return nil, out end
@@ -169,52 +202,120 @@ local function build_libcurl_peer()
   return bin
 end
 
+-- The interpreter a peer runs under: the first of `interps` that loads all of `modules` (lua-http and lua-curl
+-- are packaged by Debian for Lua 5.1 and 5.2 only), or nil and a note naming the packages.
+local peer_interp_cache = {}
+local function peer_interp(what, interps, modules, packages)
+  local key = what
+  if peer_interp_cache[key] ~= nil then return peer_interp_cache[key] or nil end
+  local reqs = {}
+  for i, m in ipairs(modules) do reqs[i] = string_format("require %q", m) end
+  for _, interp in ipairs(interps) do
+    if have(interp) and os.execute(interp .. " -e " .. sh_quote(table_concat(reqs, "; ")) .. " >/dev/null 2>&1")
+       == true then
+      log("%s peer: %s", what, interp)
+      peer_interp_cache[key] = interp
+      return interp
+    end
+  end
+  note(string_format("%s peer skipped: no interpreter among %s loads %s (apt-get install %s)", what,
+                     table_concat(interps, ", "), table_concat(modules, ", "), packages))
+  peer_interp_cache[key] = false
+  return nil
+end
+
+local function lua_http_interp()
+  return peer_interp("lua-http", { "lua5.2", "lua5.1" }, { "http.client", "http.tls", "cjson", "cqueues" },
+                     "lua-http lua-cqueues lua-cjson lua5.2")
+end
+local function lua_curl_interp()
+  return peer_interp("lua-curl", { "lua5.2", "lua5.1" }, { "curl", "cjson", "socket" },
+                     "lua-curl lua-cjson lua-socket lua5.2")
+end
+local function luasec_interp()
+  return peer_interp("LuaSocket + LuaSec", { LUA }, { "ssl.https", "cjson" }, "lua-sec lua-cjson")
+end
+local python_ok_cached
+local function python_ok()
+  if python_ok_cached == nil then
+    python_ok_cached = os.execute(PYTHON .. " -c 'import requests' >/dev/null 2>&1") == true
+    if not python_ok_cached then note("python peer skipped: /usr/bin/python3 cannot import requests " ..
+                                      "(apt-get install python3-requests)") end
+  end
+  return python_ok_cached
+end
+
+-- Runs `peers` in turn, `rounds` times, the sandbox reset before each run, so that drift in the machine's speed
+-- hits them all alike; returns each peer's totals by name. A peer is { name, run = fn(this_round) -> result },
+-- where this_round holds the results of the peers before it in the round (wrk runs as long as ours did).
+local function interleave(sb, label, rounds, peers)
+  local tot = {}
+  for round = 1, rounds do
+    local this_round = {}
+    for _, p in ipairs(peers) do
+      sb:reset()
+      local r, out = p.run(this_round)
+      r = check(r, label .. " (" .. p.name .. ")", out)
+      if p.required and not r then error("bench: " .. label .. " (" .. p.name .. ") failed", 0) end
+      this_round[p.name] = r
+      tot[p.name] = add(tot[p.name], r)
+    end
+    log("%s round %d/%d: ours %.0f/s, wrk %.0f/s", label, round, rounds, rate(this_round.ours) or 0,
+        rate(tot.wrk) or 0)
+  end
+  sb:reset()
+  return tot
+end
+
+-- wrk for as many whole seconds as ours took in the same round, so both see the same amount of sandbox state
+local function wrk_like_ours(this_round) return math.max(1, math.floor(this_round.ours.elapsed + 0.5)) end
+
+local function per_create(t, scale) return t and t.cpu / t.count * (scale or 1e6) end
+
 local function create_seq(sb)
   log("create_seq: %d creates per peer, %d rounds", N_SEQ, ROUNDS)
   local per_round = math.max(10, math.floor(N_SEQ / ROUNDS + 0.5))
-  local python_ok = os.execute(PYTHON .. " -c 'import requests' >/dev/null 2>&1") == true
-  if not python_ok then note("python peer skipped: /usr/bin/python3 cannot import requests " ..
-                             "(apt-get install python3-requests)") end
   local libcurl_bin = build_libcurl_peer()
-  local tot = {}
-  for round = 1, ROUNDS do
-    sb:reset()
-    local ours = check(lua_child(sb, "create_seq.lua", per_round), "create_seq (ours)")
-    if not ours then error("bench: create_seq failed", 0) end
-    tot.ours = add(tot.ours, ours)
-    -- wrk runs as long as ours did (whole seconds), so both see the same amount of sandbox state
-    sb:reset()
-    tot.wrk = add(tot.wrk, check(wrk(sb, "wrk_create.lua", "/v1/calls", 1,
-                                     math.max(1, math.floor(ours.elapsed + 0.5))), "wrk -c1"))
-    sb:reset()
-    tot.luasocket = add(tot.luasocket, check(lua_child(sb, "luasocket_create.lua", per_round), "luasocket"))
-    if python_ok then
-      sb:reset()
-      tot.python = add(tot.python, check(child(sb, PYTHON .. " bench/python_create.py " .. per_round), "python"))
-    end
-    if libcurl_bin then
-      sb:reset()
-      tot.libcurl = add(tot.libcurl, check(child(sb, string_format("%s %s %s %s %d", sh_quote(libcurl_bin),
-        sh_quote(sb.BASE_URL .. "/v1/calls"), sh_quote(sb.API_KEY), sh_quote(BODY), per_round)), "libcurl C"))
-    end
-    log("create_seq round %d/%d: ours %.0f/s, wrk -c1 %.0f/s", round, ROUNDS, rate(ours),
-        tot.wrk and rate(tot.wrk) or 0)
-  end
+  local lua_curl, lua_http = lua_curl_interp(), lua_http_interp()
+  local peers = {
+    { name = "ours", required = true, run = function()
+      return lua_child(sb, "create_seq.lua", per_round) end },
+    { name = "wrk", run = function(this_round)
+      return wrk(sb, "wrk_create.lua", "/v1/calls", 1, wrk_like_ours(this_round)) end },
+    { name = "luasocket", run = function()
+      return lua_child(sb, "luasocket_create.lua", per_round) end },
+  }
+  if python_ok() then peers[#peers + 1] = { name = "python", run = function()
+    return child(sb, PYTHON .. " bench/python_create.py " .. per_round) end } end
+  if lua_curl then peers[#peers + 1] = { name = "lua_curl", run = function()
+    return script_child(sb, false, lua_curl, "lua_curl_create.lua", per_round) end } end
+  if lua_http then peers[#peers + 1] = { name = "lua_http", run = function()
+    return script_child(sb, false, lua_http, "lua_http_create.lua", per_round, 1) end } end
+  if libcurl_bin then peers[#peers + 1] = { name = "libcurl", run = function()
+    return child(sb, string_format("%s %s %s %s %d", sh_quote(libcurl_bin),
+      sh_quote(sb.BASE_URL .. "/v1/calls"), sh_quote(sb.API_KEY), sh_quote(BODY), per_round)) end } end
+  local tot = interleave(sb, "create_seq", ROUNDS, peers)
   if libcurl_bin then os.remove(libcurl_bin) end
   results.create_seq = tot
   figure("create_seq", rate(tot.ours), "creates/s")
-  figure("create_seq_cpu", tot.ours.cpu / tot.ours.count * 1e6, "us/create")
+  figure("create_seq_cpu", per_create(tot.ours), "us/create")
   if tot.wrk then figure("create_seq_wrk_c1", rate(tot.wrk), "requests/s") end
   if tot.luasocket then figure("create_seq_luasocket", rate(tot.luasocket), "creates/s") end
   if tot.python then figure("create_seq_python", rate(tot.python), "creates/s") end
+  if tot.lua_curl then figure("create_seq_lua_curl", rate(tot.lua_curl), "creates/s") end
+  if tot.lua_http then figure("create_seq_lua_http", rate(tot.lua_http), "creates/s") end
   if tot.libcurl then figure("create_seq_libcurl_c", rate(tot.libcurl), "requests/s") end
   -- client CPU (user + system) per request: where a peer's time goes when the server is not the limit
-  if tot.luasocket then figure("create_seq_luasocket_cpu", tot.luasocket.cpu / tot.luasocket.count * 1e6, "us/create") end
-  if tot.python then figure("create_seq_python_cpu", tot.python.cpu / tot.python.count * 1e6, "us/create") end
-  if tot.libcurl then figure("create_seq_libcurl_c_cpu", tot.libcurl.cpu / tot.libcurl.count * 1e6, "us/request") end
+  if tot.luasocket then figure("create_seq_luasocket_cpu", per_create(tot.luasocket), "us/create") end
+  if tot.python then figure("create_seq_python_cpu", per_create(tot.python), "us/create") end
+  if tot.lua_curl then figure("create_seq_lua_curl_cpu", per_create(tot.lua_curl), "us/create") end
+  if tot.lua_http then figure("create_seq_lua_http_cpu", per_create(tot.lua_http), "us/create") end
+  if tot.libcurl then figure("create_seq_libcurl_c_cpu", per_create(tot.libcurl), "us/request") end
   ratio("create_seq_vs_wrk_c1", rate(tot.ours), rate(tot.wrk))
   ratio("create_seq_vs_luasocket", rate(tot.ours), rate(tot.luasocket))
   ratio("create_seq_vs_python", rate(tot.ours), rate(tot.python))
+  ratio("create_seq_vs_lua_curl", rate(tot.ours), rate(tot.lua_curl))
+  ratio("create_seq_vs_lua_http", rate(tot.ours), rate(tot.lua_http))
   ratio("create_seq_vs_libcurl_c", rate(tot.ours), rate(tot.libcurl))
   -- the ceilings for the LuaSocket target on this machine, same run: what a client costing nothing (wrk) and
   -- libcurl's easy interface alone (no Lua, no JSON) reach against the same server
@@ -222,29 +323,77 @@ local function create_seq(sb)
   ratio("create_seq_libcurl_c_vs_luasocket", rate(tot.libcurl), rate(tot.luasocket))
 end
 
-local function create_c32(sb)
-  log("create_c32: %d creates, 32 in flight", N_C32)
-  sb:reset()
-  local ours, out = lua_child(sb, "create_c32.lua", N_C32, 32)
-  local seconds
-  if ours and ours.skipped then
-    print("bench create_c32 skipped (needs sigmamind.map)")
-    results.create_c32_skipped = true
-    seconds = math.max(1, math.floor(2 * SCALE + 0.5))
-    ours = nil
-  elseif not check(ours, "create_c32 (ours)", out) then
-    error("bench: create_c32 failed", 0)
-  else
-    seconds = math.max(1, math.floor(ours.elapsed + 0.5))
+-- `prefix` is create_c32 or tls_c32: ours through sigmamind.map, wrk -t1 -c32 and lua-http's 32 coroutines
+local function c32(sb, prefix, n, tls)
+  log("%s: %d creates per peer, 32 in flight, %d rounds", prefix, n, ROUNDS_SHORT)
+  local per_round = math.max(64, math.floor(n / ROUNDS_SHORT + 0.5))
+  local has_sm, sigmamind = pcall(require, "sigmamind")
+  if not (has_sm and type(sigmamind.map) == "function") then
+    print(string_format("bench %s skipped (needs sigmamind.map)", prefix))
+    results[prefix] = { skipped = true }
+    return
   end
-  sb:reset()
-  local w = check(wrk(sb, "wrk_create.lua", "/v1/calls", 32, seconds), "wrk -c32")
-  sb:reset()
-  results.create_c32 = { ours = ours, wrk = w }
-  if ours then figure("create_c32", rate(ours), "creates/s") end
-  if w then figure("create_c32_wrk_c32", rate(w), "requests/s") end
-  ratio("create_c32_vs_wrk_c32", rate(ours), rate(w))
+  local lua_http = lua_http_interp()
+  local peers = {
+    { name = "ours", required = true, run = function()
+      return script_child(sb, tls, LUA, "create_c32.lua", per_round, 32) end },
+    { name = "wrk", run = function(this_round)
+      return wrk(sb, "wrk_create.lua", "/v1/calls", 32, wrk_like_ours(this_round), tls) end },
+  }
+  if lua_http then peers[#peers + 1] = { name = "lua_http", run = function()
+    return script_child(sb, tls, lua_http, "lua_http_create.lua", per_round, 32) end } end
+  local tot = interleave(sb, prefix, ROUNDS_SHORT, peers)
+  results[prefix] = tot
+  figure(prefix, rate(tot.ours), "creates/s")
+  figure(prefix .. "_cpu", per_create(tot.ours), "us/create")
+  if tot.wrk then figure(prefix .. "_wrk_c32", rate(tot.wrk), "requests/s") end
+  if tot.lua_http then
+    figure(prefix .. "_lua_http_c32", rate(tot.lua_http), "creates/s")
+    figure(prefix .. "_lua_http_c32_cpu", per_create(tot.lua_http), "us/create")
+  end
+  ratio(prefix .. "_vs_wrk_c32", rate(tot.ours), rate(tot.wrk))
+  ratio(prefix .. "_vs_lua_http_c32", rate(tot.ours), rate(tot.lua_http))
 end
+
+local function create_c32(sb) c32(sb, "create_c32", N_C32, false) end
+
+-- the sequential creates over HTTPS, every peer but wrk verifying the sandbox's certificate
+local function tls_seq(sb)
+  log("tls_seq: %d creates per peer over HTTPS (LuaSec %d), %d rounds", N_TLS_SEQ, N_LUASEC, ROUNDS_SHORT)
+  local per_round = math.max(10, math.floor(N_TLS_SEQ / ROUNDS_SHORT + 0.5))
+  local luasec_round = math.max(4, math.floor(N_LUASEC / ROUNDS_SHORT + 0.5))
+  local lua_http, luasec = lua_http_interp(), luasec_interp()
+  local peers = {
+    { name = "ours", required = true, run = function()
+      return script_child(sb, true, LUA, "create_seq.lua", per_round) end },
+    { name = "wrk", run = function(this_round)
+      return wrk(sb, "wrk_create.lua", "/v1/calls", 1, wrk_like_ours(this_round), true)
+    end },
+  }
+  if python_ok() then peers[#peers + 1] = { name = "python", run = function()
+    return child(sb, PYTHON .. " bench/python_create.py " .. per_round, true) end } end
+  if lua_http then peers[#peers + 1] = { name = "lua_http", run = function()
+    return script_child(sb, true, lua_http, "lua_http_create.lua", per_round, 1) end } end
+  if luasec then peers[#peers + 1] = { name = "luasec", run = function()
+    return script_child(sb, true, luasec, "luasocket_create.lua", luasec_round) end } end
+  local tot = interleave(sb, "tls_seq", ROUNDS_SHORT, peers)
+  results.tls_seq = tot
+  figure("tls_seq", rate(tot.ours), "creates/s")
+  figure("tls_seq_cpu", per_create(tot.ours), "us/create")
+  if tot.wrk then figure("tls_seq_wrk_c1", rate(tot.wrk), "requests/s") end
+  if tot.python then figure("tls_seq_python", rate(tot.python), "creates/s") end
+  if tot.lua_http then figure("tls_seq_lua_http", rate(tot.lua_http), "creates/s") end
+  if tot.luasec then figure("tls_seq_luasec", rate(tot.luasec), "creates/s") end
+  if tot.python then figure("tls_seq_python_cpu", per_create(tot.python), "us/create") end
+  if tot.lua_http then figure("tls_seq_lua_http_cpu", per_create(tot.lua_http), "us/create") end
+  if tot.luasec then figure("tls_seq_luasec_cpu", per_create(tot.luasec), "us/create") end
+  ratio("tls_seq_vs_wrk_c1", rate(tot.ours), rate(tot.wrk))
+  ratio("tls_seq_vs_python", rate(tot.ours), rate(tot.python))
+  ratio("tls_seq_vs_lua_http", rate(tot.ours), rate(tot.lua_http))
+  ratio("tls_seq_vs_luasec", rate(tot.ours), rate(tot.luasec))
+end
+
+local function tls_c32(sb) c32(sb, "tls_c32", N_TLS_C32, true) end
 
 local function paginate(sb)
   log("paginate: %d seeded calls, size 100", N_PAGINATE)
@@ -354,32 +503,55 @@ local function mark(ok) if ok == nil then return "?" end return ok and "✓" or 
 local function report()
   local rows = {}
   local function row(what, value, target, ok) rows[#rows + 1] = { what, value, target, ok == nil and "-" or mark(ok) } end
+  -- one comparison: ours ÷ the peer, the peer's rate, and the target (at least `min`×; nil: a diagnostic)
+  local function versus(what, name, peer, min, skipped)
+    local r, target = ratios[name], min and string_format("≥ %.2g×", min) or "(diagnostic)"
+    if not peer or not r then
+      if skipped then row(what, "skipped (" .. skipped .. ")", target, nil) end
+      return
+    end
+    local ok
+    if min then ok = r >= min end
+    row(what, string_format("%.2f× (%s)", r, fmt(rate(peer), "/s")), target, ok)
+  end
   local seq = results.create_seq
   if seq then
     row("create_seq (ours)", fmt(rate(seq.ours), "/s"), "", nil)
-    if seq.wrk then row("  vs wrk -t1 -c1", string_format("%.2f× (%s)", ratios.create_seq_vs_wrk_c1,
-      fmt(rate(seq.wrk), "/s")), "≥ 0.75×", ratios.create_seq_vs_wrk_c1 >= 0.75) end
-    if seq.luasocket then row("  vs LuaSocket + cjson", string_format("%.2f× (%s)", ratios.create_seq_vs_luasocket,
-      fmt(rate(seq.luasocket), "/s")), "≥ 1.5×", ratios.create_seq_vs_luasocket >= 1.5) end
-    if seq.python then row("  vs Python requests", string_format("%.2f× (%s)", ratios.create_seq_vs_python,
-      fmt(rate(seq.python), "/s")), "≥ 4×", ratios.create_seq_vs_python >= 4)
-    else row("  vs Python requests", "skipped (python3-requests)", "≥ 4×", nil) end
-    if seq.libcurl then row("  vs libcurl easy loop in C", string_format("%.2f× (%s)", ratios.create_seq_vs_libcurl_c,
-      fmt(rate(seq.libcurl), "/s")), "(diagnostic)", nil) end
+    versus("  vs wrk -t1 -c1", "create_seq_vs_wrk_c1", seq.wrk, 0.8)
+    versus("  vs lua-curl easy loop", "create_seq_vs_lua_curl", seq.lua_curl, 1.0, "lua-curl")
+    versus("  vs lua-http, kept alive", "create_seq_vs_lua_http", seq.lua_http, nil, "lua-http")
+    versus("  vs LuaSocket + cjson", "create_seq_vs_luasocket", seq.luasocket, 1.5)
+    versus("  vs Python requests", "create_seq_vs_python", seq.python, 4, "python3-requests")
+    versus("  vs libcurl easy loop in C", "create_seq_vs_libcurl_c", seq.libcurl, nil)
     if seq.luasocket and seq.wrk then row("  ceiling: wrk -c1 vs LuaSocket", string_format("%.2f×",
       ratios.create_seq_wrk_c1_vs_luasocket), "(diagnostic)", nil) end
     if seq.luasocket and seq.libcurl then row("  ceiling: libcurl C vs LuaSocket", string_format("%.2f×",
       ratios.create_seq_libcurl_c_vs_luasocket), "(diagnostic)", nil) end
   end
-  local c32 = results.create_c32
-  if c32 then
-    if c32.ours then
-      row("create_c32 vs wrk -t1 -c32", string_format("%.2f× (%s vs %s)", ratios.create_c32_vs_wrk_c32,
-        fmt(rate(c32.ours), "/s"), fmt(rate(c32.wrk), "/s")), "≥ 0.5×", ratios.create_c32_vs_wrk_c32 >= 0.5)
-    else
-      row("create_c32", "skipped (needs sigmamind.map); wrk -c32 " .. fmt(rate(c32.wrk), "/s"), "≥ 0.5×", nil)
+  local function c32_rows(prefix, cpu_max, wrk_min)
+    local c = results[prefix]
+    if c and c.skipped then
+      row(prefix, "skipped (needs sigmamind.map)", "", nil)
+    elseif c then
+      local cpu = per_create(c.ours)
+      row(prefix .. " (ours)", fmt(rate(c.ours), "/s"), "", nil)
+      versus("  vs wrk -t1 -c32", prefix .. "_vs_wrk_c32", c.wrk, wrk_min)
+      versus("  vs lua-http, 32 coroutines", prefix .. "_vs_lua_http_c32", c.lua_http, 2.0, "lua-http")
+      local ok
+      if cpu_max then ok = cpu <= cpu_max end
+      row("  client CPU per create", fmt(cpu, "µs"), cpu_max and string_format("≤ %d µs", cpu_max) or "", ok)
     end
   end
+  c32_rows("create_c32", 40, 0.65)
+  local t = results.tls_seq
+  if t then
+    row("tls_seq (ours, HTTPS)", fmt(rate(t.ours), "/s"), "", nil)
+    versus("  vs wrk -t1 -c1", "tls_seq_vs_wrk_c1", t.wrk, nil)
+    versus("  vs Python requests", "tls_seq_vs_python", t.python, 7, "python3-requests")
+    versus("  vs lua-http, kept alive", "tls_seq_vs_lua_http", t.lua_http, nil, "lua-http")
+    versus("  vs LuaSocket + LuaSec", "tls_seq_vs_luasec", t.luasec, nil, "lua-sec")
+  end
+  c32_rows("tls_c32", nil, nil)
   local pg = results.paginate
   if pg then
     row("paginate", fmt(rate(pg.ours), "records/s"), "≥ 200000/s", rate(pg.ours) >= 200000)
@@ -398,7 +570,7 @@ local function report()
   end
   local ins = results.instructions
   if ins then
-    row("instructions/create (ours)", fmt(ins.ours, "Ir"), "", nil)
+    row("instructions/create (ours)", fmt(ins.ours, "Ir"), "≤ 35000", ins.ours <= 35000)
     row("  all objects", fmt(ins.total, "Ir"), "", nil)
   end
   local w = { 0, 0, 0 }
@@ -423,15 +595,24 @@ local function main()
   local nproc = run("nproc"):match("%d+") or "?"
   log("BENCH_SCALE=%s, %s CPUs, %s", tostring(SCALE), nproc, cpu)
   local t0 = socket.gettime()
-  local sb = start_sandbox()
+  local tls = make_cert()
   local ok, err = pcall(function()
-    create_seq(sb)
-    create_c32(sb)
-    paginate(sb)
-    campaign_build(sb)
-    instructions(sb)
+    local sb = start_sandbox(tls)
+    local ok2, err2 = pcall(function()
+      create_seq(sb)
+      create_c32(sb)
+      if tls then
+        tls_seq(sb)
+        tls_c32(sb)
+      end
+      paginate(sb)
+      campaign_build(sb)
+      instructions(sb)
+    end)
+    sb:stop()
+    if not ok2 then error(err2, 0) end
   end)
-  sb:stop()
+  if tls then os.execute("rm -rf " .. sh_quote(tls.dir)) end
   if not ok then error(err, 0) end
   figure("bench_wall", socket.gettime() - t0, "s")
   report()
