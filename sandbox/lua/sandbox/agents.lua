@@ -1,0 +1,33 @@
+-- Sandbox agents: the Agent object (API.md §3) and GET /v1/agents[/{agentId}]; agents are only seeded.
+local util = require "sandbox.util"
+local store = require "sandbox.store"
+local validate = require "sandbox.validate"
+
+local encode = util.encode
+local list_page = validate.list_page
+local S = store.S
+
+local _M = {}
+
+local function agent_obj(a)
+  return { name = a.name, agentId = a.id, status = a.status }
+end
+_M.agent_obj = agent_obj
+
+function _M.agent_json(a)
+  local j = a.json
+  if not j then j = encode(agent_obj(a)) a.json = j end
+  return j
+end
+
+function _M.list_agents(_, _, args)
+  return list_page(S.agent_list, args, "totalCount", nil, agent_obj)
+end
+
+function _M.get_agent(id)
+  local a = S.agents[id]
+  if not a then return 404, "Agent not found: " .. id end
+  return 200, agent_obj(a)
+end
+
+return _M
