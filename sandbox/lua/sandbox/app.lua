@@ -10,7 +10,7 @@ local admin = require "sandbox.admin"
 local encode, decode, describe = util.encode, util.decode, util.describe
 local now, CFG, S = store.now, store.CFG, store.S
 local send_raw, send_error = respond.send_raw, respond.send_error
-local match, take_armed, chaos_pick, apply_fault = routes.match, faults.take_armed, faults.chaos_pick, faults.apply
+local match, take_armed, chaos_pick, fault_before = routes.match, faults.take_armed, faults.chaos_pick, faults.before
 local tick = admin.tick
 local type, pairs, pcall = type, pairs, pcall
 local string_find, string_sub, math_floor = string.find, string.sub, math.floor
@@ -59,15 +59,20 @@ function _M.handle()
   local key = r.keys[method] or (method .. " " .. r.tmpl)
   counters[key] = (counters[key] or 0) + 1
 
-  local lost    -- the request is carried out but its answer never leaves: the ambiguous failure
+  -- a fault: from the header, else armed, else drawn by chaos mode; one acting after the handler (lost: the
+  -- request is carried out but its answer never leaves, the ambiguous failure) is kept in after
+  local f, after, n
   if not r.admin then
     local cn, conns = ngx_var.connection, S.conns
     if not conns[cn] then conns[cn] = true; S.nconns = S.nconns + 1 end
-    local f = ngx_var.http_x_sandbox_fault
+    f = ngx_var.http_x_sandbox_fault
     if not f and S.faults[1] then f = take_armed(method, uri, r.tmpl) end
     if not f and S.chaos then f = chaos_pick(key) end
-    if f == "lost" then lost = true
-    elseif f and apply_fault(f) then return end
+    if f then
+      local answered
+      answered, after, n = fault_before(f)
+      if answered then return end
+    end
   end
 
   if not r.public and not (r.public_methods and r.public_methods[method])
@@ -99,7 +104,7 @@ function _M.handle()
     ngx.log(ngx.ERR, "sandbox handler error: ", status)
     return send_error(500, "Sandbox internal error")
   end
-  if lost then return ngx.exit(444) end
+  if after then return after(f, n) end
   if status == 204 then
     ngx.status = 204
     return ngx.exit(204)

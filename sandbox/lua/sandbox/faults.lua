@@ -1,4 +1,4 @@
--- Sandbox faults: what each one does, faults armed for later requests, and chaos mode's random ones.
+-- Sandbox faults: the registry every list of them comes from, faults armed for later requests, and chaos mode.
 local ngx = ngx
 local util = require "sandbox.util"
 local store = require "sandbox.store"
@@ -10,21 +10,138 @@ local bad, check_int, first_error = validate.bad, validate.check_int, validate.f
 local send_raw, send_error = respond.send_raw, respond.send_error
 local type, ipairs, tonumber = type, ipairs, tonumber
 local string_find, string_match, string_sub, string_rep = string.find, string.match, string.sub, string.rep
+local table_concat = table.concat
 local table_remove, math_floor, math_max, math_min = table.remove, math.floor, math.max, math.min
 local ngx_now, ngx_var, ngx_header = ngx.now, ngx.var, ngx.header
 local S = store.S
 
 local _M = {}
 
-local FAULT_KINDS = { ["429"] = true, ["500"] = true, ["503"] = true, reset = true, truncate = true, garbage = true,
-                      lost = true,
-                      redirect = true }
+-- What faults do. Each answers the request and returns true, or returns false to let it go on; f is the fault as
+-- sent, n its number (MS, BYTES) for one that takes one.
+local function too_many()
+  ngx_header["Retry-After"] = "1"
+  send_error(429, "Rate limit exceeded (sandbox fault)")
+  return true
+end
 
-local function valid_fault(f)
-  if type(f) ~= "string" then return false end
-  if FAULT_KINDS[f] then return true end
+local function error_status(f)
+  send_error(tonumber(f), "Sandbox fault " .. f)
+  return true
+end
+
+local function close()
+  ngx.exit(444)
+  return true
+end
+
+local function slow(_, ms)
+  ngx.sleep(ms / 1000)
+  return false
+end
+
+local function truncate()
+  local part = '{"callId":"call_truncated","status":"sch'
+  ngx.status = 200
+  ngx_header["Content-Type"] = "application/json"
+  ngx_header["Content-Length"] = #part + 1000
+  ngx.print(part)
+  ngx.flush(true)
+  ngx.exit(ngx.ERROR)
+  return true
+end
+
+local function garbage()
+  send_raw(200, "<html><body>502 Bad Gateway? {not json\n")
+  return true
+end
+
+local function redirect()
+  -- a client that follows redirects would land on another route and be counted there
+  ngx_header["Location"] = "/v1/calls"
+  send_error(302, "Found (sandbox fault)")
+  return true
+end
+
+local function send_big(n, chunked)
+  if n > 256 * 1024 * 1024 then
+    send_error(400, "X-Sandbox-Fault: expected big=BYTES of at most 268435456, got " .. n)
+    return true
+  end
+  local fill = math_max(0, n - 12)
+  ngx.status = 200
+  ngx_header["Content-Type"] = "application/json"
+  if not chunked then
+    ngx_header["Content-Length"] = fill + 12
+    ngx.print('{"data":"', string_rep("x", fill), '"}\n')
+  else
+    ngx.print('{"data":"')
+    ngx.flush(true)
+    local chunk = string_rep("x", 65536)
+    local left = fill
+    while left > 0 do
+      local k = math_min(left, 65536)
+      ngx.print(k == 65536 and chunk or string_sub(chunk, 1, k))
+      local ok = ngx.flush(true)
+      if not ok then return true end
+      left = left - k
+    end
+    ngx.print('"}\n')
+  end
+  return true
+end
+
+local function big(_, n) return send_big(n, false) end
+local function bigchunked(_, n) return send_big(n, true) end
+
+-- The faults, one row each, in the order every list of them shows: the "expected ..." messages below, and
+-- README.md, HACKING.md and sandbox/README.md (spec/faults_spec.lua holds them to it). fault: its name, or
+-- NAME=UNIT for one that takes a whole number; chaos: what chaos mode draws by default (none: only when listed);
+-- when: "before" the handler (it may answer instead) or "after" it (the request is carried out first).
+local REGISTRY = {
+  { fault = "429",              chaos = "429",      when = "before", does = too_many },
+  { fault = "500",              chaos = "500",      when = "before", does = error_status },
+  { fault = "503",              chaos = "503",      when = "before", does = error_status },
+  { fault = "reset",            chaos = "reset",    when = "before", does = close },
+  { fault = "slow=MS",          chaos = "slow=50",  when = "before", does = slow },
+  { fault = "truncate",         chaos = "truncate", when = "before", does = truncate },
+  { fault = "garbage",          chaos = "garbage",  when = "before", does = garbage },
+  { fault = "redirect",                             when = "before", does = redirect },
+  { fault = "lost",             chaos = "lost",     when = "after",  does = close },
+  { fault = "big=BYTES",                            when = "before", does = big },
+  { fault = "bigchunked=BYTES",                     when = "before", does = bigchunked },
+}
+
+local BY_NAME, BY_KIND, CHAOS_FAULTS, names = {}, {}, {}, {}
+for i, row in ipairs(REGISTRY) do
+  local kind = string_match(row.fault, "^(%a+)=%u+$")
+  if kind then BY_KIND[kind] = row else BY_NAME[row.fault] = row end
+  if row.chaos then CHAOS_FAULTS[#CHAOS_FAULTS + 1] = row.chaos end
+  names[i] = row.fault
+end
+-- "429, 500, ..., big=BYTES or bigchunked=BYTES": the faults every message that names them expects
+local EXPECTED = table_concat(names, ", ", 1, #names - 1) .. " or " .. names[#names]
+
+-- the row of fault f as sent (and its number, for one that takes one), or nil when f is not a fault
+local function find(f)
+  if type(f) ~= "string" then return nil end
+  local row = BY_NAME[f]
+  if row then return row end
   local kind, n = string_match(f, "^(%a+)=(%d+)$")
-  return (kind == "slow" or kind == "big" or kind == "bigchunked") and tonumber(n) ~= nil
+  row = kind and BY_KIND[kind]
+  if row then return row, tonumber(n) end
+end
+
+-- Fault f (as sent) on a request, before its handler: true when it answered the request; otherwise nil and, for a
+-- fault that acts after the handler, the function to call then as after(f, n).
+function _M.before(f)
+  local row, n = find(f)
+  if not row then
+    send_error(400, "X-Sandbox-Fault: expected " .. EXPECTED .. ", got " .. describe(f))
+    return true
+  end
+  if row.when == "after" then return nil, row.does, n end
+  return row.does(f, n) or nil
 end
 
 function _M.arm_fault(_, b)
@@ -34,9 +151,7 @@ function _M.arm_fault(_, b)
   if type(b.path) ~= "string" or string_sub(b.path, 1, 1) ~= "/" then
     return bad("path", "expected a path like /v1/calls or a route like /v1/calls/{callId}", b.path)
   end
-  if not valid_fault(b.fault) then
-    return bad("fault", "expected 429, 500, 503, reset, slow=MS, truncate, garbage, redirect, lost, big=BYTES or bigchunked=BYTES", b.fault)
-  end
+  if not find(b.fault) then return bad("fault", "expected " .. EXPECTED, b.fault) end
   local st, msg = first_error(check_int(b, "count", 1, 1000000))
   if st then return st, msg end
   local f = { method = b.method, path = b.path, fault = b.fault, count = b.count or 1 }
@@ -52,7 +167,6 @@ end
 -- Chaos mode: each non-admin request without a header or armed fault gets, with probability `rate`, one fault
 -- drawn from `faults`. The draws come from a private Park-Miller generator seeded by `seed`, so the same seed and
 -- the same request sequence give the same faults (math.random also serves ids and numbers, so it is not used).
-local CHAOS_FAULTS = { "429", "500", "503", "reset", "slow=50", "truncate", "garbage", "lost" }
 local PM_M, PM_A = 2147483647, 48271
 
 local function chaos_next(c)
@@ -87,10 +201,7 @@ function _M.chaos(_, b)
     return bad("faults", "expected a non-empty array of faults like \"500\" or \"slow=50\"", b.faults)
   end
   for _, f in ipairs(faults) do
-    if not valid_fault(f) then
-      return bad("faults", "expected only 429, 500, 503, reset, slow=MS, truncate, garbage, redirect, lost, " ..
-                 "big=BYTES or bigchunked=BYTES", f)
-    end
+    if not find(f) then return bad("faults", "expected only " .. EXPECTED, f) end
   end
   local seed = b.seed
   if seed == nil then seed = math_floor(ngx_now() * 1000) % PM_M end
@@ -116,73 +227,6 @@ local function take_armed(method, uri, tmpl)
   end
 end
 
--- returns true when the fault answered the request
-local function apply_fault(f)
-  if f == "429" then
-    ngx_header["Retry-After"] = "1"
-    send_error(429, "Rate limit exceeded (sandbox fault)")
-    return true
-  elseif f == "500" or f == "503" then
-    send_error(tonumber(f), "Sandbox fault " .. f)
-    return true
-  elseif f == "reset" then
-    ngx.exit(444)
-    return true
-  elseif f == "redirect" then
-    -- a client that follows redirects would land on another route and be counted there
-    ngx_header["Location"] = "/v1/calls"
-    send_error(302, "Found (sandbox fault)")
-    return true
-  elseif f == "garbage" then
-    send_raw(200, "<html><body>502 Bad Gateway? {not json\n")
-    return true
-  elseif f == "truncate" then
-    local part = '{"callId":"call_truncated","status":"sch'
-    ngx.status = 200
-    ngx_header["Content-Type"] = "application/json"
-    ngx_header["Content-Length"] = #part + 1000
-    ngx.print(part)
-    ngx.flush(true)
-    ngx.exit(ngx.ERROR)
-    return true
-  end
-  local kind, n = string_match(f, "^(%a+)=(%d+)$")
-  n = tonumber(n)
-  if kind == "slow" and n then
-    ngx.sleep(n / 1000)
-    return false
-  elseif (kind == "big" or kind == "bigchunked") and n then
-    if n > 256 * 1024 * 1024 then
-      send_error(400, "X-Sandbox-Fault: expected big=BYTES of at most 268435456, got " .. n)
-      return true
-    end
-    local fill = math_max(0, n - 12)
-    ngx.status = 200
-    ngx_header["Content-Type"] = "application/json"
-    if kind == "big" then
-      ngx_header["Content-Length"] = fill + 12
-      ngx.print('{"data":"', string_rep("x", fill), '"}\n')
-    else
-      ngx.print('{"data":"')
-      ngx.flush(true)
-      local chunk = string_rep("x", 65536)
-      local left = fill
-      while left > 0 do
-        local k = math_min(left, 65536)
-        ngx.print(k == 65536 and chunk or string_sub(chunk, 1, k))
-        local ok = ngx.flush(true)
-        if not ok then return true end
-        left = left - k
-      end
-      ngx.print('"}\n')
-    end
-    return true
-  end
-  send_error(400, "X-Sandbox-Fault: expected 429, 500, 503, reset, slow=MS, truncate, garbage, redirect, lost, big=BYTES or " ..
-    "bigchunked=BYTES, got " .. describe(f))
-  return true
-end
-
-_M.take_armed, _M.chaos_pick, _M.apply = take_armed, chaos_pick, apply_fault
+_M.take_armed, _M.chaos_pick = take_armed, chaos_pick
 
 return _M
