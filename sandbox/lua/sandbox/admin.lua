@@ -1,4 +1,4 @@
--- Sandbox admin routes (/_sandbox/...: reset, state, seed, clock, deliveries, echo) and the clock's ticker.
+-- Sandbox admin routes (/_sandbox/ reset, state, seed, clock, deliveries, echo) and the ticker.
 local ngx = ngx
 local util = require "sandbox.util"
 local store = require "sandbox.store"

@@ -1,4 +1,4 @@
--- Sandbox agents: the Agent object (API.md §3) and GET /v1/agents[/{agentId}]; agents are only seeded.
+-- Sandbox agents: the Agent object (API.md §3) and GET /v1/agents[/{agentId}] (seeded only).
 local util = require "sandbox.util"
 local store = require "sandbox.store"
 local validate = require "sandbox.validate"
@@ -24,10 +24,6 @@ function _M.list_agents(_, _, args)
   return list_page(S.agent_list, args, "totalCount", nil, agent_obj)
 end
 
-function _M.get_agent(id)
-  local a = S.agents[id]
-  if not a then return 404, "Agent not found: " .. id end
-  return 200, agent_obj(a)
-end
+_M.get_agent = validate.get_by_id("agents", "Agent", agent_obj)
 
 return _M

@@ -1,4 +1,4 @@
--- The sandbox's entry point: a fake SigmaMind API (API.md); each request goes route, faults, key, handler, answer.
+-- The sandbox's entry point (a fake SigmaMind API): route, faults, key, handler, answer.
 local ngx = ngx
 local util = require "sandbox.util"
 local store = require "sandbox.store"
@@ -59,8 +59,8 @@ function _M.handle()
   local key = r.keys[method] or (method .. " " .. r.tmpl)
   counters[key] = (counters[key] or 0) + 1
 
-  -- a fault: from the header, else armed, else drawn by chaos mode; one acting after the handler (lost: the
-  -- request is carried out but its answer never leaves, the ambiguous failure) is kept in after
+  -- a fault: from the header, else armed, else drawn by chaos mode; one acting after the handler
+  -- (lost: carried out, but the answer never leaves: the ambiguous failure) is kept in after
   local f, after, n
   if not r.admin then
     local cn, conns = ngx_var.connection, S.conns

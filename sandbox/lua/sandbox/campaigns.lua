@@ -1,4 +1,4 @@
--- Sandbox campaigns: the Campaign object, dialing derived from the clock, and the /v1/campaigns routes.
+-- Sandbox campaigns: the Campaign object, dialing derived from the clock, /v1/campaigns routes.
 local ngx = ngx
 local util = require "sandbox.util"
 local csv = require "sandbox.csv"
@@ -12,7 +12,7 @@ local bad, check_e164, check_string, check_agent = validate.bad, validate.check_
 local check_vars, check_int, check_bool, first_error, list_page =
   validate.check_vars, validate.check_int, validate.check_bool, validate.first_error, validate.list_page
 local agent_obj, number_obj = agents.agent_obj, phone_numbers.number_obj
-local now, next_id, new_call = store.now, store.next_id, store.new_call
+local now, next_id, new_call, unlist = store.now, store.next_id, store.new_call, store.unlist
 local type, ipairs, tonumber = type, ipairs, tonumber
 local string_find, string_match, string_gmatch = string.find, string.match, string.gmatch
 local table_sort, table_remove, math_max = table.sort, table.remove, math.max
@@ -168,21 +168,40 @@ local function note_active()
   S.active_campaigns = n
 end
 
-function _M.create_campaign(_, b)
-  local st, msg = first_error(check_string(b, "campaignName", true, 1, 128))
+-- name (no other campaign's), agent and number: required on create (camp nil), checked if sent on PATCH
+local function check_who(b, camp)
+  local required = camp == nil
+  local st, msg = first_error(check_string(b, "campaignName", required, 1, 128))
   if st then return st, msg end
-  if S.campaign_names[b.campaignName] then
+  local other = b.campaignName ~= nil and S.campaign_names[b.campaignName]
+  if other and other ~= camp then
     return 400, "campaignName: expected a name no other campaign uses, got " .. describe(b.campaignName)
   end
-  st, msg = check_agent(b, "agentId", true)
+  st, msg = check_agent(b, "agentId", required)
   if st then return st, msg end
-  st, msg = check_e164(b, "sipPhoneNumber", true)
+  st, msg = check_e164(b, "sipPhoneNumber", required)
   if st then return st, msg end
-  local num = S.numbers[b.sipPhoneNumber]
-  if not num then
+  if b.sipPhoneNumber ~= nil and not S.numbers[b.sipPhoneNumber] then
     return 400, "sipPhoneNumber: expected a phone number provisioned or imported on this account, got '" ..
       b.sipPhoneNumber .. "' (not a number on this account)"
   end
+end
+
+-- calls at once, variables, schedule (what a PATCH leaves out is camp's) -> nil, nil, schedule or nil
+local function check_dialing(b, camp)
+  local st, msg = first_error(check_int(b, "concurrentCalls", 1, 1000))
+  if st then return st, msg end
+  st, msg = check_vars(b, "dynamicVariables")
+  if st then return st, msg end
+  st, msg = check_bool(b, "isScheduled")
+  if st then return st, msg end
+  return check_schedule(b, camp)
+end
+
+function _M.create_campaign(_, b)
+  local st, msg = check_who(b)
+  if st then return st, msg end
+  local num = S.numbers[b.sipPhoneNumber]
   if type(b.file) ~= "string" or b.file == "" then return bad("file", "expected the base64 of the CSV bytes", b.file) end
   -- RFC 4648 and canonical, as the client checks it: ngx.decode_base64 alone stops at the first '=' and takes
   -- what follows as nothing, and accepts padding left off and unused bits set
@@ -190,14 +209,8 @@ function _M.create_campaign(_, b)
   if not text or ngx.encode_base64(text) ~= b.file then
     return 400, "file: expected the base64 of the CSV bytes, got invalid base64"
   end
-  st, msg = first_error(check_int(b, "concurrentCalls", 1, 1000))
-  if st then return st, msg end
-  st, msg = check_vars(b, "dynamicVariables")
-  if st then return st, msg end
-  st, msg = check_bool(b, "isScheduled")
-  if st then return st, msg end
   local sched
-  st, msg, sched = check_schedule(b)
+  st, msg, sched = check_dialing(b)
   if st then return st, msg end
   local contacts, errors = csv.check(text, b.dynamicVariables)
   if not contacts then return 400, errors end
@@ -244,27 +257,10 @@ function _M.update_campaign(id, b)
   local t = now()
   advance_campaign(camp, t)
   if b.file ~= nil then return bad("file", "expected no file (contacts cannot be changed after creation)", "a file") end
-  local st, msg = first_error(check_string(b, "campaignName", false, 1, 128))
-  if st then return st, msg end
-  if b.campaignName ~= nil and S.campaign_names[b.campaignName] and S.campaign_names[b.campaignName] ~= camp then
-    return 400, "campaignName: expected a name no other campaign uses, got " .. describe(b.campaignName)
-  end
-  st, msg = check_agent(b, "agentId", false)
-  if st then return st, msg end
-  st, msg = check_e164(b, "sipPhoneNumber", false)
-  if st then return st, msg end
-  if b.sipPhoneNumber ~= nil and not S.numbers[b.sipPhoneNumber] then
-    return 400, "sipPhoneNumber: expected a phone number provisioned or imported on this account, got '" ..
-      b.sipPhoneNumber .. "' (not a number on this account)"
-  end
-  st, msg = first_error(check_int(b, "concurrentCalls", 1, 1000))
-  if st then return st, msg end
-  st, msg = check_vars(b, "dynamicVariables")
-  if st then return st, msg end
-  st, msg = check_bool(b, "isScheduled")
+  local st, msg = check_who(b, camp)
   if st then return st, msg end
   local sched
-  st, msg, sched = check_schedule(b, camp)
+  st, msg, sched = check_dialing(b, camp)
   if st then return st, msg end
   local cs = b.campaignStatus
   if cs ~= nil then
@@ -317,9 +313,7 @@ function _M.delete_campaign(id)
   if not camp then return 404, "Campaign not found: " .. id end
   S.campaigns[id] = nil
   S.campaign_names[camp.name] = nil
-  for i, c in ipairs(S.campaign_list) do
-    if c == camp then table_remove(S.campaign_list, i) break end
-  end
+  unlist(S.campaign_list, camp)
   camp.status = "completed"
   note_active()
   return 204

@@ -1,4 +1,4 @@
--- Sandbox faults: the registry every list of them comes from, faults armed for later requests, and chaos mode.
+-- Sandbox faults: the registry every fault list comes from, armed faults, and chaos mode.
 local ngx = ngx
 local util = require "sandbox.util"
 local store = require "sandbox.store"
@@ -8,7 +8,7 @@ local respond = require "sandbox.respond"
 local null, describe, array = util.null, util.describe, util.array
 local bad, check_int, first_error = validate.bad, validate.check_int, validate.first_error
 local send_raw, send_error = respond.send_raw, respond.send_error
-local type, ipairs, tonumber = type, ipairs, tonumber
+local type, ipairs, tonumber, assert = type, ipairs, tonumber, assert
 local string_find, string_match, string_sub, string_rep = string.find, string.match, string.sub, string.rep
 local table_concat = table.concat
 local table_remove, math_floor, math_max, math_min = table.remove, math.floor, math.max, math.min
@@ -17,8 +17,8 @@ local S = store.S
 
 local _M = {}
 
--- What faults do. Each answers the request and returns true, or returns false to let it go on; f is the fault as
--- sent, n its number (MS, BYTES) for one that takes one.
+-- What faults do: each answers the request and returns true, or returns false to let it go on.
+-- f is the fault as sent, n its number (MS, BYTES) for one that takes one.
 local function too_many()
   ngx_header["Retry-After"] = "1"
   send_error(429, "Rate limit exceeded (sandbox fault)")
@@ -94,10 +94,11 @@ end
 local function big(_, n) return send_big(n, false) end
 local function bigchunked(_, n) return send_big(n, true) end
 
--- The faults, one row each, in the order every list of them shows: the "expected ..." messages below, and
--- README.md, HACKING.md and sandbox/README.md (spec/faults_spec.lua holds them to it). fault: its name, or
--- NAME=UNIT for one that takes a whole number; chaos: what chaos mode draws by default (none: only when listed);
--- when: "before" the handler (it may answer instead) or "after" it (the request is carried out first).
+-- The faults, one row each, in the order every list of them shows: the "expected ..." messages
+-- below, README.md, HACKING.md and sandbox/README.md (spec/faults_spec.lua holds them to it).
+-- fault: its name, or NAME=UNIT for one taking a whole number; chaos: what chaos mode draws by
+-- default (none: only when listed); when: "before" the handler (it may answer instead) or "after"
+-- it (the request is carried out first); does: what it does (above).
 local REGISTRY = {
   { fault = "429",              chaos = "429",      when = "before", does = too_many },
   { fault = "500",              chaos = "500",      when = "before", does = error_status },
@@ -114,6 +115,7 @@ local REGISTRY = {
 
 local BY_NAME, BY_KIND, CHAOS_FAULTS, names = {}, {}, {}, {}
 for i, row in ipairs(REGISTRY) do
+  assert(row.when == "before" or row.when == "after", row.fault .. ": when is 'before' or 'after'")
   local kind = string_match(row.fault, "^(%a+)=%u+$")
   if kind then BY_KIND[kind] = row else BY_NAME[row.fault] = row end
   if row.chaos then CHAOS_FAULTS[#CHAOS_FAULTS + 1] = row.chaos end
@@ -132,8 +134,8 @@ local function find(f)
   if row then return row, tonumber(n) end
 end
 
--- Fault f (as sent) on a request, before its handler: true when it answered the request; otherwise nil and, for a
--- fault that acts after the handler, the function to call then as after(f, n).
+-- Fault f (as sent) on a request, before its handler: true when it answered the request; else nil
+-- and, for a fault acting after the handler, the function to call then as after(f, n).
 function _M.before(f)
   local row, n = find(f)
   if not row then

@@ -7,9 +7,9 @@ local null, encode = util.null, util.encode
 local bad, is_e164, check_e164, check_string = validate.bad, validate.is_e164, validate.check_e164, validate.check_string
 local check_agent, check_int, first_error, list_page =
   validate.check_agent, validate.check_int, validate.first_error, validate.list_page
-local type, ipairs, tostring = type, ipairs, tostring
-local string_find, string_format, table_remove, math_random = string.find, string.format, table.remove, math.random
-local S = store.S
+local type, tostring = type, tostring
+local string_find, string_format, math_random = string.find, string.format, math.random
+local unlist, S = store.unlist, store.S
 
 local _M = {}
 
@@ -39,6 +39,17 @@ local function number_fields_error(b)
   st, msg = check_agent(b, "outboundAgentId", false, true)
   if st then return st, msg end
   return check_e164(b, "outboundPhoneNumber", false)
+end
+
+-- a BYO number's trunk: URI (terminationSipURI on import, terminationSipUri in a PATCH), user, password
+local function check_trunk(b, uri_field, required)
+  local uri = b[uri_field]
+  if (uri ~= nil or required) and (type(uri) ~= "string" or #uri < 1 or #uri > 253) then
+    return bad(uri_field, "expected a SIP URI of at most 253 characters", uri)
+  end
+  local st, msg = check_string(b, "trunkUsername", required, 1, 256)
+  if st then return st, msg end
+  return check_string(b, "trunkPassword", required, 1, 256)
 end
 
 local function add_number(n)
@@ -88,17 +99,11 @@ function _M.import_number(_, b)
   local st, msg = check_e164(b, "phoneNumber", true)
   if st then return st, msg end
   if S.numbers[b.phoneNumber] then return bad("phoneNumber", "expected a number not already on this account", b.phoneNumber) end
-  local uri = b.terminationSipURI
-  if type(uri) ~= "string" or #uri < 1 or #uri > 253 then
-    return bad("terminationSipURI", "expected a SIP URI of at most 253 characters", uri)
-  end
-  st, msg = check_string(b, "trunkUsername", true, 1, 256)
-  if st then return st, msg end
-  st, msg = check_string(b, "trunkPassword", true, 1, 256)
+  st, msg = check_trunk(b, "terminationSipURI", true)
   if st then return st, msg end
   st, msg = number_fields_error(b)
   if st then return st, msg end
-  local n = { number = b.phoneNumber, provider = "byo", active = true, name = b.friendlyName, sipuri = uri,
+  local n = { number = b.phoneNumber, provider = "byo", active = true, name = b.friendlyName, sipuri = b.terminationSipURI,
               user = b.trunkUsername, password = b.trunkPassword,
               inbound = opt(b.inboundAgentId), outbound = opt(b.outboundAgentId), outphone = b.outboundPhoneNumber }
   add_number(n)
@@ -109,25 +114,16 @@ function _M.list_numbers(_, _, args)
   return list_page(S.number_list, args, "totalCount", nil, number_obj)
 end
 
-function _M.get_number(id)
-  local n = S.numbers[id]
-  if not n then return 404, "Phone number not found: " .. id end
-  return 200, number_obj(n)
-end
+_M.get_number = validate.get_by_id("numbers", "Phone number", number_obj)
 
 function _M.update_number(id, b)
   local n = S.numbers[id]
   if not n then return 404, "Phone number not found: " .. id end
   local st, msg = number_fields_error(b)
   if st then return st, msg end
+  st, msg = check_trunk(b, "terminationSipUri", false)
+  if st then return st, msg end
   local uri = b.terminationSipUri
-  if uri ~= nil and (type(uri) ~= "string" or #uri < 1 or #uri > 253) then
-    return bad("terminationSipUri", "expected a SIP URI of at most 253 characters", uri)
-  end
-  st, msg = check_string(b, "trunkUsername", false, 1, 256)
-  if st then return st, msg end
-  st, msg = check_string(b, "trunkPassword", false, 1, 256)
-  if st then return st, msg end
   n.json = nil
   if b.friendlyName ~= nil then n.name = b.friendlyName end
   if b.inboundAgentId ~= nil then n.inbound = opt(b.inboundAgentId) end
@@ -143,9 +139,7 @@ function _M.delete_number(id)
   local n = S.numbers[id]
   if not n then return 404, "Phone number not found: " .. id end
   S.numbers[id] = nil
-  for i, x in ipairs(S.number_list) do
-    if x == n then table_remove(S.number_list, i) break end
-  end
+  unlist(S.number_list, n)
   return 204
 end
 

@@ -1,4 +1,4 @@
--- Sandbox routes: path -> route (its handler per method, flags, and the counter key of each method).
+-- Sandbox routes: path -> route (a handler and counter key per method, and flags).
 local calls = require "sandbox.calls"
 local campaigns = require "sandbox.campaigns"
 local phone_numbers = require "sandbox.phone_numbers"
@@ -12,8 +12,9 @@ local string_find, string_sub, table_sort, table_concat = string.find, string.su
 
 local _M = {}
 
--- flags: admin (a /_sandbox/ route: no faults, no connection count), public (no key needed), public_methods (the
--- same for some methods), raw (the handler reads the request itself), body_optional (no body is an empty one)
+-- flags: admin (a /_sandbox/ route: no faults, no connection count), public (no key needed),
+-- public_methods (the same for some methods), raw (the handler reads the request itself),
+-- body_optional (no body is an empty one)
 local function route(tmpl, methods, flags)
   local r = { tmpl = tmpl, methods = methods, keys = {} }
   for m in pairs(methods) do r.keys[m] = m .. " " .. tmpl end

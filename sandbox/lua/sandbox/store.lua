@@ -1,8 +1,8 @@
--- The sandbox's state (worker-level Lua tables), its clock, ids, and the making of a Call with its events.
+-- The sandbox's state (worker-level Lua tables), clock, ids, and making a Call with its events.
 local ngx = ngx
 local string_format, string_match, string_sub = string.format, string.match, string.sub
-local table_insert, math_floor, math_random = table.insert, math.floor, math.random
-local tonumber, pairs = tonumber, pairs
+local table_insert, table_remove, math_floor, math_random = table.insert, table.remove, math.floor, math.random
+local tonumber, pairs, ipairs = tonumber, pairs, ipairs
 local ngx_now = ngx.now
 
 local _M = {}
@@ -37,9 +37,9 @@ local function outcome_for(to)
 end
 
 ----------------------------------------------------------------------------------------------------------------------
--- state: the sandbox always runs exactly one nginx worker, so these tables are the whole truth. Everything
--- /_sandbox/reset clears is a field of S; S itself is never replaced (reset refills it), so every module keeps it
--- in a module-level local and reads the current state through it.
+-- state: the sandbox runs exactly one nginx worker, so these tables are the whole truth. All that
+-- /_sandbox/reset clears is a field of S; S itself is never replaced (reset refills it), so each
+-- module keeps it in a module-level local and reads the current state through it.
 local S = {}
 _M.S = S
 local seq = 0       -- id counter; never reset so that ids stay unique for the life of the process
@@ -69,11 +69,19 @@ function _M.reset()
   S.faults = {}         -- armed faults
   S.echo, S.echo_fails = {}, {}
   S.counters = {}       -- "METHOD /route/{template}" -> n
-  S.conns, S.nconns = {}, 0   -- nginx connection serial -> true, for API requests since the last reset
-  S.chaos = nil         -- nil when chaos mode is off (the hot path checks only this); see faults.lua
-  S.chaos_counts = {}   -- "METHOD /route/{template}" -> fault -> n, for faults chaos injected since the last reset
+  -- nginx connection serial -> true, for the API requests since the last reset
+  S.conns, S.nconns = {}, 0
+  S.chaos = nil         -- nil when chaos mode is off (the hot path tests only this); see faults.lua
+  S.chaos_counts = {}   -- "METHOD /route/{template}" -> fault -> n, chaos's faults since the reset
   S.offset = 0          -- sandbox clock minus wall clock, seconds
-  S.date_skew = 0       -- the Date header's clock minus the sandbox clock (a misset front end, for specs)
+  S.date_skew = 0       -- the Date header's clock minus the sandbox clock (a misset front end)
+end
+
+-- drops item from the array list (a resource's list in creation order; its id map is the caller's)
+function _M.unlist(list, item)
+  for i, x in ipairs(list) do
+    if x == item then table_remove(list, i) break end
+  end
 end
 
 ----------------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- Sandbox request checks: each returns nil when fine, or 400 and a message naming the field; and list paging.
+-- Sandbox request checks (nil, or 400 and a message naming the field), list paging, GET by id.
 local util = require "sandbox.util"
 local store = require "sandbox.store"
 
@@ -105,6 +105,15 @@ local function page_of(items, page, size, total, total_key)
   local pages = math_ceil(total / size)
   return { data = array(items), page = page, size = size, [total_key] = total, totalPages = pages,
            hasNext = page + 1 < pages, hasPrevious = page > 0 }
+end
+
+-- the handler of GET /{id}: 200 and obj(x) for the x S[map] holds under id, or 404 naming what
+function _M.get_by_id(map, what, obj)
+  return function(id)
+    local x = S[map][id]
+    if not x then return 404, what .. " not found: " .. id end
+    return 200, obj(x)
+  end
 end
 
 -- a plain list (oldest first), filtered by keep(x), paged, rendered by obj(x)

@@ -1,4 +1,4 @@
--- Sandbox webhooks: the Webhook object, the /v1/webhooks routes, and firing a call's events to them.
+-- Sandbox webhooks: the Webhook object, /v1/webhooks routes, and firing a call's events to them.
 local util = require "sandbox.util"
 local deliver = require "sandbox.deliver"
 local store = require "sandbox.store"
@@ -9,9 +9,9 @@ local null, encode, iso, array = util.null, util.encode, util.iso, util.array
 local bad, check_string, check_agent, check_bool, list_page =
   validate.bad, validate.check_string, validate.check_agent, validate.check_bool, validate.list_page
 local call_parts = calls.call_parts
-local now, next_id, CFG = store.now, store.next_id, store.CFG
+local now, next_id, unlist, CFG = store.now, store.next_id, store.unlist, store.CFG
 local type, ipairs = type, ipairs
-local string_find, table_concat, table_remove = string.find, table.concat, table.remove
+local string_find, table_concat = string.find, table.concat
 local S = store.S
 
 local _M = {}
@@ -119,11 +119,7 @@ function _M.list_webhooks(_, _, args)
                    function(w) return w.active == active and (agent == nil or w.agent == agent) end, webhook_obj)
 end
 
-function _M.get_webhook(id)
-  local w = S.webhooks[id]
-  if not w then return 404, "Webhook not found: " .. id end
-  return 200, webhook_obj(w)
-end
+_M.get_webhook = validate.get_by_id("webhooks", "Webhook", webhook_obj)
 
 function _M.update_webhook(id, b)
   local w = S.webhooks[id]
@@ -142,9 +138,7 @@ function _M.delete_webhook(id)
   local w = S.webhooks[id]
   if not w then return 404, "Webhook not found: " .. id end
   S.webhooks[id] = nil
-  for i, x in ipairs(S.webhook_list) do
-    if x == w then table_remove(S.webhook_list, i) break end
-  end
+  unlist(S.webhook_list, w)
   rebuild_hooked()
   return 204
 end
