@@ -3,7 +3,7 @@ local util = require "sandbox.util"
 local store = require "sandbox.store"
 local validate = require "sandbox.validate"
 
-local encode = util.encode
+local cache_json = util.cache_json
 local list_page = validate.list_page
 local S = store.S
 
@@ -14,11 +14,7 @@ local function agent_obj(a)
 end
 _M.agent_obj = agent_obj
 
-function _M.agent_json(a)
-  local j = a.json
-  if not j then j = encode(agent_obj(a)) a.json = j end
-  return j
-end
+function _M.agent_json(a) return a.json or cache_json(a, agent_obj) end
 
 function _M.list_agents(_, _, args)
   return list_page(S.agent_list, args, "totalCount", nil, agent_obj)

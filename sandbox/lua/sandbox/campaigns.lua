@@ -12,7 +12,7 @@ local bad, check_e164, check_string, check_agent = validate.bad, validate.check_
 local check_vars, check_int, check_bool, first_error, list_page =
   validate.check_vars, validate.check_int, validate.check_bool, validate.first_error, validate.list_page
 local agent_obj, number_obj = agents.agent_obj, phone_numbers.number_obj
-local now, next_id, new_call, unlist = store.now, store.next_id, store.new_call, store.unlist
+local now, next_id, new_call = store.now, store.next_id, store.new_call
 local type, ipairs, tonumber = type, ipairs, tonumber
 local string_find, string_match, string_gmatch = string.find, string.match, string.gmatch
 local table_sort, table_remove, math_max = table.sort, table.remove, math.max
@@ -308,16 +308,11 @@ function _M.update_campaign(id, b)
   return 200, campaign_obj(camp)
 end
 
-function _M.delete_campaign(id)
-  local camp = S.campaigns[id]
-  if not camp then return 404, "Campaign not found: " .. id end
-  S.campaigns[id] = nil
+_M.delete_campaign = validate.delete_by_id("campaigns", "campaign_list", "Campaign", function(camp)
   S.campaign_names[camp.name] = nil
-  unlist(S.campaign_list, camp)
   camp.status = "completed"
   note_active()
-  return 204
-end
+end)
 
 _M.campaign_obj, _M.advance_campaign, _M.advance_all = campaign_obj, advance_campaign, advance_all
 

@@ -3,13 +3,13 @@ local util = require "sandbox.util"
 local store = require "sandbox.store"
 local validate = require "sandbox.validate"
 
-local null, encode = util.null, util.encode
+local null, cache_json = util.null, util.cache_json
 local bad, is_e164, check_e164, check_string = validate.bad, validate.is_e164, validate.check_e164, validate.check_string
 local check_agent, check_int, first_error, list_page =
   validate.check_agent, validate.check_int, validate.first_error, validate.list_page
 local type, tostring = type, tostring
 local string_find, string_format, math_random = string.find, string.format, math.random
-local unlist, S = store.unlist, store.S
+local S = store.S
 
 local _M = {}
 
@@ -22,11 +22,7 @@ local function number_obj(n)
 end
 _M.number_obj = number_obj
 
-function _M.number_json(n)
-  local j = n.json
-  if not j then j = encode(number_obj(n)) n.json = j end
-  return j
-end
+function _M.number_json(n) return n.json or cache_json(n, number_obj) end
 
 local COUNTRY_CODES = { US = "1", CA = "1", GB = "44", DE = "49", FR = "33", ES = "34", IT = "39", NL = "31",
                         IN = "91", AU = "61", BR = "55", MX = "52", JP = "81", IE = "353", SE = "46" }
@@ -135,12 +131,6 @@ function _M.update_number(id, b)
   return 200, number_obj(n)
 end
 
-function _M.delete_number(id)
-  local n = S.numbers[id]
-  if not n then return 404, "Phone number not found: " .. id end
-  S.numbers[id] = nil
-  unlist(S.number_list, n)
-  return 204
-end
+_M.delete_number = validate.delete_by_id("numbers", "number_list", "Phone number")
 
 return _M

@@ -1,8 +1,8 @@
 -- The sandbox's state (worker-level Lua tables), clock, ids, and making a Call with its events.
 local ngx = ngx
 local string_format, string_match, string_sub = string.format, string.match, string.sub
-local table_insert, table_remove, math_floor, math_random = table.insert, table.remove, math.floor, math.random
-local tonumber, pairs, ipairs = tonumber, pairs, ipairs
+local table_insert, math_floor, math_random = table.insert, math.floor, math.random
+local tonumber, pairs = tonumber, pairs
 local ngx_now = ngx.now
 
 local _M = {}
@@ -75,13 +75,6 @@ function _M.reset()
   S.chaos_counts = {}   -- "METHOD /route/{template}" -> fault -> n, chaos's faults since the reset
   S.offset = 0          -- sandbox clock minus wall clock, seconds
   S.date_skew = 0       -- the Date header's clock minus the sandbox clock (a misset front end)
-end
-
--- drops item from the array list (a resource's list in creation order; its id map is the caller's)
-function _M.unlist(list, item)
-  for i, x in ipairs(list) do
-    if x == item then table_remove(list, i) break end
-  end
 end
 
 ----------------------------------------------------------------------------------------------------------------------

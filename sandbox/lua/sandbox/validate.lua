@@ -1,11 +1,11 @@
--- Sandbox request checks (nil, or 400 and a message naming the field), list paging, GET by id.
+-- Sandbox handler helpers: checks (nil, or 400 and a message naming the field), paging, by-id routes.
 local util = require "sandbox.util"
 local store = require "sandbox.store"
 
 local null, describe, array = util.null, util.describe, util.array
 local type, pairs, ipairs, tonumber, tostring, select = type, pairs, ipairs, tonumber, tostring, select
 local string_find, string_format, string_gsub = string.find, string.format, string.gsub
-local math_ceil = math.ceil
+local math_ceil, table_remove = math.ceil, table.remove
 local S = store.S
 
 local _M = {}
@@ -113,6 +113,22 @@ function _M.get_by_id(map, what, obj)
     local x = S[map][id]
     if not x then return 404, what .. " not found: " .. id end
     return 200, obj(x)
+  end
+end
+
+-- the handler of DELETE /{id}: drops the x S[map] holds under id from it and from the array S[list],
+-- then calls gone(x) if given; or 404 naming what
+function _M.delete_by_id(map, list, what, gone)
+  return function(id)
+    local x = S[map][id]
+    if not x then return 404, what .. " not found: " .. id end
+    S[map][id] = nil
+    local xs = S[list]
+    for i = 1, #xs do
+      if xs[i] == x then table_remove(xs, i) break end
+    end
+    if gone then gone(x) end
+    return 204
   end
 end
 

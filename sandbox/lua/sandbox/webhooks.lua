@@ -9,7 +9,7 @@ local null, encode, iso, array = util.null, util.encode, util.iso, util.array
 local bad, check_string, check_agent, check_bool, list_page =
   validate.bad, validate.check_string, validate.check_agent, validate.check_bool, validate.list_page
 local call_parts = calls.call_parts
-local now, next_id, unlist, CFG = store.now, store.next_id, store.unlist, store.CFG
+local now, next_id, CFG = store.now, store.next_id, store.CFG
 local type, ipairs = type, ipairs
 local string_find, table_concat = string.find, table.concat
 local S = store.S
@@ -134,14 +134,7 @@ function _M.update_webhook(id, b)
   return 200, webhook_obj(w)
 end
 
-function _M.delete_webhook(id)
-  local w = S.webhooks[id]
-  if not w then return 404, "Webhook not found: " .. id end
-  S.webhooks[id] = nil
-  unlist(S.webhook_list, w)
-  rebuild_hooked()
-  return 204
-end
+_M.delete_webhook = validate.delete_by_id("webhooks", "webhook_list", "Webhook", rebuild_hooked)
 
 _M.fire = fire
 
