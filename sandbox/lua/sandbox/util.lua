@@ -27,6 +27,13 @@ function _M.encode(v)
   return s
 end
 
+-- x's JSON as obj(x) gives it, kept in x.json for the next time (whoever changes x clears that)
+function _M.cache_json(x, obj)
+  local j = _M.encode(obj(x))
+  x.json = j
+  return j
+end
+
 -- A number as JSON, exactly: cjson 2.1.0 writes 14 significant digits, which turned a variable such as
 -- 123456789012345 into 1.2345678901234e+14. Integers up to 2^53 are written whole, other numbers in the fewest
 -- digits that read back the same.
