@@ -113,6 +113,13 @@ const sm_endpoint *sm_endpoint_at(int i) {
   return (i >= 0 && i < (int)(sizeof endpoints / sizeof endpoints[0]) - 1) ? &endpoints[i] : NULL;
 }
 
+const sm_field *sm_endpoint_field(const sm_endpoint *ep, const char *name) {
+  const sm_field *f;
+  for (f = ep->fields; f->name; f++)
+    if (strcmp(f->name, name) == 0) return f;
+  return NULL;
+}
+
 static const char *const type_names[] = {
   "string", "e164", "integer", "boolean", "object", "events", "enum", "url", "country", "date", "time",
   "timezone", "base64", "forbidden"

@@ -46,6 +46,7 @@ typedef struct sm_endpoint {
 
 const sm_endpoint *sm_endpoint_find(const char *name);
 const sm_endpoint *sm_endpoint_at(int i);   /* NULL past the end */
+const sm_field *sm_endpoint_field(const sm_endpoint *ep, const char *name);   /* NULL: not declared */
 void sm_push_endpoints(lua_State *L);       /* core.endpoints */
 
 /* ---- validation (validate.c) ---------------------------------------------------------------------------- */

@@ -279,8 +279,14 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
   return 0;
 }
 
+/* params[name] without metamethods: what is validated is what the encoders (lua_next, lua_rawget) send */
+static int rawfield(lua_State *L, int params, const char *name) {
+  lua_pushstring(L, name);
+  return lua_rawget(L, params);
+}
+
 static int present(lua_State *L, int params, const char *name) {
-  int t = lua_getfield(L, params, name);
+  int t = rawfield(L, params, name);
   lua_pop(L, 1);
   return t != LUA_TNIL;
 }
@@ -293,7 +299,7 @@ static int cross_check(lua_State *L, const sm_endpoint *ep, int params, const ch
       "a time like 09:00 (required when isScheduled is true)",
       "an IANA time zone like America/New_York (required when isScheduled is true)" };
     int i, sched;
-    lua_getfield(L, params, "isScheduled");
+    rawfield(L, params, "isScheduled");
     sched = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (sched && !(ep->body && strcmp(ep->method, "PATCH") == 0)) {
@@ -318,7 +324,7 @@ static int cross_check(lua_State *L, const sm_endpoint *ep, int params, const ch
       return 0;
     }
     if (!has_cc && present(L, params, "areaCode")) {
-      lua_getfield(L, params, "areaCode");
+      rawfield(L, params, "areaCode");
       push_msg(L, "areaCode", "nothing unless countryCode is given", -1, NULL);
       lua_remove(L, -2);
       *field = "areaCode";
@@ -352,7 +358,7 @@ int sm_validate_params(lua_State *L, const sm_endpoint *ep, int params, const ch
   }
   params = lua_absindex(L, params);
   for (f = ep->fields; f->name; f++) {
-    int t = lua_getfield(L, params, f->name);
+    int t = rawfield(L, params, f->name);
     if (t == LUA_TNIL) {
       lua_pop(L, 1);
       if (!(f->flags & SM_REQUIRED)) continue;
