@@ -1,7 +1,7 @@
 /* fuzz_validate.c: core.validate(name, params, args) with a params table built from the input: the field
    checks (validate.c), the path argument check and path encoding, the JSON body encode and the query string
    (encode.c), and the invalid error's __tostring. Must never raise: a table of any shape gets nil, err.
-   core.prepare agrees with core.validate.
+   core.prepare agrees with core.validate, and what it would send carries no NUL byte and only valid UTF-8.
    With mode bit 16 the params table is given an __index answering every name: nothing may change (tables
    are read raw, so what is validated is what is sent). */
 #include "fuzz_common.h"
@@ -59,6 +59,41 @@ static void push_value(lua_State *L, fuzz_in *in, int depth) {
 static int index_any(lua_State *L) {
   lua_pushfstring(L, "+1415555%d", 2671);
   return 1;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* the URL path and query as the server decodes them: no NUL, valid UTF-8 */
+static void check_url(const char *u, size_t len) {
+  char *d = (char *)malloc(len + 1);
+  size_t i, n = 0;
+  if (!d) abort();
+  for (i = 0; i < len; i++) {
+    if (u[i] == '%') {
+      if (i + 2 >= len || hexval(u[i + 1]) < 0 || hexval(u[i + 2]) < 0) abort();
+      d[n++] = (char)(hexval(u[i + 1]) * 16 + hexval(u[i + 2]));
+      i += 2;
+    } else {
+      d[n++] = u[i];
+    }
+  }
+  if (memchr(d, '\0', n) || !sm_utf8_valid(d, n)) abort();
+  free(d);
+}
+
+/* a JSON body: valid UTF-8, and no string in it has a NUL (written \u0000 by the encoder) */
+static void check_body(const char *b, size_t len) {
+  size_t i;
+  if (!sm_utf8_valid(b, len)) abort();
+  for (i = 0; i < len; i++) {
+    if (b[i] != '\\') continue;
+    if (i + 5 < len && memcmp(b + i + 1, "u0000", 5) == 0) abort();
+    i++;                                          /* the escaped character */
+  }
 }
 
 /* core.prepare(name, args, params) with slots 1-3 (name, params, args; args only where the endpoint takes
@@ -135,7 +170,12 @@ static int run(lua_State *L) {
   if (ep->arg && lua_isnil(L, 3)) return 0;                     /* a template: prepare needs the argument */
   prepare(L, ep);                                               /* 6, 7, 8: method, url, body | nil, err */
   if (lua_isnil(L, 6) != !lua_toboolean(L, 4)) abort();         /* validate and prepare agree */
-  if (lua_isnil(L, 6)) {
+  if (!lua_isnil(L, 6)) {
+    size_t ulen, blen;
+    const char *u = lua_tolstring(L, 7, &ulen), *b;
+    check_url(u, ulen);
+    if (lua_type(L, 8) == LUA_TSTRING) { b = lua_tolstring(L, 8, &blen); check_body(b, blen); }
+  } else {
     lua_getfield(L, 7, "message");
     lua_replace(L, 7);                                          /* 7: prepare's message */
   }

@@ -4,6 +4,7 @@
 local core = require "sigmamind.core"
 
 local E164, E164B = "+14155552671", "+12137774445"
+local REFUSED = "http://127.0.0.1:1"   -- nothing listens on port 1: connect fails at once, nothing is sent
 
 local function invalid(name, params, args)
   local ok, err = core.validate(name, params, args)
@@ -81,6 +82,156 @@ describe("hardening", function()
       assert.is_true(core.validate("phone_numbers.provision", num))
       local bare = shadowed({}, function(k) if k == "countryCode" then return "US" end end)
       assert.equal("phoneNumber", invalid("phone_numbers.provision", bare).field)
+    end)
+  end)
+
+  describe("bytes no request may carry", function()
+    -- a valid request per endpoint that has fields; each string field is then spoiled in turn
+    local base = {
+      ["calls.create"] = { { fromPhoneNumber = E164, toPhoneNumber = E164B } },
+      ["calls.list"] = { {} },
+      ["campaigns.create"] = { { campaignName = "x", agentId = "agent_abc123", sipPhoneNumber = E164,
+                                 file = "YQ==" } },
+      ["campaigns.list"] = { {} },
+      ["campaigns.update"] = { {}, { "camp_1" } },
+      ["phone_numbers.list"] = { {} },
+      ["phone_numbers.provision"] = { { countryCode = "US" } },
+      ["phone_numbers.import"] = { { phoneNumber = E164, terminationSipURI = "sip.example.com",
+                                     trunkUsername = "u", trunkPassword = "p" } },
+      ["phone_numbers.update"] = { {}, { E164 } },
+      ["webhooks.create"] = { { name = "h", agentId = "agent_abc123", url = "http://127.0.0.1/",
+                                events = { "conversation_ended" } } },
+      ["webhooks.list"] = { {} },
+      ["webhooks.update"] = { {}, { "wh_1" } },
+      ["agents.list"] = { {} },
+    }
+    local NOT_STRINGS = { integer = true, boolean = true, object = true, events = true, forbidden = true }
+    local BAD_UTF8 = { "\xff", "ab\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x28\xa1" }
+
+    local function copy(t)
+      local c = {}
+      for k, v in pairs(t) do c[k] = v end
+      return c
+    end
+
+    it("refuses a NUL byte or broken UTF-8 in every string field of every endpoint, naming the field", function()
+      local checked = 0
+      for name, ep in pairs(core.endpoints) do
+        local strings = {}
+        for fname, f in pairs(ep.fields) do
+          if not NOT_STRINGS[f.type] then strings[#strings + 1] = fname end
+        end
+        if #strings > 0 then
+          assert.is_table(base[name], "no valid request for " .. name)
+          local params, args = base[name][1], base[name][2]
+          assert.is_true(core.validate(name, params, args), name)
+          for _, fname in ipairs(strings) do
+            for bad, fault in pairs({ ["a\0b"] = "contains a NUL byte", [BAD_UTF8[1]] = "invalid UTF-8" }) do
+              local p = copy(params)
+              p[fname] = bad
+              local err = invalid(name, p, args)
+              assert.equal(fname, err.field)
+              assert.equal(fname .. ": " .. fault, err.message)
+              checked = checked + 1
+            end
+          end
+        end
+      end
+      assert.is_true(checked >= 60)
+    end)
+
+    it("takes UTF-8 exactly as RFC 3629 has it", function()
+      local call = { fromPhoneNumber = E164, toPhoneNumber = E164B }
+      for _, bad in ipairs(BAD_UTF8) do
+        local p = copy(call)
+        p.agentId = "agent" .. bad
+        assert.equal("agentId: invalid UTF-8", invalid("calls.create", p).message)
+      end
+      for _, good in ipairs({ "caf\u{e9}", "\u{20ac}uro", "\u{1f600}", "\u{10ffff}", "\u{d7ff}\u{e000}" }) do
+        local p = copy(call)
+        p.agentId = good
+        assert.is_true(core.validate("calls.create", p))
+      end
+    end)
+
+    it("checks dynamicVariables names and values", function()
+      local function vars(v)
+        return { fromPhoneNumber = E164, toPhoneNumber = E164B, dynamicVariables = v }
+      end
+      local cases = {
+        { { name = "\xff" }, "dynamicVariables.name: invalid UTF-8" },
+        { { name = "a\0b" }, "dynamicVariables.name: contains a NUL byte" },
+        { { ["a\0b"] = "x" }, "dynamicVariables: a variable name: contains a NUL byte" },
+        { { ["\xfe"] = "x" }, "dynamicVariables: a variable name: invalid UTF-8" },
+      }
+      for _, c in ipairs(cases) do
+        local err = invalid("calls.create", vars(c[1]))
+        assert.equal("dynamicVariables", err.field)
+        assert.equal(c[2], err.message)
+        err = invalid("campaigns.update", { dynamicVariables = c[1] }, { "camp_1" })
+        assert.equal(c[2], err.message)
+      end
+      assert.is_true(core.validate("calls.create", vars({ ["pr\u{e9}nom"] = "Zo\u{eb}", n = 1 })))
+    end)
+
+    it("checks the fields the API does not define, at any depth of a body and in a query", function()
+      local call = { fromPhoneNumber = E164, toPhoneNumber = E164B }
+      local cases = {
+        { "calls.create", { extra = "\xff" }, "extra", "extra: invalid UTF-8" },
+        { "calls.create", { extra = { list = { "ok", "a\0" } } }, "extra", "extra.list[2]: contains a NUL byte" },
+        { "calls.create", { extra = { ["k\xff"] = 1 } }, "extra", "extra: a field name: invalid UTF-8" },
+        { "calls.create", { ["x\0y"] = 1 }, "params", "params: a field name: contains a NUL byte" },
+        -- a name that starts as a declared one but carries a NUL is no declared field
+        { "calls.create", { ["agentId\0x"] = "y" }, "params", "params: a field name: contains a NUL byte" },
+        { "agents.list", { cursor = "\xff" }, "cursor", "cursor: invalid UTF-8" },
+        { "agents.list", { cursor = "a\0b" }, "cursor", "cursor: contains a NUL byte" },
+        { "agents.list", { ["c\xff"] = "x" }, "params", "params: a field name: invalid UTF-8" },
+      }
+      for _, c in ipairs(cases) do
+        local p = c[1] == "calls.create" and copy(call) or {}
+        for k, v in pairs(c[2]) do p[k] = v end
+        local err = invalid(c[1], p)
+        assert.equal(c[3], err.field)
+        assert.equal(c[4], err.message)
+        local v = core.prepare(c[1], nil, p)
+        assert.is_nil(v)
+      end
+      -- nested past what JSON encodes: the encoder's refusal, not a crash or a hang
+      local loop = {}
+      loop.a, loop.b = loop, loop
+      local p = copy(call)
+      p.extra = loop
+      local err = invalid("calls.create", p)
+      assert.equal("extra", err.field)
+      assert.matches("excessive nesting", err.message)
+    end)
+
+    it("refuses broken UTF-8 in a path argument", function()
+      local err = invalid("calls.get", nil, { "call_\xff" })
+      assert.equal("callId", err.field)
+      assert.equal('callId: expected an id in valid UTF-8, got "call_?"', err.message)
+      assert.is_true(core.validate("calls.get", nil, { "call_\u{e9}" }))
+    end)
+
+    it("sends nothing when it refuses", function()
+      local events = {}
+      local c = core.new{ api_key = "sk_test_x", base_url = REFUSED, max_retries = 0,
+                          on_event = function(ev) events[#events + 1] = ev end }
+      for _, req in ipairs({
+        { "calls.create", nil, { fromPhoneNumber = E164, toPhoneNumber = E164B, agentId = "a\0b" }, "agentId" },
+        { "calls.create", nil, { fromPhoneNumber = E164, toPhoneNumber = E164B,
+                                 dynamicVariables = { name = "\xff" } }, "dynamicVariables" },
+        { "calls.list", nil, { status = "ended\0" }, "status" },
+        { "agents.get", { "a\xff" }, nil, "agentId" },
+      }) do
+        local v, err = c:request(req[1], req[2], req[3])
+        assert.is_nil(v)
+        assert.equal("invalid", err.kind)
+        assert.equal(req[4], err.field)
+        assert.is_false(err.sent)
+      end
+      assert.equal(0, #events)
+      c:close()
     end)
   end)
 
