@@ -235,6 +235,36 @@ describe("hardening", function()
     end)
   end)
 
+  describe("secrets", function()
+    it("never shows a trunk credential's value in a validation error", function()
+      local imp = { phoneNumber = E164, terminationSipURI = "sip.example.com", trunkUsername = "u",
+                    trunkPassword = "p" }
+      for _, field in ipairs({ "trunkPassword", "trunkUsername" }) do
+        assert.is_true(core.endpoints["phone_numbers.import"].fields[field].secret)
+        assert.is_true(core.endpoints["phone_numbers.update"].fields[field].secret)
+        for _, v in ipairs({ 987654321, 9876.54321, true, { "987654321" } }) do
+          local p = {}
+          for k, x in pairs(imp) do p[k] = x end
+          p[field] = v
+          local err = invalid("phone_numbers.import", p)
+          assert.equal(field, err.field)
+          assert.equal(field .. ": expected a non-empty string, got a " .. type(v), err.message)
+          assert.is_nil(tostring(err):find("98765", 1, true))
+          err = invalid("phone_numbers.update", { [field] = v }, { E164 })
+          assert.equal(field .. ": expected a non-empty string, got a " .. type(v), err.message)
+        end
+        local p = {}
+        for k, x in pairs(imp) do p[k] = x end
+        p[field] = ""
+        assert.equal(field .. ": expected a non-empty string, got an empty string",
+                     invalid("phone_numbers.import", p).message)
+        p[field] = "s3cr3t\0"
+        assert.equal(field .. ": contains a NUL byte", invalid("phone_numbers.import", p).message)
+      end
+      assert.is_nil(core.endpoints["phone_numbers.import"].fields.terminationSipURI.secret)
+    end)
+  end)
+
   describe("any number is safe to give (no undefined float-to-integer cast)", function()
     local HUGE = { 1e300, -1e300, math.huge, -math.huge, 0 / 0, 2 ^ 63, -2 ^ 63, 2 ^ 31, 1e15 + 0.5 }
 

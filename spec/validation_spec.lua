@@ -85,6 +85,9 @@ describe("validation before sending", function()
       dynamicVariables = { name = "\xff" } }, "dynamicVariables", "^dynamicVariables%.name: invalid UTF%-8$" },
     { "calls", "list", { status = "ended\0" }, "status", "^status: contains a NUL byte$" },
     { "agents", "list", { cursor = "c\xc3" }, "cursor", "^cursor: invalid UTF%-8$" },
+    -- a secret is never echoed, whatever its type
+    { "phone_numbers", "import", { phoneNumber = N, terminationSipURI = "sip.example.test", trunkUsername = "u",
+      trunkPassword = 987654321 }, "trunkPassword", "^trunkPassword: expected a non%-empty string, got a number$" },
   }
 
   for _, case in ipairs(cases) do

@@ -21,6 +21,7 @@ enum sm_ftype {
 
 #define SM_REQUIRED  1u   /* must be present */
 #define SM_NULLABLE  2u   /* core.null (JSON null) accepted */
+#define SM_SECRET    4u   /* a credential: its value is never shown in a message */
 
 /* cross-field rules */
 enum sm_xcheck { SM_X_NONE, SM_X_SCHEDULE, SM_X_PROVISION };

@@ -29,9 +29,16 @@ int sm_utf8_valid(const char *s, size_t len) {
   return 1;
 }
 
-/* adds a short description of the value at idx: "12345" (quoted, truncated), 12, true, a table, nothing */
-static void add_given(lua_State *L, luaL_Buffer *b, int idx) {
-  switch (lua_type(L, idx)) {
+/* adds a short description of the value at idx: "12345" (quoted, truncated), 12, true, a table, nothing. A
+   secret field's value is never shown, only its type. */
+static void add_given(lua_State *L, luaL_Buffer *b, int idx, int secret) {
+  int t = lua_type(L, idx);
+  if (secret && t != LUA_TNONE && t != LUA_TNIL && t != LUA_TLIGHTUSERDATA) {
+    if (t == LUA_TSTRING && lua_rawlen(L, idx) == 0) luaL_addstring(b, "an empty string");
+    else { luaL_addstring(b, "a "); luaL_addstring(b, luaL_typename(L, idx)); }
+    return;
+  }
+  switch (t) {
     case LUA_TNONE: case LUA_TNIL: luaL_addstring(b, "nothing"); break;
     case LUA_TSTRING: {
       size_t len, i, n;
@@ -67,7 +74,8 @@ static void add_given(lua_State *L, luaL_Buffer *b, int idx) {
 }
 
 /* pushes "<label>: expected <what>, got <given><tail>" */
-static void push_msg(lua_State *L, const char *label, const char *what, int idx, const char *tail) {
+static void push_msg_s(lua_State *L, const char *label, const char *what, int idx, const char *tail,
+                       int secret) {
   luaL_Buffer b;
   idx = lua_absindex(L, idx);
   luaL_buffinit(L, &b);
@@ -75,9 +83,13 @@ static void push_msg(lua_State *L, const char *label, const char *what, int idx,
   luaL_addstring(&b, ": expected ");
   luaL_addstring(&b, what);
   luaL_addstring(&b, ", got ");
-  add_given(L, &b, idx);
+  add_given(L, &b, idx, secret);
   if (tail) luaL_addstring(&b, tail);
   luaL_pushresult(&b);
+}
+
+static void push_msg(lua_State *L, const char *label, const char *what, int idx, const char *tail) {
+  push_msg_s(L, label, what, idx, tail, 0);
 }
 
 /* Bytes no field may carry: a NUL (C code and the server cut strings there) and broken UTF-8 (not JSON, so
@@ -194,6 +206,7 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
   size_t len = 0;
   const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
   const char *what = NULL;
+  int secret = (f->flags & SM_SECRET) != 0;
 
   if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL && (f->flags & SM_NULLABLE)) return 1;
   if (s && !check_bytes(L, f->name, s, len)) return 0;
@@ -208,14 +221,14 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
       else if (f->max >= 0) lua_pushfstring(L, "a string of at most %I characters", (LUA_INTEGER)f->max);
       else lua_pushstring(L, f->min > 0 ? "a non-empty string" : "a string");
       if (f->flags & SM_NULLABLE) lua_pushliteral(L, " or null"), lua_concat(L, 2);
-      push_msg(L, f->name, lua_tostring(L, -1), idx, NULL);
+      push_msg_s(L, f->name, lua_tostring(L, -1), idx, NULL, secret);
       lua_remove(L, -2);
       return 0;
     case SM_T_E164:
       if (s && sm_is_e164(s, len)) return 1;
       what = "an E.164 phone number like +14155552671";
       if (t == LUA_TNUMBER) {
-        push_msg(L, f->name, what, idx, " (pass phone numbers as strings, with the +)");
+        push_msg_s(L, f->name, what, idx, " (pass phone numbers as strings, with the +)", secret);
         return 0;
       }
       break;
@@ -224,7 +237,7 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
       if (get_integer(L, idx, &v) && v >= f->min && (f->max < 0 || v <= f->max)) return 1;
       if (f->max >= 0) lua_pushfstring(L, "an integer from %I to %I", (LUA_INTEGER)f->min, (LUA_INTEGER)f->max);
       else lua_pushfstring(L, "an integer >= %I", (LUA_INTEGER)f->min);
-      push_msg(L, f->name, lua_tostring(L, -1), idx, NULL);
+      push_msg_s(L, f->name, lua_tostring(L, -1), idx, NULL, secret);
       lua_remove(L, -2);
       return 0;
     }
@@ -298,7 +311,7 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
     case SM_T_ENUM:
       if (s && in_list(s, len, f->choices)) return 1;
       push_choices(L, f->choices);
-      push_msg(L, f->name, lua_tostring(L, -1), idx, NULL);
+      push_msg_s(L, f->name, lua_tostring(L, -1), idx, NULL, secret);
       lua_remove(L, -2);
       return 0;
     case SM_T_URL:
@@ -329,7 +342,7 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
       what = "nothing (it cannot be changed by an update)";
       break;
   }
-  push_msg(L, f->name, what, idx, NULL);
+  push_msg_s(L, f->name, what, idx, NULL, secret);
   return 0;
 }
 
