@@ -65,8 +65,8 @@ static unsigned fuzz_byte(fuzz_in *in) {
 
 /* a length-prefixed string: one length byte (0-255) then that many bytes, or fewer at the end */
 static const char *fuzz_bytes(fuzz_in *in, size_t *len) {
-  const char *s = (const char *)in->p;
   size_t n = fuzz_byte(in);
+  const char *s = (const char *)in->p;      /* after the length byte: it is not part of the string */
   if (n > in->n) n = in->n;
   in->p += n;
   in->n -= n;

@@ -78,6 +78,16 @@ describe("validation before sending", function()
     { "agents", "list", { ratio = 0 / 0 }, "ratio", "number" },
     { "agents", "list", { ratio = math.huge }, "ratio", "number" },
     { "agents", "list", { aa = string.rep("q", 4000), zz = {} }, "zz", "got table" },
+    -- bytes no request may carry: a NUL (cut short by C and servers) or broken UTF-8 (not JSON), by name
+    { "calls", "create", { fromPhoneNumber = N, toPhoneNumber = "+12137774445", agentId = "a\0b" },
+      "agentId", "^agentId: contains a NUL byte$" },
+    { "calls", "create", { fromPhoneNumber = N, toPhoneNumber = "+12137774445",
+      dynamicVariables = { name = "\xff" } }, "dynamicVariables", "^dynamicVariables%.name: invalid UTF%-8$" },
+    { "calls", "list", { status = "ended\0" }, "status", "^status: contains a NUL byte$" },
+    { "agents", "list", { cursor = "c\xc3" }, "cursor", "^cursor: invalid UTF%-8$" },
+    -- a secret is never echoed, whatever its type
+    { "phone_numbers", "import", { phoneNumber = N, terminationSipURI = "sip.example.test", trunkUsername = "u",
+      trunkPassword = 987654321 }, "trunkPassword", "^trunkPassword: expected a non%-empty string, got a number$" },
   }
 
   for _, case in ipairs(cases) do

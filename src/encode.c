@@ -25,130 +25,130 @@ void sm_add_escaped(luaL_Buffer *b, const char *s, size_t len) {
   }
 }
 
-/* 1 when the value at the top of the stack has a query form (a string, a boolean or a finite number); else 0
-   with a message pushed above it */
-static int queryable(lua_State *L, const char *key) {
-  switch (lua_type(L, -1)) {
+/* 1 when the value at idx has a query form (a string, a boolean or a finite number); else 0 with a message
+   pushed */
+static int queryable(lua_State *L, int idx, const char *key) {
+  switch (lua_type(L, idx)) {
     case LUA_TSTRING: case LUA_TBOOLEAN: return 1;
     case LUA_TNUMBER: {
-      double d = lua_tonumber(L, -1);
-      if (lua_isinteger(L, -1) || (d == d && d != HUGE_VAL && d != -HUGE_VAL)) return 1;
+      double d = lua_tonumber(L, idx);
+      if (lua_isinteger(L, idx) || (d == d && d != HUGE_VAL && d != -HUGE_VAL)) return 1;
       break;
     }
     default: break;
   }
   lua_pushfstring(L, "%s: expected a string, number or boolean in the query, got %s", key,
-                  lua_type(L, -1) == LUA_TLIGHTUSERDATA ? "null" : luaL_typename(L, -1));
+                  lua_type(L, idx) == LUA_TLIGHTUSERDATA ? "null" : luaL_typename(L, idx));
   return 0;
 }
 
-/* Adds "<sep>key=value" for the value at the top of the stack (popped), which queryable() accepted. The value is
-   popped before the buffer is touched (luaL_Buffer stack discipline). */
-static void add_value(lua_State *L, luaL_Buffer *b, const char *key, char sep) {
+/* Adds "<sep>key=value" for the value at idx, which queryable() accepted. The value stays in its stack slot
+   (below the buffer) while it is read: the buffer's growth may run the collector. */
+static void add_value(lua_State *L, luaL_Buffer *b, const char *key, int idx, char sep) {
   char tmp[64];
   size_t len = 0;
   const char *s;
-  if (lua_type(L, -1) == LUA_TSTRING) {      /* anchored by the params table, so it survives the pop */
-    s = lua_tolstring(L, -1, &len);
-  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
-    s = lua_toboolean(L, -1) ? "true" : "false";
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    s = lua_tolstring(L, idx, &len);
+  } else if (lua_type(L, idx) == LUA_TBOOLEAN) {
+    s = lua_toboolean(L, idx) ? "true" : "false";
     len = strlen(s);
   } else {
-    if (lua_isinteger(L, -1)) len = (size_t)snprintf(tmp, sizeof tmp, LUA_INTEGER_FMT, lua_tointeger(L, -1));
+    if (lua_isinteger(L, idx)) len = (size_t)snprintf(tmp, sizeof tmp, LUA_INTEGER_FMT, lua_tointeger(L, idx));
     else {
-      double d = lua_tonumber(L, -1);
+      double d = lua_tonumber(L, idx);
       if (d == floor(d) && fabs(d) <= 9007199254740992.0) len = (size_t)snprintf(tmp, sizeof tmp, "%.0f", d);
       else len = (size_t)snprintf(tmp, sizeof tmp, "%.17g", d);
     }
     s = tmp;
   }
-  lua_pop(L, 1);
   luaL_addchar(b, sep);
   sm_add_escaped(b, key, strlen(key));
   luaL_addchar(b, '=');
   sm_add_escaped(b, s, len);
 }
 
-static int declared(const sm_endpoint *ep, const char *k) {
-  const sm_field *f;
-  for (f = ep->fields; f->name; f++)
-    if (strcmp(f->name, k) == 0) return 1;
-  return 0;
+/* a query parameter: its name (a literal, or a string kept on the stack) and its value's stack slot */
+typedef struct qparam { const char *key; int val; } qparam;
+
+static int cmp_param(const void *a, const void *b) {
+  return strcmp(((const qparam *)a)->key, ((const qparam *)b)->key);
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
+/* the query name at idx, a string without NUL bytes (they are looked up and sorted as C strings); else NULL */
+static const char *query_name(lua_State *L, int idx) {
+  size_t len;
+  const char *k = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  return k && strlen(k) == len ? k : NULL;
 }
 
 /* Pushes the query string "?k=v&..." ("" when there are no params): declared params first (table order), then
-   the others sorted by name. Returns 1, or 0 with a message pushed and the offending key in *field. */
+   the others sorted by name. Returns 1, or 0 with a message pushed and the offending key in *field.
+   Every value is read raw (no __index: validation read it so too) into a stack slot of its own, and each
+   undeclared name is kept on the stack beside it, until the string is built. */
 int sm_push_query(lua_State *L, const sm_endpoint *ep, int params, const char **field) {
   const sm_field *f;
   char sep = '?';
-  size_t nextra = 0, i;
-  const char **extra;
+  size_t nfields = 0, nextra = 0, n = 0, ndecl, i;
+  qparam *qp;
   luaL_Buffer b;
   int base;
   if (lua_isnoneornil(L, params)) { lua_pushliteral(L, ""); return 1; }
   params = lua_absindex(L, params);
   base = lua_gettop(L);
+  for (f = ep->fields; f->name; f++) nfields++;
   lua_pushnil(L);
   while (lua_next(L, params)) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      lua_pop(L, 1);
-      lua_pushliteral(L, "params: query parameter names must be strings");
+    if (!query_name(L, -1)) {
+      if (lua_type(L, -1) != LUA_TSTRING) lua_pushliteral(L, "params: query parameter names must be strings");
+      else lua_pushliteral(L, "params: query parameter names must not contain NUL bytes");
+      lua_replace(L, base + 1);
+      lua_settop(L, base + 1);
       *field = "params";
       return 0;
     }
-    if (strlen(lua_tostring(L, -1)) != lua_rawlen(L, -1)) {   /* looked up below as C strings */
-      lua_pop(L, 1);
-      lua_pushliteral(L, "params: query parameter names must not contain NUL bytes");
-      *field = "params";
-      return 0;
-    }
-    if (!declared(ep, lua_tostring(L, -1))) nextra++;
+    if (!sm_endpoint_field(ep, lua_tostring(L, -1))) nextra++;
   }
-  /* scratch array for the unknown keys (anchored in params) as a userdata below the buffer: nothing leaks if
-     anything raises, and the buffer's stack discipline is kept */
-  extra = (const char **)lua_newuserdatauv(L, (nextra ? nextra : 1) * sizeof *extra, 0);
-  i = 0;
+  if (nextra > 100000 || !lua_checkstack(L, (int)(nfields + 2 * nextra) + 8)) {
+    lua_pushliteral(L, "params: too many query parameters");
+    *field = "params";
+    return 0;
+  }
+  /* the scratch array (a userdata below the buffer: nothing leaks if anything raises) */
+  qp = (qparam *)lua_newuserdatauv(L, (nfields + nextra + 1) * sizeof *qp, 0);
+  for (f = ep->fields; f->name; f++) {
+    lua_pushstring(L, f->name);
+    if (lua_rawget(L, params) == LUA_TNIL) { lua_pop(L, 1); continue; }
+    qp[n].key = f->name;
+    qp[n++].val = lua_gettop(L);
+  }
+  ndecl = n;
   lua_pushnil(L);
   while (lua_next(L, params)) {
-    const char *k;
-    lua_pop(L, 1);
-    k = lua_tostring(L, -1);
-    if (!declared(ep, k) && i < nextra) extra[i++] = k;
+    const char *k = query_name(L, -2);
+    /* rechecked: a finalizer run by an allocation above may have changed the table */
+    if (!k || sm_endpoint_field(ep, k) || n >= ndecl + nextra) { lua_pop(L, 1); continue; }
+    lua_pushvalue(L, -2);             /* key and value stay; the copy on top goes on with lua_next */
+    qp[n].key = k;
+    qp[n++].val = lua_gettop(L) - 1;
   }
-  nextra = i;
-  qsort(extra, nextra, sizeof *extra, cmp_str);
+  qsort(qp + ndecl, n - ndecl, sizeof *qp, cmp_param);
   /* every value checked before the buffer opens: a buffer is never abandoned (in Lua 5.4 its box is a
      to-be-closed slot, which Lua 5.4.4's lua_settop mishandles when closing it moves the stack) */
-  for (f = ep->fields; f->name; f++) {
-    if (lua_getfield(L, params, f->name) != LUA_TNIL && !queryable(L, f->name)) { *field = f->name; goto fail; }
-    lua_pop(L, 1);
-  }
-  for (i = 0; i < nextra; i++) {
-    lua_getfield(L, params, extra[i]);
-    if (!queryable(L, extra[i])) { *field = extra[i]; goto fail; }
-    lua_pop(L, 1);
+  for (i = 0; i < n; i++) {
+    if (!queryable(L, qp[i].val, qp[i].key)) { *field = qp[i].key; goto fail; }   /* a key of params */
   }
   luaL_buffinit(L, &b);
-  for (f = ep->fields; f->name; f++) {
-    if (lua_getfield(L, params, f->name) == LUA_TNIL) { lua_pop(L, 1); continue; }
-    add_value(L, &b, f->name, sep);
-    sep = '&';
-  }
-  for (i = 0; i < nextra; i++) {
-    lua_getfield(L, params, extra[i]);
-    add_value(L, &b, extra[i], sep);
+  for (i = 0; i < n; i++) {
+    add_value(L, &b, qp[i].key, qp[i].val, sep);
     sep = '&';
   }
   luaL_pushresult(&b);
-  lua_remove(L, -2);   /* the scratch array */
+  lua_replace(L, base + 1);
+  lua_settop(L, base + 1);
   return 1;
 fail:
-  /* message on top of the value: keep it alone above base, dropping the scratch array */
   lua_replace(L, base + 1);
   lua_settop(L, base + 1);
   return 0;

@@ -5,6 +5,7 @@
 
 #define REQ SM_REQUIRED
 #define NUL SM_NULLABLE
+#define SECRET SM_SECRET
 #define NOLIM (-1)
 
 static const char *const call_statuses[] =
@@ -48,14 +49,15 @@ static const sm_field numbers_provision[] = {
   F_("outboundPhoneNumber", SM_T_E164, 0), F_END
 };
 static const sm_field numbers_import[] = {
-  F_("phoneNumber", SM_T_E164, REQ), F_STR("terminationSipURI", REQ, 1, 253), F_STR("trunkUsername", REQ, 1, NOLIM),
-  F_STR("trunkPassword", REQ, 1, NOLIM), F_STR("friendlyName", 0, 0, 128), F_STR("inboundAgentId", 0, 1, 64),
+  F_("phoneNumber", SM_T_E164, REQ), F_STR("terminationSipURI", REQ, 1, 253),
+  F_STR("trunkUsername", REQ | SECRET, 1, NOLIM), F_STR("trunkPassword", REQ | SECRET, 1, NOLIM),
+  F_STR("friendlyName", 0, 0, 128), F_STR("inboundAgentId", 0, 1, 64),
   F_STR("outboundAgentId", 0, 1, 64), F_("outboundPhoneNumber", SM_T_E164, 0), F_END
 };
 static const sm_field numbers_update[] = {
   F_STR("friendlyName", 0, 0, 128), F_STR("inboundAgentId", NUL, 1, 64), F_STR("outboundAgentId", NUL, 1, 64),
-  F_STR("terminationSipUri", 0, 1, 253), F_STR("trunkUsername", 0, 1, NOLIM), F_STR("trunkPassword", 0, 1, NOLIM),
-  F_("outboundPhoneNumber", SM_T_E164, 0), F_END
+  F_STR("terminationSipUri", 0, 1, 253), F_STR("trunkUsername", SECRET, 1, NOLIM),
+  F_STR("trunkPassword", SECRET, 1, NOLIM), F_("outboundPhoneNumber", SM_T_E164, 0), F_END
 };
 
 static const sm_field webhooks_create[] = {
@@ -113,13 +115,20 @@ const sm_endpoint *sm_endpoint_at(int i) {
   return (i >= 0 && i < (int)(sizeof endpoints / sizeof endpoints[0]) - 1) ? &endpoints[i] : NULL;
 }
 
+const sm_field *sm_endpoint_field(const sm_endpoint *ep, const char *name) {
+  const sm_field *f;
+  for (f = ep->fields; f->name; f++)
+    if (strcmp(f->name, name) == 0) return f;
+  return NULL;
+}
+
 static const char *const type_names[] = {
   "string", "e164", "integer", "boolean", "object", "events", "enum", "url", "country", "date", "time",
   "timezone", "base64", "forbidden"
 };
 
 /* core.endpoints: name -> { method, path, args = { names }, body = bool, fields = { name -> {type, required,
-   nullable, min, max, choices} } }; read-only by convention. */
+   nullable, secret, min, max, choices} } }; read-only by convention. */
 void sm_push_endpoints(lua_State *L) {
   const sm_endpoint *ep;
   lua_newtable(L);
@@ -138,6 +147,7 @@ void sm_push_endpoints(lua_State *L) {
       lua_pushstring(L, type_names[f->type]); lua_setfield(L, -2, "type");
       lua_pushboolean(L, (f->flags & SM_REQUIRED) != 0); lua_setfield(L, -2, "required");
       if (f->flags & SM_NULLABLE) { lua_pushboolean(L, 1); lua_setfield(L, -2, "nullable"); }
+      if (f->flags & SM_SECRET) { lua_pushboolean(L, 1); lua_setfield(L, -2, "secret"); }
       if (f->type == SM_T_STRING || f->type == SM_T_INT) {
         if (f->min > 0 || f->type == SM_T_INT) { lua_pushinteger(L, f->min); lua_setfield(L, -2, "min"); }
         if (f->max != NOLIM) { lua_pushinteger(L, f->max); lua_setfield(L, -2, "max"); }

@@ -34,21 +34,32 @@ static const char *field_str(lua_State *L, int idx, const char *name) {
   return s;
 }
 
+/* a count or status field as an integer: a float within +-2^53 truncated; NaN, an infinity or a larger float
+   (whose cast would be undefined behaviour) reads as 0, which is not shown */
+static lua_Integer field_int(lua_State *L, int idx, const char *name) {
+  lua_Integer v = 0;
+  lua_getfield(L, idx, name);
+  if (lua_isinteger(L, -1)) {
+    v = lua_tointeger(L, -1);
+  } else if (lua_type(L, -1) == LUA_TNUMBER) {
+    double d = lua_tonumber(L, -1);
+    if (d >= -9007199254740992.0 && d <= 9007199254740992.0) v = (lua_Integer)d;
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
 static int error_tostring(lua_State *L) {
   luaL_Buffer b;
   const char *kind, *method, *path, *message;
-  lua_Integer status = 0, attempts = 0;
+  lua_Integer status, attempts;
   luaL_checktype(L, 1, LUA_TTABLE);
   kind = field_str(L, 1, "kind");
   method = field_str(L, 1, "method");
   path = field_str(L, 1, "path");
   message = field_str(L, 1, "message");
-  lua_getfield(L, 1, "status");
-  if (lua_isinteger(L, -1)) status = lua_tointeger(L, -1);
-  else if (lua_type(L, -1) == LUA_TNUMBER) status = (lua_Integer)lua_tonumber(L, -1);
-  lua_getfield(L, 1, "attempts");
-  if (lua_type(L, -1) == LUA_TNUMBER) attempts = (lua_Integer)lua_tonumber(L, -1);
-  lua_pop(L, 2);
+  status = field_int(L, 1, "status");
+  attempts = field_int(L, 1, "attempts");
   if (!kind) kind = "error";
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "sigmamind: ");
@@ -58,7 +69,7 @@ static int error_tostring(lua_State *L) {
     luaL_addstring(&b, ": ");
   }
   if (status > 0 && status_kind(kind)) {
-    const char *phrase = sm_reason_phrase((long)status);
+    const char *phrase = status < 1000 ? sm_reason_phrase((long)status) : NULL;
     lua_pushfstring(L, "%I", status);
     luaL_addvalue(&b);
     if (phrase) { luaL_addchar(&b, ' '); luaL_addstring(&b, phrase); }

@@ -14,7 +14,7 @@
 #include "sm.h"
 
 #define MAX_SAFE 9007199254740992.0   /* 2^53 */
-#define MAX_DEPTH 1000                /* cjson's encode_max_depth and decode_max_depth */
+#define MAX_DEPTH SM_JSON_MAX_DEPTH   /* cjson's encode_max_depth and decode_max_depth */
 
 void sm_push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }  /* cjson.null is NULL lightuserdata */
 

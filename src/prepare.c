@@ -31,7 +31,7 @@ double sm_parse_retry_after(const char *v) {
 
 /* 0.5 s * 2^(n-1), capped at 8 s, equal jitter: d/2 + u * d/2 with u in [0, 1) */
 double sm_backoff_at(int attempt, double u) {
-  double d = 0.5 * ldexp(1.0, attempt - 1 < 10 ? attempt - 1 : 10);
+  double d = 0.5 * ldexp(1.0, attempt < 1 ? 0 : attempt - 1 < 10 ? attempt - 1 : 10);
   if (d > 8) d = 8;
   return d / 2 + u * d / 2;
 }
@@ -195,10 +195,10 @@ static int classify_l(lua_State *L) {
   sm_req r;
   sm_cfg cfg;
   const char *method = luaL_checkstring(L, 1);
-  long status = (long)luaL_optnumber(L, 3, 0);
-  int attempt = (int)luaL_checknumber(L, 6);
+  double st = luaL_optnumber(L, 3, 0), at = luaL_checknumber(L, 6), mr, mb;
   double elapsed = luaL_checknumber(L, 7), ra = -1, delay;
-  int outcome, err;
+  long status;
+  int attempt, outcome, err;
   size_t blen = 0;
   const char *body;
   memset(&ep, 0, sizeof ep);
@@ -210,7 +210,16 @@ static int classify_l(lua_State *L) {
   body = luaL_optlstring(L, 5, "", &blen);
   luaL_checktype(L, 10, LUA_TTABLE);
   lua_settop(L, 10);
-  cfg.max_retries = (long)opt_num(L, 10, "max_retries", 2);
+  /* numbers range-checked before any cast to an integer type: casting NaN or 1e300 is undefined behaviour */
+  luaL_argcheck(L, st >= 0 && st <= 999, 3, "expected an HTTP status (0 to 999)");
+  luaL_argcheck(L, at >= 1, 6, "expected an attempt number >= 1");
+  status = (long)st;
+  attempt = at < 1e9 ? (int)at : 1000000000;
+  mr = opt_num(L, 10, "max_retries", 2);
+  mb = opt_num(L, 10, "max_response_bytes", 8.0 * 1024 * 1024);
+  luaL_argcheck(L, mr >= 0, 10, "max_retries: expected a number >= 0");
+  luaL_argcheck(L, mb >= 0, 10, "max_response_bytes: expected a number >= 0");
+  cfg.max_retries = mr > 1000 ? 1000 : (long)mr;          /* as core.new caps it */
   cfg.deadline = opt_num(L, 10, "deadline", 120);
   cfg.timeout = cfg.connect_timeout = 0;
   if (lua_isnil(L, 8)) {
@@ -223,7 +232,6 @@ static int classify_l(lua_State *L) {
     msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : fails[f];
     lua_getfield(L, 10, "capped");
     if (f == 4) {
-      double mb = opt_num(L, 10, "max_response_bytes", 8.0 * 1024 * 1024);
       outcome = sm_classify_too_large(L, &r, status, mb > 1e15 ? (size_t)1e15 : (size_t)mb,
                                       header(L, 4, "x-request-id"));
     } else {

@@ -21,6 +21,7 @@ enum sm_ftype {
 
 #define SM_REQUIRED  1u   /* must be present */
 #define SM_NULLABLE  2u   /* core.null (JSON null) accepted */
+#define SM_SECRET    4u   /* a credential: its value is never shown in a message */
 
 /* cross-field rules */
 enum sm_xcheck { SM_X_NONE, SM_X_SCHEDULE, SM_X_PROVISION };
@@ -46,6 +47,7 @@ typedef struct sm_endpoint {
 
 const sm_endpoint *sm_endpoint_find(const char *name);
 const sm_endpoint *sm_endpoint_at(int i);   /* NULL past the end */
+const sm_field *sm_endpoint_field(const sm_endpoint *ep, const char *name);   /* NULL: not declared */
 void sm_push_endpoints(lua_State *L);       /* core.endpoints */
 
 /* ---- validation (validate.c) ---------------------------------------------------------------------------- */
@@ -55,6 +57,7 @@ void sm_push_endpoints(lua_State *L);       /* core.endpoints */
 int sm_validate_params(lua_State *L, const sm_endpoint *ep, int params, const char **field);
 int sm_validate_arg(lua_State *L, const sm_endpoint *ep, const char *s, size_t len);
 int sm_is_e164(const char *s, size_t len);
+int sm_utf8_valid(const char *s, size_t len);    /* well-formed UTF-8 (RFC 3629) */
 
 /* ---- encoding (encode.c) -------------------------------------------------------------------------------- */
 
@@ -66,6 +69,8 @@ int sm_push_query(lua_State *L, const sm_endpoint *ep, int params, const char **
 void sm_push_masked_path(lua_State *L, const char *path, size_t len);
 
 /* ---- JSON (json.c) -------------------------------------------------------------------------------------- */
+
+#define SM_JSON_MAX_DEPTH 1000    /* cjson's encode_max_depth and decode_max_depth */
 
 int sm_json_encode(lua_State *L, int idx);       /* pushes string (1) or nil, msg (0: two values) */
 int sm_json_decode(lua_State *L, const char *s, size_t len); /* pushes value (1) or nil, msg (0) */

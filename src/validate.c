@@ -10,19 +10,47 @@
 static const char *const event_names[] =
   { "conversation_started", "conversation_ended", "conversation_analysed", "conversation_analyzed", NULL };
 
-/* adds a short description of the value at idx: "12345" (quoted, truncated), 12, true, a table, nothing */
-static void add_given(lua_State *L, luaL_Buffer *b, int idx) {
-  switch (lua_type(L, idx)) {
+/* 1 when s is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF): what
+   a JSON text must be made of, and what the server reads */
+int sm_utf8_valid(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  while (p < end) {
+    unsigned c = *p, lo = 0x80, hi = 0xBF;
+    size_t n, i;
+    if (c < 0x80) { p++; continue; }
+    if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c >= 0xE0 && c <= 0xEF) { n = 2; if (c == 0xE0) lo = 0xA0; else if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { n = 3; if (c == 0xF0) lo = 0x90; else if (c == 0xF4) hi = 0x8F; }
+    else return 0;
+    if ((size_t)(end - p) <= n || p[1] < lo || p[1] > hi) return 0;
+    for (i = 2; i <= n; i++) if ((p[i] & 0xC0) != 0x80) return 0;
+    p += n + 1;
+  }
+  return 1;
+}
+
+/* adds a short description of the value at idx: "12345" (quoted, truncated), 12, true, a table, nothing. A
+   secret field's value is never shown, only its type. */
+static void add_given(lua_State *L, luaL_Buffer *b, int idx, int secret) {
+  int t = lua_type(L, idx);
+  if (secret && t != LUA_TNONE && t != LUA_TNIL && t != LUA_TLIGHTUSERDATA) {
+    if (t == LUA_TSTRING && lua_rawlen(L, idx) == 0) luaL_addstring(b, "an empty string");
+    else { luaL_addstring(b, "a "); luaL_addstring(b, luaL_typename(L, idx)); }
+    return;
+  }
+  switch (t) {
     case LUA_TNONE: case LUA_TNIL: luaL_addstring(b, "nothing"); break;
     case LUA_TSTRING: {
       size_t len, i, n;
       const char *s = lua_tolstring(L, idx, &len);
+      int utf8 = sm_utf8_valid(s, len);
       n = len > SHOW_MAX ? SHOW_MAX : len;
+      while (n > 0 && n < len && ((unsigned char)s[n] & 0xC0) == 0x80) n--;   /* a whole last character */
       luaL_addchar(b, '"');
       /* cppcheck 2.10 wrongly takes len (set through lua_tolstring's out-parameter) to be 0 on these lines */
       for (i = 0; i < n; i++) { /* cppcheck-suppress knownConditionTrueFalse */
         unsigned char c = (unsigned char)s[i];
-        luaL_addchar(b, (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c);
+        luaL_addchar(b, (c < 0x20 || c == 0x7f || c == '"' || c == '\\' || (c >= 0x80 && !utf8)) ? '?' : (char)c);
       }
       if (n < len) luaL_addstring(b, "...");  /* cppcheck-suppress knownConditionTrueFalse */
       luaL_addchar(b, '"');
@@ -46,7 +74,8 @@ static void add_given(lua_State *L, luaL_Buffer *b, int idx) {
 }
 
 /* pushes "<label>: expected <what>, got <given><tail>" */
-static void push_msg(lua_State *L, const char *label, const char *what, int idx, const char *tail) {
+static void push_msg_s(lua_State *L, const char *label, const char *what, int idx, const char *tail,
+                       int secret) {
   luaL_Buffer b;
   idx = lua_absindex(L, idx);
   luaL_buffinit(L, &b);
@@ -54,9 +83,29 @@ static void push_msg(lua_State *L, const char *label, const char *what, int idx,
   luaL_addstring(&b, ": expected ");
   luaL_addstring(&b, what);
   luaL_addstring(&b, ", got ");
-  add_given(L, &b, idx);
+  add_given(L, &b, idx, secret);
   if (tail) luaL_addstring(&b, tail);
   luaL_pushresult(&b);
+}
+
+static void push_msg(lua_State *L, const char *label, const char *what, int idx, const char *tail) {
+  push_msg_s(L, label, what, idx, tail, 0);
+}
+
+/* Bytes no field may carry: a NUL (C code and the server cut strings there) and broken UTF-8 (not JSON, so
+   the server answers 400 to the whole request). 0 when s is clean, 1 for a NUL, 2 for broken UTF-8. */
+static int bytes_fault(const char *s, size_t len) {
+  if (memchr(s, '\0', len)) return 1;
+  return sm_utf8_valid(s, len) ? 0 : 2;
+}
+
+static const char *const fault_text[] = { "", "contains a NUL byte", "invalid UTF-8" };
+
+/* 1 when s is clean, else 0 with "<label>: <fault>" pushed */
+static int check_bytes(lua_State *L, const char *label, const char *s, size_t len) {
+  int fault = bytes_fault(s, len);
+  if (fault) lua_pushfstring(L, "%s: %s", label, fault_text[fault]);
+  return !fault;
 }
 
 int sm_is_e164(const char *s, size_t len) {
@@ -157,8 +206,10 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
   size_t len = 0;
   const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
   const char *what = NULL;
+  int secret = (f->flags & SM_SECRET) != 0;
 
   if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL && (f->flags & SM_NULLABLE)) return 1;
+  if (s && !check_bytes(L, f->name, s, len)) return 0;
   switch (f->type) {
     case SM_T_STRING:
       if (s) {
@@ -170,14 +221,14 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
       else if (f->max >= 0) lua_pushfstring(L, "a string of at most %I characters", (LUA_INTEGER)f->max);
       else lua_pushstring(L, f->min > 0 ? "a non-empty string" : "a string");
       if (f->flags & SM_NULLABLE) lua_pushliteral(L, " or null"), lua_concat(L, 2);
-      push_msg(L, f->name, lua_tostring(L, -1), idx, NULL);
+      push_msg_s(L, f->name, lua_tostring(L, -1), idx, NULL, secret);
       lua_remove(L, -2);
       return 0;
     case SM_T_E164:
       if (s && sm_is_e164(s, len)) return 1;
       what = "an E.164 phone number like +14155552671";
       if (t == LUA_TNUMBER) {
-        push_msg(L, f->name, what, idx, " (pass phone numbers as strings, with the +)");
+        push_msg_s(L, f->name, what, idx, " (pass phone numbers as strings, with the +)", secret);
         return 0;
       }
       break;
@@ -186,7 +237,7 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
       if (get_integer(L, idx, &v) && v >= f->min && (f->max < 0 || v <= f->max)) return 1;
       if (f->max >= 0) lua_pushfstring(L, "an integer from %I to %I", (LUA_INTEGER)f->min, (LUA_INTEGER)f->max);
       else lua_pushfstring(L, "an integer >= %I", (LUA_INTEGER)f->min);
-      push_msg(L, f->name, lua_tostring(L, -1), idx, NULL);
+      push_msg_s(L, f->name, lua_tostring(L, -1), idx, NULL, secret);
       lua_remove(L, -2);
       return 0;
     }
@@ -202,13 +253,29 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
         lua_pushnil(L);
         while (lua_next(L, idx)) {
           int vt = lua_type(L, -1);
+          size_t klen, vlen;
+          const char *k, *v;
           if (lua_type(L, -2) != LUA_TSTRING) { ok = 0; lua_pop(L, 2); break; }
+          k = lua_tolstring(L, -2, &klen);
+          if (bytes_fault(k, klen)) {                    /* the name is not shown: it is the broken part */
+            lua_pushfstring(L, "%s: a variable name: %s", f->name, fault_text[bytes_fault(k, klen)]);
+            lua_replace(L, -3);
+            lua_pop(L, 1);
+            return 0;
+          }
           if (!(vt == LUA_TSTRING || vt == LUA_TBOOLEAN ||
                 (vt == LUA_TNUMBER && (lua_isinteger(L, -1) || isfinite(lua_tonumber(L, -1)))))) {
-            lua_pushfstring(L, "%s.%s", f->name, lua_tostring(L, -2));
+            lua_pushfstring(L, "%s.%s", f->name, k);
             push_msg(L, lua_tostring(L, -1), "a string, number or boolean", -2, NULL);
             lua_replace(L, -4);
             lua_pop(L, 2);
+            return 0;
+          }
+          v = vt == LUA_TSTRING ? lua_tolstring(L, -1, &vlen) : NULL;
+          if (v && bytes_fault(v, vlen)) {
+            lua_pushfstring(L, "%s.%s: %s", f->name, k, fault_text[bytes_fault(v, vlen)]);
+            lua_replace(L, -3);
+            lua_pop(L, 1);
             return 0;
           }
           lua_pop(L, 1);
@@ -244,7 +311,7 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
     case SM_T_ENUM:
       if (s && in_list(s, len, f->choices)) return 1;
       push_choices(L, f->choices);
-      push_msg(L, f->name, lua_tostring(L, -1), idx, NULL);
+      push_msg_s(L, f->name, lua_tostring(L, -1), idx, NULL, secret);
       lua_remove(L, -2);
       return 0;
     case SM_T_URL:
@@ -275,12 +342,18 @@ static int check_field(lua_State *L, const sm_field *f, int idx) {
       what = "nothing (it cannot be changed by an update)";
       break;
   }
-  push_msg(L, f->name, what, idx, NULL);
+  push_msg_s(L, f->name, what, idx, NULL, secret);
   return 0;
 }
 
+/* params[name] without metamethods: what is validated is what the encoders (lua_next, lua_rawget) send */
+static int rawfield(lua_State *L, int params, const char *name) {
+  lua_pushstring(L, name);
+  return lua_rawget(L, params);
+}
+
 static int present(lua_State *L, int params, const char *name) {
-  int t = lua_getfield(L, params, name);
+  int t = rawfield(L, params, name);
   lua_pop(L, 1);
   return t != LUA_TNIL;
 }
@@ -293,7 +366,7 @@ static int cross_check(lua_State *L, const sm_endpoint *ep, int params, const ch
       "a time like 09:00 (required when isScheduled is true)",
       "an IANA time zone like America/New_York (required when isScheduled is true)" };
     int i, sched;
-    lua_getfield(L, params, "isScheduled");
+    rawfield(L, params, "isScheduled");
     sched = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (sched && !(ep->body && strcmp(ep->method, "PATCH") == 0)) {
@@ -318,7 +391,7 @@ static int cross_check(lua_State *L, const sm_endpoint *ep, int params, const ch
       return 0;
     }
     if (!has_cc && present(L, params, "areaCode")) {
-      lua_getfield(L, params, "areaCode");
+      rawfield(L, params, "areaCode");
       push_msg(L, "areaCode", "nothing unless countryCode is given", -1, NULL);
       lua_remove(L, -2);
       *field = "areaCode";
@@ -326,6 +399,89 @@ static int cross_check(lua_State *L, const sm_endpoint *ep, int params, const ch
     }
   }
   return 1;
+}
+
+/* ---- fields the API does not define: sent as given, so their strings are checked here too ---------------- */
+
+/* pushes the label of the value reached through the keys in stack slots keys[0..n-1]: extra, extra.list[2],
+   params[1] (n == 0: params) */
+static void push_label(lua_State *L, const int *keys, int n) {
+  luaL_Buffer b;
+  int i;
+  luaL_buffinit(L, &b);
+  if (n == 0 || lua_type(L, keys[0]) != LUA_TSTRING) luaL_addstring(&b, "params");
+  for (i = 0; i < n; i++) {
+    if (lua_type(L, keys[i]) == LUA_TSTRING) {
+      if (i > 0) luaL_addchar(&b, '.');
+      lua_pushvalue(L, keys[i]);
+    } else if (lua_isinteger(L, keys[i])) {
+      lua_pushfstring(L, "[%I]", lua_tointeger(L, keys[i]));
+    } else if (lua_type(L, keys[i]) == LUA_TNUMBER) {
+      lua_pushfstring(L, "[%f]", lua_tonumber(L, keys[i]));
+    } else {
+      lua_pushfstring(L, "[%s]", luaL_typename(L, keys[i]));   /* the encoder refuses such a key */
+    }
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+}
+
+/* pushes "<label>: <fault>", or "<label>: a field name: <fault>" when the key itself is at fault */
+static void push_fault(lua_State *L, const int *keys, int n, int fault, int in_name) {
+  push_label(L, keys, n);
+  lua_pushfstring(L, in_name ? "%s: a field name: %s" : "%s: %s", lua_tostring(L, -1), fault_text[fault]);
+  lua_remove(L, -2);
+}
+
+/* a declared field's name: then check_field has seen its value (a name with a NUL byte never is one) */
+static int is_declared(const sm_endpoint *ep, const char *k, size_t len) {
+  return strlen(k) == len && sm_endpoint_field(ep, k) != NULL;
+}
+
+/* Checks the names and values of the table at t (absolute), depth tables below params, reached through the
+   keys in keys[0..depth-1]; nested tables are walked only in a JSON body. Returns 1 when clean, -1 when nested
+   deeper than JSON goes (the encoder refuses that body, so checking stops), 0 with the fault pushed and, at
+   depth 0, *field set: the field's name (anchored in params), or "params" when a name is at fault. */
+static int walk(lua_State *L, const sm_endpoint *ep, int t, int *keys, int depth, const char **field) {
+  int top = lua_gettop(L);
+  if (depth > SM_JSON_MAX_DEPTH || !lua_checkstack(L, 12)) return -1;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int kt = lua_type(L, -2), vt = lua_type(L, -1), fault = 0, r;
+    size_t klen = 0, vlen = 0;
+    const char *k = kt == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
+    const char *v = vt == LUA_TSTRING ? lua_tolstring(L, -1, &vlen) : NULL;
+    keys[depth] = lua_gettop(L) - 1;
+    if (depth == 0 && (k ? is_declared(ep, k, klen) : !ep->body)) {
+      lua_pop(L, 1);                 /* a query name that is no string: encode.c refuses it */
+      continue;
+    }
+    if (k && (fault = bytes_fault(k, klen)) != 0) {
+      push_fault(L, keys, depth, fault, 1);
+      if (depth == 0) *field = "params";
+    } else if (v && (fault = bytes_fault(v, vlen)) != 0) {
+      push_fault(L, keys, depth + 1, fault, 0);
+    } else if (vt == LUA_TTABLE && ep->body) {
+      if ((r = walk(L, ep, lua_gettop(L), keys, depth + 1, field)) < 0) { lua_settop(L, top); return -1; }
+      fault = r == 0;
+    }
+    if (fault) {
+      if (depth == 0 && *field == NULL) *field = k ? k : "params";
+      lua_replace(L, top + 1);
+      lua_settop(L, top + 1);
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* the strings of the fields the endpoint table does not declare, sent as given (query values; body values
+   at any depth) and their names: no NUL, valid UTF-8 */
+static int check_undeclared(lua_State *L, const sm_endpoint *ep, int params, const char **field) {
+  int keys[SM_JSON_MAX_DEPTH + 2];
+  *field = NULL;
+  return walk(L, ep, params, keys, 0, field) != 0;
 }
 
 int sm_validate_params(lua_State *L, const sm_endpoint *ep, int params, const char **field) {
@@ -352,7 +508,7 @@ int sm_validate_params(lua_State *L, const sm_endpoint *ep, int params, const ch
   }
   params = lua_absindex(L, params);
   for (f = ep->fields; f->name; f++) {
-    int t = lua_getfield(L, params, f->name);
+    int t = rawfield(L, params, f->name);
     if (t == LUA_TNIL) {
       lua_pop(L, 1);
       if (!(f->flags & SM_REQUIRED)) continue;
@@ -366,7 +522,7 @@ int sm_validate_params(lua_State *L, const sm_endpoint *ep, int params, const ch
     }
     lua_pop(L, 1);
   }
-  return cross_check(L, ep, params, field);
+  return cross_check(L, ep, params, field) && check_undeclared(L, ep, params, field);
 }
 
 /* path arguments: non-empty ids without control characters, not "." or ".."; E.164 where the API says */
@@ -382,6 +538,7 @@ int sm_validate_arg(lua_State *L, const sm_endpoint *ep, const char *s, size_t l
   } else {
     for (i = 0; i < len; i++)
       if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) { what = "an id without control characters"; break; }
+    if (!what && !sm_utf8_valid(s, len)) what = "an id in valid UTF-8";
   }
   if (!what) return 1;
   lua_pushlstring(L, s, len);
