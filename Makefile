@@ -62,7 +62,7 @@ bench: deps
 clean:
 	rm -rf $(BUILD)
 
-# ---- reliability (issue 8): valgrind, sanitizers, fuzzing, static analysis ---------------------------------
+# ---- reliability: valgrind, sanitizers, fuzzing, static analysis ---------------------------------
 # make check-mem   the suite under valgrind (the lua5.4 process only; the sandbox and other children run natively)
 # make asan        the suite against an ASan+UBSan build of the module (build/asan/)
 # make fuzz        each libFuzzer harness in fuzz/ for FUZZ_SECONDS (clang; build/fuzz/); findings in fuzz/out/
@@ -123,12 +123,7 @@ $(ASAN_CORE): $(ASAN_OBJS)
 	$(CC) -shared $(SAN_FLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(CURL_LIBS) $(CRYPTO_LIBS)
 
 $(ASAN_WRAP):
-	@mkdir -p $(dir $@)
-	@lua="$$(command -v $(LUA))"; ldso="$$(readelf -l "$$lua" | sed -n 's/.*interpreter: \(.*\)]/\1/p')"; \
-	  printf '#!/bin/sh\nexec %s --preload %s %s "$$@"\n' "$$ldso" "$$($(CC) -print-file-name=libasan.so)" \
-	    "$$lua" > $@
-	@chmod +x $@
-	@ln -sfn /usr/include $(ASAN_BUILD)/include; ln -sfn /usr/lib $(ASAN_BUILD)/lib
+	@sh tools/asan-wrap.sh $@ $(LUA) $(CC)
 
 asan: deps
 	@sh tools/deps.sh binutils
@@ -152,19 +147,8 @@ fuzz-build:
 
 .SECONDARY: $(FUZZ_OBJS) $(ASAN_OBJS)
 
-# The committed seeds (fuzz/corpus/NAME, including every past finding) run first; new inputs go to fuzz/out/.
-# -detect_leaks=0: the harnesses keep one Lua state whose garbage outlives each input, so libFuzzer's per-input
-# leak check would scan the heap on every run (60 % of the time); LeakSanitizer still checks at exit.
 fuzz: fuzz-build
-	@set -e; for t in $(FUZZ_NAMES); do \
-	  mkdir -p fuzz/out/corpus/$$t fuzz/out/crash/$$t fuzz/corpus/$$t; \
-	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
-	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
-	    -max_len=4096 -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 \
-	    -artifact_prefix=fuzz/out/crash/$$t/ fuzz/out/corpus/$$t fuzz/corpus/$$t 2>fuzz/out/$$t.log \
-	  || { tail -60 fuzz/out/$$t.log; echo "fuzz: $$t FAILED (input in fuzz/out/crash/$$t/)"; exit 1; }; \
-	  grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb|cov:' fuzz/out/$$t.log | tail -3; \
-	done
+	@sh tools/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 lint: deps
 	@sh tools/deps.sh cppcheck clang-tidy lua-check
@@ -173,7 +157,7 @@ lint: deps
 	  -I$(LUA_INCDIR) $(CURL_CFLAGS)
 	$(LUACHECK) --no-color --formatter plain $(LUA_LINT)
 
-# ---- LuaJIT / OpenResty (issue 5): the same sources against LuaJIT 2.1's headers (src/compat.h) --------------
+# ---- LuaJIT / OpenResty: the same sources against LuaJIT 2.1's headers (src/compat.h) --------------
 # make LUA=luajit   (or make luajit) builds build/luajit/sigmamind/core.so for nginx's Lua module; it links
 # libcurl like the 5.4 build, but inside nginx only the cosocket transport (lua/sigmamind/ngx.lua) is used.
 LUAJIT_INCDIR ?= /usr/include/luajit-2.1
@@ -204,7 +188,7 @@ test: $(LUAJIT_CORE)
 host: all
 	$(MAKE) -C examples/host
 
-# ---- API reference (issue 6): LDoc from the doc comments of lua/sigmamind/ (config.ld) -------------------------
+# ---- API reference: LDoc from the doc comments of lua/sigmamind/ (config.ld) -------------------------
 # make docs   writes doc/api/index.html; fails when LDoc prints anything but its two progress lines, since each
 #             other line is a warning (a broken @{reference}, a doc comment it cannot attach to anything)
 LDOC ?= lua5.1 /usr/bin/ldoc
@@ -217,7 +201,7 @@ docs: deps
 	then echo "docs: LDoc failed or warned (above)" >&2; exit 1; fi
 	@test -s doc/api/index.html && echo "docs: doc/api/index.html"
 
-# ---- fault soak (issue 8): tools/soak.lua against a sandbox in chaos mode (10 % of requests faulted) ----------
+# ---- fault soak: tools/soak.lua against a sandbox in chaos mode (10 % of requests faulted) ----------
 # make soak   SOAK_OPS operations (default 100000; CI: SOAK_OPS=5000) over every endpoint through tasks, then the
 #             checks (no crash, typed errors only, no unsafe POST /v1/calls retry, RSS growth < 5 %). Also
 #             SOAK_CONCURRENCY, SOAK_RATE, SOAK_SEED, SOAK_SPEED, SOAK_VERBOSE=1.
