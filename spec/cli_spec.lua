@@ -617,6 +617,18 @@ describe("bin/sigmamind", function()
     end)
   end)
 
+  describe("the command itself", function()
+    it("says in one line how to get argparse when it is missing, and exits 1", function()
+      local nowhere = "/nonexistent/?.lua"        -- no system directory: argparse cannot be found
+      local out, err, code = run({ "calls", "list" }, { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url,
+                                                        LUA_PATH = nowhere, LUA_PATH_5_4 = nowhere })
+      assert.equal(1, code, err)
+      assert.equal("", out)
+      assert.equal("sigmamind: the command line needs the Lua module argparse: apt-get install lua-argparse, " ..
+                   "or luarocks install argparse\n", err)
+    end)
+  end)
+
   describe("sandbox", function()
     it("passes its arguments to bin/sigmamind-sandbox", function()
       local out, err, code = run({ "sandbox", "--daemon", "--port", "0", "--speed", "50" }, {})

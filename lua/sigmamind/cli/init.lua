@@ -4,8 +4,8 @@
 -- @module sigmamind.cli
 local context = require "sigmamind.cli.context"
 
-local type, ipairs, tostring, tonumber, error, require, xpcall, debug_traceback =
-      type, ipairs, tostring, tonumber, error, require, xpcall, debug.traceback
+local type, ipairs, tostring, tonumber, error, require, pcall, xpcall, debug_traceback =
+      type, ipairs, tostring, tonumber, error, require, pcall, xpcall, debug.traceback
 
 local _M = {}
 
@@ -56,7 +56,14 @@ local function main(ctx, argv)
     for i = 2, #argv do rest[#rest + 1] = argv[i] end
     context.exit(require("sigmamind.cli.sandbox").pass(rest, ctx))
   end
-  local parser, modules = build_parser(require "argparse")
+  -- only the command line needs argparse, so the rock does not depend on it: say how to get it
+  local found, argparse = pcall(require, "argparse")
+  if not found then
+    ctx.stderr:write("sigmamind: the command line needs the Lua module argparse: apt-get install lua-argparse, ",
+                     "or luarocks install argparse\n")
+    context.exit(context.FAIL)
+  end
+  local parser, modules = build_parser(argparse)
   ctx.parser = parser
   local args = parse(ctx, parser, argv)
   ctx.json = args.json == true
