@@ -627,6 +627,13 @@ describe("bin/sigmamind", function()
       assert.equal("sigmamind: the command line needs the Lua module argparse: apt-get install lua-argparse, " ..
                    "or luarocks install argparse\n", err)
     end)
+
+    it("prints the module's _VERSION with --version", function()
+      local out, err, code = run({ "--version" }, {})
+      assert.equal(0, code, err)
+      assert.matches("^lua%-sigmamind %d+%.%d+%.%d+\n$", out)
+      assert.equal(require("sigmamind")._VERSION .. "\n", out)
+    end)
   end)
 
   describe("sandbox", function()

@@ -32,6 +32,9 @@ local function build_parser(argparse)
   parser:option("--base-url", "API base URL (default: $SIGMAMIND_BASE_URL or https://api.sigmamind.ai).")
   parser:option("--timeout", "Seconds per HTTP attempt."):convert(tonumber)
   parser:flag("--json", "Print one JSON document on stdout instead of a table.")
+  parser:flag("--version", "Print the version of lua-sigmamind and exit."):action(function()
+    context.exit(context.OK, require("sigmamind")._VERSION .. "\n")
+  end)
   local modules = {}
   for _, name in ipairs(COMMANDS) do
     modules[name] = require("sigmamind.cli." .. name)
