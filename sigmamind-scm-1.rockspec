@@ -58,6 +58,7 @@ build = {
     ["sigmamind.cli.campaigns"] = "lua/sigmamind/cli/campaigns.lua",
     ["sigmamind.cli.numbers"]   = "lua/sigmamind/cli/numbers.lua",
     ["sigmamind.cli.webhooks"]  = "lua/sigmamind/cli/webhooks.lua",
+    ["sigmamind.cli.agents"]    = "lua/sigmamind/cli/agents.lua",
     ["sigmamind.cli.dial"]      = "lua/sigmamind/cli/dial.lua",
     ["sigmamind.cli.sandbox"]   = "lua/sigmamind/cli/sandbox.lua",
   },

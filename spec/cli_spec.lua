@@ -163,6 +163,30 @@ describe("bin/sigmamind", function()
       assert.equal("paused", run_json{ "--json", "campaigns", "pause", camp.campaignId }.campaignStatus)
       assert.is_not.equal("paused", run_json{ "--json", "campaigns", "resume", camp.campaignId }.campaignStatus)
     end)
+
+    it("updates a campaign's name, concurrency, variables, schedule and status", function()
+      local path = write_file("phone\n+12137771011\n")
+      local camp = run_json{ "--json", "campaigns", "create", "--name", "Update spec " .. os.time(), "--agent",
+                             sb.agent, "--from", sb.number, "--csv", path, "--date", "2099-01-01", "--time", "09:00",
+                             "--timezone", "UTC" }
+      os.remove(path)
+      local name = "Renamed " .. os.time()
+      local u = run_json{ "--json", "campaigns", "update", camp.campaignId, "--name", name, "--concurrency", "3",
+                          "--var", "plan=gold", "--date", "2099-02-03", "--time", "10:30", "--timezone", "UTC" }
+      assert.equal(name, u.campaignName)
+      assert.equal(3, u.concurrentCalls)
+      assert.matches("^2099%-02%-03", u.scheduledDate)
+      u = run_json{ "--json", "campaigns", "update", camp.campaignId, "--status", "paused" }
+      assert.equal("paused", u.campaignStatus)
+      local out, err, code = run{ "campaigns", "update", camp.campaignId }
+      assert.equal(2, code, err)
+      assert.equal("", out)
+      assert.matches("campaigns update needs at least one of --name", err, 1, true)
+      out, err, code = run{ "campaigns", "update", camp.campaignId, "--concurrency", "0" }   -- the core's check
+      assert.equal(2, code, err)
+      assert.equal("", out)
+      assert.matches("concurrentCalls", err, 1, true)
+    end)
   end)
 
   describe("numbers", function()
@@ -203,6 +227,25 @@ describe("bin/sigmamind", function()
       assert.equal("deleted webhook " .. w.webhookId .. "\n", out)
     end)
 
+    it("updates a webhook's name, url, events and active flag", function()
+      local w = run_json{ "--json", "webhooks", "create", "--name", "before", "--agent", sb.agent,
+                          "--url", sb.url .. "/_sandbox/echo/a", "--event", "conversation_ended" }
+      local u = run_json{ "--json", "webhooks", "update", w.webhookId, "--name", "after", "--url",
+                          sb.url .. "/_sandbox/echo/b", "--event", "conversation_started", "--event",
+                          "conversation_analyzed", "--active", "false" }
+      assert.equal("after", u.name)
+      assert.equal(sb.url .. "/_sandbox/echo/b", u.url)
+      assert.same({ "conversation_started", "conversation_analysed" }, u.events)
+      assert.is_false(u.active)
+      local got = run_json{ "--json", "webhooks", "get", w.webhookId }
+      assert.equal("after", got.name)
+      local out, err, code = run{ "webhooks", "update", w.webhookId }
+      assert.equal(2, code, err)
+      assert.equal("", out)
+      assert.matches("webhooks update needs at least one of --name, --url, --event, --active", err, 1, true)
+      run{ "webhooks", "delete", w.webhookId }
+    end)
+
     it("verifies a delivery: exit 0 when valid, 1 with the reason when forged", function()
       local body = '{"event":"conversation_ended","call":{"callId":"call_9","status":"ended"}}'
       local path = write_file(body)
@@ -226,6 +269,27 @@ describe("bin/sigmamind", function()
       assert.equal("", out)
       assert.matches("^invalid: too_old: ", err)
       os.remove(path)
+    end)
+  end)
+
+  describe("agents", function()
+    it("lists the agents and shows one", function()
+      local out, err, code = run{ "agents", "list" }
+      assert.equal(0, code, err)
+      assert.matches("^AGENT%s+NAME%s+STATUS\n", out)
+      assert.matches("\n" .. sb.agent .. "%s", out)
+      local list = run_json{ "--json", "agents", "list" }
+      local ids = {}
+      for _, a in ipairs(list) do ids[a.agentId] = true end
+      assert.is_true(ids[sb.agent])
+      assert.equal(sb.agent, run_json{ "--json", "agents", "get", sb.agent }.agentId)
+      out, err, code = run{ "agents", "get", sb.agent }
+      assert.equal(0, code, err)
+      assert.matches("^agentId%s+" .. sb.agent .. "\n", out)
+      out, err, code = run{ "agents", "get", "agent_nope" }
+      assert.equal(1, code)
+      assert.equal("", out)
+      assert.matches("404", err, 1, true)
     end)
   end)
 

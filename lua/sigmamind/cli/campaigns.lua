@@ -5,8 +5,8 @@ local observe = require "sigmamind.observe"
 local output = require "sigmamind.cli.output"
 local context = require "sigmamind.cli.context"
 
-local ipairs, type, tostring, tonumber, string_format, table_concat =
-      ipairs, type, tostring, tonumber, string.format, table.concat
+local ipairs, next, type, tostring, tonumber, string_format, table_concat =
+      ipairs, next, type, tostring, tonumber, string.format, table.concat
 
 local _M = {}
 
@@ -32,6 +32,18 @@ function _M.add_to_parser(parser)
   local l = context.command(campaigns, "list", "List campaigns.")
   l:option("--status", "live, scheduled, paused or completed.")
   l:option("--limit", "At most this many.", "100"):convert(tonumber)
+  local u = context.command(campaigns, "update", "Change a campaign (its contacts cannot be changed).")
+  u:argument("id")
+  u:option("--name", "Campaign name (unique).")
+  u:option("--agent", "Agent id.")
+  u:option("--from", "The caller number (+E.164).")
+  u:option("--concurrency", "Calls at a time."):convert(tonumber)
+  context.vars_option(u)
+  u:option("--date", "Schedule: YYYY-MM-DD (all three of --date, --time, --timezone schedule a campaign).")
+  u:option("--time", "Schedule: HH:MM.")
+  u:option("--timezone", "Schedule: IANA time zone, e.g. America/New_York.")
+  u:flag("--unschedule", "Drop the schedule: a scheduled campaign starts now.")
+  u:option("--status", "live or paused (as resume and pause)."):choices{ "live", "paused" }
   context.command(campaigns, "pause", "Pause a live campaign."):argument("id")
   context.command(campaigns, "resume", "Resume a paused campaign."):argument("id")
   context.command(campaigns, "delete", "Delete a campaign."):argument("id")
@@ -113,6 +125,19 @@ local function create(ctx, client, a)
   ctx:show(camp, FIRST)
 end
 
+local function update(ctx, cs, a)
+  local p = { campaignName = a.name, agentId = a.agent, sipPhoneNumber = a.from, concurrentCalls = a.concurrency,
+              dynamicVariables = ctx:variables(a.var), scheduledDate = a.date, scheduledTime = a.time,
+              scheduledTimezone = a.timezone, campaignStatus = a.status }
+  ctx:need(not (a.unschedule and (a.date or a.time or a.timezone)) or nil,
+           "campaigns update: --unschedule cannot be given with --date, --time or --timezone")
+  if a.unschedule then p.isScheduled = false
+  elseif a.date and a.time and a.timezone then p.isScheduled = true end
+  ctx:need(next(p), "campaigns update needs at least one of --name, --agent, --from, --concurrency, --var, " ..
+                    "--date, --time, --timezone, --unschedule, --status")
+  return ctx:check(cs:update(a.id, p))
+end
+
 function _M.command(a, ctx)
   local client = ctx:client(a)
   local s, cs = a.sub, client.campaigns
@@ -120,6 +145,7 @@ function _M.command(a, ctx)
   elseif s == "get" then ctx:show(ctx:check(cs:get(a.id)), FIRST)
   elseif s == "list" then
     ctx:show_list(ctx:collect(function(q) return cs:each(q) end, { status = a.status }, a.limit), COLUMNS)
+  elseif s == "update" then ctx:show(update(ctx, cs, a), FIRST)
   elseif s == "pause" then ctx:show(ctx:check(cs:pause(a.id)), FIRST)
   elseif s == "resume" then ctx:show(ctx:check(cs:resume(a.id)), FIRST)
   elseif s == "delete" then ctx:check(cs:delete(a.id)); ctx:done("campaign", a.id)

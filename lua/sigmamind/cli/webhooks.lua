@@ -3,7 +3,7 @@ local webhook = require "sigmamind.webhook"
 local output = require "sigmamind.cli.output"
 local context = require "sigmamind.cli.context"
 
-local ipairs, type, tostring, tonumber, table_concat = ipairs, type, tostring, tonumber, table.concat
+local ipairs, next, type, tostring, tonumber, table_concat = ipairs, next, type, tostring, tonumber, table.concat
 
 local _M = {}
 
@@ -14,6 +14,7 @@ local COLUMNS = {
 }
 local FIRST = { "webhookId", "name", "agentId", "url", "events", "active", "secret" }
 local EVENTS = { "conversation_started", "conversation_ended", "conversation_analysed" }
+local EVENT_NAMES = { "conversation_started", "conversation_ended", "conversation_analysed", "conversation_analyzed" }
 
 function _M.add_to_parser(parser)
   local webhooks = context.command(parser, "webhooks", "Manage webhooks and check deliveries."):command_target("sub")
@@ -21,13 +22,18 @@ function _M.add_to_parser(parser)
   c:option("--name", "Name."):count(1)
   c:option("--agent", "Agent id."):count(1)
   c:option("--url", "Receiver URL."):count(1)
-  c:option("--event", "Event (repeatable; default: all three)."):count("*")
-    :choices{ "conversation_started", "conversation_ended", "conversation_analysed", "conversation_analyzed" }
+  c:option("--event", "Event (repeatable; default: all three)."):count("*"):choices(EVENT_NAMES)
   local l = context.command(webhooks, "list", "List webhooks.")
   l:option("--agent", "Only this agent's.")
   l:flag("--inactive", "List the disabled ones (the API hides them by default).")
   l:option("--limit", "At most this many.", "100"):convert(tonumber)
   context.command(webhooks, "get", "Show one webhook."):argument("id")
+  local u = context.command(webhooks, "update", "Change a webhook.")
+  u:argument("id")
+  u:option("--name", "Name.")
+  u:option("--url", "Receiver URL.")
+  u:option("--event", "Event (repeatable): the events it receives from now on."):count("*"):choices(EVENT_NAMES)
+  u:option("--active", "true delivers, false stops (as enable and disable)."):choices{ "true", "false" }
   context.command(webhooks, "enable", "Enable a webhook."):argument("id")
   context.command(webhooks, "disable", "Disable a webhook."):argument("id")
   context.command(webhooks, "delete", "Delete a webhook."):argument("id")
@@ -80,6 +86,12 @@ function _M.command(a, ctx)
     if a.inactive then q.active = false end
     ctx:show_list(ctx:collect(function(x) return w:each(x) end, q, a.limit), COLUMNS)
   elseif s == "get" then ctx:show(ctx:check(w:get(a.id)), FIRST)
+  elseif s == "update" then
+    local p = { name = a.name, url = a.url }
+    if a.event and #a.event > 0 then p.events = a.event end
+    if a.active then p.active = a.active == "true" end
+    ctx:need(next(p), "webhooks update needs at least one of --name, --url, --event, --active")
+    ctx:show(ctx:check(w:update(a.id, p)), FIRST)
   elseif s == "enable" then ctx:show(ctx:check(w:enable(a.id)), FIRST)
   elseif s == "disable" then ctx:show(ctx:check(w:disable(a.id)), FIRST)
   elseif s == "delete" then ctx:check(w:delete(a.id)); ctx:done("webhook", a.id)

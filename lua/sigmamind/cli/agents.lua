@@ -1,0 +1,28 @@
+-- sigmamind.cli.agents: `sigmamind agents list|get`, for the agent ids every other command asks for.
+local context = require "sigmamind.cli.context"
+
+local tonumber = tonumber
+
+local _M = {}
+
+local COLUMNS = { { "AGENT", "agentId" }, { "NAME", "name" }, { "STATUS", "status" } }
+local FIRST = { "agentId", "name", "status" }
+
+function _M.add_to_parser(parser)
+  local agents = context.command(parser, "agents", "List your AI voice agents (read only).")
+    :command_target("sub")
+  local l = context.command(agents, "list", "List agents.")
+  l:option("--limit", "At most this many.", "100"):convert(tonumber)
+  context.command(agents, "get", "Show one agent."):argument("id", "Agent id.")
+end
+
+function _M.command(a, ctx)
+  local client = ctx:client(a)
+  local s, ag = a.sub, client.agents
+  if s == "list" then ctx:show_list(ctx:collect(function(q) return ag:each(q) end, {}, a.limit), COLUMNS)
+  elseif s == "get" then ctx:show(ctx:check(ag:get(a.id)), FIRST)
+  end
+  client:close()
+end
+
+return _M
