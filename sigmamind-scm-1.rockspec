@@ -61,6 +61,7 @@ build = {
     ["sigmamind.cli.agents"]    = "lua/sigmamind/cli/agents.lua",
     ["sigmamind.cli.dial"]      = "lua/sigmamind/cli/dial.lua",
     ["sigmamind.cli.sandbox"]   = "lua/sigmamind/cli/sandbox.lua",
+    ["sigmamind.cli.completion"] = "lua/sigmamind/cli/completion.lua",
   },
   install = { bin = { sigmamind = "bin/sigmamind" } },
   copy_directories = { "examples" },

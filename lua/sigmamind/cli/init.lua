@@ -10,7 +10,7 @@ local type, ipairs, tostring, tonumber, error, require, pcall, xpcall, debug_tra
 local _M = {}
 
 -- in the order --help lists them
-local COMMANDS = { "calls", "campaigns", "numbers", "webhooks", "agents", "dial", "sandbox" }
+local COMMANDS = { "calls", "campaigns", "numbers", "webhooks", "agents", "dial", "sandbox", "completion" }
 
 local function build_parser(argparse)
   local parser = argparse("sigmamind", "Place and track SigmaMind voice-agent calls from a shell.")
