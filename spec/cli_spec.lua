@@ -700,6 +700,93 @@ describe("bin/sigmamind", function()
     end)
   end)
 
+  describe("--json", function()
+    -- the keys of every object of a JSON text, in the order the text has them
+    local function key_orders(text)
+      local orders, stack, i = {}, {}, 1
+      while i <= #text do
+        local c = text:sub(i, i)
+        if c == '"' then
+          local j = i + 1
+          while text:sub(j, j) ~= '"' do j = j + (text:sub(j, j) == "\\" and 2 or 1) end
+          local top = stack[#stack]
+          if top and top.object and text:find("^%s*:", j + 1) then top.keys[#top.keys + 1] = text:sub(i + 1, j - 1) end
+          i = j + 1
+        else
+          if c == "{" or c == "[" then stack[#stack + 1] = { object = c == "{", keys = {} }
+          elseif c == "}" or c == "]" then
+            local t = table.remove(stack)
+            if t.object then orders[#orders + 1] = t.keys end
+          end
+          i = i + 1
+        end
+      end
+      return orders
+    end
+
+    local function assert_sorted(text)
+      local orders = key_orders(text)
+      assert.is_true(#orders > 0, text)
+      for _, keys in ipairs(orders) do
+        local sorted = { table.unpack(keys) }
+        table.sort(sorted)
+        assert.same(sorted, keys, text)
+      end
+    end
+
+    it("writes every object's keys sorted, the same text run after run", function()
+      local status, call = sb:request("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+12137775601",
+                                                             agentId = sb.agent, dynamicVariables = { b = "2", a = "1" } })
+      assert.equal(201, status)
+      assert.equal("ended", run_json{ "--json", "calls", "wait", call.callId, "--wait-timeout", "30" }.status)
+      for _, args in ipairs{ { "--json", "calls", "get", call.callId }, { "--json", "numbers", "list" },
+                             { "--json", "agents", "get", sb.agent } } do
+        local first
+        for _ = 1, 3 do
+          local out, err, code = run(args)
+          assert.equal(0, code, err)
+          assert_sorted(out)
+          first = first or out
+          assert.equal(first, out)
+        end
+      end
+    end)
+
+    it("writes an error as JSON too, the last line of stderr, after the line for people", function()
+      local _, out, err, code
+      out, err, code = run{ "--json", "calls", "get", "call_nope" }
+      assert.equal(1, code)
+      assert.equal("", out)
+      local line, doc = err:match("^(sigmamind: [^\n]*)\n({[^\n]*})\n$")
+      assert.is_truthy(line, err)
+      assert.matches("^sigmamind: GET /v1/calls/call_nope: 404", line)
+      local e = json.decode(doc).error
+      assert.same({ "not_found", 404, "GET", "/v1/calls/call_nope" }, { e.kind, e.status, e.method, e.path })
+      assert.is_string(e.message)
+      assert_sorted(doc)
+
+      _, err, code = run{ "calls", "list", "--status", "bogus", "--json" }          -- refused before sending
+      assert.equal(2, code)
+      e = json.decode(err:match("\n({[^\n]*})\n$")).error
+      assert.same({ "invalid", "status", false }, { e.kind, e.field, e.sent })
+
+      for _, args in ipairs{ { "--json", "calls", "get" }, { "calls", "list", "--json", "--size", "x" } } do
+        _, err, code = run(args)                                              -- argparse's refusals
+        assert.equal(2, code)
+        e = json.decode(err:match("\n({[^\n]*})\n$")).error
+        assert.equal("usage", e.kind)
+        assert.matches("argument", e.message)
+      end
+      _, err, code = run({ "--json", "calls", "list" }, { SIGMAMIND_BASE_URL = sb.url })      -- no API key
+      assert.equal(2, code)
+      assert.same({ kind = "usage", message = "no API key: pass api_key or set SIGMAMIND_API_KEY (or --api-key-stdin)" },
+                  json.decode(err:match("\n({[^\n]*})\n$")).error)
+      -- without --json, the line for people alone
+      _, err = run{ "calls", "get", "call_nope" }
+      assert.matches("^sigmamind: GET /v1/calls/call_nope: 404[^\n]*\n$", err)
+    end)
+  end)
+
   describe("completion", function()
     it("prints a bash script that completes commands and flags", function()
       local out, err, code = run({ "completion", "bash" }, {})

@@ -67,8 +67,37 @@ end
 
 function Context.exit(_, code) _M.exit(code) end
 
-function Context:die(code, msg)
-  self.stderr:write("sigmamind: ", (tostring(msg):gsub("^sigmamind: ", "")), "\n")
+-- With --json an error is also one JSON document, the last line of stderr, after the line for people:
+-- {"error":{"kind":...,"message":...}} and, from an error object, its status, field, method, path, ...
+function Context:error_json(fields)
+  if self.json then self.stderr:write(output.json{ error = fields }, "\n") end
+end
+
+local ERROR_FIELDS = { "kind", "message", "status", "field", "method", "path", "request_id", "attempts", "retryable",
+                       "sent", "reason" }
+
+-- the fields of an error worth a machine's reading (its body and the like are left out)
+function _M.error_fields(err)
+  local fields = {}
+  if type(err) == "table" then
+    for _, k in ipairs(ERROR_FIELDS) do
+      local v = err[k]
+      if type(v) ~= "table" and type(v) ~= "function" and type(v) ~= "userdata" then fields[k] = v end
+    end
+  end
+  if fields.kind == nil then
+    local mt = getmetatable(err)
+    fields.kind = type(mt) == "table" and mt.__name == "sigmamind.webhook.failure" and "webhook" or "error"
+  end
+  if fields.message == nil then fields.message = tostring(err) end
+  return fields
+end
+
+-- exit with msg on stderr; fields: the JSON error's (default: kind "usage" for 2, "error" otherwise)
+function Context:die(code, msg, fields)
+  msg = tostring(msg):gsub("^sigmamind: ", "")
+  self.stderr:write("sigmamind: ", msg, "\n")
+  self:error_json(fields or { kind = code == _M.USAGE and "usage" or "error", message = msg })
   _M.exit(code)
 end
 
@@ -88,7 +117,7 @@ end
 -- exit with the error, with its code from exit_code
 function Context:fail(err)
   if _M.is_exit(err) then error(err, 0) end
-  self:die(_M.exit_code(err), tostring(err))
+  self:die(_M.exit_code(err), tostring(err), _M.error_fields(err))
 end
 
 -- v, or exit with the error
@@ -120,6 +149,7 @@ end
 -- a usage error: the usage, the message, exit 2
 function Context:usage(what)
   self.stderr:write(self.parser:get_usage(), "\n\nError: ", what, "\n")
+  self:error_json{ kind = "usage", message = what }
   _M.exit(_M.USAGE)
 end
 

@@ -47,6 +47,9 @@ end
 local function parse(ctx, parser, argv)
   parser.error = function(_, msg)
     ctx.stderr:write(parser:get_usage(), "\n\nError: ", msg, "\n")
+    -- --json is known only once parsed: any --json in argv asks for the JSON error too
+    for _, v in ipairs(argv) do if v == "--json" then ctx.json = true end end
+    ctx:error_json{ kind = "usage", message = msg }
     context.exit(context.USAGE)
   end
   return parser:parse(argv)

@@ -3,16 +3,72 @@
 local core = require "sigmamind.core"
 local utf8 = require "utf8"
 
-local type, ipairs, pairs, tostring, math_floor, math_min, string_rep, string_format, table_concat, table_sort =
-      type, ipairs, pairs, tostring, math.floor, math.min, string.rep, string.format, table.concat, table.sort
+local type, ipairs, pairs, tostring, error, math_floor, math_min, string_rep, string_format, table_concat,
+      table_sort = type, ipairs, pairs, tostring, error, math.floor, math.min, string.rep, string.format,
+      table.concat, table.sort
+local json_encode = core.json_encode
 
 local _M = {}
 
 local function is_null(v) return v == nil or v == core.null end
 _M.is_null = is_null
 
--- v as one JSON document (the core's encoder: exact integers, cjson's refusals)
-function _M.json(v) return core.json_encode(v) end
+-- v as one JSON document whose object keys come sorted at every level, so the same value prints the same text
+-- run after run (a table's order changes from one process to the next). Scalars are the core's encoder's (exact
+-- integers, cjson's escapes), and so is the rule that tells an array (keys 1..n) from an object.
+local function encode(v, depth, buf)
+  if type(v) ~= "table" then
+    local s, err = json_encode(v)
+    if not s then error("sigmamind: cannot write JSON: " .. tostring(err), 0) end
+    buf[#buf + 1] = s
+    return
+  end
+  if depth > 1000 then error("sigmamind: cannot write JSON: excessive nesting", 0) end
+  local n, max, array = 0, 0, true
+  for k in pairs(v) do
+    if type(k) == "number" and k >= 1 and k % 1 == 0 then
+      n = n + 1
+      if k > max then max = k end
+    else
+      array = false
+      break
+    end
+  end
+  if array and n > 0 then
+    if max > n * 2 and max > 10 then error("sigmamind: cannot write JSON: excessively sparse array", 0) end
+    buf[#buf + 1] = "["
+    for i = 1, max do
+      if i > 1 then buf[#buf + 1] = "," end
+      encode(v[i], depth + 1, buf)
+    end
+    buf[#buf + 1] = "]"
+    return
+  end
+  local keys, names = {}, {}
+  for k in pairs(v) do
+    local name
+    if type(k) == "string" then name = json_encode(k)
+    elseif type(k) == "number" then name = '"' .. json_encode(k) .. '"'     -- as cjson: the number, quoted
+    else error("sigmamind: cannot write JSON: a table key must be a number or a string", 0) end
+    keys[#keys + 1] = name
+    names[name] = k
+  end
+  table_sort(keys)
+  buf[#buf + 1] = "{"
+  for i, name in ipairs(keys) do
+    if i > 1 then buf[#buf + 1] = "," end
+    buf[#buf + 1] = name
+    buf[#buf + 1] = ":"
+    encode(v[names[name]], depth + 1, buf)
+  end
+  buf[#buf + 1] = "}"
+end
+
+function _M.json(v)
+  local buf = {}
+  encode(v, 0, buf)
+  return table_concat(buf)
+end
 
 -- one value as a table cell: flat arrays joined with commas, other tables as JSON, line breaks shown as " / "
 function _M.cell(v)

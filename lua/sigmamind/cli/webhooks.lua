@@ -64,6 +64,7 @@ local function verify(ctx, a)
       ctx.stdout:write(output.json{ valid = false, reason = err.reason, message = err.message }, "\n")
     end
     ctx.stderr:write("invalid: ", err.reason, ": ", err.message, "\n")
+    ctx:error_json(context.error_fields(err))
     ctx:exit(context.exit_code(err))
   end
   if ctx.json then ctx.stdout:write(output.json{ valid = true, event = event }, "\n")
