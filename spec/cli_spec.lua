@@ -568,6 +568,28 @@ describe("bin/sigmamind", function()
       assert.matches("toPhoneNumber", err, 1, true)
     end)
 
+    it("shows the usage of the subcommand at fault, and names the flag", function()
+      for _, case in ipairs{
+        { { "calls", "list", "--size", "abc" }, "Usage: sigmamind calls list ",
+          "Error: --size: malformed argument 'abc' (expected a number)\n" },
+        { { "--timeout", "soon", "calls", "get", "call_x" }, "Usage: sigmamind ([--api-key",         -- a global flag
+          "Error: --timeout: malformed argument 'soon' (expected a number)\n" },
+        { { "dial", "x.csv", "--from", "+14157774444", "--agent", "a", "--concurrency", "many" }, "Usage: sigmamind dial ",
+          "Error: --concurrency: malformed argument 'many' (expected a number)\n" },
+        { { "calls", "list", "--format", "xml" }, "Usage: sigmamind calls list ",
+          "Error: argument for option '--format' must be one of 'table', 'json', 'csv'\n" },
+        { { "numbers", "update", "+14157774444" }, "Usage: sigmamind numbers update ",
+          "Error: numbers update needs at least one of --name, --inbound-agent, --outbound-agent\n" },
+        { { "calls" }, "Usage: sigmamind calls ", "Error: a command is required\n" },
+      } do
+        local out, err, code = run(case[1])
+        assert.equal(2, code, err)
+        assert.equal("", out)
+        assert.equal(case[2], err:sub(1, #case[2]), err)
+        assert.equal(case[3], err:sub(-#case[3]), err)
+      end
+    end)
+
     local function show_args(args)
       local out = {}
       for i, v in ipairs(args) do out[i] = v == "" and "''" or v end

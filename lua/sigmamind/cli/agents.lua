@@ -1,8 +1,6 @@
 -- sigmamind.cli.agents: `sigmamind agents list|get`, for the agent ids every other command asks for.
 local context = require "sigmamind.cli.context"
 
-local tonumber = tonumber
-
 local _M = {}
 
 local COLUMNS = { { "AGENT", "agentId" }, { "NAME", "name" }, { "STATUS", "status" } }
@@ -12,7 +10,7 @@ function _M.add_to_parser(parser)
   local agents = context.command(parser, "agents", "List your AI voice agents (read only).")
     :command_target("sub")
   local l = context.command(agents, "list", "List agents.")
-  l:option("--limit", "At most this many.", "100"):convert(tonumber)
+  context.number_option(l, "--limit", "At most this many.", "100")
   context.command(agents, "get", "Show one agent."):argument("id", "Agent id.")
 end
 

@@ -5,8 +5,8 @@ local observe = require "sigmamind.observe"
 local output = require "sigmamind.cli.output"
 local context = require "sigmamind.cli.context"
 
-local ipairs, next, type, tostring, tonumber, string_format, table_concat =
-      ipairs, next, type, tostring, tonumber, string.format, table.concat
+local ipairs, next, type, tostring, string_format, table_concat =
+      ipairs, next, type, tostring, string.format, table.concat
 
 local _M = {}
 
@@ -22,7 +22,7 @@ function _M.add_to_parser(parser)
   c:option("--agent", "Agent id."):count(1)
   c:option("--from", "The caller number (+E.164)."):count(1)
   c:option("--csv", "Contacts CSV file (a phoneNumber/phone/to column; other columns are variables)."):count(1)
-  c:option("--concurrency", "Calls at a time."):convert(tonumber)
+  context.number_option(c, "--concurrency", "Calls at a time.")
   context.vars_option(c)
   c:option("--date", "Schedule: YYYY-MM-DD (with --time and --timezone).")
   c:option("--time", "Schedule: HH:MM.")
@@ -31,13 +31,13 @@ function _M.add_to_parser(parser)
   context.command(campaigns, "get", "Show one campaign."):argument("id")
   local l = context.command(campaigns, "list", "List campaigns.")
   l:option("--status", "live, scheduled, paused or completed.")
-  l:option("--limit", "At most this many.", "100"):convert(tonumber)
+  context.number_option(l, "--limit", "At most this many.", "100")
   local u = context.command(campaigns, "update", "Change a campaign (its contacts cannot be changed).")
   u:argument("id")
   u:option("--name", "Campaign name (unique).")
   u:option("--agent", "Agent id.")
   u:option("--from", "The caller number (+E.164).")
-  u:option("--concurrency", "Calls at a time."):convert(tonumber)
+  context.number_option(u, "--concurrency", "Calls at a time.")
   context.vars_option(u)
   u:option("--date", "Schedule: YYYY-MM-DD (all three of --date, --time, --timezone schedule a campaign).")
   u:option("--time", "Schedule: HH:MM.")
@@ -52,9 +52,9 @@ function _M.add_to_parser(parser)
                             "listing calls, as the API has no per-campaign filter).")
   w:summary("Follow a campaign until it completes.")
   w:argument("id")
-  w:option("--contacts", "How many contacts it has (for a percentage when it was created elsewhere)."):convert(tonumber)
-  w:option("--interval", "Seconds between polls.", "1"):convert(tonumber)
-  w:option("--wait-timeout", "Give up after this many seconds.", "86400"):convert(tonumber)
+  context.number_option(w, "--contacts", "How many contacts it has (for a percentage when it was created elsewhere).")
+  context.number_option(w, "--interval", "Seconds between polls.", "1")
+  context.number_option(w, "--wait-timeout", "Give up after this many seconds.", "86400")
 end
 
 local function counts_line(c)

@@ -4,8 +4,9 @@
 local sigmamind = require "sigmamind"
 local output = require "sigmamind.cli.output"
 
-local type, pairs, ipairs, tostring, error, pcall, setmetatable, getmetatable, io_open, os_getenv, os_execute =
-      type, pairs, ipairs, tostring, error, pcall, setmetatable, getmetatable, io.open, os.getenv, os.execute
+local type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable, getmetatable =
+      type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable, getmetatable
+local io_open, os_getenv, os_execute = io.open, os.getenv, os.execute
 
 local _M = { OK = 0, FAIL = 1, USAGE = 2 }
 
@@ -14,17 +15,42 @@ local Exit = { __name = "sigmamind.cli.exit" }
 function _M.exit(code, out) error(setmetatable({ code = code, out = out }, Exit), 0) end
 function _M.is_exit(v) return getmetatable(v) == Exit end
 
+-- each parser's subcommands by name, for the usage of the command a usage error is about
+local children = setmetatable({}, { __mode = "k" })
+
 -- parent:command(name, description), with argparse's -h/--help answering through the run's exit: argparse's own
 -- prints and calls os.exit, which would end a process that runs the CLI in-process
 function _M.command(parent, name, description)
   local cmd = parent:command(name, description)
   _M.own_help(cmd)
+  children[parent] = children[parent] or {}
+  children[parent][name] = cmd
   return cmd
+end
+
+-- the deepest of parser's subcommands named by the path (e.g. "calls", "list")
+function _M.subcommand(parser, ...)
+  for _, name in ipairs{ ... } do
+    local cmd = children[parser] and children[parser][name]
+    if not cmd then break end
+    parser = cmd
+  end
+  return parser
 end
 
 function _M.own_help(parser)
   parser:add_help{ action = function() _M.exit(_M.OK, parser:get_help() .. "\n") end }
   return parser
+end
+
+-- cmd:option(name, description, default) read as a number; a refusal names the flag, which argparse's own
+-- ("malformed argument 'abc'") does not
+function _M.number_option(cmd, name, description, default)
+  return cmd:option(name, description, default):convert(function(s)
+    local n = tonumber(s)
+    if n == nil then return nil, name .. ": malformed argument '" .. s .. "' (expected a number)" end
+    return n
+  end)
 end
 
 -- the repeatable --var NAME=VALUE of the commands that take dynamic variables (read by Context:variables)
@@ -148,7 +174,7 @@ end
 
 -- a usage error: the usage, the message, exit 2
 function Context:usage(what)
-  self.stderr:write(self.parser:get_usage(), "\n\nError: ", what, "\n")
+  self.stderr:write((self.usage_of or self.parser):get_usage(), "\n\nError: ", what, "\n")
   self:error_json{ kind = "usage", message = what }
   _M.exit(_M.USAGE)
 end

@@ -2,8 +2,7 @@
 local output = require "sigmamind.cli.output"
 local context = require "sigmamind.cli.context"
 
-local ipairs, tostring, tonumber, string_format, table_concat =
-      ipairs, tostring, tonumber, string.format, table.concat
+local ipairs, tostring, string_format, table_concat = ipairs, tostring, string.format, table.concat
 
 local _M = {}
 
@@ -17,12 +16,12 @@ function _M.add_to_parser(parser)
   d:argument("csv", "Contacts CSV file (a phoneNumber/phone/to column; other columns are variables).")
   d:option("--from", "The caller number (+E.164)."):count(1)
   d:option("--agent", "Agent id."):count(1)
-  d:option("--concurrency", "Calls in flight at once.", "8"):convert(tonumber)
+  context.number_option(d, "--concurrency", "Calls in flight at once.", "8")
   d:option("--journal", "The journal file (default: the CSV's path with .journal appended).")
   d:flag("--no-journal", "Keep no journal: a second run dials every row again.")
   d:flag("--redial-uncertain", "Dial again the rows an earlier run may have placed (they may be called twice).")
   d:flag("--wait", "Follow each call to its final status.")
-  d:option("--wait-timeout", "Seconds to wait for each call with --wait.", "600"):convert(tonumber)
+  context.number_option(d, "--wait-timeout", "Seconds to wait for each call with --wait.", "600")
   context.vars_option(d)
 end
 

@@ -4,8 +4,8 @@
 -- @module sigmamind.cli
 local context = require "sigmamind.cli.context"
 
-local type, ipairs, tostring, tonumber, error, require, pcall, xpcall, debug_traceback =
-      type, ipairs, tostring, tonumber, error, require, pcall, xpcall, debug.traceback
+local type, ipairs, tostring, error, require, pcall, xpcall, debug_traceback =
+      type, ipairs, tostring, error, require, pcall, xpcall, debug.traceback
 
 local _M = {}
 
@@ -30,7 +30,7 @@ local function build_parser(argparse)
                 "nor with webhooks verify reading the body from stdin).")
   )
   parser:option("--base-url", "API base URL (default: $SIGMAMIND_BASE_URL or https://api.sigmamind.ai).")
-  parser:option("--timeout", "Seconds per HTTP attempt."):convert(tonumber)
+  context.number_option(parser, "--timeout", "Seconds per HTTP attempt.")
   parser:flag("--json", "Print one JSON document on stdout instead of a table.")
   parser:flag("--version", "Print the version of lua-sigmamind and exit."):action(function()
     context.exit(context.OK, require("sigmamind")._VERSION .. "\n")
@@ -45,8 +45,8 @@ end
 
 -- parse argv; a parse error is a usage error (the usage, the message, exit 2)
 local function parse(ctx, parser, argv)
-  parser.error = function(_, msg)
-    ctx.stderr:write(parser:get_usage(), "\n\nError: ", msg, "\n")
+  parser.error = function(command, msg)          -- command: the (sub)command argparse was reading
+    ctx.stderr:write(command:get_usage(), "\n\nError: ", msg, "\n")
     -- --json is known only once parsed: any --json in argv asks for the JSON error too
     for _, v in ipairs(argv) do if v == "--json" then ctx.json = true end end
     ctx:error_json{ kind = "usage", message = msg }
@@ -73,6 +73,7 @@ local function main(ctx, argv)
   ctx.parser = parser
   local args = parse(ctx, parser, argv)
   ctx.json = args.json == true
+  ctx.usage_of = context.subcommand(parser, args.command, args.sub)
   -- stdin has one first line: only one secret may come from it
   if args.api_key_stdin and args.password_stdin then
     ctx:usage("--api-key-stdin and --password-stdin cannot both read stdin: pass the API key in " ..

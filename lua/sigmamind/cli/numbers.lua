@@ -2,7 +2,7 @@
 local sigmamind = require "sigmamind"
 local context = require "sigmamind.cli.context"
 
-local next, tonumber = next, tonumber
+local next = next
 
 local _M = {}
 
@@ -14,12 +14,12 @@ local FIRST = { "sipPhoneNumber", "provider", "friendlyName", "inboundAgentId", 
 function _M.add_to_parser(parser)
   local numbers = context.command(parser, "numbers", "Manage phone numbers."):command_target("sub")
   local l = context.command(numbers, "list", "List phone numbers.")
-  l:option("--limit", "At most this many.", "100"):convert(tonumber)
+  context.number_option(l, "--limit", "At most this many.", "100")
   context.command(numbers, "get", "Show one number."):argument("number", "+E.164")
   local p = context.command(numbers, "provision", "Buy a number: a specific one, or one in a country/area code.")
   p:option("--number", "The number (+E.164).")
   p:option("--country", "Country code, e.g. US.")
-  p:option("--area-code", "Area code."):convert(tonumber)
+  context.number_option(p, "--area-code", "Area code.")
   p:option("--name", "Friendly name.")
   p:option("--inbound-agent", "Inbound agent id.")
   p:option("--outbound-agent", "Outbound agent id.")

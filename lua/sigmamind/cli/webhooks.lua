@@ -3,7 +3,7 @@ local webhook = require "sigmamind.webhook"
 local output = require "sigmamind.cli.output"
 local context = require "sigmamind.cli.context"
 
-local ipairs, next, type, tostring, tonumber, table_concat = ipairs, next, type, tostring, tonumber, table.concat
+local ipairs, next, type, tostring, table_concat = ipairs, next, type, tostring, table.concat
 
 local _M = {}
 
@@ -26,7 +26,7 @@ function _M.add_to_parser(parser)
   local l = context.command(webhooks, "list", "List webhooks.")
   l:option("--agent", "Only this agent's.")
   l:flag("--inactive", "List the disabled ones (the API hides them by default).")
-  l:option("--limit", "At most this many.", "100"):convert(tonumber)
+  context.number_option(l, "--limit", "At most this many.", "100")
   context.command(webhooks, "get", "Show one webhook."):argument("id")
   local u = context.command(webhooks, "update", "Change a webhook.")
   u:argument("id")
@@ -43,7 +43,7 @@ function _M.add_to_parser(parser)
   v:option("--signature", "The X-SigmaMind-Signature header value (or the plain scheme's HMAC)."):count(1)
   v:option("--secret", "The webhook's secret (repeatable while rotating; default: $SIGMAMIND_WEBHOOK_SECRET). " ..
            "Visible to other users in ps and /proc/PID/cmdline: prefer the variable."):count("*")
-  v:option("--tolerance", "Seconds a timestamp may be off, either way.", "300"):convert(tonumber)
+  context.number_option(v, "--tolerance", "Seconds a timestamp may be off, either way.", "300")
   v:option("--scheme", "sigmamind (t=,v1=) or plain (HMAC of the body).", "sigmamind"):choices{ "sigmamind", "plain" }
 end
 
