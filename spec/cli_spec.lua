@@ -118,6 +118,58 @@ describe("bin/sigmamind", function()
     end)
   end)
 
+  describe("a table cut to --limit", function()
+    local function lines(s) local _, n = s:gsub("\n", "") return n end
+
+    it("says how many there are and how to get them", function()
+      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 30 })))
+      local _, page = sb:request("GET", "/v1/calls?size=1")
+      local total = math.tointeger(page.totalCounts)
+      local out, err, code = run{ "calls", "list", "--limit", "10" }
+      assert.equal(0, code, err)
+      assert.equal(11, lines(out))                                  -- the header and 10 calls
+      assert.equal("showing 10 of " .. total .. " calls; --all for every one, --limit N for N\n", err)
+      out, err, code = run{ "calls", "list", "--status", "ended", "--limit", "3" }
+      assert.equal(0, code, err)
+      _, page = sb:request("GET", "/v1/calls?size=1&status=ended")
+      assert.equal(4, lines(out))
+      assert.equal(("showing 3 of %d calls; --all for every one, --limit N for N\n"):format(page.totalCounts), err)
+
+      for _, args in ipairs{ { "calls", "list", "--all" }, { "calls", "list", "--limit", "0" },
+                             { "calls", "list", "--limit", tostring(total) }, { "--json", "calls", "list", "--limit", "2" } } do
+        out, err, code = run(args)
+        assert.equal(0, code, err)
+        assert.is_true(#out > 0)
+        assert.equal("", err, table.concat(args, " "))             -- nothing was left out, or JSON for a program
+      end
+      assert.equal(total + 1, lines(run{ "calls", "list", "--all" }))
+    end)
+
+    it("says so for every listing, each with --all", function()
+      local made = {}
+      for i = 1, 2 do
+        made[i] = run_json{ "--json", "webhooks", "create", "--name", "cut" .. i, "--agent", sb.agent,
+                            "--url", sb.url .. "/_sandbox/echo/cut" }.webhookId
+      end
+      local _, page = sb:request("GET", "/v1/webhooks?size=1")
+      local total = math.tointeger(page.totalCount)
+      local out, err, code = run{ "webhooks", "list", "--limit", "1" }
+      assert.equal(0, code, err)
+      assert.equal(2, lines(out))
+      assert.equal("showing 1 of " .. total .. " webhooks; --all for every one, --limit N for N\n", err)
+      out, err, code = run{ "webhooks", "list", "--all" }
+      assert.equal(0, code, err)
+      assert.equal("", err)
+      assert.equal(total + 1, lines(out))
+      for _, id in ipairs(made) do run{ "webhooks", "delete", id } end
+      _, err, code = run{ "agents", "list", "--limit", "1" }
+      assert.equal(0, code, err)
+      _, page = sb:request("GET", "/v1/agents?size=1")
+      assert.equal(page.totalCount > 1 and ("showing 1 of %d agents; --all for every one, --limit N for N\n"):format(
+                   page.totalCount) or "", err)
+    end)
+  end)
+
   describe("campaigns", function()
     it("creates a campaign from a CSV, reports bad rows on stderr and watches it to completion", function()
       local path = write_file(CONTACTS)

@@ -10,14 +10,14 @@ function _M.add_to_parser(parser)
   local agents = context.command(parser, "agents", "List your AI voice agents (read only).")
     :command_target("sub")
   local l = context.command(agents, "list", "List agents.")
-  context.number_option(l, "--limit", "At most this many.", "100")
+  context.limit_options(l, "agents")
   context.command(agents, "get", "Show one agent."):argument("id", "Agent id.")
 end
 
 function _M.command(a, ctx)
   local client = ctx:client(a)
   local s, ag = a.sub, client.agents
-  if s == "list" then ctx:show_list(ctx:collect(function(q) return ag:each(q) end, {}, a.limit), COLUMNS)
+  if s == "list" then ctx:listing(ag, {}, ctx:limit(a), COLUMNS, "agents")
   elseif s == "get" then ctx:show(ctx:check(ag:get(a.id)), FIRST)
   end
   client:close()

@@ -92,9 +92,7 @@ end
 local function list(ctx, client, a)
   local query = { status = a.status, size = a.size }
   if a.format == "csv" then return list_csv(ctx, client, query) end
-  local rows = ctx:collect(function(q) return client.calls:each(q) end, query,
-                           (not a.all and a.limit > 0) and a.limit or nil)
-  ctx:show_list(rows, COLUMNS, a.format == "json")
+  ctx:listing(client.calls, query, ctx:limit(a), COLUMNS, "calls", a.format == "json")
 end
 
 -- the table and bars on stdout (or --json), and the HTML report with --html

@@ -160,17 +160,6 @@ function Context:guard(fn, cleanup)
   if not ok then self:fail(err) end
 end
 
--- collect up to `limit` records from an `each` iterator
-function Context:collect(each, query, limit)
-  local rows = {}
-  self:guard(function()
-    for rec in each(query) do
-      rows[#rows + 1] = rec
-      if limit and #rows >= limit then break end
-    end
-  end)
-  return rows
-end
 
 -- a usage error: the usage, the message, exit 2
 function Context:usage(what)
@@ -245,10 +234,46 @@ function Context:show(rec, first, json)
   if json or self.json then self.stdout:write(output.json(rec), "\n") else output.record(self.stdout, rec, first) end
 end
 
-function Context:show_list(rows, columns, json)
+-- A listing of a namespace (client.calls, ...): up to `limit` records (nil: every one) as a table, or JSON. A table
+-- cut short says so on stderr, with how many there are and how to get them: one more request, for the one record
+-- after the table, whose page gives the total (or at least shows that there is more).
+function Context:listing(ns, query, limit, columns, noun, json)
+  local rows = {}
+  self:guard(function()
+    for rec in ns:each(query) do
+      rows[#rows + 1] = rec
+      if limit and #rows >= limit then break end
+    end
+  end)
   if json or self.json then self.stdout:write(#rows == 0 and "[]" or output.json(rows), "\n") return end
   if #rows == 0 then self.stderr:write("(none)\n") return end
   output.table(self.stdout, rows, columns)
+  if not limit or #rows < limit then return end
+  local q = {}
+  for k, v in pairs(query) do q[k] = v end
+  q.size, q.page = 1, limit
+  local page = ns:list(q)
+  if not page then return end                  -- only the note is lost
+  local total = page.totalCount or page.totalCounts
+  if type(total) == "number" and total > #rows then
+    self.stderr:write("showing ", #rows, " of ", total, " ", noun, "; --all for every one, --limit N for N\n")
+  elseif type(total) ~= "number" and #page.data > 0 then
+    self.stderr:write("showing the first ", #rows, " ", noun, ", and there are more; --all for every one, ",
+                      "--limit N for N\n")
+  end
+end
+
+-- --limit and --all, for a listing of `noun`
+function _M.limit_options(cmd, noun)
+  _M.number_option(cmd, "--limit", "At most this many " .. noun .. " (0: all).", "100")
+  cmd:flag("--all", "Every one (no limit).")
+end
+
+-- the limit that --limit and --all ask for (nil: none)
+function Context:limit(args)
+  if args.all or args.limit == 0 then return nil end
+  return self:need(args.limit >= 0 and args.limit % 1 == 0 and args.limit or nil,
+                   "--limit expects a whole number >= 0 (0: all), got " .. tostring(args.limit))
 end
 
 function Context:done(kind, id)

@@ -14,7 +14,7 @@ local FIRST = { "sipPhoneNumber", "provider", "friendlyName", "inboundAgentId", 
 function _M.add_to_parser(parser)
   local numbers = context.command(parser, "numbers", "Manage phone numbers."):command_target("sub")
   local l = context.command(numbers, "list", "List phone numbers.")
-  context.number_option(l, "--limit", "At most this many.", "100")
+  context.limit_options(l, "numbers")
   context.command(numbers, "get", "Show one number."):argument("number", "+E.164")
   local p = context.command(numbers, "provision", "Buy a number: a specific one, or one in a country/area code.")
   p:option("--number", "The number (+E.164).")
@@ -61,7 +61,7 @@ end
 function _M.command(a, ctx)
   local client = ctx:client(a)
   local s, n = a.sub, client.phone_numbers
-  if s == "list" then ctx:show_list(ctx:collect(function(q) return n:each(q) end, {}, a.limit), COLUMNS)
+  if s == "list" then ctx:listing(n, {}, ctx:limit(a), COLUMNS, "numbers")
   elseif s == "get" then ctx:show(ctx:check(n:get(a.number)), FIRST)
   elseif s == "provision" then
     ctx:need(a.number or a.country, "numbers provision needs --number or --country")

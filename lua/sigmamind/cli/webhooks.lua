@@ -26,7 +26,7 @@ function _M.add_to_parser(parser)
   local l = context.command(webhooks, "list", "List webhooks.")
   l:option("--agent", "Only this agent's.")
   l:flag("--inactive", "List the disabled ones (the API hides them by default).")
-  context.number_option(l, "--limit", "At most this many.", "100")
+  context.limit_options(l, "webhooks")
   context.command(webhooks, "get", "Show one webhook."):argument("id")
   local u = context.command(webhooks, "update", "Change a webhook.")
   u:argument("id")
@@ -85,7 +85,7 @@ function _M.command(a, ctx)
   elseif s == "list" then
     local q = { agentId = a.agent }
     if a.inactive then q.active = false end
-    ctx:show_list(ctx:collect(function(x) return w:each(x) end, q, a.limit), COLUMNS)
+    ctx:listing(w, q, ctx:limit(a), COLUMNS, "webhooks")
   elseif s == "get" then ctx:show(ctx:check(w:get(a.id)), FIRST)
   elseif s == "update" then
     local p = { name = a.name, url = a.url }
