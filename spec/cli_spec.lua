@@ -53,6 +53,28 @@ describe("bin/sigmamind", function()
 
   local function run(args, env, stdin_file) return launch(args, env, stdin_file)() end
 
+  -- runs the CLI on a terminal (a 120x30 tmux pane) with the sandbox's environment and returns the screen once it
+  -- has exited, with a last line EXIT=<code>; nil when tmux is not installed
+  local function on_terminal(args)
+    if not os.execute("command -v tmux >/dev/null 2>&1") then return nil end
+    local quoted = {}
+    for i, a in ipairs(args) do quoted[i] = shell_quote(a) end
+    local tmux = "tmux -L sigmamind-spec-" .. os.time() .. "-" .. math.random(1e6) .. " "
+    local cmd = string.format("env SIGMAMIND_API_KEY=%s SIGMAMIND_BASE_URL=%s %s %s; echo EXIT=$?; sleep 60",
+                              shell_quote(sb.key), shell_quote(sb.url), shell_quote(CLI), table.concat(quoted, " "))
+    assert.is_true(os.execute(tmux .. "new-session -d -x 120 -y 30 " .. shell_quote(cmd)))
+    local screen = ""
+    for _ = 1, 300 do
+      local p = io.popen(tmux .. "capture-pane -p")
+      screen = p:read("a")
+      p:close()
+      if screen:find("EXIT=", 1, true) then break end
+      os.execute("sleep 0.1")
+    end
+    os.execute(tmux .. "kill-server")
+    return screen
+  end
+
   local function run_json(args)
     local out, err, code = run(args)
     assert.equal(0, code, err)
@@ -442,28 +464,15 @@ describe("bin/sigmamind", function()
     end)
 
     it("draws a progress bar on a terminal (seen through tmux)", function()
-      if not os.execute("command -v tmux >/dev/null 2>&1") then
-        pending("tmux is not installed")
-        return
-      end
       local rows = { "phone,customer_name" }
       for i = 1, 20 do rows[#rows + 1] = string.format("+121377720%02d,Person %d", i, i) end
       local path = write_file(table.concat(rows, "\n") .. "\n")
-      local socket_name = "sigmamind-spec-" .. os.time() .. "-" .. math.random(1e6)
-      local tmux = "tmux -L " .. socket_name .. " "
-      local cmd = string.format("env SIGMAMIND_API_KEY=%s SIGMAMIND_BASE_URL=%s %s dial %s --from %s --agent %s; " ..
-                                "echo EXIT=$?; sleep 60", shell_quote(sb.key), shell_quote(sb.url), shell_quote(CLI),
-                                shell_quote(path), shell_quote(sb.number), shell_quote(sb.agent))
-      assert.is_true(os.execute(tmux .. "new-session -d -x 120 -y 30 " .. shell_quote(cmd)))
-      local screen = ""
-      for _ = 1, 100 do
-        local p = io.popen(tmux .. "capture-pane -p")
-        screen = p:read("a")
-        p:close()
-        if screen:find("EXIT=", 1, true) then break end
-        os.execute("sleep 0.1")
+      local screen = on_terminal{ "dial", path, "--from", sb.number, "--agent", sb.agent }
+      if not screen then
+        os.remove(path)
+        pending("tmux is not installed")
+        return
       end
-      os.execute(tmux .. "kill-server")
       os.remove(path)
       os.remove(path .. ".journal")
       assert.matches("EXIT=0", screen, 1, true)
@@ -858,6 +867,23 @@ describe("bin/sigmamind", function()
       -- without --json, the line for people alone
       _, err = run{ "calls", "get", "call_nope" }
       assert.matches("^sigmamind: GET /v1/calls/call_nope: 404[^\n]*\n$", err)
+    end)
+  end)
+
+  describe("calls stats", function()
+    it("draws its bars with block characters on a terminal, and in ASCII on anything else", function()
+      local status, call = sb:request("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+12137775701",
+                                                             agentId = sb.agent })
+      assert.equal(201, status)
+      run_json{ "--json", "calls", "wait", call.callId, "--wait-timeout", "30" }
+      local out, err, code = run{ "calls", "stats" }                       -- stdout is a pipe here
+      assert.equal(0, code, err)
+      assert.matches("\nSTATUS\n  ended +[%d,]+ +[%d.]+ %%  #+", out)
+      assert.is_nil(out:find("[\128-\255]"), out)                         -- nothing but ASCII
+      local screen = on_terminal{ "calls", "stats" }
+      if not screen then pending("tmux is not installed") return end
+      assert.matches("EXIT=0", screen, 1, true)
+      assert.matches("\nSTATUS\n  ended +[%d,]+ +[%d.]+ %%  \226\150\136", screen)     -- U+2588, the full block
     end)
   end)
 

@@ -116,7 +116,9 @@ local function stats(ctx, client, a)
                                           ", " .. (client.base_url or "") }))
     f:close()
   end
-  if ctx.json then ctx.stdout:write(output.json(s), "\n") else ctx.stdout:write(observe.text(s)) end
+  if ctx.json then ctx.stdout:write(output.json(s), "\n")
+  elseif ctx:is_tty("stdout") then ctx.stdout:write(observe.text(s))
+  else ctx.stdout:write(output.ascii(observe.text(s))) end
   if a.html and not ctx.json then ctx.stderr:write("wrote ", a.html, "\n") end
 end
 

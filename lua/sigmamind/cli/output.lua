@@ -148,6 +148,16 @@ function _M.record(w, rec, first)
   end
 end
 
+-- Text for something that is not a terminal (a pipe, a file, a log that may not be UTF-8): the block elements
+-- of bars (U+2580..U+259F) as '#', an eighth-block under half a cell as '.', and the ellipsis as "...".
+local ASCII = { ["\226\128\166"] = "...", ["\226\150\141"] = ".", ["\226\150\142"] = ".", ["\226\150\143"] = "." }
+function _M.ascii(text)
+  return (text:gsub("\226[\128\150][\128-\191]", function(c)
+    if ASCII[c] then return ASCII[c] end
+    if c:byte(2) == 150 and c:byte(3) <= 159 then return "#" end
+  end))
+end
+
 -- Progress on w (stderr): a bar redrawn in place when it is a terminal, plain lines otherwise (logs, pipes, CI).
 function _M.progress(w, tty, label)
   local p = { label = label, last_line = nil }
