@@ -679,6 +679,18 @@ describe("bin/sigmamind", function()
       end)
     end
 
+    it("refuses a page bigger than the API serves before sending, as it refuses --size 0", function()
+      for _, args in ipairs{ { "calls", "list", "--size", "1000" }, { "calls", "list", "--size", "101", "--format", "csv" },
+                             { "--json", "calls", "list", "--size", "1000" } } do
+        local before = sb:api_requests()
+        local out, err, code = run(args)
+        assert.equal(2, code, err)
+        assert.equal("", out)
+        assert.matches("^sigmamind: GET /v1/calls: invalid: size: expected an integer from 1 to 100, got 10[01]0?\n", err)
+        assert.same(before, sb:api_requests())
+      end
+    end)
+
     -- seconds below 0 are refused before anything is sent (calls:wait and core.sleep would raise, mid-command)
     for _, case in ipairs{
       { "calls", "create", "--from", "NUMBER", "--to", "+12137774446", "--wait", "--wait-timeout=-1" },

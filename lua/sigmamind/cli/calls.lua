@@ -1,5 +1,6 @@
 -- sigmamind.cli.calls: `sigmamind calls create|get|list|wait|delete|stats`.
 local sigmamind = require "sigmamind"
+local core = require "sigmamind.core"
 local observe = require "sigmamind.observe"
 local output = require "sigmamind.cli.output"
 local context = require "sigmamind.cli.context"
@@ -34,7 +35,7 @@ function _M.add_to_parser(parser)
   context.command(calls, "get", "Show one call."):argument("id", "Call id.")
   local l = context.command(calls, "list", "List calls, newest first as the API returns them.")
   l:option("--status", "Only calls with this status (scheduled, in_progress, ended, not_connected, error).")
-  context.number_option(l, "--size", "Page size.", "100")
+  context.number_option(l, "--size", "Page size (1 to 100).", "100")
   context.number_option(l, "--limit", "At most this many calls (table and --json; 0: all).", "100")
   l:flag("--all", "Every call (no limit).")
   l:option("--format", "table, json or csv (csv streams every page).", "table"):choices{ "table", "json", "csv" }
@@ -89,7 +90,16 @@ local function list_csv(ctx, client, query)
   end, function() if pages > 1 then p.finish() end end)
 end
 
+-- The largest page the API serves (the sandbox's bound). The core's endpoint table sets no maximum for `size`,
+-- so a bigger page is refused here, before sending, as the core refuses 0.
+local MAX_PAGE = 100
+
 local function list(ctx, client, a)
+  if a.size and a.size > MAX_PAGE then
+    ctx:fail(core.error{ kind = "invalid", field = "size", method = "GET", path = "/v1/calls", sent = false,
+                         retryable = false, attempts = 0,
+                         message = "size: expected an integer from 1 to " .. MAX_PAGE .. ", got " .. tostring(a.size) })
+  end
   local query = { status = a.status, size = a.size }
   if a.format == "csv" then return list_csv(ctx, client, query) end
   ctx:listing(client.calls, query, ctx:limit(a), COLUMNS, "calls", a.format == "json")
