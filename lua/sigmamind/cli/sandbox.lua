@@ -1,7 +1,7 @@
 -- sigmamind.cli.sandbox: `sigmamind sandbox ...` hands every argument to bin/sigmamind-sandbox untouched.
 local context = require "sigmamind.cli.context"
 
-local os_execute, tostring, table_concat = os.execute, tostring, table.concat
+local ipairs, tostring, io_popen, os_execute, table_concat = ipairs, tostring, io.popen, os.execute, table.concat
 
 local _M = {}
 
@@ -13,9 +13,27 @@ end
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- run the launcher (next to bin/sigmamind, else on PATH) with args; its exit code
+-- the launcher: next to bin/sigmamind, else on PATH
+local function launcher(ctx) return ctx.bindir and ctx.bindir .. "/sigmamind-sandbox" or "sigmamind-sandbox" end
+
+-- the launcher's own usage (which it prints as a refusal, exit 2), under ours, as an answer: exit 0
+local function help(ctx)
+  local p = io_popen(shell_quote(launcher(ctx)) .. " --help 2>&1")
+  local usage = p:read("a")
+  local _, _, code = p:close()
+  if code == 126 or code == 127 then
+    ctx:die(context.FAIL, "cannot run " .. launcher(ctx) .. ": " .. usage:gsub("\n$", ""))
+  end
+  ctx.stdout:write("Usage: sigmamind sandbox [<args>] ...\n\n",
+                   "Runs the local fake SigmaMind: every argument goes to ", launcher(ctx), ", whose usage is:\n\n",
+                   usage)
+  return context.OK
+end
+
+-- run the launcher with args; its exit code
 function _M.pass(args, ctx)
-  local cmd = { shell_quote(ctx.bindir and ctx.bindir .. "/sigmamind-sandbox" or "sigmamind-sandbox") }
+  for _, a in ipairs(args) do if a == "-h" or a == "--help" then return help(ctx) end end
+  local cmd = { shell_quote(launcher(ctx)) }
   for i = 1, #args do cmd[#cmd + 1] = shell_quote(args[i]) end
   local ok, how, code = os_execute(table_concat(cmd, " "))
   if ok then return 0 end
