@@ -32,10 +32,12 @@ describe("bin/sigmamind", function()
   setup(function() sb = sandbox.start{ speed = 200 } end)
   teardown(function() if sb then sb:stop() end end)
 
-  -- starts the CLI with the sandbox's environment; the function returned waits for it: stdout, stderr, exit code
-  local function launch(args, env, stdin_file)
+  -- starts the CLI with the sandbox's environment; the function returned waits for it: stdout, stderr, exit code.
+  -- pidfile: a file to write the CLI's process id into
+  local function launch(args, env, stdin_file, pidfile)
     env = env or { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url }
     local parts = { "env" }
+    if pidfile then parts = { "sh", "-c", shell_quote('echo $$ >' .. pidfile .. '; exec "$@"'), "sh", "env" } end
     for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. shell_quote(v) end
     parts[#parts + 1] = shell_quote(CLI)
     for _, a in ipairs(args) do parts[#parts + 1] = shell_quote(a) end
@@ -896,6 +898,28 @@ describe("bin/sigmamind", function()
       if not screen then pending("tmux is not installed") return end
       assert.matches("EXIT=0", screen, 1, true)
       assert.matches("\nSTATUS\n  ended +[%d,]+ +[%d.]+ %%  \226\150\136", screen)     -- U+2588, the full block
+    end)
+  end)
+
+  describe("Ctrl-C", function()
+    it("answers SIGINT with one line and exit status 130, never a traceback", function()
+      sb:arm{ method = "GET", path = "/v1/calls/call_slow", fault = "slow=5000", count = 1 }
+      local before = sb:count("GET", "/v1/calls/{callId}")
+      local pidfile = os.tmpname()
+      local wait = launch({ "calls", "get", "call_slow" }, nil, nil, pidfile)
+      -- once the request reached the sandbox, the CLI is waiting for the answer
+      for _ = 1, 600 do
+        if sb:count("GET", "/v1/calls/{callId}") > before then break end
+        socket.sleep(0.05)
+      end
+      local pid = read_file(pidfile):match("%d+")
+      os.remove(pidfile)
+      assert.is_true(os.execute("kill -INT " .. pid))
+      local out, err, code = wait()
+      assert.equal(130, code, err)
+      assert.equal("", out)
+      assert.equal("sigmamind: interrupted\n", err)
+      sb:request("DELETE", "/_sandbox/faults")
     end)
   end)
 

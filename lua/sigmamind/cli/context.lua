@@ -8,12 +8,18 @@ local type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable, getme
       type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable, getmetatable
 local io_open, os_getenv, os_execute = io.open, os.getenv, os.execute
 
-local _M = { OK = 0, FAIL = 1, USAGE = 2 }
+local _M = { OK = 0, FAIL = 1, USAGE = 2, INTERRUPTED = 130 }
 
 -- an exit on its way up to run(): its code, and text for stdout (help)
 local Exit = { __name = "sigmamind.cli.exit" }
 function _M.exit(code, out) error(setmetatable({ code = code, out = out }, Exit), 0) end
 function _M.is_exit(v) return getmetatable(v) == Exit end
+
+-- the error lua.c raises in the running code on SIGINT (Ctrl-C): "interrupted!", maybe after a position
+function _M.is_interrupt(v) return type(v) == "string" and v:find("interrupted!$") ~= nil end
+
+-- errors that are not a command's failure, to pass on to run() untouched
+local function passing(err) return _M.is_exit(err) or _M.is_interrupt(err) end
 
 -- each parser's subcommands by name, for the usage of the command a usage error is about
 local children = setmetatable({}, { __mode = "k" })
@@ -142,7 +148,7 @@ end
 
 -- exit with the error, with its code from exit_code
 function Context:fail(err)
-  if _M.is_exit(err) then error(err, 0) end
+  if passing(err) then error(err, 0) end
   self:die(_M.exit_code(err), tostring(err), _M.error_fields(err))
 end
 
@@ -223,6 +229,7 @@ function Context:client(args)
   local base_url = args.base_url
   if base_url == nil and self.getenv("SIGMAMIND_BASE_URL") ~= "" then base_url = self.getenv("SIGMAMIND_BASE_URL") end
   local ok, client = pcall(sigmamind.new, { api_key = key, base_url = base_url, timeout = args.timeout })
+  if not ok and passing(client) then error(client, 0) end
   if not ok then self:die(_M.USAGE, tostring(client):gsub("sigmamind.new: ", "") ..
                           (tostring(client):find("API key") and " (or --api-key-stdin)" or "")) end
   return client
@@ -281,6 +288,10 @@ function Context:done(kind, id)
   else self.stdout:write("deleted ", kind, " ", id, "\n") end
 end
 
-function Context:progress(label) return output.progress(self.stderr, self:is_tty("stderr"), label) end
+-- the progress of a long command on stderr; the last one made is kept, to end its line on an interruption
+function Context:progress(label)
+  self.bar = output.progress(self.stderr, self:is_tty("stderr"), label)
+  return self.bar
+end
 
 return _M

@@ -53,6 +53,7 @@ function _M.command(a, ctx)
            "--concurrency expects a whole number of at least 1, got '" .. tostring(a.concurrency) .. "'")
   ctx:seconds(a, "wait-timeout")
   local journal = not a.no_journal and (a.journal or a.csv .. ".journal") or nil
+  if journal then ctx.interrupted_note = "; the same dial again goes on from the journal " .. journal end
   local p = ctx:progress("dial")
   local report, err = client:dial{
     csv_file = a.csv, from = a.from, agent = a.agent, variables = ctx:variables(a.var), concurrency = a.concurrency,

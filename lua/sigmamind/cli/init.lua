@@ -94,13 +94,20 @@ function _M.run(argv, opts)
   if type(argv) ~= "table" then error("sigmamind.cli.run: expected a table of arguments, got " .. type(argv), 2) end
   local ctx = context.new(opts)
   local ok, res = xpcall(main, function(err)
-    if context.is_exit(err) then return err end
+    if context.is_exit(err) or context.is_interrupt(err) then return err end
     return debug_traceback(tostring(err), 2)
   end, ctx, argv)
   if ok then return res end
   if context.is_exit(res) then
     if res.out then ctx.stdout:write(res.out) end
     return res.code
+  end
+  if context.is_interrupt(res) then
+    -- Ctrl-C: one line, and the shell's code for SIGINT (128 + 2), never a traceback
+    if ctx.bar and ctx.bar.open then ctx.stderr:write("\n") end
+    ctx.stderr:write("sigmamind: interrupted", ctx.interrupted_note or "", "\n")
+    ctx:error_json{ kind = "interrupted", message = "interrupted" }
+    return context.INTERRUPTED
   end
   error(res, 0)
 end

@@ -160,7 +160,7 @@ end
 
 -- Progress on w (stderr): a bar redrawn in place when it is a terminal, plain lines otherwise (logs, pipes, CI).
 function _M.progress(w, tty, label)
-  local p = { label = label, last_line = nil }
+  local p = { label = label, last_line = nil, open = false }   -- open: a bar is drawn on the current line
   local BAR = 30
   -- segments (optional): { { n, char }, ... } drawn as one stacked bar of total
   function p.update(done, total, note, segments)
@@ -185,6 +185,7 @@ function _M.progress(w, tty, label)
         bar = string_format("[%s] %d", string_rep("-", BAR), done)
       end
       w:write("\r", label, " ", bar, note, "\27[K")
+      p.open = true
     else
       local line = label .. ": " .. done .. (total and ("/" .. total) or "") .. note
       if line ~= p.last_line then w:write(line, "\n"); p.last_line = line end
@@ -193,6 +194,7 @@ function _M.progress(w, tty, label)
   end
   function p.finish()
     if tty then w:write("\n") end
+    p.open = false
   end
   return p
 end

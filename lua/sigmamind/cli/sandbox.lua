@@ -37,6 +37,7 @@ function _M.pass(args, ctx)
   for i = 1, #args do cmd[#cmd + 1] = shell_quote(args[i]) end
   local ok, how, code = os_execute(table_concat(cmd, " "))
   if ok then return 0 end
+  if how == "signal" then return 128 + code end      -- as a shell says it: Ctrl-C is 130
   return how == "exit" and code or 1
 end
 
