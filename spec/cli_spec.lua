@@ -230,6 +230,27 @@ describe("bin/sigmamind", function()
       assert.equal(0, dcode)
     end)
 
+    it("watches a campaign created elsewhere with the total of its calls so far", function()
+      local file = require("sigmamind.core").base64_encode("phone\n+12137774001\n+12137774002\n+12137774003\n")
+      local status, camp = sb:request("POST", "/v1/campaigns", { campaignName = "Elsewhere " .. os.time(),
+        agentId = sb.agent, sipPhoneNumber = sb.number, file = file, concurrentCalls = 1 })
+      assert.equal(201, status)
+      -- paused at once: its first call is dialed, and no other until it is resumed
+      assert.equal(200, (sb:request("PATCH", "/v1/campaigns/" .. camp.campaignId, { campaignStatus = "paused" })))
+      local out, err, code = run{ "campaigns", "watch", camp.campaignId, "--interval", "0.1", "--wait-timeout", "0.3" }
+      assert.equal(1, code, err)                                    -- paused: never completes
+      assert.equal("", out)
+      local done, total = err:match("campaign " .. camp.campaignId .. ": (%d+)/(%d+)  dialed so far  paused  ")
+      assert.is_truthy(done, err)
+      assert.is_true(tonumber(total) >= 1 and tonumber(done) <= tonumber(total), err)
+      assert.matches("not completed after 0.3 s (status paused)", err, 1, true)
+      -- told how many contacts it has, the total is that
+      out, err = run{ "campaigns", "watch", camp.campaignId, "--contacts", "3", "--interval", "0.1", "--wait-timeout", "0" }
+      assert.equal("", out)
+      assert.matches("campaign " .. camp.campaignId .. ": %d/3  paused  ", err)
+      run{ "campaigns", "delete", camp.campaignId }
+    end)
+
     it("pauses and resumes a live campaign", function()
       local path = write_file("phone\n+12137771001\n+12137771002\n")
       local camp = run_json{ "--json", "campaigns", "create", "--name", "Pause spec " .. os.time(), "--agent", sb.agent,

@@ -80,11 +80,16 @@ local function watch(ctx, client, id, contacts, interval, timeout)
     if not pr then p.finish() ctx:fail(err) end
     local camp, counts = pr.campaign, pr.counts
     local complete = camp.campaignStatus == "completed" and counts.scheduled + counts.in_progress == 0
-    -- contacts not dialed yet are known only when this process sent the CSV
-    local total = contacts or ((pr.source == "csv" or complete) and pr.total or nil)
+    -- Contacts not dialed yet are known only when this process sent the CSV (or --contacts says how many); for a
+    -- campaign created elsewhere the total is that of the calls dialed so far, and said to be so.
+    local total, note = contacts, camp.campaignStatus .. "  " .. counts_line(counts)
+    if not total then
+      if pr.source == "csv" or complete then total = pr.total
+      elseif pr.total > 0 then total, note = pr.total, "dialed so far  " .. note end
+    end
     local segments = {}
     for i, seg in ipairs(SEGMENTS) do segments[i] = { counts[seg[1]] or 0, seg[2] } end
-    p.update(pr.done, total, camp.campaignStatus .. "  " .. counts_line(counts), segments)
+    p.update(pr.done, total, note, segments)
     if complete then break end
     if core.now() - start > timeout then
       p.finish()
