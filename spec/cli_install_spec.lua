@@ -2,38 +2,42 @@
 -- command modules must come from the rockspec's module list.
 local ROOT = require("support.sandbox").root()
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
-
 describe("sigmamind installed with luarocks make", function()
-  local tree
+  local tree, log
+
+  -- runs cmd, its stdout and stderr into the log; the log's text, after an assertion that cmd succeeded
+  local function succeeds(cmd)
+    local ok = os.execute(cmd .. " >'" .. log .. "' 2>&1")
+    local f = assert(io.open(log))
+    local text = f:read("a")
+    f:close()
+    assert.is_true(ok, cmd .. "\n" .. text)
+    return text
+  end
 
   setup(function()
-    tree = os.tmpname(); os.remove(tree)
-    local ok, out = sh(("cd '%s' && luarocks --lua-version 5.4 make --tree '%s' sigmamind-scm-1.rockspec"):format(
-      ROOT, tree))
-    assert(ok, out)
+    tree, log = os.tmpname(), os.tmpname()
+    os.remove(tree)
+    succeeds(("cd '%s' && luarocks --lua-version 5.4 make --tree '%s' sigmamind-scm-1.rockspec"):format(ROOT, tree))
   end)
-  teardown(function() os.execute("rm -rf '" .. tree .. "'") end)
+  teardown(function()
+    os.execute("rm -rf '" .. tree .. "'")
+    os.remove(log)
+  end)
 
   it("runs from another directory, with every command module named in the rockspec", function()
     local spec = {}
     assert(loadfile(ROOT .. "/sigmamind-scm-1.rockspec", "t", spec))()
-    local f = assert(io.popen("ls '" .. ROOT .. "/lua/sigmamind/cli'"))
-    for name in f:lines() do
+    for name in succeeds("ls '" .. ROOT .. "/lua/sigmamind/cli'"):gmatch("[^\n]+") do
       local module = "sigmamind.cli" .. (name == "init.lua" and "" or "." .. name:gsub("%.lua$", ""))
       assert.equal("lua/sigmamind/cli/" .. name, spec.build.modules[module], module .. " is not in the rockspec")
     end
-    f:close()
-    local ok, out = sh("cd / && '" .. tree .. "/bin/sigmamind' --help")
-    assert.is_true(ok, out)
-    assert.matches("Usage: sigmamind", out, 1, true)
-    for _, command in ipairs{ "calls", "campaigns", "numbers", "webhooks", "dial", "sandbox" } do
-      assert.matches("\n   " .. command .. " ", out, 1, true)
+    local help = succeeds("cd / && '" .. tree .. "/bin/sigmamind' --help")
+    assert.matches("Usage: sigmamind", help, 1, true)
+    for _, command in ipairs{ "calls", "campaigns", "numbers", "webhooks", "agents", "dial", "sandbox",
+                              "completion" } do
+      assert.matches("\n   " .. command .. " ", help, 1, true)
     end
+    assert.equal(require("sigmamind")._VERSION .. "\n", succeeds("cd / && '" .. tree .. "/bin/sigmamind' --version"))
   end)
 end)

@@ -16,10 +16,8 @@ end
 
 function _M.command(a, ctx)
   local client = ctx:client(a)
-  local s, ag = a.sub, client.agents
-  if s == "list" then ctx:listing(ag, {}, ctx:limit(a), COLUMNS, "agents")
-  elseif s == "get" then ctx:show(ctx:check(ag:get(a.id)), FIRST)
-  end
+  if a.sub == "list" then ctx:listing(client.agents, {}, ctx:limit(a), COLUMNS, "agents")
+  else ctx:show(ctx:check(client.agents:get(a.id)), FIRST) end
   client:close()
 end
 

@@ -15,18 +15,28 @@ local COLUMNS = { { "CAMPAIGN", "campaignId" }, { "NAME", "campaignName" }, { "S
                   { "ROW PROBLEMS", function(c) return type(c.errors) == "table" and #c.errors or 0 end } }
 local FIRST = { "campaignId", "campaignName", "campaignStatus", "concurrentCalls", "errors" }
 
+-- the options of the fields create and update share; create needs the first three (and a --csv after them)
+local function field_options(cmd, create)
+  for _, o in ipairs{ { "--name", "Campaign name (unique)." }, { "--agent", "Agent id." },
+                      { "--from", "The caller number (+E.164)." } } do
+    local option = cmd:option(o[1], o[2])
+    if create then option:count(1) end
+  end
+  if create then
+    cmd:option("--csv", "Contacts CSV file (a phoneNumber/phone/to column; other columns are variables)."):count(1)
+  end
+  context.number_option(cmd, "--concurrency", "Calls at a time.")
+  context.vars_option(cmd)
+  cmd:option("--date", "Schedule: YYYY-MM-DD (with --time and --timezone" ..
+                       (create and ")." or "; all three schedule a campaign)."))
+  cmd:option("--time", "Schedule: HH:MM.")
+  cmd:option("--timezone", "Schedule: IANA time zone, e.g. America/New_York.")
+end
+
 function _M.add_to_parser(parser)
   local campaigns = context.command(parser, "campaigns", "Create and follow campaigns."):command_target("sub")
   local c = context.command(campaigns, "create", "Create a campaign from a contacts CSV.")
-  c:option("--name", "Campaign name (unique)."):count(1)
-  c:option("--agent", "Agent id."):count(1)
-  c:option("--from", "The caller number (+E.164)."):count(1)
-  c:option("--csv", "Contacts CSV file (a phoneNumber/phone/to column; other columns are variables)."):count(1)
-  context.number_option(c, "--concurrency", "Calls at a time.")
-  context.vars_option(c)
-  c:option("--date", "Schedule: YYYY-MM-DD (with --time and --timezone).")
-  c:option("--time", "Schedule: HH:MM.")
-  c:option("--timezone", "Schedule: IANA time zone, e.g. America/New_York.")
+  field_options(c, true)
   c:flag("--watch", "Follow it to completion (as campaigns watch).")
   context.command(campaigns, "get", "Show one campaign."):argument("id")
   local l = context.command(campaigns, "list", "List campaigns.")
@@ -34,14 +44,7 @@ function _M.add_to_parser(parser)
   context.limit_options(l, "campaigns")
   local u = context.command(campaigns, "update", "Change a campaign (its contacts cannot be changed).")
   u:argument("id")
-  u:option("--name", "Campaign name (unique).")
-  u:option("--agent", "Agent id.")
-  u:option("--from", "The caller number (+E.164).")
-  context.number_option(u, "--concurrency", "Calls at a time.")
-  context.vars_option(u)
-  u:option("--date", "Schedule: YYYY-MM-DD (all three of --date, --time, --timezone schedule a campaign).")
-  u:option("--time", "Schedule: HH:MM.")
-  u:option("--timezone", "Schedule: IANA time zone, e.g. America/New_York.")
+  field_options(u, false)
   u:flag("--unschedule", "Drop the schedule: a scheduled campaign starts now.")
   u:option("--status", "live or paused (as resume and pause)."):choices{ "live", "paused" }
   context.command(campaigns, "pause", "Pause a live campaign."):argument("id")

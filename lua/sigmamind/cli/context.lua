@@ -166,7 +166,6 @@ function Context:guard(fn, cleanup)
   if not ok then self:fail(err) end
 end
 
-
 -- a usage error: the usage, the message, exit 2
 function Context:usage(what)
   self.stderr:write((self.usage_of or self.parser):get_usage(), "\n\nError: ", what, "\n")
