@@ -20,7 +20,7 @@ local function build_parser(argparse)
             "environment only to you: pass the API key in $SIGMAMIND_API_KEY or with --api-key-stdin, the trunk\n" ..
             "password of numbers import in $SIGMAMIND_TRUNK_PASSWORD or with --password-stdin, and a webhook\n" ..
             "secret in $SIGMAMIND_WEBHOOK_SECRET, rather than --api-key, --password or --secret.\n" ..
-            "Exit codes: 0 ok, 1 API or network failure (or an invalid webhook signature), 2 usage.")
+            "Exit codes: 0 ok, 1 API or network failure (or an invalid webhook signature), 2 usage, 130 Ctrl-C.")
   context.own_help(parser)
   parser:command_target("command")
   parser:mutex(
@@ -88,7 +88,7 @@ end
 -- @tparam[opt] table opts `stdout`, `stderr` (anything with `:write`), `stdin` (a file), `env` (a table, or a
 -- function of a name; default `os.getenv`), `tty` (`{ stdout = bool, stderr = bool }`; default: asked of the
 -- process's own streams, false for others), `bindir` (where `sigmamind-sandbox` is)
--- @treturn integer the exit code: 0 ok, 1 API or network failure, 2 usage
+-- @treturn integer the exit code: 0 ok, 1 API or network failure, 2 usage, 130 interrupted (SIGINT)
 -- @raise a bug in a command, with its traceback
 function _M.run(argv, opts)
   if type(argv) ~= "table" then error("sigmamind.cli.run: expected a table of arguments, got " .. type(argv), 2) end
