@@ -32,10 +32,12 @@ describe("bin/sigmamind", function()
   setup(function() sb = sandbox.start{ speed = 200 } end)
   teardown(function() if sb then sb:stop() end end)
 
-  -- starts the CLI with the sandbox's environment; the function returned waits for it: stdout, stderr, exit code
-  local function launch(args, env, stdin_file)
+  -- starts the CLI with the sandbox's environment; the function returned waits for it: stdout, stderr, exit code.
+  -- pidfile: a file to write the CLI's process id into
+  local function launch(args, env, stdin_file, pidfile)
     env = env or { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url }
     local parts = { "env" }
+    if pidfile then parts = { "sh", "-c", shell_quote('echo $$ >' .. pidfile .. '; exec "$@"'), "sh", "env" } end
     for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. shell_quote(v) end
     parts[#parts + 1] = shell_quote(CLI)
     for _, a in ipairs(args) do parts[#parts + 1] = shell_quote(a) end
@@ -52,6 +54,28 @@ describe("bin/sigmamind", function()
   end
 
   local function run(args, env, stdin_file) return launch(args, env, stdin_file)() end
+
+  -- runs the CLI on a terminal (a 120x30 tmux pane) with the sandbox's environment and returns the screen once it
+  -- has exited, with a last line EXIT=<code>; nil when tmux is not installed
+  local function on_terminal(args)
+    if not os.execute("command -v tmux >/dev/null 2>&1") then return nil end
+    local quoted = {}
+    for i, a in ipairs(args) do quoted[i] = shell_quote(a) end
+    local tmux = "tmux -L sigmamind-spec-" .. os.time() .. "-" .. math.random(1e6) .. " "
+    local cmd = string.format("env SIGMAMIND_API_KEY=%s SIGMAMIND_BASE_URL=%s %s %s; echo EXIT=$?; sleep 60",
+                              shell_quote(sb.key), shell_quote(sb.url), shell_quote(CLI), table.concat(quoted, " "))
+    assert.is_true(os.execute(tmux .. "new-session -d -x 120 -y 30 " .. shell_quote(cmd)))
+    local screen = ""
+    for _ = 1, 300 do
+      local p = io.popen(tmux .. "capture-pane -p")
+      screen = p:read("a")
+      p:close()
+      if screen:find("EXIT=", 1, true) then break end
+      os.execute("sleep 0.1")
+    end
+    os.execute(tmux .. "kill-server")
+    return screen
+  end
 
   local function run_json(args)
     local out, err, code = run(args)
@@ -118,6 +142,58 @@ describe("bin/sigmamind", function()
     end)
   end)
 
+  describe("a table cut to --limit", function()
+    local function lines(s) local _, n = s:gsub("\n", "") return n end
+
+    it("says how many there are and how to get them", function()
+      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 30 })))
+      local _, page = sb:request("GET", "/v1/calls?size=1")
+      local total = math.tointeger(page.totalCounts)
+      local out, err, code = run{ "calls", "list", "--limit", "10" }
+      assert.equal(0, code, err)
+      assert.equal(11, lines(out))                                  -- the header and 10 calls
+      assert.equal("showing 10 of " .. total .. " calls; --all for every one, --limit N for N\n", err)
+      out, err, code = run{ "calls", "list", "--status", "ended", "--limit", "3" }
+      assert.equal(0, code, err)
+      _, page = sb:request("GET", "/v1/calls?size=1&status=ended")
+      assert.equal(4, lines(out))
+      assert.equal(("showing 3 of %d calls; --all for every one, --limit N for N\n"):format(page.totalCounts), err)
+
+      for _, args in ipairs{ { "calls", "list", "--all" }, { "calls", "list", "--limit", "0" },
+                             { "calls", "list", "--limit", tostring(total) }, { "--json", "calls", "list", "--limit", "2" } } do
+        out, err, code = run(args)
+        assert.equal(0, code, err)
+        assert.is_true(#out > 0)
+        assert.equal("", err, table.concat(args, " "))             -- nothing was left out, or JSON for a program
+      end
+      assert.equal(total + 1, lines(run{ "calls", "list", "--all" }))
+    end)
+
+    it("says so for every listing, each with --all", function()
+      local made = {}
+      for i = 1, 2 do
+        made[i] = run_json{ "--json", "webhooks", "create", "--name", "cut" .. i, "--agent", sb.agent,
+                            "--url", sb.url .. "/_sandbox/echo/cut" }.webhookId
+      end
+      local _, page = sb:request("GET", "/v1/webhooks?size=1")
+      local total = math.tointeger(page.totalCount)
+      local out, err, code = run{ "webhooks", "list", "--limit", "1" }
+      assert.equal(0, code, err)
+      assert.equal(2, lines(out))
+      assert.equal("showing 1 of " .. total .. " webhooks; --all for every one, --limit N for N\n", err)
+      out, err, code = run{ "webhooks", "list", "--all" }
+      assert.equal(0, code, err)
+      assert.equal("", err)
+      assert.equal(total + 1, lines(out))
+      for _, id in ipairs(made) do run{ "webhooks", "delete", id } end
+      _, err, code = run{ "agents", "list", "--limit", "1" }
+      assert.equal(0, code, err)
+      _, page = sb:request("GET", "/v1/agents?size=1")
+      assert.equal(page.totalCount > 1 and ("showing 1 of %d agents; --all for every one, --limit N for N\n"):format(
+                   page.totalCount) or "", err)
+    end)
+  end)
+
   describe("campaigns", function()
     it("creates a campaign from a CSV, reports bad rows on stderr and watches it to completion", function()
       local path = write_file(CONTACTS)
@@ -154,6 +230,27 @@ describe("bin/sigmamind", function()
       assert.equal(0, dcode)
     end)
 
+    it("watches a campaign created elsewhere with the total of its calls so far", function()
+      local file = require("sigmamind.core").base64_encode("phone\n+12137774001\n+12137774002\n+12137774003\n")
+      local status, camp = sb:request("POST", "/v1/campaigns", { campaignName = "Elsewhere " .. os.time(),
+        agentId = sb.agent, sipPhoneNumber = sb.number, file = file, concurrentCalls = 1 })
+      assert.equal(201, status)
+      -- paused at once: its first call is dialed, and no other until it is resumed
+      assert.equal(200, (sb:request("PATCH", "/v1/campaigns/" .. camp.campaignId, { campaignStatus = "paused" })))
+      local out, err, code = run{ "campaigns", "watch", camp.campaignId, "--interval", "0.1", "--wait-timeout", "0.3" }
+      assert.equal(1, code, err)                                    -- paused: never completes
+      assert.equal("", out)
+      local done, total = err:match("campaign " .. camp.campaignId .. ": (%d+)/(%d+)  dialed so far  paused  ")
+      assert.is_truthy(done, err)
+      assert.is_true(tonumber(total) >= 1 and tonumber(done) <= tonumber(total), err)
+      assert.matches("not completed after 0.3 s (status paused)", err, 1, true)
+      -- told how many contacts it has, the total is that
+      out, err = run{ "campaigns", "watch", camp.campaignId, "--contacts", "3", "--interval", "0.1", "--wait-timeout", "0" }
+      assert.equal("", out)
+      assert.matches("campaign " .. camp.campaignId .. ": %d/3  paused  ", err)
+      run{ "campaigns", "delete", camp.campaignId }
+    end)
+
     it("pauses and resumes a live campaign", function()
       local path = write_file("phone\n+12137771001\n+12137771002\n")
       local camp = run_json{ "--json", "campaigns", "create", "--name", "Pause spec " .. os.time(), "--agent", sb.agent,
@@ -162,6 +259,30 @@ describe("bin/sigmamind", function()
       os.remove(path)
       assert.equal("paused", run_json{ "--json", "campaigns", "pause", camp.campaignId }.campaignStatus)
       assert.is_not.equal("paused", run_json{ "--json", "campaigns", "resume", camp.campaignId }.campaignStatus)
+    end)
+
+    it("updates a campaign's name, concurrency, variables, schedule and status", function()
+      local path = write_file("phone\n+12137771011\n")
+      local camp = run_json{ "--json", "campaigns", "create", "--name", "Update spec " .. os.time(), "--agent",
+                             sb.agent, "--from", sb.number, "--csv", path, "--date", "2099-01-01", "--time", "09:00",
+                             "--timezone", "UTC" }
+      os.remove(path)
+      local name = "Renamed " .. os.time()
+      local u = run_json{ "--json", "campaigns", "update", camp.campaignId, "--name", name, "--concurrency", "3",
+                          "--var", "plan=gold", "--date", "2099-02-03", "--time", "10:30", "--timezone", "UTC" }
+      assert.equal(name, u.campaignName)
+      assert.equal(3, u.concurrentCalls)
+      assert.matches("^2099%-02%-03", u.scheduledDate)
+      u = run_json{ "--json", "campaigns", "update", camp.campaignId, "--status", "paused" }
+      assert.equal("paused", u.campaignStatus)
+      local out, err, code = run{ "campaigns", "update", camp.campaignId }
+      assert.equal(2, code, err)
+      assert.equal("", out)
+      assert.matches("campaigns update needs at least one of --name", err, 1, true)
+      out, err, code = run{ "campaigns", "update", camp.campaignId, "--concurrency", "0" }   -- the core's check
+      assert.equal(2, code, err)
+      assert.equal("", out)
+      assert.matches("concurrentCalls", err, 1, true)
     end)
   end)
 
@@ -203,6 +324,25 @@ describe("bin/sigmamind", function()
       assert.equal("deleted webhook " .. w.webhookId .. "\n", out)
     end)
 
+    it("updates a webhook's name, url, events and active flag", function()
+      local w = run_json{ "--json", "webhooks", "create", "--name", "before", "--agent", sb.agent,
+                          "--url", sb.url .. "/_sandbox/echo/a", "--event", "conversation_ended" }
+      local u = run_json{ "--json", "webhooks", "update", w.webhookId, "--name", "after", "--url",
+                          sb.url .. "/_sandbox/echo/b", "--event", "conversation_started", "--event",
+                          "conversation_analyzed", "--active", "false" }
+      assert.equal("after", u.name)
+      assert.equal(sb.url .. "/_sandbox/echo/b", u.url)
+      assert.same({ "conversation_started", "conversation_analysed" }, u.events)
+      assert.is_false(u.active)
+      local got = run_json{ "--json", "webhooks", "get", w.webhookId }
+      assert.equal("after", got.name)
+      local out, err, code = run{ "webhooks", "update", w.webhookId }
+      assert.equal(2, code, err)
+      assert.equal("", out)
+      assert.matches("webhooks update needs at least one of --name, --url, --event, --active", err, 1, true)
+      run{ "webhooks", "delete", w.webhookId }
+    end)
+
     it("verifies a delivery: exit 0 when valid, 1 with the reason when forged", function()
       local body = '{"event":"conversation_ended","call":{"callId":"call_9","status":"ended"}}'
       local path = write_file(body)
@@ -226,6 +366,27 @@ describe("bin/sigmamind", function()
       assert.equal("", out)
       assert.matches("^invalid: too_old: ", err)
       os.remove(path)
+    end)
+  end)
+
+  describe("agents", function()
+    it("lists the agents and shows one", function()
+      local out, err, code = run{ "agents", "list" }
+      assert.equal(0, code, err)
+      assert.matches("^AGENT%s+NAME%s+STATUS\n", out)
+      assert.matches("\n" .. sb.agent .. "%s", out)
+      local list = run_json{ "--json", "agents", "list" }
+      local ids = {}
+      for _, a in ipairs(list) do ids[a.agentId] = true end
+      assert.is_true(ids[sb.agent])
+      assert.equal(sb.agent, run_json{ "--json", "agents", "get", sb.agent }.agentId)
+      out, err, code = run{ "agents", "get", sb.agent }
+      assert.equal(0, code, err)
+      assert.matches("^agentId%s+" .. sb.agent .. "\n", out)
+      out, err, code = run{ "agents", "get", "agent_nope" }
+      assert.equal(1, code)
+      assert.equal("", out)
+      assert.matches("404", err, 1, true)
     end)
   end)
 
@@ -326,28 +487,15 @@ describe("bin/sigmamind", function()
     end)
 
     it("draws a progress bar on a terminal (seen through tmux)", function()
-      if not os.execute("command -v tmux >/dev/null 2>&1") then
-        pending("tmux is not installed")
-        return
-      end
       local rows = { "phone,customer_name" }
       for i = 1, 20 do rows[#rows + 1] = string.format("+121377720%02d,Person %d", i, i) end
       local path = write_file(table.concat(rows, "\n") .. "\n")
-      local socket_name = "sigmamind-spec-" .. os.time() .. "-" .. math.random(1e6)
-      local tmux = "tmux -L " .. socket_name .. " "
-      local cmd = string.format("env SIGMAMIND_API_KEY=%s SIGMAMIND_BASE_URL=%s %s dial %s --from %s --agent %s; " ..
-                                "echo EXIT=$?; sleep 60", shell_quote(sb.key), shell_quote(sb.url), shell_quote(CLI),
-                                shell_quote(path), shell_quote(sb.number), shell_quote(sb.agent))
-      assert.is_true(os.execute(tmux .. "new-session -d -x 120 -y 30 " .. shell_quote(cmd)))
-      local screen = ""
-      for _ = 1, 100 do
-        local p = io.popen(tmux .. "capture-pane -p")
-        screen = p:read("a")
-        p:close()
-        if screen:find("EXIT=", 1, true) then break end
-        os.execute("sleep 0.1")
+      local screen = on_terminal{ "dial", path, "--from", sb.number, "--agent", sb.agent }
+      if not screen then
+        os.remove(path)
+        pending("tmux is not installed")
+        return
       end
-      os.execute(tmux .. "kill-server")
       os.remove(path)
       os.remove(path .. ".journal")
       assert.matches("EXIT=0", screen, 1, true)
@@ -504,6 +652,28 @@ describe("bin/sigmamind", function()
       assert.matches("toPhoneNumber", err, 1, true)
     end)
 
+    it("shows the usage of the subcommand at fault, and names the flag", function()
+      for _, case in ipairs{
+        { { "calls", "list", "--size", "abc" }, "Usage: sigmamind calls list ",
+          "Error: --size: malformed argument 'abc' (expected a number)\n" },
+        { { "--timeout", "soon", "calls", "get", "call_x" }, "Usage: sigmamind ([--api-key",         -- a global flag
+          "Error: --timeout: malformed argument 'soon' (expected a number)\n" },
+        { { "dial", "x.csv", "--from", "+14157774444", "--agent", "a", "--concurrency", "many" }, "Usage: sigmamind dial ",
+          "Error: --concurrency: malformed argument 'many' (expected a number)\n" },
+        { { "calls", "list", "--format", "xml" }, "Usage: sigmamind calls list ",
+          "Error: argument for option '--format' must be one of 'table', 'json', 'csv'\n" },
+        { { "numbers", "update", "+14157774444" }, "Usage: sigmamind numbers update ",
+          "Error: numbers update needs at least one of --name, --inbound-agent, --outbound-agent\n" },
+        { { "calls" }, "Usage: sigmamind calls ", "Error: a command is required\n" },
+      } do
+        local out, err, code = run(case[1])
+        assert.equal(2, code, err)
+        assert.equal("", out)
+        assert.equal(case[2], err:sub(1, #case[2]), err)
+        assert.equal(case[3], err:sub(-#case[3]), err)
+      end
+    end)
+
     local function show_args(args)
       local out = {}
       for i, v in ipairs(args) do out[i] = v == "" and "''" or v end
@@ -531,6 +701,18 @@ describe("bin/sigmamind", function()
         assert.same(before, sb:api_requests())               -- no request at all reached the sandbox
       end)
     end
+
+    it("refuses a page bigger than the API serves before sending, as it refuses --size 0", function()
+      for _, args in ipairs{ { "calls", "list", "--size", "1000" }, { "calls", "list", "--size", "101", "--format", "csv" },
+                             { "--json", "calls", "list", "--size", "1000" } } do
+        local before = sb:api_requests()
+        local out, err, code = run(args)
+        assert.equal(2, code, err)
+        assert.equal("", out)
+        assert.matches("^sigmamind: GET /v1/calls: invalid: size: expected an integer from 1 to 100, got 10[01]0?\n", err)
+        assert.same(before, sb:api_requests())
+      end
+    end)
 
     -- seconds below 0 are refused before anything is sent (calls:wait and core.sleep would raise, mid-command)
     for _, case in ipairs{
@@ -617,6 +799,184 @@ describe("bin/sigmamind", function()
     end)
   end)
 
+  describe("the command itself", function()
+    it("says in one line how to get argparse when it is missing, and exits 1", function()
+      local nowhere = "/nonexistent/?.lua"        -- no system directory: argparse cannot be found
+      local out, err, code = run({ "calls", "list" }, { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url,
+                                                        LUA_PATH = nowhere, LUA_PATH_5_4 = nowhere })
+      assert.equal(1, code, err)
+      assert.equal("", out)
+      assert.equal("sigmamind: the command line needs the Lua module argparse: apt-get install lua-argparse, " ..
+                   "or luarocks install argparse\n", err)
+    end)
+
+    it("prints the module's _VERSION with --version", function()
+      local out, err, code = run({ "--version" }, {})
+      assert.equal(0, code, err)
+      assert.matches("^lua%-sigmamind %d+%.%d+%.%d+\n$", out)
+      assert.equal(require("sigmamind")._VERSION .. "\n", out)
+    end)
+  end)
+
+  describe("--json", function()
+    -- the keys of every object of a JSON text, in the order the text has them
+    local function key_orders(text)
+      local orders, stack, i = {}, {}, 1
+      while i <= #text do
+        local c = text:sub(i, i)
+        if c == '"' then
+          local j = i + 1
+          while text:sub(j, j) ~= '"' do j = j + (text:sub(j, j) == "\\" and 2 or 1) end
+          local top = stack[#stack]
+          if top and top.object and text:find("^%s*:", j + 1) then top.keys[#top.keys + 1] = text:sub(i + 1, j - 1) end
+          i = j + 1
+        else
+          if c == "{" or c == "[" then stack[#stack + 1] = { object = c == "{", keys = {} }
+          elseif c == "}" or c == "]" then
+            local t = table.remove(stack)
+            if t.object then orders[#orders + 1] = t.keys end
+          end
+          i = i + 1
+        end
+      end
+      return orders
+    end
+
+    local function assert_sorted(text)
+      local orders = key_orders(text)
+      assert.is_true(#orders > 0, text)
+      for _, keys in ipairs(orders) do
+        local sorted = { table.unpack(keys) }
+        table.sort(sorted)
+        assert.same(sorted, keys, text)
+      end
+    end
+
+    it("writes every object's keys sorted, the same text run after run", function()
+      local status, call = sb:request("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+12137775601",
+                                                             agentId = sb.agent, dynamicVariables = { b = "2", a = "1" } })
+      assert.equal(201, status)
+      assert.equal("ended", run_json{ "--json", "calls", "wait", call.callId, "--wait-timeout", "30" }.status)
+      for _, args in ipairs{ { "--json", "calls", "get", call.callId }, { "--json", "numbers", "list" },
+                             { "--json", "agents", "get", sb.agent } } do
+        local first
+        for _ = 1, 3 do
+          local out, err, code = run(args)
+          assert.equal(0, code, err)
+          assert_sorted(out)
+          first = first or out
+          assert.equal(first, out)
+        end
+      end
+    end)
+
+    it("writes an error as JSON too, the last line of stderr, after the line for people", function()
+      local _, out, err, code
+      out, err, code = run{ "--json", "calls", "get", "call_nope" }
+      assert.equal(1, code)
+      assert.equal("", out)
+      local line, doc = err:match("^(sigmamind: [^\n]*)\n({[^\n]*})\n$")
+      assert.is_truthy(line, err)
+      assert.matches("^sigmamind: GET /v1/calls/call_nope: 404", line)
+      local e = json.decode(doc).error
+      assert.same({ "not_found", 404, "GET", "/v1/calls/call_nope" }, { e.kind, e.status, e.method, e.path })
+      assert.is_string(e.message)
+      assert_sorted(doc)
+
+      _, err, code = run{ "calls", "list", "--status", "bogus", "--json" }          -- refused before sending
+      assert.equal(2, code)
+      e = json.decode(err:match("\n({[^\n]*})\n$")).error
+      assert.same({ "invalid", "status", false }, { e.kind, e.field, e.sent })
+
+      for _, args in ipairs{ { "--json", "calls", "get" }, { "calls", "list", "--json", "--size", "x" } } do
+        _, err, code = run(args)                                              -- argparse's refusals
+        assert.equal(2, code)
+        e = json.decode(err:match("\n({[^\n]*})\n$")).error
+        assert.equal("usage", e.kind)
+        assert.matches("argument", e.message)
+      end
+      _, err, code = run({ "--json", "calls", "list" }, { SIGMAMIND_BASE_URL = sb.url })      -- no API key
+      assert.equal(2, code)
+      assert.same({ kind = "usage", message = "no API key: pass api_key or set SIGMAMIND_API_KEY (or --api-key-stdin)" },
+                  json.decode(err:match("\n({[^\n]*})\n$")).error)
+      -- without --json, the line for people alone
+      _, err = run{ "calls", "get", "call_nope" }
+      assert.matches("^sigmamind: GET /v1/calls/call_nope: 404[^\n]*\n$", err)
+    end)
+  end)
+
+  describe("calls stats", function()
+    it("draws its bars with block characters on a terminal, and in ASCII on anything else", function()
+      local status, call = sb:request("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+12137775701",
+                                                             agentId = sb.agent })
+      assert.equal(201, status)
+      run_json{ "--json", "calls", "wait", call.callId, "--wait-timeout", "30" }
+      local out, err, code = run{ "calls", "stats" }                       -- stdout is a pipe here
+      assert.equal(0, code, err)
+      assert.matches("\nSTATUS\n  ended +[%d,]+ +[%d.]+ %%  #+", out)
+      assert.is_nil(out:find("[\128-\255]"), out)                         -- nothing but ASCII
+      local screen = on_terminal{ "calls", "stats" }
+      if not screen then pending("tmux is not installed") return end
+      assert.matches("EXIT=0", screen, 1, true)
+      assert.matches("\nSTATUS\n  ended +[%d,]+ +[%d.]+ %%  \226\150\136", screen)     -- U+2588, the full block
+    end)
+  end)
+
+  describe("Ctrl-C", function()
+    it("answers SIGINT with one line and exit status 130, never a traceback", function()
+      sb:arm{ method = "GET", path = "/v1/calls/call_slow", fault = "slow=5000", count = 1 }
+      local before = sb:count("GET", "/v1/calls/{callId}")
+      local pidfile = os.tmpname()
+      local wait = launch({ "calls", "get", "call_slow" }, nil, nil, pidfile)
+      -- once the request reached the sandbox, the CLI is waiting for the answer
+      for _ = 1, 600 do
+        if sb:count("GET", "/v1/calls/{callId}") > before then break end
+        socket.sleep(0.05)
+      end
+      local pid = read_file(pidfile):match("%d+")
+      os.remove(pidfile)
+      assert.is_true(os.execute("kill -INT " .. pid))
+      local out, err, code = wait()
+      assert.equal(130, code, err)
+      assert.equal("", out)
+      assert.equal("sigmamind: interrupted\n", err)
+      sb:request("DELETE", "/_sandbox/faults")
+    end)
+  end)
+
+  describe("completion", function()
+    it("prints a bash script that completes commands and flags", function()
+      local out, err, code = run({ "completion", "bash" }, {})
+      assert.equal(0, code, err)
+      local path = write_file(out)
+      -- what bash's programmable completion would offer after `sigmamind ag<Tab>` and `... list --f<Tab>`
+      local p = io.popen("bash -c " .. shell_quote("source " .. shell_quote(path) .. " && " ..
+        "COMP_WORDS=(sigmamind ag); COMP_CWORD=1; _sigmamind; echo \"${COMPREPLY[*]}\"; " ..
+        "COMP_WORDS=(sigmamind calls list --f); COMP_CWORD=3; _sigmamind; echo \"${COMPREPLY[*]}\"; " ..
+        "complete -p sigmamind"))
+      local offered = p:read("a")
+      p:close()
+      os.remove(path)
+      local words, complete = offered:match("^(agents\n%-%-format\n)(complete [^\n]*)\n$")
+      assert.is_truthy(words, offered)
+      assert.matches("-F _sigmamind ", complete, 1, true)
+    end)
+
+    it("prints zsh and fish scripts, and refuses another shell", function()
+      local out, err, code = run({ "completion", "zsh" }, {})
+      assert.equal(0, code, err)
+      assert.matches("^#compdef sigmamind\n", out)
+      assert.matches('"agents:List your AI voice agents (read only)"', out, 1, true)
+      out, err, code = run({ "completion", "fish" }, {})
+      assert.equal(0, code, err)
+      assert.matches("complete -c sigmamind -n '__fish_sigmamind_using_command' -xa 'agents'", out, 1, true)
+      out, err, code = run({ "completion", "tcsh" }, {})
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("argument 'shell' must be one of 'bash', 'zsh', 'fish'", err, 1, true)
+    end)
+  end)
+
   describe("sandbox", function()
     it("passes its arguments to bin/sigmamind-sandbox", function()
       local out, err, code = run({ "sandbox", "--daemon", "--port", "0", "--speed", "50" }, {})
@@ -624,6 +984,22 @@ describe("bin/sigmamind", function()
       local prefix = out:match("SIGMAMIND_SANDBOX_PREFIX=([^\n]+)")
       assert.matches("SIGMAMIND_BASE_URL=http://127.0.0.1:%d+", out)
       local _, _, scode = run({ "sandbox", "stop", "--prefix", prefix }, {})
+      assert.equal(0, scode)
+    end)
+
+    it("answers --help with the launcher's usage and 0, and takes global flags before it", function()
+      for _, args in ipairs{ { "sandbox", "--help" }, { "sandbox", "-h" }, { "--json", "sandbox", "--help" } } do
+        local out, err, code = run(args, {})
+        assert.equal(0, code, err)
+        assert.matches("^Usage: sigmamind sandbox ", out)
+        assert.matches("sigmamind-sandbox [--port N]", out, 1, true)
+        assert.matches("sigmamind-sandbox stop [--prefix DIR]", out, 1, true)
+      end
+      local out, err, code = run({ "--json", "sandbox", "--daemon", "--port", "0", "--speed", "50" }, {})
+      assert.equal(0, code, err)
+      local prefix = out:match("SIGMAMIND_SANDBOX_PREFIX=([^\n]+)")
+      assert.is_truthy(prefix, out)
+      local _, _, scode = run({ "--json", "sandbox", "stop", "--prefix", prefix }, {})
       assert.equal(0, scode)
     end)
   end)

@@ -1,0 +1,77 @@
+-- sigmamind.cli.run: the command-line tool driven in this process, as a function that returns an exit code.
+local sandbox = require "support.sandbox"
+local cli = require "sigmamind.cli"
+local json = sandbox.json
+
+-- a writer that keeps what it is given
+local function buffer()
+  local parts = {}
+  return {
+    write = function(self, ...)
+      for _, s in ipairs{ ... } do parts[#parts + 1] = tostring(s) end
+      return self
+    end,
+    flush = function() end,
+    text = function() return table.concat(parts) end,
+  }
+end
+
+describe("sigmamind.cli.run", function()
+  local sb
+
+  setup(function() sb = sandbox.start{ speed = 200 } end)
+  teardown(function() if sb then sb:stop() end end)
+
+  -- runs the CLI in this process: stdout, stderr, exit code
+  local function run(argv, env)
+    local out, err = buffer(), buffer()
+    local code = cli.run(argv, { stdout = out, stderr = err,
+                                 env = env or { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url } })
+    return out:text(), err:text(), code
+  end
+
+  it("lists calls as JSON into the given stream and returns 0", function()
+    local status, call = sb:request("POST", "/v1/calls", { fromPhoneNumber = sb.number, toPhoneNumber = "+12137775501",
+                                                           agentId = sb.agent })
+    assert.equal(201, status)
+    local out, err, code = run{ "calls", "list", "--json" }
+    assert.equal(0, code, err)
+    assert.equal("", err)
+    local ids = {}
+    for _, c in ipairs(json.decode(out)) do ids[c.callId] = true end
+    assert.is_true(ids[call.callId])
+  end)
+
+  it("returns the exit code of a failure instead of ending the process", function()
+    local out, err, code = run({ "calls", "list" }, { SIGMAMIND_API_KEY = "sk_wrong", SIGMAMIND_BASE_URL = sb.url })
+    assert.equal(1, code)
+    assert.equal("", out)
+    assert.matches("^sigmamind: GET /v1/calls: 401", err)
+    out, err, code = run{ "calls", "get" }
+    assert.equal(2, code)
+    assert.equal("", out)
+    assert.matches("missing argument 'id'", err, 1, true)
+  end)
+
+  it("answers --help on stdout with 0, and the process goes on", function()
+    local out, err, code = run{ "calls", "list", "--help" }
+    assert.equal(0, code, err)
+    assert.matches("^Usage: sigmamind calls list ", out)
+    assert.matches("--limit <limit>", out, 1, true)
+  end)
+
+  it("reads the environment it is given, not the process's", function()
+    local before = sb:api_requests()
+    local _, err, code = run({ "calls", "list" }, { SIGMAMIND_BASE_URL = sb.url })
+    assert.equal(2, code)
+    assert.matches("no API key", err, 1, true)
+    assert.same(before, sb:api_requests())
+  end)
+
+  it("leaves no global behind", function()
+    local before = {}
+    for k in pairs(_G) do before[k] = true end
+    run{ "numbers", "list", "--json" }
+    for k in pairs(_G) do assert.is_true(before[k], "new global " .. tostring(k)) end
+  end)
+end)
