@@ -63,7 +63,7 @@ build = {
     ["sigmamind.cli.sandbox"]   = "lua/sigmamind/cli/sandbox.lua",
     ["sigmamind.cli.completion"] = "lua/sigmamind/cli/completion.lua",
   },
-  install = { bin = { sigmamind = "bin/sigmamind" } },
-  copy_directories = { "examples" },
+  install = { bin = { sigmamind = "bin/sigmamind", ["sigmamind-sandbox"] = "bin/sigmamind-sandbox" } },
+  copy_directories = { "examples", "sandbox" },
 }
 test = { type = "busted" }

@@ -40,4 +40,28 @@ describe("sigmamind installed with luarocks make", function()
     end
     assert.equal(require("sigmamind")._VERSION .. "\n", succeeds("cd / && '" .. tree .. "/bin/sigmamind' --version"))
   end)
+
+  -- the sandbox the CLI's help tells users to start: its launcher and sandbox/ installed with the rock
+  it("starts and stops the sandbox from the installed tree, through sigmamind and through the launcher", function()
+    for _, cmd in ipairs{ tree .. "/bin/sigmamind sandbox", tree .. "/bin/sigmamind-sandbox" } do
+      local out = succeeds("cd / && " .. cmd .. " --daemon --port 0")
+      local url = assert(out:match("SIGMAMIND_BASE_URL=(%S+)"), out)
+      local prefix = assert(out:match("SIGMAMIND_SANDBOX_PREFIX=(%S+)"), out)
+      local listed = succeeds(("cd / && SIGMAMIND_BASE_URL=%s SIGMAMIND_API_KEY=sk_test_sandbox %s/bin/sigmamind "
+        .. "--json agents list"):format(url, tree))
+      assert.matches('"agentId"', listed, 1, true)
+      succeeds(("cd / && %s stop --prefix %s"):format(cmd, prefix))
+      assert.is_nil(io.open(prefix .. "/logs/nginx.pid"))
+    end
+  end)
+
+  it("says which Debian packages to install when nginx is missing, exit 1", function()
+    local ok, how, code = os.execute(("cd / && SIGMAMIND_SANDBOX_NGINX=/nonexistent/nginx %s/bin/sigmamind "
+      .. "sandbox --daemon >'%s' 2>&1"):format(tree, log))
+    local f = assert(io.open(log)); local text = f:read("a"); f:close()
+    assert.is_falsy(ok)
+    assert.equal("exit", how)
+    assert.equal(1, code, text)
+    assert.matches("install the Debian packages nginx and libnginx%-mod%-http%-lua", text)
+  end)
 end)
