@@ -7,8 +7,11 @@
 -- The valid rows are dialed `concurrency` at a time as tasks of the client, each followed to its final status
 -- when `wait`. With a `journal`, a line recording the intent reaches the disk (fsync) before each call, and the
 -- callId or the failure follows; run the same dial again with the same journal after a crash, even `kill -9`,
--- and rows already placed are skipped, while rows whose request may have reached the server without an answer
--- are reported `uncertain` and not redialed unless `redial_uncertain`.
+-- and rows already placed are skipped. A row whose request may have reached the server without
+-- an answer (in this run, or in one that left its intent without an outcome) has its call looked
+-- up as `calls:create` reconciles: when exactly one call matches, the row is `placed`, marked
+-- `reconciled`, and its callId journaled; otherwise it is `uncertain`, `err` saying why, and not
+-- redialed unless `redial_uncertain` (which redials only the rows the lookup left uncertain).
 -- @module sigmamind.dial
 -- @usage
 -- local report = assert(client:dial{ csv_file = "contacts.csv", from = "+14157774444", agent = "agent_abc123",
@@ -18,9 +21,11 @@ local core  = require "sigmamind.core"
 local build = require "sigmamind.build"
 local csv   = require "sigmamind.csv"
 local task  = require "sigmamind.task"
+local reconcile = require "sigmamind.reconcile"
 
 local error, type, pairs, ipairs, tostring, tonumber = error, type, pairs, ipairs, tostring, tonumber
 local io_open, string_format, string_match, string_gsub = io.open, string.format, string.match, string.gsub
+local math_floor, table_sort, table_concat = math.floor, table.sort, table.concat
 
 local _M = {}
 
@@ -32,7 +37,10 @@ local OPTIONS = {
 
 ---------------------------------------------------------------------------------------------------------------
 -- The journal: append-only, one record a line, each fsync'd before the next step:
---   I <row> <phone> $                      intent: the POST for this row is about to be sent
+--   I <row> <phone> <time> $               intent: the POST for this row is about to be sent;
+--                                          time: this host's wall clock (s) before the write,
+--                                          where a later run's lookup of its call starts (older
+--                                          versions wrote none: that reads, and is not looked up)
 --   C <row> <phone> <callId> $             the call was placed
 --   F <row> <phone> <kind> <sent> <status> $   the POST failed (sent: 0 = certainly never reached the server)
 --   S <row> <phone> <status> $             the call reached a final status
@@ -44,11 +52,12 @@ local OPTIONS = {
 -- that is not a record stops the dial: skipping it could forget an intent and ring that person again.
 
 local RECORD = {
-  I = "^I (%d+) (%+%d+) %$$",
+  I = "^I (%d+) (%+%d+) (%d+%.?%d*) %$$",
   C = "^C (%d+) (%+%d+) (%S+) %$$",
   F = "^F (%d+) (%+%d+) (%S+) ([01]) (%d+) %$$",
   S = "^S (%d+) (%+%d+) (%S+) %$$",
 }
+local OLD_INTENT = "^I (%d+) (%+%d+) %$$"   -- no time: its call cannot be told from a look-alike by its time
 
 -- file one record line into state; false when the line is not a record
 local function read_record(state, line)
@@ -56,12 +65,13 @@ local function read_record(state, line)
   local pattern = RECORD[kind]
   if not pattern then return false end
   local n, phone, a, b, c = string_match(line, pattern)
+  if not n and kind == "I" then n, phone = string_match(line, OLD_INTENT) end
   if not n then return false end
   local st = state[phone] or {}
   state[phone] = st
   st.row = tonumber(n)
   if kind == "I" then
-    st.phase = "intent"
+    st.phase, st.t0 = "intent", tonumber(a)             -- the latest intent's window is the one to look in
   elseif kind == "C" then
     st.phase, st.callId = "placed", a
   elseif kind == "F" then
@@ -173,19 +183,22 @@ end
 -- @field wait_timeout seconds to wait for each call (default 600)
 -- @field on_progress `function(counts)` called as rows advance: `total`, `placed`, `skipped`, `invalid`,
 -- `failed`, `uncertain`, `pending`, `final`
--- @field redial_uncertain dial again the rows that may have been placed in an earlier run (default `false`)
+-- @field redial_uncertain dial again the rows that may have been placed in an earlier run and whose
+-- call the lookup did not find (default `false`)
 
 --- What @{dial} returns.
 -- @table report
 -- @field rows `rows[n]` for data row n: `row`, `phone`, `status` (`placed`, `skipped`, `invalid`, `failed`,
 -- `uncertain`), `callId`, `err`, `final` (the final call status), `problems` (for invalid rows), `variables`,
--- `wait_err` (when following the call failed)
+-- `wait_err` (when following the call failed), `reconciled` (`true` when a lookup found the call
+-- after its create went unanswered; for an `uncertain` row, `err.reconcile` says why none was)
 -- @field total the number of data rows
--- @field placed calls placed by this run
+-- @field placed calls placed by this run, or found by its lookups
 -- @field skipped rows placed by an earlier run (from the journal)
 -- @field invalid rows that break the CSV rules
 -- @field failed rows whose call was refused, or could not be journaled
--- @field uncertain rows whose call may exist: the request may have reached the server without an answer
+-- @field uncertain rows whose call may exist (the request may have reached the server without an
+-- answer) and whose lookup found no call that must be theirs
 -- @field problems every problem found in the list, as strings (`"Row 3: invalid phone number '+1234'"`)
 -- @field statuses how many calls reached each final status
 -- @field journal the journal's path, if any
@@ -277,7 +290,7 @@ function run(client, opts, vars, text, check, journal)
     return core.journal_append(journal, line)
   end
 
-  local to_dial = {}
+  local plan = {}                 -- { r =, action = "dial" | "wait" | "lookup" }, in row order
   for k = 1, check.contacts do
     local n, row = check.numbers[k], check.good[k]
     local phone = csv.trim(row[phone_col])
@@ -295,20 +308,20 @@ function run(client, opts, vars, text, check, journal)
       report.skipped = report.skipped + 1
       action = (opts.wait ~= false and not st.final) and "wait" or nil
     elseif st and st.phase == "intent" then
-      action = opts.redial_uncertain and "dial" or nil
-      if not action then r.status = "uncertain"; report.uncertain = report.uncertain + 1 end
+      r.status, r.t0, action = "uncertain", st.t0, "lookup"   -- its outcome never reached the journal
+      report.uncertain = report.uncertain + 1
     elseif st and st.phase == "failed" then
       local class = failure_class(st.fail.sent, st.fail.status)
-      if class == "failed" or (class == "uncertain" and not opts.redial_uncertain) then
+      if class ~= "redial" then
         r.status = class
         r.err = core.error{ kind = st.fail.kind, status = st.fail.status ~= 0 and st.fail.status or nil,
                             sent = st.fail.sent, method = "POST", path = "/v1/calls",
                             message = "failed in an earlier run (from the journal)" }
         report[class] = report[class] + 1
-        action = nil
+        r.t0, action = st.t0, class == "uncertain" and "lookup" or nil
       end
     end
-    if action then to_dial[#to_dial + 1] = { r = r, action = action } end
+    if action then plan[#plan + 1] = { r = r, action = action } end
   end
 
   local on_progress = opts.on_progress
@@ -326,6 +339,7 @@ function run(client, opts, vars, text, check, journal)
 
   local wait = opts.wait ~= false
   local wait_opts = { timeout = opts.wait_timeout or 600 }
+  local conc = opts.concurrency or 8
   local key_of = function(r) return r.row .. " " .. r.phone end
   -- a field of a record is one word, never empty: a line the reader cannot take apart would stop the next dial
   local function word(v)
@@ -333,10 +347,114 @@ function run(client, opts, vars, text, check, journal)
     return w ~= "" and w or "-"
   end
 
+  local function follow(r)
+    local call, err = client.calls:wait(r.callId, wait_opts)
+    if call then
+      r.final = call.status
+      append(string_format("S %s %s $\n", key_of(r), word(call.status)))
+    else
+      r.wait_err = err
+    end
+    progress()
+  end
+
+  -- task.map; a result that is not a typed error is a bug or on_progress raising: not ours to hide
+  local function each(list, fn)
+    local results = task.map(client, list, fn, { concurrency = conc })
+    for i = 1, #results do
+      local v, err = results[i][1], results[i][2]
+      if v == nil and not core.is_error(err) then error(err, 0) end
+    end
+  end
+
+  -- Looks for the calls the uncertain rows in `list` may have made, as calls:create does
+  -- (reconcile.find: same caller, agent and variables, created since the row's intent, on the
+  -- server's clock), taking none this dial recorded for another row. Found, a row is placed, its
+  -- callId journaled (and followed, with `follow_now`); the rest stay uncertain, `err` saying why.
+  local function settle(list, follow_now)
+    if #list == 0 then return end
+    local exclude = {}
+    for _, st in pairs(state) do if st.callId then exclude[st.callId] = true end end
+    for _, r in pairs(rows) do if r.callId then exclude[r.callId] = true end end
+    -- A Call carries no destination: of two uncertain rows with the same variables (caller and
+    -- agent are the dial's), the one call found may be either's. Grouped by variables as JSON.
+    local alike = {}
+    local function signature(r)
+      local keys, parts = {}, {}
+      for name in pairs(r.variables) do keys[#keys + 1] = name end
+      table_sort(keys)
+      for i, name in ipairs(keys) do
+        local v = reconcile.var_text(r.variables[name])
+        parts[i] = #name .. ":" .. name .. #v .. ":" .. v
+      end
+      return table_concat(parts)
+    end
+    for _, r in pairs(rows) do
+      if r.status == "uncertain" then
+        local sig = signature(r)
+        r.sig = sig
+        alike[sig] = alike[sig] or {}
+        alike[sig][#alike[sig] + 1] = r
+      end
+    end
+    local function twin(r)
+      for _, o in ipairs(alike[r.sig]) do if o ~= r then return o end end
+    end
+    local off = client._reconcile == false
+    local function sleep(sec) client:_sleep(sec) end
+    each(list, function(r)
+      local found, why
+      if off then
+        why = "not looked up: reconciliation is off (reconcile = false)"
+      elseif not r.t0 then
+        why = "not looked up: the journal gives no time for its intent (an older version wrote it), and without " ..
+              "one its call cannot be told from a look-alike made earlier"
+      else
+        local body = { fromPhoneNumber = opts.from, agentId = opts.agent, dynamicVariables = r.variables }
+        found, why = reconcile.find(client.calls, body, r.t0, core.time, sleep, nil,
+                                    { exclude = exclude, waits = { 0 } })
+        local other = found and twin(r)
+        if other then
+          why = string_format("call %s matches, but row %d is uncertain too and looks alike (the same caller, " ..
+                              "agent and variables): it may be that row's; give each row a distinguishing " ..
+                              "variable", tostring(found.callId), other.row)
+          found = nil
+        elseif found and (type(found.callId) ~= "string" or exclude[found.callId]) then
+          why, found = "call " .. tostring(found.callId) .. " matches, but has no id or another row took it", nil
+        end
+      end
+      if found then
+        exclude[found.callId] = true
+        r.status, r.callId, r.reconciled, r.err = "placed", found.callId, true, nil
+        report.uncertain, report.placed = report.uncertain - 1, report.placed + 1
+        append(string_format("C %s %s $\n", key_of(r), word(found.callId)))
+        progress()
+        if follow_now and wait then follow(r) end
+      else
+        local e, cause = {}, r.err
+        if cause then
+          for k, v in pairs(cause) do e[k] = v end
+        else
+          e = { kind = "interrupted", sent = true, retryable = false, method = "POST", path = "/v1/calls",
+                message = "an earlier run stopped after recording its intent, before its outcome: the call " ..
+                          "may have been placed" }
+        end
+        e.message, e.reconcile = tostring(e.message) .. "; reconciling: " .. tostring(why), why
+        r.err = core.error(e)
+        progress()
+      end
+      return r
+    end)
+    for _, r in pairs(rows) do r.sig = nil end
+  end
+
+  local fresh = {}                -- rows this run left uncertain
   local function one(item)
     local r = item.r
     if item.action == "dial" then
-      local ok, msg = append(string_format("I %s $\n", key_of(r)))
+      -- floored: the window must start no later than the intent
+      local t0 = math_floor(core.time() * 1000) / 1000
+      local ok, msg = append(string_format("I %s %.3f $\n", key_of(r), t0))
       if not ok then                                   -- no record of intent, no call
         r.status, r.err = "failed", core.error{ kind = "journal", message = msg, sent = false, retryable = true,
                                                 method = "POST", path = "/v1/calls", attempts = 0 }
@@ -347,7 +465,7 @@ function run(client, opts, vars, text, check, journal)
       local call, err = client.calls:create{ fromPhoneNumber = opts.from, toPhoneNumber = r.phone,
                                              agentId = opts.agent, dynamicVariables = r.variables }
       if call and type(call.callId) == "string" and call.callId ~= "" then
-        r.status, r.callId = "placed", call.callId
+        r.status, r.callId, r.reconciled = "placed", call.callId, call.reconciled == true or nil
         report.placed = report.placed + 1
         append(string_format("C %s %s $\n", key_of(r), word(call.callId)))
       else
@@ -359,29 +477,38 @@ function run(client, opts, vars, text, check, journal)
         r.err = err
         r.status = class == "uncertain" and "uncertain" or "failed"
         report[r.status] = report[r.status] + 1
+        if r.status == "uncertain" then r.t0 = t0; fresh[#fresh + 1] = r end
       end
       progress()
     end
-    if wait and r.callId then
-      local call, err = client.calls:wait(r.callId, wait_opts)
-      if call then
-        r.final = call.status
-        append(string_format("S %s %s $\n", key_of(r), word(call.status)))
-      else
-        r.wait_err = err
-      end
-      progress()
-    end
+    if wait and r.callId then follow(r) end
     return r
   end
 
   progress()
-  local conc = opts.concurrency or 8
-  local results = task.map(client, to_dial, one, { concurrency = conc })
-  for i = 1, #results do
-    local v, err = results[i][1], results[i][2]
-    if v == nil and not core.is_error(err) then error(err, 0) end   -- a bug or on_progress raised: not ours to hide
+  -- rows an earlier run left uncertain are looked up first: only those still so are redialed
+  local lookup = {}
+  for _, item in ipairs(plan) do if item.action == "lookup" then lookup[#lookup + 1] = item.r end end
+  settle(lookup, false)
+  local to_dial = {}
+  for _, item in ipairs(plan) do
+    local r = item.r
+    if item.action == "lookup" then
+      if r.status == "placed" then
+        item.action = wait and "wait" or nil
+      elseif opts.redial_uncertain then
+        r.status, r.err, item.action = nil, nil, "dial"
+        report.uncertain = report.uncertain - 1
+      else
+        item.action = nil
+      end
+    end
+    if item.action then to_dial[#to_dial + 1] = item end
   end
+  if #lookup > 0 and opts.redial_uncertain then progress() end
+  each(to_dial, one)
+  -- a create's own lookup is refused while a look-alike's is unanswered: all are answered now
+  settle(fresh, true)
   for _, r in pairs(rows) do
     if r.final then report.statuses[r.final] = (report.statuses[r.final] or 0) + 1 end
   end

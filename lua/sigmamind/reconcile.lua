@@ -80,8 +80,9 @@ local function same_vars(a, b)
   return true
 end
 
-local function matches(call, body, lo, hi, returned, parse_time)
+local function matches(call, body, lo, hi, returned, parse_time, exclude)
   if type(call) ~= "table" or returned_by(returned, call.callId) then return false end
+  if exclude and call.callId ~= nil and exclude[call.callId] then return false end
   if call.callType ~= nil and call.callType ~= "outbound" then return false end
   local pn = call.phoneNumber
   if type(pn) ~= "table" or pn.sipPhoneNumber ~= body.fromPhoneNumber then return false end
@@ -110,7 +111,7 @@ end
 -- taken once, however many pages it is on (a newest-first list shifts while it is read, and a
 -- server that ignores paging repeats its first page). The window is taken once the first page came,
 -- so that its Date header has set the server's clock. Returns the matching calls, or nil and why.
-local function candidates(calls, body, t0, now, returned, parse_time)
+local function candidates(calls, body, t0, now, returned, parse_time, exclude)
   local found, seen, scanned, lo, hi = {}, {}, 0, nil, nil
   for page_no = 0, MAX_SCAN / PAGE - 1 do
     local page, err = calls:list{ page = page_no, size = PAGE }
@@ -135,7 +136,7 @@ local function candidates(calls, body, t0, now, returned, parse_time)
       if id == nil or not seen[id] then
         new, scanned = true, scanned + 1
         if id ~= nil then seen[id] = true end
-        if matches(call, body, lo, hi, returned, parse_time) then found[#found + 1] = call end
+        if matches(call, body, lo, hi, returned, parse_time, exclude) then found[#found + 1] = call end
       end
       local t = parse_time(call.createdAt)
       if t ~= nil and t < lo then older = true end
@@ -192,14 +193,14 @@ local function sibling(client, intent)
   end
 end
 
-local function look(calls, body, t0, now, sleep, intent)
+local function look(calls, body, t0, now, sleep, intent, opts)
   local parse_time = require("sigmamind.observe").parse_time
   local client = calls._client
   local returned = client._returned
   local why, saw = "no call matching the request was found", false
-  for _, wait in ipairs(WAITS) do
+  for _, wait in ipairs(opts and opts.waits or WAITS) do
     if wait > 0 then sleep(wait) end
-    local found, err, final = candidates(calls, body, t0, now, returned, parse_time)
+    local found, err, final = candidates(calls, body, t0, now, returned, parse_time, opts and opts.exclude)
     if not found then
       why, saw = err, true                 -- a lookup that failed saw nothing: it proves nothing either
       if final then return nil, why, saw end
@@ -222,8 +223,11 @@ end
 -- attempt; intent: its registration (enter). Returns the call, or nil and the reason none was taken. The intent is
 -- resolved: taken, or seen to have made no call (every lookup answered, and none showed a look-alike), it is
 -- dropped; otherwise it stays registered, unresolved, as a possible owner of the look-alikes.
-function _M.find(calls, body, t0, now, sleep, intent)
-  local found, why, saw = look(calls, body, t0, now, sleep, intent)
+-- opts (optional): `exclude`, a set of call ids known to be other requests' (a dialer's journal
+-- holds more than the client remembers), and `waits`, the pauses before each look (default WAITS;
+-- { 0 } looks once, for a request answered long ago or abandoned).
+function _M.find(calls, body, t0, now, sleep, intent, opts)
+  local found, why, saw = look(calls, body, t0, now, sleep, intent, opts)
   if intent then
     if found or not saw then _M.leave(calls._client, intent) end
   end
