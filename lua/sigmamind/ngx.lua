@@ -36,7 +36,8 @@ local tcp, ngx_sleep, get_phase = ngx.socket.tcp, ngx.sleep, ngx.get_phase
 local prepare, classify, now, mask_path = core.prepare, core.classify, core.now, core.mask_path
 local wall_clock, parse_http_time = core.time, ngx.parse_http_time
 
-local _M = { _VERSION = "0.1" }
+-- one version for the whole project: the C core's, as sigmamind._VERSION gives it
+local _M = { _VERSION = "lua-sigmamind " .. core._VERSION }
 
 -- nginx phases whose handlers cannot use cosockets (nor ngx.sleep), and the directive a user wrote there
 local NO_COSOCKETS = {

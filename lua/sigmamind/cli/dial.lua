@@ -33,6 +33,7 @@ local function entries_of(ctx, report)
     local r = report.rows[n]
     if r then
       local e = { row = n, to = r.phone, status = r.status, callId = r.callId, final = r.final,
+                  reconciled = r.reconciled or nil,
                   error = r.err and tostring(r.err) or r.wait_err and tostring(r.wait_err) or nil }
       if r.status == "invalid" then
         for _, msg in ipairs(r.problems or {}) do ctx.stderr:write("skipped: ", msg, "\n") end
