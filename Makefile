@@ -96,8 +96,6 @@ FUZZ_OBJS     = $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_CFLAGS   = -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 $(SAN_FLAGS) -Isrc -I$(LUA_INCDIR) $(CURL_CFLAGS) \
                 -DSM_LUA_DIR='"$(CURDIR)/lua"'
 LUA_LIB      ?= -llua$(LUA_VERSION)
-# harnesses that #include a src/*.c file (to reach its static functions) link without that file's object
-FUZZ_INCLUDES = response:transfer
 
 LUACHECK   ?= luacheck
 CLANG_TIDY ?= clang-tidy
@@ -137,9 +135,7 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c $(HDRS)
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_OBJS) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
-	  $(filter-out $(patsubst $*:%,$(FUZZ_BUILD)/obj/%.o,$(filter $*:%,$(FUZZ_INCLUDES))),$(FUZZ_OBJS)) \
-	  $(LUA_LIB) $(CURL_LIBS) $(CRYPTO_LIBS) -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LUA_LIB) $(CURL_LIBS) $(CRYPTO_LIBS) -lm
 
 fuzz-build:
 	@sh tools/deps.sh clang libclang-rt-14-dev

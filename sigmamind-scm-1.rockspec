@@ -32,9 +32,9 @@ build = {
   modules = {
     ["sigmamind.core"] = {
       sources = {
-        "src/client.c", "src/core.c", "src/crypto.c", "src/encode.c", "src/endpoints.c",
-        "src/error.c", "src/json.c", "src/prepare.c", "src/transfer.c", "src/validate.c",
-        "src/multi.c", "src/journal.c",
+        "src/core.c", "src/clock.c", "src/endpoints.c", "src/validate.c", "src/encode.c", "src/json.c",
+        "src/error.c", "src/crypto.c", "src/journal.c", "src/httpdate.c", "src/request.c", "src/policy.c",
+        "src/transfer.c", "src/attempt.c", "src/client.c", "src/multi.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "crypto" },

@@ -9,14 +9,14 @@ static int run(lua_State *L) {
   const char *d, *e;
   lua_settop(L, 0);
 
-  lua_pushcfunction(L, sm_base64_decode_l);
+  lua_pushcfunction(L, l_core_base64_decode);
   lua_pushlstring(L, s, len);
   lua_call(L, 1, 2);
   if (valid != !lua_isnil(L, 1)) abort();
   if (valid) {
     d = lua_tolstring(L, 1, &dlen);
     if (dlen != len / 4 * 3 - (len && s[len - 1] == '=') - (len > 1 && s[len - 2] == '=')) abort();
-    lua_pushcfunction(L, sm_base64_encode_l);
+    lua_pushcfunction(L, l_core_base64_encode);
     lua_pushlstring(L, d, dlen);
     lua_call(L, 1, 1);
     e = lua_tolstring(L, -1, &elen);
@@ -24,12 +24,12 @@ static int run(lua_State *L) {
   }
   lua_settop(L, 0);
 
-  lua_pushcfunction(L, sm_base64_encode_l);
+  lua_pushcfunction(L, l_core_base64_encode);
   lua_pushlstring(L, s, len);
   lua_call(L, 1, 1);
   e = lua_tolstring(L, 1, &elen);
   if (elen != (len + 2) / 3 * 4 || !sm_base64_valid(e, elen)) abort();
-  lua_pushcfunction(L, sm_base64_decode_l);
+  lua_pushcfunction(L, l_core_base64_decode);
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
   d = lua_tolstring(L, -1, &dlen);

@@ -11,7 +11,12 @@
 #include "lua.h"
 #include "lualib.h"
 #include "lauxlib.h"
-#include "sm.h"
+#include "crypto.h"
+#include "encode.h"
+#include "error.h"
+#include "json.h"
+#include "request.h"
+#include "validate.h"
 
 #ifndef SM_LUA_DIR
 #define SM_LUA_DIR "lua"

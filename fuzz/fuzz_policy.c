@@ -1,4 +1,4 @@
-/* fuzz_policy.c: the numbers of the attempt policy: core.classify (prepare.c) with any status, attempt,
+/* fuzz_policy.c: the numbers of the attempt policy: core.classify (policy.c) with any status, attempt,
    elapsed time and options, and the error's __tostring (error.c) with any status and attempt count. Each
    number is 8 input bytes taken as a double, so NaN, infinities and 1e300 come up: UBSan must stay silent (no
    float-to-integer cast out of range). classify either raises an argument error or returns value | nil, err
@@ -60,28 +60,30 @@ static int run(lua_State *L) {
   if (strncmp(lua_tostring(L, -1), "sigmamind: ", 11) != 0) abort();
   lua_settop(L, 0);
 
-  /* core.classify(method, path, status, headers, body, attempt, elapsed, fail, sent, opts) */
+  /* core.classify{ method, path, status, headers, body, attempt, elapsed, fail, sent, max_retries, deadline,
+                    max_response_bytes } */
   lua_getglobal(L, "core");
   lua_getfield(L, -1, "classify");
   lua_remove(L, -2);
-  lua_pushstring(L, (mode & 8) ? "POST" : "GET");
-  lua_pushliteral(L, "/v1/calls");
-  push_number(L, in);                                           /* status */
-  lua_createtable(L, 0, 1);                                     /* headers */
+  lua_createtable(L, 0, 12);
+  lua_pushstring(L, (mode & 8) ? "POST" : "GET"); lua_setfield(L, -2, "method");
+  lua_pushliteral(L, "/v1/calls"); lua_setfield(L, -2, "path");
+  push_number(L, in); lua_setfield(L, -2, "status");
+  lua_createtable(L, 0, 1);
   s = fuzz_bytes(in, &len);
   lua_pushlstring(L, s, len);
   lua_setfield(L, -2, "retry-after");
+  lua_setfield(L, -2, "headers");
   s = fuzz_bytes(in, &len);
-  lua_pushlstring(L, s, len);                                   /* body */
-  push_number(L, in);                                           /* attempt */
-  lua_pushnumber(L, get_double(in));                            /* elapsed */
-  if (mode & 16) lua_pushstring(L, fails[(mode >> 5) % 5]); else lua_pushnil(L);
-  lua_pushboolean(L, mode & 4);                                 /* sent */
-  lua_createtable(L, 0, 3);                                     /* opts */
+  lua_pushlstring(L, s, len); lua_setfield(L, -2, "body");
+  push_number(L, in); lua_setfield(L, -2, "attempt");
+  lua_pushnumber(L, get_double(in)); lua_setfield(L, -2, "elapsed");
+  if (mode & 16) { lua_pushstring(L, fails[(mode >> 5) % 5]); lua_setfield(L, -2, "fail"); }
+  lua_pushboolean(L, mode & 4); lua_setfield(L, -2, "sent");
   push_number(L, in); lua_setfield(L, -2, "max_retries");
   push_number(L, in); lua_setfield(L, -2, "deadline");
   push_number(L, in); lua_setfield(L, -2, "max_response_bytes");
-  if (lua_pcall(L, 10, LUA_MULTRET, 0) != LUA_OK) {
+  if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
     /* only the caller's mistakes raise, as argument errors */
     if (lua_type(L, -1) != LUA_TSTRING || strstr(lua_tostring(L, -1), "bad argument") == NULL) abort();
     return 0;

@@ -1,14 +1,17 @@
 /* fuzz_response.c: the HTTP response path of transfer.c with libcurl's side played by the input: the
-   header callback (status lines, Content-Length, X-Request-Id, Retry-After), the body callback against
+   header callback (status lines, Content-Length, X-Request-Id, Retry-After, Date), the body callback against
    max_response_bytes, libcurl's resend attempt (prereq), and sm_xfer_classify for any status, result code
-   and body. transfer.c is included so its static callbacks can be driven; curl_easy_getinfo is replaced
-   by one answering with the fuzzed status (nothing here touches the network). */
+   and body. It links transfer.o like any other caller; curl_easy_getinfo is defined here, so the linker takes
+   it over libcurl's and it answers with the fuzzed status (nothing here touches the network). */
+#define CURL_DISABLE_TYPECHECK 1        /* curl_easy_getinfo is a function here, not the checking macro */
 #include <stdarg.h>
 #include "fuzz_common.h"
+#include "policy.h"
+#include "transfer.h"
 
 static long fuzz_status;
 
-static CURLcode fuzz_getinfo(CURL *h, CURLINFO info, ...) {
+CURLcode curl_easy_getinfo(CURL *h, CURLINFO info, ...) {
   va_list ap;
   void *p;
   (void)h;
@@ -23,11 +26,6 @@ static CURLcode fuzz_getinfo(CURL *h, CURLINFO info, ...) {
   }
   return CURLE_OK;
 }
-
-#undef curl_easy_getinfo
-#define curl_easy_getinfo fuzz_getinfo
-#include "../src/transfer.c"
-#undef curl_easy_getinfo
 
 static const CURLcode codes[] = {
   CURLE_OK, CURLE_OK, CURLE_OK, CURLE_OK, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT,
@@ -54,9 +52,8 @@ static int run(lua_State *L) {
   const sm_endpoint *ep = sm_endpoint_at((int)(fuzz_byte(in) % (unsigned)nendpoints));
   CURLcode rc = codes[fuzz_byte(in) % (sizeof codes / sizeof codes[0])];
   unsigned flags, mb, i, hi, lo;
-  int capped = 0, outcome;
+  int capped, outcome;
   double delay;
-  sm_cfg cfg;
   sm_req r;
   hi = fuzz_byte(in);
   lo = fuzz_byte(in);
@@ -65,12 +62,12 @@ static int run(lua_State *L) {
   mb = fuzz_byte(in);
   lua_settop(L, 0);
 
-  cfg.timeout = 30; cfg.connect_timeout = 10; cfg.deadline = 120; cfg.max_retries = 2;
   r.ep = ep; r.url = "http://127.0.0.1:1/v1/x"; r.path = ep->path; r.path_len = strlen(ep->path);
   r.body = ep->body ? "{}" : NULL; r.body_len = ep->body ? 2 : 0;
   x.max_bytes = mb == 0 ? 8u << 20 : (size_t)mb * 8;
-  if (sm_xfer_setup(&x, &cfg, &r, (flags & 1) ? 0.5 : 60.0, &capped) != CURLE_OK) abort();
-  for (i = 0; i < ((flags >> 1) & 3); i++) on_prereq(&x, NULL, NULL, 0, 0);
+  capped = flags & 1;                     /* the deadline cut this attempt's timeout short */
+  if (sm_xfer_setup(&x, &r, capped ? 0.5 : 30.0, capped ? 0.5 : 10.0) != CURLE_OK) abort();
+  for (i = 0; i < ((flags >> 1) & 3); i++) sm_xfer_on_prereq(&x, NULL, NULL, 0, 0);
 
   /* header lines up to the first empty line, each ending in a newline as libcurl delivers them */
   while (in->n > 0) {
@@ -82,20 +79,20 @@ static int run(lua_State *L) {
     if (!nl) {
       char *full = (char *)malloc(n + 2);
       memcpy(full, line, n); full[n] = '\r'; full[n + 1] = '\n';
-      if (deliver(on_header, full, n + 2) != n + 2) rc = CURLE_WRITE_ERROR;
+      if (deliver(sm_xfer_on_header, full, n + 2) != n + 2) rc = CURLE_WRITE_ERROR;
       free(full);
-    } else if (deliver(on_header, line, n) != n) rc = CURLE_WRITE_ERROR;
+    } else if (deliver(sm_xfer_on_header, line, n) != n) rc = CURLE_WRITE_ERROR;
     if (rc == CURLE_WRITE_ERROR) break;
   }
   /* the body in up to two chunks, stopping where libcurl would (a short write) */
   if (rc != CURLE_WRITE_ERROR && in->n > 0) {
     size_t first = (flags >> 3) ? in->n * (flags >> 3) / 32 : in->n;
-    if (deliver(on_body, (const char *)in->p, first) != first) rc = CURLE_WRITE_ERROR;
-    else if (in->n > first && deliver(on_body, (const char *)in->p + first, in->n - first) != in->n - first)
+    if (deliver(sm_xfer_on_body, (const char *)in->p, first) != first) rc = CURLE_WRITE_ERROR;
+    else if (in->n > first && deliver(sm_xfer_on_body, (const char *)in->p + first, in->n - first) != in->n - first)
       rc = CURLE_WRITE_ERROR;
   }
 
-  outcome = sm_xfer_classify(L, &x, &r, rc, 1, capped, &delay);
+  outcome = sm_xfer_classify(L, &x, &r, rc, capped, &delay);
   if (outcome == SM_OK) {
     if (lua_gettop(L) != 1) abort();
   } else {

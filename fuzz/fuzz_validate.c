@@ -150,7 +150,7 @@ static int run(lua_State *L) {
     lua_rawseti(L, -2, 1);
   }
   /* params first: the fields go in before the args byte is read, so the args come from the tail */
-  lua_pushcfunction(L, sm_validate_l);
+  lua_pushcfunction(L, l_core_validate);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);

@@ -283,7 +283,10 @@ describe("hardening", function()
 
     it("classifies with any number: out-of-range status or attempt raise, max_retries is capped", function()
       local function classify(status, attempt, opts)
-        return core.classify("GET", "/v1/calls", status, {}, "", attempt, 0.1, nil, false, opts or {})
+        local t = { method = "GET", path = "/v1/calls", status = status, headers = {}, body = "", attempt = attempt,
+                    elapsed = 0.1, sent = false }
+        for k, v in pairs(opts or {}) do t[k] = v end
+        return core.classify(t)
       end
       for _, n in ipairs(HUGE) do
         assert.has_error(function() classify(n, 1) end)
@@ -299,8 +302,8 @@ describe("hardening", function()
           assert.has_error(function() classify(503, 1, { max_response_bytes = n }) end)
         else
           assert.equal("server", select(2, classify(503, 1, { max_retries = n })).kind)
-          assert.equal("too_large", select(2, core.classify("GET", "/v1/calls", nil, nil, nil, 1, 0, "too_large",
-                                                            true, { max_response_bytes = n })).kind)
+          assert.equal("too_large", select(2, core.classify{ method = "GET", path = "/v1/calls", attempt = 1,
+            elapsed = 0, fail = "too_large", sent = true, max_response_bytes = n }).kind)
         end
       end
       -- a huge max_retries is 1000, as core.new makes it: a retry is still due (the old cast made it none)
@@ -313,8 +316,8 @@ describe("hardening", function()
       assert.is_nil(v)
       assert.is_nil(delay)
       assert.equal(1000000000, err.attempts)
-      v, err = core.classify("GET", "/v1/calls", nil, nil, nil, 1, 0, "too_large", true,
-                             { max_response_bytes = 1e300 })
+      v, err = core.classify{ method = "GET", path = "/v1/calls", attempt = 1, elapsed = 0, fail = "too_large",
+                              sent = true, max_response_bytes = 1e300 }
       assert.is_nil(v)
       assert.equal("too_large", err.kind)
     end)

@@ -1,6 +1,6 @@
 /* client.c: the Client userdata (one easy handle reused for every blocking request, so the connection is kept
    alive; a share handle for DNS, TLS sessions and connections; prebuilt base headers; the API key held only
-   inside libcurl's header list) and the blocking request loop with retries. */
+   inside libcurl's header list) and the blocking request loop, whose attempts are attempt.c's steps. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,7 +8,11 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
-#include "sm.h"
+#include "client.h"
+#include "attempt.h"
+#include "clock.h"
+#include "multi.h"
+#include "request.h"
 
 
 /* ---- lifetime -------------------------------------------------------------------------------------------- */
@@ -39,26 +43,26 @@ static sm_client *check_client(lua_State *L, int idx) {
   return (sm_client *)luaL_checkudata(L, idx, SM_CLIENT_MT);
 }
 
-sm_client *sm_check_open(lua_State *L, int idx) {
+sm_client *sm_client_check_open(lua_State *L, int idx) {
   sm_client *c = check_client(L, idx);
   if (!c->open) luaL_error(L, "sigmamind: attempt to use a closed client");
   return c;
 }
 
-static int client_close(lua_State *L) {
+static int l_client_close(lua_State *L) {
   sm_client *c = check_client(L, 1);
   if (c->busy) return luaL_error(L, "sigmamind: cannot close a client while it is performing a request");
   client_release(c);
   return 0;
 }
 
-static int client_gc(lua_State *L) {
+static int l_client_gc(lua_State *L) {
   sm_client *c = check_client(L, 1);
   client_release(c);
   return 0;
 }
 
-static int client_tostring(lua_State *L) {
+static int l_client_tostring(lua_State *L) {
   sm_client *c = check_client(L, 1);
   if (!c->open) lua_pushliteral(L, "sigmamind.client(closed)");
   else lua_pushfstring(L, "sigmamind.client(%s, key=%s...redacted)", c->base_url, c->key_hint);
@@ -186,14 +190,8 @@ static void add_header(lua_State *L, sm_client *c, const char *h) {
   c->headers = n;
 }
 
-static uint64_t next_rand(sm_client *c) {
-  uint64_t x = c->rng;
-  x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-  return c->rng = x;
-}
-
 /* core.new(opts): the Lua layer has checked option names and filled defaults; this checks what C relies on */
-int sm_client_new(lua_State *L) {
+int l_core_new(lua_State *L) {
   size_t klen, ulen, ualen, clen, plen;
   const char *key, *url, *ua, *ca_file, *proxy;
   int insecure;
@@ -240,14 +238,14 @@ int sm_client_new(lua_State *L) {
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, SM_CLIENT_MT);
   lua_getfield(L, 1, "on_event");
-  lua_setiuservalue(L, -2, 1);
+  lua_setiuservalue(L, -2, SM_UV_ON_EVENT);
   c->open = 1;
-  c->cfg.timeout = opt_number(L, "timeout", 30, 0.001);
-  c->cfg.connect_timeout = opt_number(L, "connect_timeout", 10, 0.001);
-  c->cfg.deadline = opt_number(L, "deadline", 120, 0.001);
+  c->policy.timeout = opt_number(L, "timeout", 30, 0.001);
+  c->policy.connect_timeout = opt_number(L, "connect_timeout", 10, 0.001);
+  c->policy.deadline = opt_number(L, "deadline", 120, 0.001);
   {                                 /* capped at 1000 before the cast: a larger double would not fit a long */
     double retries = opt_number(L, "max_retries", 2, 0);
-    c->cfg.max_retries = retries > 1000 ? 1000 : (long)retries;
+    c->policy.max_retries = retries > 1000 ? 1000 : (long)retries;
   }
   c->x.max_bytes = max_bytes > 1e15 ? (size_t)1e15 : (size_t)max_bytes;
   c->rng = (uint64_t)(sm_now() * 1e9) ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ull;
@@ -290,249 +288,36 @@ int sm_client_new(lua_State *L) {
   return 1;
 }
 
-/* ---- requests -------------------------------------------------------------------------------------------- */
-
-/* Builds the path from the template and the args table (or leaves the template when args is nil and
-   check_only). Pushes the path; returns 0 with an invalid error pushed instead. */
-static int push_path(lua_State *L, const sm_endpoint *ep, int args) {
-  const char *t = ep->path, *open;
-  size_t alen = 0;
-  const char *a = NULL;
-  luaL_Buffer b;
-  if (!ep->arg || lua_isnoneornil(L, args)) { lua_pushstring(L, ep->path); return 1; }
-  lua_rawgeti(L, args, 1);
-  a = lua_tolstring(L, -1, &alen);   /* a string: checked by the caller */
-  lua_pop(L, 1);                     /* anchored in args */
-  if (!sm_validate_arg(L, ep, a, alen)) {
-    sm_push_invalid(L, ep->method, ep->path, ep->arg);
-    return 0;
-  }
-  open = strchr(t, '{');
-  luaL_buffinit(L, &b);
-  luaL_addlstring(&b, t, (size_t)(open - t));
-  sm_add_escaped(&b, a, alen);
-  luaL_addstring(&b, strchr(open, '}') + 1);
-  luaL_pushresult(&b);
-  return 1;
-}
-
-/* (1) prepare: validates and pushes [path, body|nil]; on failure pushes an invalid error and returns 0.
-   With base (a client's base URL), also pushes the full URL. */
-int sm_prepare(lua_State *L, const sm_endpoint *ep, int args, int params, const char *base, size_t blen,
-                   sm_req *r) {
-  const char *field = NULL;
-  int path;
-  if (!push_path(L, ep, args)) return 0;
-  path = lua_gettop(L);
-  if (!sm_validate_params(L, ep, params, &field)) {
-    sm_push_invalid(L, ep->method, lua_tostring(L, path), field);
-    return 0;
-  }
-  if (ep->body) {
-    if (lua_isnoneornil(L, params)) lua_pushliteral(L, "{}");
-    else if (!sm_json_encode(L, params)) {
-      /* name the field at fault: each top-level value encoded alone (only on this path, so its cost is no one's) */
-      const char *bad = "params";
-      int top = lua_gettop(L);
-      lua_pushnil(L);
-      while (lua_next(L, params)) {
-        if (lua_type(L, -2) == LUA_TSTRING && !sm_json_encode(L, lua_gettop(L))) {
-          lua_pushvalue(L, -4);                 /* the key */
-          lua_replace(L, top - 1);              /* over nil, the whole body's nil */
-          bad = lua_tostring(L, top - 1);
-          lua_pop(L, 4);                        /* nil, msg, value, key */
-          break;
-        }
-        lua_settop(L, top + 1);                 /* drop the value (and what encode pushed), keep the key */
-      }
-      lua_settop(L, top);
-      lua_pushfstring(L, "%s: cannot be encoded as JSON: %s", bad, lua_tostring(L, -1));
-      sm_push_invalid(L, ep->method, lua_tostring(L, path), bad);
-      return 0;
-    }
-    if (base) lua_pushliteral(L, "");
-  } else {
-    lua_pushnil(L);
-    if (!sm_push_query(L, ep, params, &field)) {
-      sm_push_invalid(L, ep->method, lua_tostring(L, path), field);
-      return 0;
-    }
-    if (!base) lua_pop(L, 1);
-  }
-  if (base) {                        /* url = base .. path .. query, in the query's slot */
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luaL_addlstring(&b, base, blen);
-    lua_pushvalue(L, path);
-    luaL_addvalue(&b);
-    lua_pushvalue(L, path + 2);
-    luaL_addvalue(&b);
-    luaL_pushresult(&b);
-    lua_replace(L, path + 2);
-    r->url = lua_tostring(L, path + 2);
-  }
-  r->ep = ep;
-  r->path = lua_tolstring(L, path, &r->path_len);
-  r->body = ep->body ? lua_tolstring(L, path + 1, &r->body_len) : NULL;
-  if (!ep->body) r->body_len = 0;
-  return 1;
-}
-
-/* ---- redaction ------------------------------------------------------------------------------------------- */
-
-static const char *find_key(const char *s, size_t n, const char *k, size_t kn) {
-  const char *end = s + n;
-  while ((size_t)(end - s) >= kn) {
-    const char *p = (const char *)memchr(s, k[0], (size_t)(end - s) - kn + 1);
-    if (!p) return NULL;
-    if (memcmp(p, k, kn) == 0) return p;
-    s = p + 1;
-  }
-  return NULL;
-}
-
-/* Replaces the string at idx by a copy without the key when it holds it; the key stays in C. */
-static void redact_value(lua_State *L, const sm_client *c, int idx) {
-  size_t n;
-  const char *s = lua_tolstring(L, idx, &n), *hit = find_key(s, n, c->key, c->key_len);
-  luaL_Buffer b;
-  if (!hit) return;
-  idx = lua_absindex(L, idx);
-  luaL_buffinit(L, &b);
-  do {
-    luaL_addlstring(&b, s, (size_t)(hit - s));
-    luaL_addstring(&b, "[REDACTED]");
-    n -= (size_t)(hit - s) + c->key_len;
-    s = hit + c->key_len;
-  } while ((hit = find_key(s, n, c->key, c->key_len)) != NULL);
-  luaL_addlstring(&b, s, n);
-  luaL_pushresult(&b);
-  lua_replace(L, idx);
-}
-
-void sm_redact(lua_State *L, const sm_client *c, int idx) {
-  if (!c->key || lua_type(L, idx) != LUA_TTABLE) return;
-  idx = lua_absindex(L, idx);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {             /* assigning to a field being traversed is allowed */
-    if (lua_type(L, -1) == LUA_TSTRING) {
-      redact_value(L, c, -1);
-      lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      lua_rawset(L, idx);
-    } else {
-      lua_pop(L, 1);
-    }
-  }
-}
-
-/* on_event, between attempts only, under lua_pcall: its errors are swallowed; no key, no bodies */
-void sm_emit(lua_State *L, int self, const char *type, const sm_req *r, int attempt, long status,
-                 double elapsed, double delay, const char *kind) {
-  const sm_client *c = (const sm_client *)lua_touserdata(L, self);
-  if (lua_getiuservalue(L, self, 1) != LUA_TFUNCTION) { lua_pop(L, 1); return; }
-  lua_createtable(L, 0, 8);
-  lua_pushstring(L, type); lua_setfield(L, -2, "type");
-  lua_pushstring(L, r->ep->method); lua_setfield(L, -2, "method");
-  sm_push_masked_path(L, r->path, r->path_len);
-  if (c->key) redact_value(L, c, -1);
-  lua_setfield(L, -2, "path");
-  lua_pushinteger(L, attempt); lua_setfield(L, -2, "attempt");
-  if (status > 0) { lua_pushinteger(L, status); lua_setfield(L, -2, "status"); }
-  lua_pushnumber(L, elapsed); lua_setfield(L, -2, "elapsed");
-  if (delay >= 0) { lua_pushnumber(L, delay); lua_setfield(L, -2, "delay"); }
-  if (kind) { lua_pushstring(L, kind); lua_setfield(L, -2, "kind"); }
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
-}
-
-/* 0.5 s * 2^(n-1), capped at 8 s, equal jitter: d/2 + random * d/2 */
-double sm_backoff(sm_client *c, int attempt) {
-  return sm_backoff_at(attempt, (double)(next_rand(c) >> 11) / 9007199254740992.0);   /* prepare.c */
-}
-
-const char *sm_err_kind(lua_State *L, int err) {
-  const char *k;
-  lua_getfield(L, err, "kind");
-  k = lua_tostring(L, -1);
-  lua_pop(L, 1);                     /* anchored in the error */
-  return k;
-}
+/* ---- the blocking loop ----------------------------------------------------------------------------------- */
 
 /* runs protected (busy is cleared by the caller whatever happens); stack: self, name, args, params */
 static int request_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
-  const sm_endpoint *ep = sm_endpoint_find(lua_tostring(L, 2));
-  double start = sm_now(), deadline_at = start + c->cfg.deadline;
-  int attempt, max_attempts = (int)(c->cfg.max_retries > 1000 ? 1001 : c->cfg.max_retries + 1);
-  sm_req r;
-  memset(&r, 0, sizeof r);
-  if (!sm_prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) {
-    sm_redact(L, c, -1);
-    luaL_pushfail(L);
-    lua_insert(L, -2);
-    return 2;
-  }
-  for (attempt = 1;; attempt++) {
-    double now = sm_now(), delay, ra;
-    int capped, outcome, err;
-    long status = 0, nconn = 0;
-    CURLcode rc;
-    sm_emit(L, 1, "request", &r, attempt, 0, now - start, -1, NULL);
-    rc = sm_xfer_setup(&c->x, &c->cfg, &r, deadline_at - sm_now(), &capped);
+  sm_attempt a;
+  if (!sm_attempt_open(L, 1, &a)) return 2;
+  for (;;) {
+    double delay;
+    int outcome;
+    CURLcode rc = sm_attempt_begin(L, 1, &a, &c->x);
     if (rc != CURLE_OK) return luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
     rc = curl_easy_perform(c->x.easy);
-    curl_easy_getinfo(c->x.easy, CURLINFO_NUM_CONNECTS, &nconn);
-    c->connects += nconn;
-    sm_xfer_clock(c, &c->x);
-    outcome = sm_xfer_classify(L, &c->x, &r, rc, attempt, capped, &ra);
-    if (rc == CURLE_OK) curl_easy_getinfo(c->x.easy, CURLINFO_RESPONSE_CODE, &status);
-    err = lua_gettop(L);
-    if (outcome != SM_OK) sm_redact(L, c, err);
-    sm_emit(L, 1, "response", &r, attempt, status, sm_now() - start, -1, outcome == SM_OK ? NULL : sm_err_kind(L, err));
+    outcome = sm_attempt_finish(L, 1, &a, &c->x, rc, &delay);
     if (outcome == SM_OK) return 1;
-    lua_pushinteger(L, attempt); lua_setfield(L, err, "attempts");
-    lua_pushnumber(L, sm_now() - start); lua_setfield(L, err, "elapsed");
-    if (outcome == SM_RETRY && attempt < max_attempts) {
-      delay = ra >= 0 ? ra : sm_backoff(c, attempt);
-      if (sm_now() + delay < deadline_at) {
-        sm_emit(L, 1, "retry", &r, attempt, status, sm_now() - start, delay, sm_err_kind(L, err));
-        sm_sleep(delay);
-        lua_settop(L, err - 1);
-        continue;
-      }
+    if (outcome == SM_FAIL) {
+      luaL_pushfail(L);
+      lua_insert(L, -2);
+      return 2;
     }
-    sm_emit(L, 1, "give_up", &r, attempt, status, sm_now() - start, -1, sm_err_kind(L, err));
-    luaL_pushfail(L);
-    lua_insert(L, -2);
-    return 2;
+    sm_sleep(delay);
+    lua_pop(L, 1);                   /* the error of this attempt */
   }
-}
-
-/* checks the arguments of request and _start: (self, name, args, params) */
-const sm_endpoint *sm_check_request(lua_State *L) {
-  const char *name = luaL_checkstring(L, 2);
-  const sm_endpoint *ep = sm_endpoint_find(name);
-  if (!ep) luaL_argerror(L, 2, lua_pushfstring(L, "unknown endpoint '%s'", name));
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
-  if (ep->arg) {
-    if (lua_type(L, 3) != LUA_TTABLE || lua_rawlen(L, 3) != 1)
-      luaL_argerror(L, 3, lua_pushfstring(L, "%s takes one path argument (%s)", name, ep->arg));
-    if (lua_rawgeti(L, 3, 1) != LUA_TSTRING)
-      luaL_argerror(L, 3, lua_pushfstring(L, "%s: expected a string, got %s", ep->arg,
-                                                luaL_typename(L, -1)));
-    lua_pop(L, 1);
-  } else if (lua_type(L, 3) == LUA_TTABLE && lua_rawlen(L, 3) != 0) {
-    luaL_argerror(L, 3, lua_pushfstring(L, "%s takes no path arguments", name));
-  }
-  return ep;
 }
 
 /* client:request(name, args, params) --> value | nil, err */
-static int client_request(lua_State *L) {
-  sm_client *c = sm_check_open(L, 1);
+static int l_client_request(lua_State *L) {
+  sm_client *c = sm_client_check_open(L, 1);
   int status;
-  sm_check_request(L);
+  sm_request_check(L);
   if (c->busy) return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
   lua_settop(L, 4);
   c->busy = 1;
@@ -544,34 +329,10 @@ static int client_request(lua_State *L) {
   return lua_gettop(L);
 }
 
-/* core.validate(name, params [, args]) --> true | nil, err */
-int sm_validate_l(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  const sm_endpoint *ep = sm_endpoint_find(name);
-  sm_req r;
-  if (!ep) return luaL_argerror(L, 1, lua_pushfstring(L, "unknown endpoint '%s'", name));
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
-    if (ep->arg && lua_rawgeti(L, 3, 1) != LUA_TSTRING)
-      return luaL_argerror(L, 3, lua_pushfstring(L, "%s: expected a string", ep->arg ? ep->arg : "args"));
-    lua_settop(L, 3);
-  }
-  lua_settop(L, 3);
-  if (!sm_prepare(L, ep, 3, 2, NULL, 0, &r)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-void sm_xfer_clock(sm_client *c, const sm_xfer *x) {
-  if (x->date_seen && !x->date_void) { c->clock_offset = x->date_offset; c->clock_known = 1; }
-  else if (x->header_status > 0) c->clock_known = 0;
-}
-
 /* client:info() --> { connects = n, base_url = s, server_clock_offset = s | nil }: what a keep-alive check and
    reconciliation need, nothing secret */
-static int client_info(lua_State *L) {
-  sm_client *c = sm_check_open(L, 1);
+static int l_client_info(lua_State *L) {
+  sm_client *c = sm_client_check_open(L, 1);
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, c->connects); lua_setfield(L, -2, "connects");
   lua_pushstring(L, c->base_url); lua_setfield(L, -2, "base_url");
@@ -581,10 +342,10 @@ static int client_info(lua_State *L) {
 
 void sm_client_init(lua_State *L) {
   static const luaL_Reg methods[] = {
-    { "request", client_request }, { "close", client_close }, { "info", client_info }, { NULL, NULL }
+    { "request", l_client_request }, { "close", l_client_close }, { "info", l_client_info }, { NULL, NULL }
   };
   static const luaL_Reg meta[] = {
-    { "__gc", client_gc }, { "__close", client_close }, { "__tostring", client_tostring }, { NULL, NULL }
+    { "__gc", l_client_gc }, { "__close", l_client_close }, { "__tostring", l_client_tostring }, { NULL, NULL }
   };
   luaL_newmetatable(L, SM_CLIENT_MT);
   luaL_setfuncs(L, meta, 0);

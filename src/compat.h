@@ -1,8 +1,11 @@
 /* compat.h: the Lua 5.2-5.4 C API the core uses, provided on Lua 5.1/LuaJIT 2.1 (OpenResty's VM), so that the
-   rest of src/ is written once against Lua 5.4 and needs no #ifdef. Included by sm.h after lua.h/lauxlib.h.
+   rest of src/ is written once against Lua 5.4 and needs no #ifdef. Every header of ours reaches Lua through it.
    LuaJIT 2.1 already has LUA_OK, luaL_setfuncs, luaL_newlib, luaL_setmetatable and luaL_testudata. */
 #ifndef SM_COMPAT_H
 #define SM_COMPAT_H
+
+#include "lua.h"
+#include "lauxlib.h"
 
 /* The core runs on Lua 5.4 and on LuaJIT 2.1 (whose luaconf.h alone defines LUA_LJDIR); LuaRocks cannot express
    "5.4 or LuaJIT", so the versions that would build and then fail at run time are refused here, by name. */

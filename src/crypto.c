@@ -3,7 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include "sm.h"
+#include "crypto.h"
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -43,7 +43,7 @@ static long b64_decode(const char *s, size_t len, unsigned char *out) {
 
 int sm_base64_valid(const char *s, size_t len) { return b64_decode(s, len, NULL) >= 0; }
 
-int sm_base64_encode_l(lua_State *L) {
+int l_core_base64_encode(lua_State *L) {
   size_t len, i;
   const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
   luaL_Buffer b;
@@ -69,7 +69,7 @@ int sm_base64_encode_l(lua_State *L) {
   return 1;
 }
 
-int sm_base64_decode_l(lua_State *L) {
+int l_core_base64_decode(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   luaL_Buffer b;
@@ -86,7 +86,7 @@ int sm_base64_decode_l(lua_State *L) {
   return 1;
 }
 
-int sm_hmac_sha256_l(lua_State *L) {
+int l_core_hmac_sha256(lua_State *L) {
   static const char *const forms[] = { "hex", "raw", NULL };
   static const char hex[] = "0123456789abcdef";
   size_t klen, mlen;
@@ -109,7 +109,7 @@ int sm_hmac_sha256_l(lua_State *L) {
 }
 
 /* constant time in the contents; the lengths are not secret */
-int sm_consteq_l(lua_State *L) {
+int l_core_consteq(lua_State *L) {
   size_t la, lb;
   const char *a = luaL_checklstring(L, 1, &la);
   const char *b = luaL_checklstring(L, 2, &lb);

@@ -1,7 +1,8 @@
 /* endpoints.c: THE endpoint table (API.md §2): name, method, path template, path argument and the documented
    constraints of each field. Validation, URL building and core.endpoints are all driven from it. */
 #include <string.h>
-#include "sm.h"
+#include "endpoints.h"
+#include "json.h"
 
 #define REQ SM_REQUIRED
 #define NUL SM_NULLABLE

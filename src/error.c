@@ -1,7 +1,7 @@
 /* error.c: the one error constructor (core.error, used by C and by Lua) and the error metatable's __tostring:
    "sigmamind: POST /v1/calls: 400 Bad Request: Invalid request parameters". */
 #include <string.h>
-#include "sm.h"
+#include "error.h"
 
 static const struct { long status; const char *phrase; } phrases[] = {
   { 400, "Bad Request" }, { 401, "Unauthorized" }, { 402, "Payment Required" }, { 403, "Forbidden" },
@@ -49,7 +49,7 @@ static lua_Integer field_int(lua_State *L, int idx, const char *name) {
   return v;
 }
 
-static int error_tostring(lua_State *L) {
+static int l_error_tostring(lua_State *L) {
   luaL_Buffer b;
   const char *kind, *method, *path, *message;
   lua_Integer status, attempts;
@@ -87,7 +87,7 @@ static int error_tostring(lua_State *L) {
 
 void sm_error_init(lua_State *L) {
   luaL_newmetatable(L, SM_ERROR_MT);
-  lua_pushcfunction(L, error_tostring);
+  lua_pushcfunction(L, l_error_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
 }
@@ -99,7 +99,7 @@ void sm_error_setmeta(lua_State *L, int idx) {
 }
 
 /* core.error(fields): a copy of fields with the error metatable; kind is required */
-int sm_error_new(lua_State *L) {
+int l_core_error(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "kind");
   if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 1, "an error needs a string 'kind'");
@@ -115,7 +115,7 @@ int sm_error_new(lua_State *L) {
   return 1;
 }
 
-int sm_error_is(lua_State *L) {
+int l_core_is_error(lua_State *L) {
   int is = 0;
   if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
     luaL_getmetatable(L, SM_ERROR_MT);

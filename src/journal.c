@@ -9,7 +9,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "sm.h"
+#include "journal.h"
 
 #define LOCK_MT "sigmamind.journal_lock"
 
@@ -52,7 +52,7 @@ static int write_all(int fd, const char *buf, size_t len) {
    The dial's lock keeps every other writer off, so the size before the write is where this record starts: a
    write or fsync that fails (ENOSPC after part of the line fitted) is cut back to it, and the next record is never
    glued onto a fragment that a reader would file under the wrong number. */
-int sm_journal_append_l(lua_State *L) {
+int l_core_journal_append(lua_State *L) {
   size_t len;
   const char *path = journal_path(L, 1);
   const char *line = luaL_checklstring(L, 2, &len);
@@ -100,7 +100,7 @@ fail_close:
 
 /* core.journal_truncate(path, size) --> true | nil, msg, errno: cut the journal back to its first `size` bytes
    (a torn last record, before anything is appended after it) and fsync; never makes it longer */
-int sm_journal_truncate_l(lua_State *L) {
+int l_core_journal_truncate(lua_State *L) {
   const char *path = journal_path(L, 1);
   lua_Integer size = luaL_checkinteger(L, 2);
   struct stat st;
@@ -122,7 +122,7 @@ fail_close:
   return push_failure(L, path, e, NULL);
 }
 
-static int lock_release(lua_State *L) {
+static int l_lock_release(lua_State *L) {
   int *fd = (int *)luaL_checkudata(L, 1, LOCK_MT);
   if (*fd >= 0) { close(*fd); *fd = -1; }      /* closing the file releases its flock */
   return 0;
@@ -130,17 +130,17 @@ static int lock_release(lua_State *L) {
 
 /* core.journal_lock(path) --> lock | nil, msg, errno: an exclusive flock on the journal (created if need be),
    taken without waiting; held until lock:release(), its collection or the process's end (even kill -9) */
-int sm_journal_lock_l(lua_State *L) {
+int l_core_journal_lock(lua_State *L) {
   const char *path = journal_path(L, 1);
   int *ud, fd, e;
   if (!path) return push_bad_path(L);
   ud = (int *)lua_newuserdatauv(L, sizeof(int), 0);
   *ud = -1;
   if (luaL_newmetatable(L, LOCK_MT)) {
-    lua_pushcfunction(L, lock_release); lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, lock_release); lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_lock_release); lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_lock_release); lua_setfield(L, -2, "__close");
     lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, lock_release); lua_setfield(L, -2, "release");
+    lua_pushcfunction(L, l_lock_release); lua_setfield(L, -2, "release");
     lua_setfield(L, -2, "__index");
   }
   lua_setmetatable(L, -2);

@@ -11,7 +11,7 @@
 #if defined(__SSE2__) && defined(__GNUC__)
 #include <emmintrin.h>
 #endif
-#include "sm.h"
+#include "json.h"
 
 #define MAX_SAFE 9007199254740992.0   /* 2^53 */
 #define MAX_DEPTH SM_JSON_MAX_DEPTH   /* cjson's encode_max_depth and decode_max_depth */
@@ -637,4 +637,19 @@ int sm_json_decode(lua_State *L, const char *s, size_t len) {
   lua_pushnil(L);
   lua_pushfstring(L, "%s at character %I", d.err, (LUA_INTEGER)(d.p - d.start) + 1);
   return 0;
+}
+
+/* core.json_encode(v) --> s | nil, msg */
+int l_core_json_encode(lua_State *L) {
+  luaL_checkany(L, 1);
+  if (sm_json_encode(L, 1)) return 1;
+  return 2;
+}
+
+/* core.json_decode(s) --> value | nil, msg */
+int l_core_json_decode(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  if (sm_json_decode(L, s, len)) return 1;
+  return 2;
 }

@@ -6,17 +6,18 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "sm.h"
+#include "multi.h"
+#include "attempt.h"
+#include "clock.h"
+#include "request.h"
 
 enum { SLOT_FREE, SLOT_ACTIVE, SLOT_DONE, SLOT_WAIT };
 
 typedef struct sm_slot {
   sm_xfer x;                   /* first: libcurl's callbacks get &slot->x */
-  sm_req r;                    /* points into the strings pinned in the client's SM_UV_PINS table */
+  sm_attempt a;                /* its request points into the strings pinned in the client's SM_UV_PINS table */
   int state;
-  int attempt, capped, max_attempts;
   CURLcode rc;
-  double start, deadline_at;
 } sm_slot;
 
 void sm_multi_release(sm_client *c) {
@@ -98,7 +99,7 @@ static sm_slot *slot_by_id(lua_State *L, sm_client *c, int arg) {
 
 static void free_slot(lua_State *L, sm_client *c, int self, size_t i) {
   c->slots[i]->state = SLOT_FREE;
-  c->slots[i]->r.ep = NULL;
+  c->slots[i]->a.r.ep = NULL;
   lua_pushnil(L);
   set_pin(L, self, (lua_Integer)i + 1, -1);
   lua_pop(L, 1);
@@ -109,9 +110,7 @@ static void launch(lua_State *L, sm_client *c, int self, size_t i) {
   sm_slot *s = c->slots[i];
   CURLcode rc;
   CURLMcode mc;
-  s->attempt++;
-  sm_emit(L, self, "request", &s->r, s->attempt, 0, sm_now() - s->start, -1, NULL);
-  rc = sm_xfer_setup(&s->x, &c->cfg, &s->r, s->deadline_at - sm_now(), &s->capped);
+  rc = sm_attempt_begin(L, self, &s->a, &s->x);
   if (rc != CURLE_OK) {
     free_slot(L, c, self, i);
     luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
@@ -129,17 +128,10 @@ static void launch(lua_State *L, sm_client *c, int self, size_t i) {
 /* stack: self, name, args, params */
 static int start_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
-  const sm_endpoint *ep = sm_endpoint_find(lua_tostring(L, 2));
-  sm_req r;
+  sm_attempt a;
   size_t i;
   sm_slot *s;
-  memset(&r, 0, sizeof r);
-  if (!sm_prepare(L, ep, 3, 4, c->base_url, c->base_len, &r)) {
-    sm_redact(L, c, -1);
-    luaL_pushfail(L);
-    lua_insert(L, -2);
-    return 2;
-  }
+  if (!sm_attempt_open(L, 1, &a)) return 2;
   /* 5: path, 6: body or nil, 7: url; pinned together for the life of the transfer */
   lua_createtable(L, 3, 0);
   lua_pushvalue(L, 5); lua_rawseti(L, -2, 1);
@@ -148,12 +140,8 @@ static int start_run(lua_State *L) {
   i = get_slot(L, c);
   set_pin(L, 1, (lua_Integer)i + 1, -1);
   s = c->slots[i];
-  s->r = r;
-  s->attempt = 0;
+  s->a = a;
   s->state = SLOT_WAIT;                     /* reserved: not free, not yet in the multi */
-  s->start = sm_now();
-  s->deadline_at = s->start + c->cfg.deadline;
-  s->max_attempts = (int)(c->cfg.max_retries > 1000 ? 1001 : c->cfg.max_retries + 1);
   launch(L, c, 1, i);
   lua_pushinteger(L, (lua_Integer)i + 1);
   return 1;
@@ -186,48 +174,23 @@ static void collect(sm_client *c) {
   }
 }
 
-/* classifies a finished attempt and pushes its record { id, "ok"|"fail"|"retry", value|err, delay } */
+/* completes a finished attempt (attempt.c, as the blocking loop does) and pushes its record
+   { id, "ok"|"fail"|"retry", value|err, delay } */
 static void report(lua_State *L, sm_client *c, size_t i) {
   sm_slot *s = c->slots[i];
-  double ra = -1, delay = -1, now;
-  long status = 0, nconn = 0;
-  int outcome, err;
-  const char *what;
+  double delay;
+  int outcome = sm_attempt_finish(L, 1, &s->a, &s->x, s->rc, &delay);
   lua_createtable(L, 4, 0);
   lua_pushinteger(L, (lua_Integer)i + 1);
   lua_rawseti(L, -2, 1);
-  outcome = sm_xfer_classify(L, &s->x, &s->r, s->rc, s->attempt, s->capped, &ra);
-  err = lua_gettop(L);
-  if (outcome != SM_OK) sm_redact(L, c, err);
-  curl_easy_getinfo(s->x.easy, CURLINFO_NUM_CONNECTS, &nconn);
-  if (s->rc == CURLE_OK) curl_easy_getinfo(s->x.easy, CURLINFO_RESPONSE_CODE, &status);
-  now = sm_now();
-  sm_emit(L, 1, "response", &s->r, s->attempt, status, now - s->start, -1,
-          outcome == SM_OK ? NULL : sm_err_kind(L, err));
-  if (outcome == SM_OK) {
-    what = "ok";
-  } else {
-    lua_pushinteger(L, s->attempt); lua_setfield(L, err, "attempts");
-    lua_pushnumber(L, now - s->start); lua_setfield(L, err, "elapsed");
-    what = "fail";
-    if (outcome == SM_RETRY && s->attempt < s->max_attempts) {   /* the blocking loop's policy, exactly */
-      delay = ra >= 0 ? ra : sm_backoff(c, s->attempt);
-      if (now + delay < s->deadline_at) {
-        sm_emit(L, 1, "retry", &s->r, s->attempt, status, now - s->start, delay, sm_err_kind(L, err));
-        what = "retry";
-      }
-    }
-    if (what[0] == 'f') sm_emit(L, 1, "give_up", &s->r, s->attempt, status, now - s->start, -1, sm_err_kind(L, err));
-  }
-  lua_rawseti(L, -2, 3);
-  lua_pushstring(L, what);
+  lua_pushstring(L, outcome == SM_OK ? "ok" : outcome == SM_RETRY ? "retry" : "fail");
   lua_rawseti(L, -2, 2);
-  if (what[0] == 'r') { lua_pushnumber(L, delay); lua_rawseti(L, -2, 4); }
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, 3);
+  if (outcome == SM_RETRY) { lua_pushnumber(L, delay); lua_rawseti(L, -2, 4); }
   /* the record is complete: only now does the slot change state */
-  c->connects += nconn;
-  sm_xfer_clock(c, &s->x);
   c->ndone--;
-  if (what[0] == 'r') s->state = SLOT_WAIT;
+  if (outcome == SM_RETRY) s->state = SLOT_WAIT;
   else free_slot(L, c, 1, i);
 }
 
@@ -272,7 +235,7 @@ static int cancel_run(lua_State *L) {
 }
 
 static int guarded(lua_State *L, lua_CFunction f) {
-  sm_client *c = sm_check_open(L, 1);
+  sm_client *c = sm_client_check_open(L, 1);
   int status;
   if (c->busy) return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
   c->busy = 1;
@@ -285,22 +248,22 @@ static int guarded(lua_State *L, lua_CFunction f) {
 }
 
 /* client:_start(name, args, params) --> id | nil, err (invalid: nothing sent) */
-static int client_start(lua_State *L) {
-  sm_check_open(L, 1);
-  sm_check_request(L);
+static int l_client_start(lua_State *L) {
+  sm_client_check_open(L, 1);
+  sm_request_check(L);
   lua_settop(L, 4);
   return guarded(L, start_run);
 }
 
 /* client:_retry(id): the next attempt of a transfer reported "retry" */
-static int client_retry(lua_State *L) {
+static int l_client_retry(lua_State *L) {
   luaL_checkinteger(L, 2);
   lua_settop(L, 2);
   return guarded(L, retry_run);
 }
 
 /* client:_perform(timeout) --> { { id, "ok"|"fail"|"retry", value|err, delay }, ... } | nothing */
-static int client_perform(lua_State *L) {
+static int l_client_perform(lua_State *L) {
   double t = luaL_optnumber(L, 2, 0);
   luaL_argcheck(L, t == t && t >= 0, 2, "expected a number of seconds >= 0");
   lua_settop(L, 2);
@@ -308,15 +271,15 @@ static int client_perform(lua_State *L) {
 }
 
 /* client:_cancel(id): forgets a transfer, removing it from the multi if it is in flight */
-static int client_cancel(lua_State *L) {
+static int l_client_cancel(lua_State *L) {
   luaL_checkinteger(L, 2);
   lua_settop(L, 2);
   return guarded(L, cancel_run);
 }
 
 /* client:_pending() --> transfers in flight, finished-but-unreported */
-static int client_pending(lua_State *L) {
-  sm_client *c = sm_check_open(L, 1);
+static int l_client_pending(lua_State *L) {
+  sm_client *c = sm_client_check_open(L, 1);
   lua_pushinteger(L, c->nactive);
   lua_pushinteger(L, c->ndone);
   return 2;
@@ -324,8 +287,8 @@ static int client_pending(lua_State *L) {
 
 void sm_multi_register(lua_State *L) {
   static const luaL_Reg methods[] = {
-    { "_start", client_start }, { "_retry", client_retry }, { "_perform", client_perform },
-    { "_cancel", client_cancel }, { "_pending", client_pending }, { NULL, NULL }
+    { "_start", l_client_start }, { "_retry", l_client_retry }, { "_perform", l_client_perform },
+    { "_cancel", l_client_cancel }, { "_pending", l_client_pending }, { NULL, NULL }
   };
   luaL_setfuncs(L, methods, 0);
 }

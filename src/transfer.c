@@ -1,5 +1,5 @@
-/* transfer.c: one attempt of one request on one easy handle: set it up, let libcurl run it (blocking here;
-   a multi handle later), then classify the outcome into a value or an error plus a retry decision.
+/* transfer.c: one attempt of one request on one easy handle: set it up, let libcurl run it (the caller does:
+   blocking or in a multi), then map the result onto the policy: a value, or an error and whether to retry.
    libcurl's callbacks only touch C memory owned by the sm_xfer; they never call Lua. */
 #include <ctype.h>
 #include <math.h>
@@ -7,9 +7,12 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include "sm.h"
+#include "transfer.h"
+#include "clock.h"
+#include "httpdate.h"
+#include "policy.h"
 
-void sm_buf_free(sm_buf *b) {
+static void buf_free(sm_buf *b) {
   free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
@@ -17,7 +20,7 @@ void sm_buf_free(sm_buf *b) {
 
 #define SM_BODY_RESERVE ((size_t)1024 * 1024)
 
-static size_t on_body(char *ptr, size_t size, size_t n, void *ud) {
+size_t sm_xfer_on_body(char *ptr, size_t size, size_t n, void *ud) {
   sm_xfer *x = (sm_xfer *)ud;
   size_t len = size * n;
   if (len == 0) return 0;                  /* an empty body: libcurl may call once with nothing (data NULL) */
@@ -56,36 +59,7 @@ static int header_is(const char *h, size_t len, const char *name, size_t nlen) {
   return len > nlen && h[nlen] == ':' && strncasecmp(h, name, nlen) == 0;
 }
 
-/* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", the only form an HTTP/1.1 server sends: RFC 9110 5.6.7)
-   as Unix seconds, or -1. Parsed here rather than by curl_getdate, which reads every form there is through
-   sscanf: some 10,000 instructions a response, 7 % of a whole create. */
-static int two(const char *p) {
-  return isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) ? (p[0] - '0') * 10 + (p[1] - '0') : -1;
-}
-static double imf_fixdate(const char *v, size_t n) {
-  static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  int day, mon, cc, yy, hh, mm, ss, y, i;
-  long long days;
-  if (n != 29 || v[3] != ',' || v[4] != ' ' || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' || v[19] != ':' ||
-      v[22] != ':' || memcmp(v + 25, " GMT", 4) != 0)
-    return -1;
-  day = two(v + 5); cc = two(v + 12); yy = two(v + 14); hh = two(v + 17); mm = two(v + 20); ss = two(v + 23);
-  if (cc < 0 || yy < 0) return -1;
-  for (mon = -1, i = 0; i < 12; i++) if (memcmp(v + 8, months + (size_t)3 * (size_t)i, 3) == 0) mon = i + 1;
-  if (mon < 0 || day < 1 || day > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60) return -1;
-  /* days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil) */
-  y = cc * 100 + yy - (mon <= 2);
-  {
-    long long era = (y >= 0 ? y : y - 399) / 400;
-    long long yoe = y - era * 400;
-    long long doy = (153 * (mon + (mon > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    days = era * 146097 + doe - 719468;
-  }
-  return (double)days * 86400.0 + hh * 3600.0 + mm * 60.0 + ss;
-}
-
-static size_t on_header(char *h, size_t size, size_t n, void *ud) {
+size_t sm_xfer_on_header(char *h, size_t size, size_t n, void *ud) {
   sm_xfer *x = (sm_xfer *)ud;
   size_t len = size * n;
   if (len > 5 && memcmp(h, "HTTP/", 5) == 0) {      /* a new response (after a 1xx, say): forget the last */
@@ -113,12 +87,10 @@ static size_t on_header(char *h, size_t size, size_t n, void *ud) {
     double t;
     header_value(v, sizeof v, h + 5, len - 5);
     /* the server's clock, for reconciliation: only from a single Date, an IMF-fixdate (GMT) */
-    if (++x->date_seen > 1 || (t = imf_fixdate(v, strlen(v))) < 0) {
+    if (++x->date_seen > 1 || (t = sm_imf_fixdate(v, strlen(v))) < 0) {
       x->date_void = 1;
     } else {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      x->date_offset = t - ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+      x->date_offset = t - sm_wall_clock();
     }
   } else if (header_is(h, len, "age", 3)) {
     x->date_void = 1;                            /* a cache answered: its Date is the origin's, from then */
@@ -129,7 +101,7 @@ static size_t on_header(char *h, size_t size, size_t n, void *ud) {
 /* Called right before a request goes out on a connection. libcurl resends a request by itself when a reused
    connection dies before any response byte (Curl_retry_request); for a POST that could create a second call,
    so the second send is refused and the attempt reported as sent and not retryable. */
-static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port) {
+int sm_xfer_on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port) {
   sm_xfer *x = (sm_xfer *)ud;
   (void)primary_ip; (void)local_ip; (void)primary_port; (void)local_port;
   if (x->prereq++ > 0 && x->no_resend) { x->resend_blocked = 1; return CURL_PREREQFUNC_ABORT; }
@@ -147,12 +119,12 @@ CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, con
   SET(CURLOPT_SSL_VERIFYPEER, 1L);
   SET(CURLOPT_SSL_VERIFYHOST, 2L);
   SET(CURLOPT_ERRORBUFFER, x->errbuf);
-  SET(CURLOPT_WRITEFUNCTION, on_body);
+  SET(CURLOPT_WRITEFUNCTION, sm_xfer_on_body);
   SET(CURLOPT_WRITEDATA, x);
-  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_HEADERFUNCTION, sm_xfer_on_header);
   SET(CURLOPT_HEADERDATA, x);
   SET(CURLOPT_HTTPHEADER, headers);
-  SET(CURLOPT_PREREQFUNCTION, on_prereq);
+  SET(CURLOPT_PREREQFUNCTION, sm_xfer_on_prereq);
   SET(CURLOPT_PREREQDATA, x);
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_TCP_NODELAY, 1L);
@@ -166,7 +138,7 @@ CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, con
 
 void sm_xfer_free(sm_xfer *x) {
   if (x->easy) { curl_easy_cleanup(x->easy); x->easy = NULL; }
-  sm_buf_free(&x->body);
+  buf_free(&x->body);
 }
 
 static long to_ms(double s) {
@@ -176,13 +148,10 @@ static long to_ms(double s) {
   return (long)ms;
 }
 
-CURLcode sm_xfer_setup(sm_xfer *x, const sm_cfg *cfg, const sm_req *r, double budget, int *capped) {
+CURLcode sm_xfer_setup(sm_xfer *x, const sm_req *r, double timeout, double connect_timeout) {
   CURLcode rc = CURLE_OK;
   CURL *e = x->easy;
   const char *m = r->ep->method;
-  double t = cfg->timeout;
-  *capped = 0;
-  if (budget < t) { t = budget; *capped = 1; }
   x->body.len = 0;
   x->too_large = x->oom = x->prereq = x->resend_blocked = x->date_seen = x->date_void = 0;
   x->no_resend = strcmp(m, "POST") == 0;
@@ -198,25 +167,31 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_cfg *cfg, const sm_req *r, double bu
     SET(CURLOPT_HTTPGET, 1L);
   }
   SET(CURLOPT_CUSTOMREQUEST, (strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0) ? NULL : m);
-  SET(CURLOPT_TIMEOUT_MS, to_ms(t));
-  SET(CURLOPT_CONNECTTIMEOUT_MS, to_ms(cfg->connect_timeout < t ? cfg->connect_timeout : t));
+  SET(CURLOPT_TIMEOUT_MS, to_ms(timeout));
+  SET(CURLOPT_CONNECTTIMEOUT_MS, to_ms(connect_timeout));
   SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_bytes);
 #undef SET
   return rc;
 }
 
-/* Maps libcurl's result onto the shared policy (prepare.c), which a Lua transport reaches through
+/* Maps libcurl's result onto the shared policy (policy.c), which a Lua transport reaches through
    core.classify: the same kinds, retry rules and messages whatever carried the request. */
-static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int attempt, int capped,
-                    double *delay) {
+static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int capped, double *retry_after) {
   long status = 0;
   const char *kind = "network", *msg;
   int sent = 1, fatal = 0, outcome;
-  *delay = -1;
-  (void)attempt;
+  sm_failure f;
+  *retry_after = -1;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-  if (rc == CURLE_OK)
-    return sm_classify_http(L, r, status, x->body.data, x->body.len, x->request_id, x->retry_after, delay);
+  if (rc == CURLE_OK) {
+    sm_reply reply;
+    reply.status = status;
+    reply.body = x->body.data;
+    reply.len = x->body.len;
+    reply.request_id = x->request_id;
+    reply.retry_after = x->retry_after;
+    return sm_classify_http(L, r, &reply, retry_after);
+  }
   if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED)
     return sm_classify_too_large(L, r, status, x->max_bytes, x->request_id);
 
@@ -250,8 +225,14 @@ static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int 
       if (x->oom) { msg = "out of memory while reading the response"; fatal = 1; }
       break;
   }
-  outcome = sm_classify_failure(L, r, status, kind, msg, sent, fatal, capped && rc == CURLE_OPERATION_TIMEDOUT,
-                                x->request_id);
+  f.status = status;
+  f.kind = kind;
+  f.message = msg;
+  f.sent = sent;
+  f.fatal = fatal;
+  f.capped = capped && rc == CURLE_OPERATION_TIMEDOUT;
+  f.request_id = x->request_id;
+  outcome = sm_classify_failure(L, r, &f);
   lua_pushinteger(L, (lua_Integer)rc); lua_setfield(L, -2, "curl_code");
   return outcome;
 }
@@ -262,14 +243,13 @@ static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int 
    client with many transfer slots holds at most 256 KB a slot, not each slot's largest response ever seen. */
 #define SM_BODY_KEEP ((size_t)256 * 1024)
 
-int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int attempt, int capped,
-                     double *delay) {
-  int outcome = classify(L, x, r, rc, attempt, capped, delay);
+int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int capped, double *retry_after) {
+  int outcome = classify(L, x, r, rc, capped, retry_after);
   /* libcurl sent it twice (a kept-alive connection died before any answer): a 404 to a resent
      DELETE means the first send deleted it (init.lua) */
   if (outcome != SM_OK && x->prereq > 1 && !x->resend_blocked) {
     lua_pushboolean(L, 1); lua_setfield(L, -2, "resent");
   }
-  if (x->body.cap > SM_BODY_KEEP) sm_buf_free(&x->body);
+  if (x->body.cap > SM_BODY_KEEP) buf_free(&x->body);
   return outcome;
 }

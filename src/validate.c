@@ -3,7 +3,9 @@
 #include <math.h>
 #include <string.h>
 #include <strings.h>
-#include "sm.h"
+#include "crypto.h"
+#include "validate.h"
+#include "json.h"
 
 #define SHOW_MAX 40
 

@@ -421,8 +421,9 @@ function Transport:request(name, args, params)
     end
     if headers then self.clock_offset = server_clock(headers) end
     local p = self.policy
-    p.message, p.capped = message, capped
-    local value, err, delay = classify(method, path, status, headers, rbody, attempt, now() - start, fail, sent, p)
+    local value, err, delay = classify{ method = method, path = path, status = status, headers = headers,
+      body = rbody, attempt = attempt, elapsed = now() - start, fail = fail, sent = sent, message = message,
+      capped = capped, max_retries = p.max_retries, deadline = p.deadline, max_response_bytes = p.max_response_bytes }
     if err then self:_redact(err) end
     self:_emit("response", method, path, attempt, status, now() - start, nil, err and err.kind)
     if value ~= nil then return value end

@@ -1,0 +1,158 @@
+/* attempt.c: what the blocking loop (client.c) and the multi slots (multi.c) do around each transfer, written
+   once so that both judge an attempt alike: build the request, start an attempt with the policy's timeouts,
+   and complete it (classify, keep the key out of what Lua sees, on_event, retry or give up). It reads the
+   client's fields and calls none of its functions. */
+#include <string.h>
+#include "attempt.h"
+#include "client.h"
+#include "clock.h"
+#include "encode.h"
+#include "policy.h"
+
+/* ---- redaction ------------------------------------------------------------------------------------------- */
+
+static const char *find_key(const char *s, size_t n, const char *k, size_t kn) {
+  const char *end = s + n;
+  while ((size_t)(end - s) >= kn) {
+    const char *p = (const char *)memchr(s, k[0], (size_t)(end - s) - kn + 1);
+    if (!p) return NULL;
+    if (memcmp(p, k, kn) == 0) return p;
+    s = p + 1;
+  }
+  return NULL;
+}
+
+/* Replaces the string at idx by a copy without the key when it holds it; the key stays in C. */
+static void redact_value(lua_State *L, const sm_client *c, int idx) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n), *hit = find_key(s, n, c->key, c->key_len);
+  luaL_Buffer b;
+  if (!hit) return;
+  idx = lua_absindex(L, idx);
+  luaL_buffinit(L, &b);
+  do {
+    luaL_addlstring(&b, s, (size_t)(hit - s));
+    luaL_addstring(&b, "[REDACTED]");
+    n -= (size_t)(hit - s) + c->key_len;
+    s = hit + c->key_len;
+  } while ((hit = find_key(s, n, c->key, c->key_len)) != NULL);
+  luaL_addlstring(&b, s, n);
+  luaL_pushresult(&b);
+  lua_replace(L, idx);
+}
+
+/* replaces the client's key by [REDACTED] in each string field of the table at idx */
+static void redact(lua_State *L, const sm_client *c, int idx) {
+  if (!c->key || lua_type(L, idx) != LUA_TTABLE) return;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {             /* assigning to a field being traversed is allowed */
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      redact_value(L, c, -1);
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, idx);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+}
+
+/* ---- on_event -------------------------------------------------------------------------------------------- */
+
+typedef struct sm_event {
+  const char *type;            /* "request", "response", "retry", "give_up" */
+  long status;                 /* 0: none */
+  double elapsed;
+  double delay;                /* < 0: none */
+  const char *kind;            /* the error's kind, or NULL */
+} sm_event;
+
+/* on_event, between attempts only, under lua_pcall: its errors are swallowed; no key, no bodies */
+static void emit(lua_State *L, int self, const sm_attempt *a, const sm_event *ev) {
+  const sm_client *c = (const sm_client *)lua_touserdata(L, self);
+  if (lua_getiuservalue(L, self, SM_UV_ON_EVENT) != LUA_TFUNCTION) { lua_pop(L, 1); return; }
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, ev->type); lua_setfield(L, -2, "type");
+  lua_pushstring(L, a->r.ep->method); lua_setfield(L, -2, "method");
+  sm_push_masked_path(L, a->r.path, a->r.path_len);
+  if (c->key) redact_value(L, c, -1);
+  lua_setfield(L, -2, "path");
+  lua_pushinteger(L, a->n); lua_setfield(L, -2, "attempt");
+  if (ev->status > 0) { lua_pushinteger(L, ev->status); lua_setfield(L, -2, "status"); }
+  lua_pushnumber(L, ev->elapsed); lua_setfield(L, -2, "elapsed");
+  if (ev->delay >= 0) { lua_pushnumber(L, ev->delay); lua_setfield(L, -2, "delay"); }
+  if (ev->kind) { lua_pushstring(L, ev->kind); lua_setfield(L, -2, "kind"); }
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
+static const char *err_kind(lua_State *L, int err) {
+  const char *k;
+  lua_getfield(L, err, "kind");
+  k = lua_tostring(L, -1);
+  lua_pop(L, 1);                     /* anchored in the error */
+  return k;
+}
+
+/* ---- the steps ------------------------------------------------------------------------------------------- */
+
+int sm_attempt_open(lua_State *L, int self, sm_attempt *a) {
+  const sm_client *c = (const sm_client *)lua_touserdata(L, self);
+  memset(a, 0, sizeof *a);
+  a->r.ep = sm_endpoint_find(lua_tostring(L, self + 1));
+  if (!sm_request_build(L, &a->r, self + 2, self + 3, c->base_url, c->base_len)) {
+    redact(L, c, -1);
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 0;
+  }
+  a->start = sm_now();
+  return 1;
+}
+
+CURLcode sm_attempt_begin(lua_State *L, int self, sm_attempt *a, sm_xfer *x) {
+  const sm_client *c = (const sm_client *)lua_touserdata(L, self);
+  sm_event ev = { "request", 0, 0, -1, NULL };
+  double timeout, connect_timeout;
+  a->n++;
+  ev.elapsed = sm_now() - a->start;
+  emit(L, self, a, &ev);
+  timeout = sm_attempt_timeout(&c->policy, sm_now() - a->start, &connect_timeout, &a->capped);
+  return sm_xfer_setup(x, &a->r, timeout, connect_timeout);
+}
+
+int sm_attempt_finish(lua_State *L, int self, sm_attempt *a, sm_xfer *x, CURLcode rc, double *delay) {
+  sm_client *c = (sm_client *)lua_touserdata(L, self);
+  sm_event ev = { "response", 0, 0, -1, NULL };
+  long nconn = 0;
+  double retry_after;
+  int outcome = sm_xfer_classify(L, x, &a->r, rc, a->capped, &retry_after), err = lua_gettop(L);
+  *delay = -1;
+  if (rc == CURLE_OK) curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &ev.status);
+  curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
+  ev.elapsed = sm_now() - a->start;
+  if (outcome != SM_OK) {
+    redact(L, c, err);
+    ev.kind = err_kind(L, err);
+  }
+  emit(L, self, a, &ev);
+  if (outcome != SM_OK) {
+    lua_pushinteger(L, a->n); lua_setfield(L, err, "attempts");
+    lua_pushnumber(L, ev.elapsed); lua_setfield(L, err, "elapsed");
+    if (outcome == SM_RETRY)
+      *delay = sm_next_delay(&c->policy, a->n, retry_after, sm_jitter(&c->rng), ev.elapsed);
+    if (*delay >= 0) {
+      ev.type = "retry";
+      ev.delay = *delay;
+    } else {
+      ev.type = "give_up";
+      outcome = SM_FAIL;
+    }
+    emit(L, self, a, &ev);
+  }
+  /* the outcome is complete: only now does the client's state change */
+  c->connects += nconn;
+  if (x->date_seen && !x->date_void) { c->clock_offset = x->date_offset; c->clock_known = 1; }
+  else if (x->header_status > 0) c->clock_known = 0;
+  return outcome;
+}

@@ -1,0 +1,46 @@
+/* client.h: the client userdata (client.c), which owns the blocking transfer and the concurrent slots
+   (multi.c). Builds on transfer.h and policy.h. */
+#ifndef SM_CLIENT_H
+#define SM_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "transfer.h"
+#include "policy.h"
+
+#define SM_VERSION        "0.1.0"
+#define SM_CLIENT_MT      "sigmamind.client"
+
+struct sm_slot;
+
+typedef struct sm_client {
+  int open;                    /* resources acquired and not yet released */
+  int busy;                    /* a request is running: refuse re-entry (from on_event, say) */
+  sm_xfer x;                   /* the blocking transfer: easy handle, response buffer, errbuf */
+  CURLSH *share;
+  struct curl_slist *headers;  /* X-API-Key, Content-Type, Accept, User-Agent, Expect: */
+  char *base_url;              /* no trailing slash; a path prefix is kept */
+  size_t base_len;
+  char key_hint[4];            /* at most 3 characters of the key, for __tostring */
+  const char *key;             /* the key in its `headers` entry, for redaction (never in Lua); */
+  size_t key_len;              /* NULL for a key under 8 bytes, which could match plain words */
+  sm_policy policy;
+  uint64_t rng;                /* xorshift state for backoff jitter */
+  long connects;               /* connections opened so far (keep-alive check) */
+  int clock_known;             /* the last response had a usable Date header: then clock_offset is its */
+  double clock_offset;         /* sm_xfer.date_offset; client:info().server_clock_offset */
+  CURLM *multi;                /* concurrent transfers (multi.c), created on first use */
+  struct sm_slot **slots;      /* pooled transfers, each with its own easy handle; owned by the client */
+  size_t nslots;
+  int nactive, ndone;          /* slots in the multi / finished and not yet reported */
+} sm_client;
+
+/* the client userdata's user values */
+#define SM_UV_ON_EVENT 1
+#define SM_UV_PINS     2       /* table: slot id -> { path, body, url } strings libcurl and sm_req point at */
+
+sm_client *sm_client_check_open(lua_State *L, int idx);
+void sm_client_init(lua_State *L);               /* creates the client metatable */
+int l_core_new(lua_State *L);                    /* core.new(opts) --> client */
+
+#endif

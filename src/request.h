@@ -1,0 +1,27 @@
+/* request.h: building one endpoint call from (name, args, params): the checks that raise for misuse, then
+   validation, the path, the query or JSON body, and the URL (request.c). Builds on endpoints.h, validate.h,
+   encode.h, json.h and error.h. */
+#ifndef SM_REQUEST_H
+#define SM_REQUEST_H
+
+#include <stddef.h>
+#include "endpoints.h"
+
+/* the request as built: strings pinned on the Lua stack (or in a table) by the caller */
+typedef struct sm_req {
+  const sm_endpoint *ep;
+  const char *url;
+  const char *path; size_t path_len;
+  const char *body; size_t body_len;   /* NULL for GET/DELETE */
+} sm_req;
+
+/* checks the arguments (self, name, args, params) at 1..4 of client:request and client:_start: raises for
+   misuse; returns the endpoint */
+const sm_endpoint *sm_request_check(lua_State *L);
+/* For r->ep: validates and pushes [path, body|nil] (and, with base, the URL: base .. path .. query) and fills
+   r; 0 with an invalid error pushed instead. */
+int sm_request_build(lua_State *L, sm_req *r, int args, int params, const char *base, size_t blen);
+int l_core_prepare(lua_State *L);                /* core.prepare(name, args, params) */
+int l_core_validate(lua_State *L);               /* core.validate(name, params [, args]) */
+
+#endif
