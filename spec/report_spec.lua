@@ -86,13 +86,13 @@ describe("reports", function()
   end
 
   describe("sigmamind calls stats", function()
-    it("prints a summary table and block-character bar charts", function()
+    it("prints a summary table and bar charts (ASCII through a pipe, as here)", function()
       local out, err, code = run{ "calls", "stats" }
       assert.equal(0, code, err)
       assert.matches("calls%s+7\n", out)
       assert.matches("completion rate%s+57%.1 %%   %(ended 4 of 7 finished%)", out)
       assert.matches("duration %(s%)%s+count 7  mean 9%.3  p50 5  p95 20  max 20", out)
-      assert.matches("STATUS\n  ended +4   57%.1 %%  ████[^\n]*\n  not_connected +2   28%.6 %%  ██", out)
+      assert.matches("STATUS\n  ended +4   57%.1 %%  ####[^\n]*\n  not_connected +2   28%.6 %%  ##", out)
       assert.matches("OUTCOME %(terminationReason%)\n  dial_busy +2 .*\n  user_ended_call +2 .*\n  agent_ended_call +1 ", out)
       assert.matches("DURATION\n", out)
     end)

@@ -122,9 +122,9 @@ describe("the sandbox", function()
       assert.is_truthy(out:find("TMPDIR: expected a path of letters, digits or _./+@%=-, got '/tmp/a dir'", 1, true), out)
     end)
 
-    it("says which package to install and exits 2 when nginx is missing", function()
+    it("says which package to install and exits 1 when nginx is missing", function()
       local out, code = sh("SIGMAMIND_SANDBOX_NGINX=/nonexistent/nginx " .. LAUNCHER .. " --port 0 2>&1")
-      assert.are.equal(2, code)
+      assert.are.equal(1, code)
       local lines = {}
       for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
       assert.are.equal(1, #lines, out)
