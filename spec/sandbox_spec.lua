@@ -867,6 +867,50 @@ describe("the sandbox", function()
       expect_400("POST", "/v1/calls", (body:gsub('"neg":%-42', '"neg":Infinity')), "body")
     end)
 
+    it("delivers only to addresses loopback as written, never to names that look like them", function()
+      local port = sb.port
+      local v6 = assert(socket.tcp6())                  -- a receiver on [::1], which the sandbox does not serve
+      assert(v6:bind("::1", 0))
+      assert(v6:listen(8))
+      local _, v6port = v6:getsockname()
+      local loopback = { "http://127.0.0.1:" .. port .. "/_sandbox/echo/a", "http://localhost:" .. port ..
+        "/_sandbox/echo/b", "http://LocalHost:" .. port .. "/_sandbox/echo/c", "http://[::1]:" .. v6port .. "/d",
+        "http://127.255.0.254:9/e" }
+      local names = { "http://127.1.1.1.1:" .. port .. "/", "http://127.0.0.1.example:" .. port .. "/",
+        "http://127.0.0.256:" .. port .. "/", "http://127.00.0.1:" .. port .. "/", "http://127.1:" .. port .. "/",
+        "http://[127.0.0.1]:" .. port .. "/", "http://[localhost]:" .. port .. "/", "http://localhost.:" .. port ..
+        "/", "http://[::ffff:127.0.0.1]:" .. port .. "/", "http://0x7f000001:" .. port .. "/" }
+      local by_url = {}
+      for _, url in ipairs(loopback) do by_url[create_webhook{ url = url }.webhookId] = url end
+      for _, url in ipairs(names) do by_url[create_webhook{ url = url }.webhookId] = url end
+      local call = create_call("+14155552001")
+      sb:advance(60)
+      local function results()
+        local _, d = sb:request("GET", "/_sandbox/deliveries?callId=" .. call.callId)
+        local out = {}
+        for _, e in ipairs(d.data) do out[by_url[e.webhookId]] = e.result end
+        return out, d
+      end
+      local result = results()                          -- refused at once, when the event fires
+      for _, url in ipairs(names) do assert.are.equal("refused", result[url], url) end
+      v6:settimeout(5)
+      local conn = v6:accept()                          -- the delivery to [::1] arrives
+      assert.is_truthy(conn, "nothing was delivered to [::1]")
+      conn:settimeout(5)
+      assert.are.equal("POST /d HTTP/1.1", conn:receive("*l"))
+      conn:close()
+      v6:close()
+      result = wait_for(function()
+        local out, d = results()
+        for _, e in ipairs(d.data) do if e.result == "pending" then return false end end
+        return #d.data == #loopback + #names and out
+      end, 10)
+      assert.is_truthy(result, "deliveries did not finish")
+      for i = 1, 3 do assert.are.equal("delivered", result[loopback[i]], loopback[i]) end
+      assert.are_not.equal("refused", result[loopback[4]])
+      assert.are.equal("failed", result[loopback[5]])   -- tried: nothing listens there
+    end)
+
     it("retries a failed delivery up to 3 times with backoff and keeps a log", function()
       local flaky = create_webhook{ url = sb.url .. "/_sandbox/echo/flaky?fail=2" }
       local dead = create_webhook{ url = "http://127.0.0.1:9/closed" }
