@@ -44,6 +44,18 @@ local function wait_for(fn, seconds)
   return nil
 end
 
+-- unix seconds of the sandbox's ISO-8601 UTC times ("2024-04-20T10:00:00.250Z"), whatever the local zone
+local function epoch(iso)
+  local y, mo, d, h, mi, sec, ms = iso:match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)%.(%d+)Z$")
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * ((mo + 9) % 12) + 2) // 5 + d - 1
+  local days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) + tonumber(ms) / 1000
+end
+
 local CALL_FIELDS = { "agent", "callId", "callType", "createdAt", "duration", "dynamicVariables", "endTime",
   "phoneNumber", "recordingUrl", "startTime", "status", "terminationReason", "transcript", "updatedAt" }
 local NUMBER_FIELDS = { "active", "friendlyName", "inboundAgentId", "outboundAgentId", "outboundPhoneNumber",
@@ -325,6 +337,46 @@ describe("the sandbox", function()
       local _, done = sb:request("GET", "/v1/calls/" .. call.callId)
       assert.are.equal("ended", done.status)
       assert.are.equal("agent_ended_call", done.terminationReason)
+    end)
+
+    it("times a sped-up call in simulated seconds: duration, startTime, endTime and its events agree", function()
+      -- at --speed 10 a call rings 0.1 s and talks 2 s, but it lasted what it would have at speed 1
+      assert.are.equal(1713607200.25, epoch("2024-04-20T10:00:00.250Z"))
+      local status, w, raw = sb:request("POST", "/v1/webhooks", { name = "times", agentId = sb.agent,
+        url = sb.url .. "/_sandbox/echo/times", events = { "conversation_started", "conversation_ended" } })
+      assert.are.equal(201, status, raw)
+      local want = { ["+14155552672"] = { 20, "ended" }, ["+14155550103"] = { 5, "ended" },
+                     ["+14155550101"] = { 0, "not_connected" } }
+      local ids = {}
+      for to in pairs(want) do ids[to] = create_call(to).callId end
+      sb:advance(60)
+      for to, w2 in pairs(want) do
+        local _, c = sb:request("GET", "/v1/calls/" .. ids[to])
+        assert.are.same(w2, { c.duration, c.status }, to)
+        -- whole milliseconds apart, so that float sums of different terms compare alike
+        local function ms(a, b) return math.floor((epoch(b) - epoch(a)) * 1000 + 0.5) end
+        if w2[1] > 0 then
+          assert.are.equal(1000, ms(c.createdAt, c.startTime))            -- it rang 1 s
+          assert.are.equal(w2[1] * 1000, ms(c.startTime, c.endTime))
+        else
+          assert.are.equal(json.null, c.startTime)
+          assert.are.equal(1000, ms(c.createdAt, c.endTime))
+        end
+        assert.are.equal(c.endTime, c.updatedAt)
+      end
+      -- each event is stamped with the moment it tells of in the call's own times
+      local log = wait_for(function()
+        local _, d = sb:request("GET", "/_sandbox/deliveries?webhookId=" .. w.webhookId)
+        local done = 0
+        for _, e in ipairs(d.data) do if e.result == "delivered" then done = done + 1 end end
+        return done == 5 and d
+      end, 10)
+      assert.is_truthy(log, "the deliveries did not arrive")
+      for _, e in ipairs(log.data) do
+        local payload = json.decode(e.body)
+        local field = e.event == "conversation_started" and "startTime" or "endTime"
+        assert.are.equal(payload.call[field], payload.timestamp, e.event)
+      end
     end)
 
     it("forces the outcomes of the magic numbers +1NPA5550101..0106", function()
@@ -1061,6 +1113,76 @@ describe("the sandbox", function()
       local _, page = sb:request("GET", "/v1/calls?size=100&page=999&status=ended")
       assert.are.same({ 100000, 1000, 100, false }, { page.totalCounts, page.totalPages, #page.data, page.hasNext })
       expect_400("POST", "/_sandbox/seed", { calls = -1 }, "calls")
+    end)
+
+    it("seeds a realistic mix on request: outcomes, durations, agents and variables vary, repeatably", function()
+      local function seeded(n, seed)
+        sb:reset()
+        local status, v, raw = sb:request("POST", "/_sandbox/seed", { calls = n, mix = "realistic", seed = seed })
+        assert.are.equal(200, status, raw)
+        assert.are.equal(n, v.seeded)
+        local out = {}
+        for page = 0, math.ceil(n / 100) - 1 do
+          local _, p = sb:request("GET", "/v1/calls?size=100&page=" .. page)
+          for _, c in ipairs(p.data) do out[#out + 1] = c end
+        end
+        assert.are.equal(n, #out)
+        return out
+      end
+      local calls = seeded(2000, 7)
+      local now = epoch(sb:state().clock)
+      local status, reason, agent, names, talks = {}, {}, {}, {}, {}
+      local no_vars = 0
+      for _, c in ipairs(calls) do
+        status[c.status] = (status[c.status] or 0) + 1
+        reason[c.terminationReason] = true
+        agent[c.agent.agentId] = true
+        if c.dynamicVariables.customer_name then names[c.dynamicVariables.customer_name] = true
+        else no_vars = no_vars + 1 end
+        assert.is_true(epoch(c.endTime) < now, c.endTime)                  -- history: every one has ended
+        if c.startTime ~= json.null then
+          assert.are.equal(c.duration, math.floor(epoch(c.endTime) - epoch(c.startTime) + 0.5), c.callId)
+          assert.is_true(c.duration >= 20, c.callId)
+          if c.terminationReason ~= "voicemail_detected" then talks[#talks + 1] = c.duration end
+        else
+          assert.are.equal(0, c.duration)
+        end
+      end
+      -- most calls end normally, some ring out or fail
+      assert.is_true(status.ended > 1200 and status.ended < 1800, json.encode(status))
+      assert.is_true(status.not_connected > 100 and status.error > 10, json.encode(status))
+      assert.are.same({ "agent_ended_call", "dial_busy", "dial_invalid_destination", "dial_no_answer",
+        "dial_user_declined", "error_telephony", "user_ended_call", "voicemail_detected" }, keys(reason))
+      -- most conversations last 30 s to 4 min, a few much longer
+      table.sort(talks)
+      local within, long = 0, 0
+      for _, d in ipairs(talks) do
+        if d >= 30 and d <= 240 then within = within + 1 end
+        if d > 300 then long = long + 1 end
+      end
+      assert.is_true(within / #talks > 0.75, within .. " of " .. #talks)
+      assert.is_true(long > 0 and long / #talks < 0.2, long .. " of " .. #talks)
+      local median = talks[#talks // 2]
+      assert.is_true(median >= 45 and median <= 180, "median " .. median)
+      -- several agents, all of them on the account; many customers, a few calls without variables
+      assert.are.same({ "agent_abc123", "agent_sales01", "agent_support01" }, keys(agent))
+      assert.are.equal(3, select(2, sb:request("GET", "/v1/agents")).totalCount)
+      assert.is_true(#keys(names) > 20)
+      assert.is_true(no_vars > 0 and no_vars < 400, no_vars)
+      -- the same seed gives the same calls, another seed others
+      local function outline(list)
+        local out = {}
+        for i, c in ipairs(list) do
+          out[i] = table.concat({ c.status, c.terminationReason, c.duration, c.agent.agentId,
+                                  c.transcript, json.encode(c.dynamicVariables) }, " ")
+        end
+        return out
+      end
+      assert.are.same(outline(calls), outline(seeded(2000, 7)))
+      assert.are_not.same(outline(calls), outline(seeded(2000, 8)))
+      expect_400("POST", "/_sandbox/seed", { calls = 10, mix = "lifelike" }, "mix")
+      expect_400("POST", "/_sandbox/seed", { calls = 10, mix = "realistic", seed = 0 }, "seed")
+      expect_400("POST", "/_sandbox/seed", { calls = 10, seed = 3 }, "seed")
     end)
 
     it("moves the clock on and reports it", function()
