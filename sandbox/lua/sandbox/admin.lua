@@ -49,7 +49,7 @@ function A.state()
     requests = next(counters) and counters or {}, connections = S.nconns, calls = #S.calls, campaigns = #S.campaign_list,
     webhooks = #S.webhook_list, phoneNumbers = #S.number_list, agents = #S.agent_list,
     deliveries = #S.deliveries, pendingEvents = #S.heap, faults = array(armed),
-    clock = iso(now()), clockOffset = S.offset, speed = CFG.speed,
+    clock = iso(now()), clockOffset = S.offset, speed = CFG.speed, campaignUpload = CFG.campaign_upload,
     chaos = next(chaos_counts) and chaos_counts or {},
     chaosMode = chaos and { rate = chaos.rate, faults = array(chaos.faults), seed = chaos.seed } or null,
   }

@@ -7,7 +7,8 @@ local ngx_now = ngx.now
 
 local _M = {}
 
-local CFG = { api_key = "sk_test_sandbox", speed = 1, base_url = "http://127.0.0.1", allow_remote_webhooks = false }
+local CFG = { api_key = "sk_test_sandbox", speed = 1, base_url = "http://127.0.0.1", allow_remote_webhooks = false,
+              campaign_upload = "both" }
 _M.CFG = CFG
 
 local SEED_NUMBER, SEED_AGENT = "+14157774444", "agent_abc123"
