@@ -91,9 +91,9 @@ function _M.realistic(calls, n, newest, num, seed)
       dur = 20 + math_floor(rnd() * 30)
     elseif oc.talk > 0 then
       if rnd() < 0.07 then
-        -- the long tail: 5 to 25 minutes, most of them near 5
+        -- the long tail: 5 to 15 minutes, most of them near 5
         local v = rnd()
-        dur = 300 + math_floor(1200 * v * v)
+        dur = 300 + math_floor(600 * v * v)
       else
         -- log-normal around 100 s: nine in ten of these between 30 s and 4 min
         local z = math_sqrt(-2 * math_log(rnd())) * math_cos(2 * math_pi * rnd())
