@@ -44,6 +44,18 @@ local function wait_for(fn, seconds)
   return nil
 end
 
+-- unix seconds of the sandbox's ISO-8601 UTC times ("2024-04-20T10:00:00.250Z"), whatever the local zone
+local function epoch(iso)
+  local y, mo, d, h, mi, sec, ms = iso:match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)%.(%d+)Z$")
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * ((mo + 9) % 12) + 2) // 5 + d - 1
+  local days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) + tonumber(ms) / 1000
+end
+
 local CALL_FIELDS = { "agent", "callId", "callType", "createdAt", "duration", "dynamicVariables", "endTime",
   "phoneNumber", "recordingUrl", "startTime", "status", "terminationReason", "transcript", "updatedAt" }
 local NUMBER_FIELDS = { "active", "friendlyName", "inboundAgentId", "outboundAgentId", "outboundPhoneNumber",
@@ -325,6 +337,46 @@ describe("the sandbox", function()
       local _, done = sb:request("GET", "/v1/calls/" .. call.callId)
       assert.are.equal("ended", done.status)
       assert.are.equal("agent_ended_call", done.terminationReason)
+    end)
+
+    it("times a sped-up call in simulated seconds: duration, startTime, endTime and its events agree", function()
+      -- at --speed 10 a call rings 0.1 s and talks 2 s, but it lasted what it would have at speed 1
+      assert.are.equal(1713607200.25, epoch("2024-04-20T10:00:00.250Z"))
+      local status, w, raw = sb:request("POST", "/v1/webhooks", { name = "times", agentId = sb.agent,
+        url = sb.url .. "/_sandbox/echo/times", events = { "conversation_started", "conversation_ended" } })
+      assert.are.equal(201, status, raw)
+      local want = { ["+14155552672"] = { 20, "ended" }, ["+14155550103"] = { 5, "ended" },
+                     ["+14155550101"] = { 0, "not_connected" } }
+      local ids = {}
+      for to in pairs(want) do ids[to] = create_call(to).callId end
+      sb:advance(60)
+      for to, w2 in pairs(want) do
+        local _, c = sb:request("GET", "/v1/calls/" .. ids[to])
+        assert.are.same(w2, { c.duration, c.status }, to)
+        -- whole milliseconds apart, so that float sums of different terms compare alike
+        local function ms(a, b) return math.floor((epoch(b) - epoch(a)) * 1000 + 0.5) end
+        if w2[1] > 0 then
+          assert.are.equal(1000, ms(c.createdAt, c.startTime))            -- it rang 1 s
+          assert.are.equal(w2[1] * 1000, ms(c.startTime, c.endTime))
+        else
+          assert.are.equal(json.null, c.startTime)
+          assert.are.equal(1000, ms(c.createdAt, c.endTime))
+        end
+        assert.are.equal(c.endTime, c.updatedAt)
+      end
+      -- each event is stamped with the moment it tells of in the call's own times
+      local log = wait_for(function()
+        local _, d = sb:request("GET", "/_sandbox/deliveries?webhookId=" .. w.webhookId)
+        local done = 0
+        for _, e in ipairs(d.data) do if e.result == "delivered" then done = done + 1 end end
+        return done == 5 and d
+      end, 10)
+      assert.is_truthy(log, "the deliveries did not arrive")
+      for _, e in ipairs(log.data) do
+        local payload = json.decode(e.body)
+        local field = e.event == "conversation_started" and "startTime" or "endTime"
+        assert.are.equal(payload.call[field], payload.timestamp, e.event)
+      end
     end)
 
     it("forces the outcomes of the magic numbers +1NPA5550101..0106", function()
@@ -658,6 +710,237 @@ describe("the sandbox", function()
       assert.are.same({ 204, "" }, { dstatus, raw })
       assert.are.equal(404, (sb:request("GET", "/v1/campaigns/" .. camp.campaignId)))
     end)
+
+    describe("uploads, as JSON (the guide) or multipart/form-data (the API reference)", function()
+      local BOUNDARY = "----sbFormBoundary7MA4YWxkTrZu0gW"
+
+      -- a multipart/form-data body built by hand: parts are { name, value [, filename [, content type]] }
+      local function form_data(parts, boundary)
+        boundary = boundary or BOUNDARY
+        local out = {}
+        for _, p in ipairs(parts) do
+          local cd = 'Content-Disposition: form-data; name="' .. p[1] .. '"'
+          if p[3] then cd = cd .. '; filename="' .. p[3] .. '"' end
+          out[#out + 1] = "--" .. boundary .. "\r\n" .. cd .. "\r\n" ..
+            (p[4] and "Content-Type: " .. p[4] .. "\r\n" or "") .. "\r\n" .. p[2] .. "\r\n"
+        end
+        out[#out + 1] = "--" .. boundary .. "--\r\n"
+        return table.concat(out)
+      end
+
+      local function post_form(body, target, ctype)
+        return (target or sb):request("POST", "/v1/campaigns", body,
+          { ["Content-Type"] = ctype or "multipart/form-data; boundary=" .. BOUNDARY })
+      end
+
+      -- the same campaign both ways: f = { name, csv, vars (table), concurrent (number) }
+      local function as_json(f, target)
+        return (target or sb):request("POST", "/v1/campaigns", { campaignName = f.name, agentId = sb.agent,
+          sipPhoneNumber = sb.number, file = b64(f.csv), dynamicVariables = f.vars, concurrentCalls = f.concurrent })
+      end
+      local function as_form(f, target)
+        local parts = { { "campaignName", f.name }, { "agentId", sb.agent }, { "sipPhoneNumber", sb.number },
+                        { "file", f.csv, "contacts.csv", "text/csv" } }
+        if f.vars then parts[#parts + 1] = { "variables", json.encode(f.vars), nil, "application/json" } end
+        if f.concurrent then parts[#parts + 1] = { "concurrentCalls", tostring(f.concurrent) } end
+        return post_form(form_data(parts), target)
+      end
+
+      it("makes the same campaign from either: fields, row problems, variables and dials", function()
+        local csv = "phone,customer_name,city\r\n+14155552001,Ana,\r\n+1234,Bob,Oslo\r\n+14155552002,\"Lee, Jr.\",Lima\r\n"
+        local s1, a, raw1 = as_json{ name = "json", csv = csv, vars = { city = "Rome", plan = "Gold" }, concurrent = 2 }
+        local s2, b, raw2 = as_form{ name = "form", csv = csv, vars = { city = "Rome", plan = "Gold" }, concurrent = 2 }
+        assert.are.equal(201, s1, raw1)
+        assert.are.equal(201, s2, raw2)
+        assert.are.same(CAMPAIGN_FIELDS, keys(b))
+        assert.are.same({ "Row 2: invalid phone number '+1234'" }, b.errors)
+        for _, k in ipairs{ "errors", "campaignStatus", "concurrentCalls", "scheduled", "scheduledDate", "agent",
+                            "phoneNumber" } do
+          assert.are.same(a[k], b[k], k)
+        end
+        assert.are.equal(2, b.concurrentCalls)       -- the form field "2"
+        sb:advance(120)
+        local _, page = sb:request("GET", "/v1/calls?size=100")
+        local vars = { [a.campaignId] = {}, [b.campaignId] = {} }
+        for _, c in ipairs(page.data) do
+          local v = c.dynamicVariables
+          table.insert(vars[c.campaign.campaignId], v.customer_name .. "/" .. v.city .. "/" .. v.plan)
+        end
+        table.sort(vars[a.campaignId])
+        table.sort(vars[b.campaignId])
+        assert.are.same({ "Ana/Rome/Gold", "Lee, Jr./Lima/Gold" }, vars[b.campaignId])
+        assert.are.same(vars[a.campaignId], vars[b.campaignId])
+      end)
+
+      it("finds the same row problems and refuses the same files, worded alike, from both", function()
+        local cases = {
+          "\239\187\191Name, Phone ,city\nA,+14155552001,Rome\n\nB,,Oslo\nC,+14155552001,\nD,+14155552009\n" ..
+            "E,+14155552010,Lima\n",
+          "phone,name\n+14155552671,\n+14155552672,Bo\n",          -- the variables supply `name`
+          "name,city\nA,B\n",
+          "to\n\n",
+          'phone,name\n+14155552671,"Ada\n',
+          'phone,name\n+14155552671,Ad"a\n',
+          'phone,name\r\n+14155552671,"Ada"x\r\n',
+          'phone,note\r\n"+14155552671","say ""hi""\r\nthere"\r\n+14155552672,a\rb\r',
+        }
+        for i, csv in ipairs(cases) do
+          local f = { csv = csv, vars = i == 2 and { name = "friend" } or nil }
+          f.name = "json " .. i
+          local s1, a, raw1 = as_json(f)
+          f.name = "form " .. i
+          local s2, b, raw2 = as_form(f)
+          assert.are.equal(s1, s2, raw1 .. " / " .. raw2)
+          if s1 == 201 then
+            assert.are.same(a.errors, b.errors, csv)
+          else
+            assert.are.equal(400, s1, raw1)
+            assert.are.equal(a.message, b.message, csv)
+            assert.is_truthy(b.message:match("^file: "), b.message)
+          end
+        end
+        local _, first = as_form{ name = "again", csv = cases[1] }
+        assert.are.same({ "Row 2: missing phone number", "Row 3: duplicate phone number '+14155552001'",
+          "Row 3: missing required variable 'city'", "Row 4: expected 3 columns, got 2" }, first.errors)
+      end)
+
+      it("reads form fields as text and names the part that is wrong", function()
+        local csv = "phone\n+14155552671\n"
+        local function form(extra, skip)
+          local parts = {}
+          for _, p in ipairs{ { "campaignName", "c" .. #extra }, { "agentId", sb.agent },
+                              { "sipPhoneNumber", sb.number }, { "file", csv, "c.csv", "text/csv" } } do
+            if p[1] ~= skip then parts[#parts + 1] = p end
+          end
+          for _, p in ipairs(extra) do parts[#parts + 1] = p end
+          return form_data(parts)
+        end
+        local function refused(extra, field, message, skip)
+          local status, err, raw = post_form(form(extra, skip))
+          assert.are.equal(400, status, raw)
+          assert.are.same({ "Bad Request", 400, "/v1/campaigns" }, { err.error, err.status, err.path })
+          assert.are.equal(field .. ":", err.message:match("^[%w%.]+:"), err.message)
+          if message then assert.are.equal(message, err.message) end
+        end
+        local status, camp, raw = post_form(form{ { "concurrentCalls", "5" }, { "isScheduled", "false" } })
+        assert.are.equal(201, status, raw)
+        assert.are.same({ 5, false, "live" }, { camp.concurrentCalls, camp.scheduled, camp.campaignStatus })
+        local day = os.date("!%Y-%m-%d", os.time() + 2 * 86400)
+        status, camp, raw = post_form(form{ { "isScheduled", "true" }, { "scheduledDate", day },
+          { "scheduledTime", "09:30" }, { "scheduledTimezone", "America/New_York" } })
+        assert.are.equal(201, status, raw)
+        assert.are.same({ true, "scheduled" }, { camp.scheduled, camp.campaignStatus })
+        refused({ { "concurrentCalls", "five" } }, "concurrentCalls",
+          "concurrentCalls: expected an integer from 1 to 1000, got 'five'")
+        refused({ { "concurrentCalls", "0" } }, "concurrentCalls",
+          "concurrentCalls: expected an integer from 1 to 1000, got 0")
+        refused({ { "isScheduled", "yes" } }, "isScheduled", "isScheduled: expected true or false, got 'yes'")
+        refused({ { "isScheduled", "true" } }, "scheduledDate")
+        refused({ { "variables", "{not json" } }, "variables", "variables: expected a JSON object, got invalid JSON")
+        refused({ { "variables", "[1,2]" } }, "variables", "variables: expected a JSON object, got an array")
+        refused({ { "variables", '{"a":{"b":1}}' } }, "variables.a",
+          "variables.a: expected a string, number or boolean, got an object")
+        refused({}, "campaignName", nil, "campaignName")
+        refused({ { "campaignName", "twice" } }, "campaignName",
+          "campaignName: expected one part of that name, got more")
+        refused({}, "file", "file: expected a file part holding the CSV, got nothing", "file")
+        refused({ { "file", b64(csv) } }, "file", "file: expected a file part (a filename in its " ..
+          "Content-Disposition) holding the CSV, got a form field", "file")
+        refused({ { "file", "", "empty.csv" } }, "file", "file: expected a file part holding the CSV, got an " ..
+          "empty file", "file")
+        assert.are.equal(2, sb:state().campaigns)
+      end)
+
+      it("refuses a malformed multipart body with 400 saying what is wrong, a huge one with 413", function()
+        local good = form_data{ { "campaignName", "m" }, { "agentId", sb.agent }, { "sipPhoneNumber", sb.number },
+                                { "file", "phone\n+14155552671\n", "c.csv" } }
+        local function refused(body, ctype, message)
+          local status, err, raw = post_form(body, nil, ctype)
+          assert.are.equal(400, status, raw)
+          assert.are.same({ "Bad Request", 400 }, { err.error, err.status })
+          assert.are.equal(message, err.message)
+        end
+        local D = "--" .. BOUNDARY
+        refused(good, "multipart/form-data", "Content-Type: expected multipart/form-data with a boundary parameter " ..
+          "(1 to 70 of the characters RFC 2046 allows), got 'multipart/form-data'")
+        refused(good, "multipart/form-data; boundary=" .. string.rep("b", 71), "Content-Type: expected " ..
+          "multipart/form-data with a boundary parameter (1 to 70 of the characters RFC 2046 allows), got " ..
+          "'multipart/form-data; boundary=" .. string.rep("b", 71) .. "'")
+        refused(good, "multipart/form-data; boundary=other", "body: multipart: expected the boundary '--other' " ..
+          "(from Content-Type), found none")
+        refused(good:sub(1, -5), nil, "body: multipart: expected the closing boundary '" .. D .. "--', got the end " ..
+          "of the body")
+        refused(good:sub(1, good:find("phone\n", 1, true) + 8), nil, "body: multipart: part 4 ('file'): expected CRLF and the boundary '" .. D ..
+          "' after its content, got the end of the body")
+        refused((good:gsub("\r\n", "\n")), nil, "body: multipart: part 1: expected CRLF after the boundary")
+        refused(D .. "\r\nContent-Type: text/plain\r\n\r\nx\r\n" .. D .. "--\r\n", nil,
+          "body: multipart: part 1: expected a Content-Disposition: form-data header with a name")
+        refused(D .. '\r\nContent-Disposition: attachment; name="x"\r\n\r\nx\r\n' .. D .. "--\r\n", nil,
+          "body: multipart: part 1: expected a Content-Disposition: form-data header with a name")
+        refused(D .. "\r\nnot a header\r\n\r\nx\r\n" .. D .. "--\r\n", nil,
+          "body: multipart: part 1: expected a header 'Name: value', got 'not a header'")
+        refused(D .. '\r\nContent-Disposition: form-data; name="x"\r\n', nil,
+          "body: multipart: part 1: expected its headers to end with a blank line (CRLF CRLF)")
+        -- what RFC 2046 allows stays allowed: a preamble, a quoted boundary, transport padding, an epilogue
+        local status, camp, raw = post_form("preamble\r\n" .. good:gsub("(" .. D:gsub("%p", "%%%0") .. ")\r\n",
+          "%1  \r\n", 1) .. "epilogue", nil, 'multipart/form-data; charset=utf-8; boundary="' .. BOUNDARY .. '"')
+        assert.are.equal(201, status, raw)
+        assert.are.same({}, camp.errors)
+        -- over the cap: refused from its Content-Length, before the body is read
+        local c = assert(socket.connect("127.0.0.1", sb.port))
+        c:settimeout(5)
+        c:send("POST /v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: " .. sb.key .. "\r\nContent-Type: " ..
+          "multipart/form-data; boundary=" .. BOUNDARY .. "\r\nContent-Length: 20000000\r\nConnection: close\r\n\r\n")
+        local head = {}
+        local line = c:receive("*l")
+        repeat
+          head[#head + 1] = line
+          line = c:receive("*l")
+        until not line or line == ""
+        local len = tonumber(table.concat(head, "\n"):match("\n[Cc]ontent%-[Ll]ength: (%d+)"))
+        local body = json.decode((c:receive(len)))
+        c:close()
+        assert.matches("^HTTP/1.1 413 ", head[1])
+        assert.are.same({ "Payload Too Large", 413, "body: expected at most 16777216 bytes of multipart/form-data, " ..
+          "got 20000000" }, { body.error, body.status, body.message })
+        assert.are.equal(1, sb:state().campaigns)
+      end)
+
+      it("takes one encoding only when started with --campaign-upload, answering 415 to the other", function()
+        local csv = "phone\n+14155552671\n"
+        local only_form = sandbox.start{ speed = 10, args = { "--campaign-upload", "multipart" } }
+        local only_json = sandbox.start{ speed = 10, args = { "--campaign-upload", "json" } }
+        local ok, err = pcall(function()
+          assert.are.equal("multipart", only_form:state().campaignUpload)
+          assert.are.equal("both", sb:state().campaignUpload)
+          local status, e, raw = as_json({ name = "j", csv = csv }, only_form)
+          assert.are.equal(415, status, raw)
+          assert.are.same({ "Unsupported Media Type", 415, "/v1/campaigns" }, { e.error, e.status, e.path })
+          assert.are.equal("Content-Type: expected multipart/form-data (this sandbox takes multipart uploads " ..
+            "only: --campaign-upload multipart), got 'application/json'", e.message)
+          assert.are.equal(0, only_form:state().campaigns)
+          local camp
+          status, camp, raw = as_form({ name = "f", csv = csv }, only_form)
+          assert.are.equal(201, status, raw)
+          -- the rest of the API stays JSON: a PATCH, for one
+          assert.are.equal(200, (only_form:request("PATCH", "/v1/campaigns/" .. camp.campaignId,
+                                                   { campaignStatus = "paused" })))
+          status, e, raw = as_form({ name = "f", csv = csv }, only_json)
+          assert.are.equal(415, status, raw)
+          assert.are.same({ "Unsupported Media Type", 415 }, { e.error, e.status })
+          assert.are.equal("Content-Type: expected application/json (this sandbox takes JSON uploads only: " ..
+            "--campaign-upload json), got 'multipart/form-data; boundary=" .. BOUNDARY .. "'", e.message)
+          assert.are.equal(201, (as_json({ name = "j", csv = csv }, only_json)))
+          assert.are.same({ 1, 1 }, { only_form:state().campaigns, only_json:state().campaigns })
+        end)
+        only_form:stop()
+        only_json:stop()
+        assert(ok, err)
+        local out, code = sh(LAUNCHER .. " --campaign-upload xml 2>&1")
+        assert.are.equal(2, code)
+        assert.matches("--campaign-upload: expected json, multipart or both, got 'xml'", out, 1, true)
+      end)
+    end)
   end)
 
   describe("phone numbers", function()
@@ -867,6 +1150,50 @@ describe("the sandbox", function()
       expect_400("POST", "/v1/calls", (body:gsub('"neg":%-42', '"neg":Infinity')), "body")
     end)
 
+    it("delivers only to addresses loopback as written, never to names that look like them", function()
+      local port = sb.port
+      local v6 = assert(socket.tcp6())                  -- a receiver on [::1], which the sandbox does not serve
+      assert(v6:bind("::1", 0))
+      assert(v6:listen(8))
+      local _, v6port = v6:getsockname()
+      local loopback = { "http://127.0.0.1:" .. port .. "/_sandbox/echo/a", "http://localhost:" .. port ..
+        "/_sandbox/echo/b", "http://LocalHost:" .. port .. "/_sandbox/echo/c", "http://[::1]:" .. v6port .. "/d",
+        "http://127.255.0.254:9/e" }
+      local names = { "http://127.1.1.1.1:" .. port .. "/", "http://127.0.0.1.example:" .. port .. "/",
+        "http://127.0.0.256:" .. port .. "/", "http://127.00.0.1:" .. port .. "/", "http://127.1:" .. port .. "/",
+        "http://[127.0.0.1]:" .. port .. "/", "http://[localhost]:" .. port .. "/", "http://localhost.:" .. port ..
+        "/", "http://[::ffff:127.0.0.1]:" .. port .. "/", "http://0x7f000001:" .. port .. "/" }
+      local by_url = {}
+      for _, url in ipairs(loopback) do by_url[create_webhook{ url = url }.webhookId] = url end
+      for _, url in ipairs(names) do by_url[create_webhook{ url = url }.webhookId] = url end
+      local call = create_call("+14155552001")
+      sb:advance(60)
+      local function results()
+        local _, d = sb:request("GET", "/_sandbox/deliveries?callId=" .. call.callId)
+        local out = {}
+        for _, e in ipairs(d.data) do out[by_url[e.webhookId]] = e.result end
+        return out, d
+      end
+      local result = results()                          -- refused at once, when the event fires
+      for _, url in ipairs(names) do assert.are.equal("refused", result[url], url) end
+      v6:settimeout(5)
+      local conn = v6:accept()                          -- the delivery to [::1] arrives
+      assert.is_truthy(conn, "nothing was delivered to [::1]")
+      conn:settimeout(5)
+      assert.are.equal("POST /d HTTP/1.1", conn:receive("*l"))
+      conn:close()
+      v6:close()
+      result = wait_for(function()
+        local out, d = results()
+        for _, e in ipairs(d.data) do if e.result == "pending" then return false end end
+        return #d.data == #loopback + #names and out
+      end, 10)
+      assert.is_truthy(result, "deliveries did not finish")
+      for i = 1, 3 do assert.are.equal("delivered", result[loopback[i]], loopback[i]) end
+      assert.are_not.equal("refused", result[loopback[4]])
+      assert.are.equal("failed", result[loopback[5]])   -- tried: nothing listens there
+    end)
+
     it("retries a failed delivery up to 3 times with backoff and keeps a log", function()
       local flaky = create_webhook{ url = sb.url .. "/_sandbox/echo/flaky?fail=2" }
       local dead = create_webhook{ url = "http://127.0.0.1:9/closed" }
@@ -1017,6 +1344,76 @@ describe("the sandbox", function()
       local _, page = sb:request("GET", "/v1/calls?size=100&page=999&status=ended")
       assert.are.same({ 100000, 1000, 100, false }, { page.totalCounts, page.totalPages, #page.data, page.hasNext })
       expect_400("POST", "/_sandbox/seed", { calls = -1 }, "calls")
+    end)
+
+    it("seeds a realistic mix on request: outcomes, durations, agents and variables vary, repeatably", function()
+      local function seeded(n, seed)
+        sb:reset()
+        local status, v, raw = sb:request("POST", "/_sandbox/seed", { calls = n, mix = "realistic", seed = seed })
+        assert.are.equal(200, status, raw)
+        assert.are.equal(n, v.seeded)
+        local out = {}
+        for page = 0, math.ceil(n / 100) - 1 do
+          local _, p = sb:request("GET", "/v1/calls?size=100&page=" .. page)
+          for _, c in ipairs(p.data) do out[#out + 1] = c end
+        end
+        assert.are.equal(n, #out)
+        return out
+      end
+      local calls = seeded(2000, 7)
+      local now = epoch(sb:state().clock)
+      local status, reason, agent, names, talks = {}, {}, {}, {}, {}
+      local no_vars = 0
+      for _, c in ipairs(calls) do
+        status[c.status] = (status[c.status] or 0) + 1
+        reason[c.terminationReason] = true
+        agent[c.agent.agentId] = true
+        if c.dynamicVariables.customer_name then names[c.dynamicVariables.customer_name] = true
+        else no_vars = no_vars + 1 end
+        assert.is_true(epoch(c.endTime) < now, c.endTime)                  -- history: every one has ended
+        if c.startTime ~= json.null then
+          assert.are.equal(c.duration, math.floor(epoch(c.endTime) - epoch(c.startTime) + 0.5), c.callId)
+          assert.is_true(c.duration >= 20, c.callId)
+          if c.terminationReason ~= "voicemail_detected" then talks[#talks + 1] = c.duration end
+        else
+          assert.are.equal(0, c.duration)
+        end
+      end
+      -- most calls end normally, some ring out or fail
+      assert.is_true(status.ended > 1200 and status.ended < 1800, json.encode(status))
+      assert.is_true(status.not_connected > 100 and status.error > 10, json.encode(status))
+      assert.are.same({ "agent_ended_call", "dial_busy", "dial_invalid_destination", "dial_no_answer",
+        "dial_user_declined", "error_telephony", "user_ended_call", "voicemail_detected" }, keys(reason))
+      -- most conversations last 30 s to 4 min, a few much longer
+      table.sort(talks)
+      local within, long = 0, 0
+      for _, d in ipairs(talks) do
+        if d >= 30 and d <= 240 then within = within + 1 end
+        if d > 300 then long = long + 1 end
+      end
+      assert.is_true(within / #talks > 0.75, within .. " of " .. #talks)
+      assert.is_true(long > 0 and long / #talks < 0.2, long .. " of " .. #talks)
+      local median = talks[#talks // 2]
+      assert.is_true(median >= 45 and median <= 180, "median " .. median)
+      -- several agents, all of them on the account; many customers, a few calls without variables
+      assert.are.same({ "agent_abc123", "agent_sales01", "agent_support01" }, keys(agent))
+      assert.are.equal(3, select(2, sb:request("GET", "/v1/agents")).totalCount)
+      assert.is_true(#keys(names) > 20)
+      assert.is_true(no_vars > 0 and no_vars < 400, no_vars)
+      -- the same seed gives the same calls, another seed others
+      local function outline(list)
+        local out = {}
+        for i, c in ipairs(list) do
+          out[i] = table.concat({ c.status, c.terminationReason, c.duration, c.agent.agentId,
+                                  c.transcript, json.encode(c.dynamicVariables) }, " ")
+        end
+        return out
+      end
+      assert.are.same(outline(calls), outline(seeded(2000, 7)))
+      assert.are_not.same(outline(calls), outline(seeded(2000, 8)))
+      expect_400("POST", "/_sandbox/seed", { calls = 10, mix = "lifelike" }, "mix")
+      expect_400("POST", "/_sandbox/seed", { calls = 10, mix = "realistic", seed = 0 }, "seed")
+      expect_400("POST", "/_sandbox/seed", { calls = 10, seed = 3 }, "seed")
     end)
 
     it("moves the clock on and reports it", function()

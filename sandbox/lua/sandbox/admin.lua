@@ -5,15 +5,15 @@ local store = require "sandbox.store"
 local validate = require "sandbox.validate"
 local campaigns = require "sandbox.campaigns"
 local webhooks = require "sandbox.webhooks"
+local seed = require "sandbox.seed"
 
 local null, iso, array = util.null, util.iso, util.array
 local bad = validate.bad
-local now, next_id, heap_pop, CFG = store.now, store.next_id, store.heap_pop, store.CFG
-local SEED_NUMBER, SEED_AGENT, RING, NORMAL_USER, NORMAL_AGENT =
-  store.SEED_NUMBER, store.SEED_AGENT, store.RING, store.NORMAL_USER, store.NORMAL_AGENT
+local now, heap_pop, CFG = store.now, store.heap_pop, store.CFG
+local SEED_NUMBER, SEED_AGENT = store.SEED_NUMBER, store.SEED_AGENT
 local advance_all, fire = campaigns.advance_all, webhooks.fire
 local type, ipairs, tonumber, next, collectgarbage = type, ipairs, tonumber, next, collectgarbage
-local string_format, math_min = string.format, math.min
+local math_min = math.min
 local ngx_var, ngx_req = ngx.var, ngx.req
 local S = store.S
 
@@ -49,34 +49,40 @@ function A.state()
     requests = next(counters) and counters or {}, connections = S.nconns, calls = #S.calls, campaigns = #S.campaign_list,
     webhooks = #S.webhook_list, phoneNumbers = #S.number_list, agents = #S.agent_list,
     deliveries = #S.deliveries, pendingEvents = #S.heap, faults = array(armed),
-    clock = iso(now()), clockOffset = S.offset, speed = CFG.speed,
+    clock = iso(now()), clockOffset = S.offset, speed = CFG.speed, campaignUpload = CFG.campaign_upload,
     chaos = next(chaos_counts) and chaos_counts or {},
     chaosMode = chaos and { rate = chaos.rate, faults = array(chaos.faults), seed = chaos.seed } or null,
   }
 end
+
+local MIXES = { uniform = seed.uniform, realistic = seed.realistic }
 
 function A.seed(_, b)
   local n = b.calls
   if type(n) ~= "number" or n % 1 ~= 0 or n < 1 or n > 1000000 then
     return bad("calls", "expected an integer from 1 to 1000000", n)
   end
+  local mix = b.mix
+  if mix ~= nil and (type(mix) ~= "string" or not MIXES[mix]) then
+    return bad("mix", "expected 'uniform' or 'realistic'", mix)
+  end
+  local draws = b.seed
+  if draws ~= nil and (mix ~= "realistic" or type(draws) ~= "number" or draws % 1 ~= 0 or draws < 1
+                       or draws > 2147483646) then
+    return bad("seed", mix == "realistic" and "expected an integer from 1 to 2147483646" or
+                       "expected no seed without mix 'realistic'", draws)
+  end
   local num = S.numbers[SEED_NUMBER] or S.number_list[1]
   if not num then return 400, "calls: expected a phone number on the account to seed calls from, got none" end
-  local agent = S.agents[SEED_AGENT]
   local old = S.calls
   local t = now()
-  local base = (old[1] and math_min(old[1].created, t) or t) - n - 3600
-  local calls, by_id, speed = {}, S.calls_by_id, CFG.speed
-  local vars = {}
-  for i = 1, n do
-    local created = base + i
-    local to = string_format("+1415%07d", i % 10000000)
-    local oc = (i % 2 == 0) and NORMAL_USER or NORMAL_AGENT
-    local t1 = created + RING / speed
-    local c = { id = next_id("call_"), created = created, t1 = t1, t2 = t1 + oc.talk / speed, to = to,
-                num = num, agent = agent, vars = vars, oc = oc }
-    calls[i] = c
-    by_id[c.id] = c
+  -- the newest seeded call an hour older than the oldest call held (or than now)
+  local newest = (old[1] and math_min(old[1].created, t) or t) - 3600
+  local calls = {}
+  if mix == "realistic" then
+    seed.realistic(calls, n, newest, num, draws or 1)
+  else
+    seed.uniform(calls, n, newest, num, S.agents[SEED_AGENT])
   end
   for i = 1, #old do calls[n + i] = old[i] end
   S.calls = calls

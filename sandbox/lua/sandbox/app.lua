@@ -6,20 +6,22 @@ local respond = require "sandbox.respond"
 local routes = require "sandbox.routes"
 local faults = require "sandbox.faults"
 local admin = require "sandbox.admin"
+local multipart = require "sandbox.multipart"
 
 local encode, decode, describe = util.encode, util.decode, util.describe
 local now, CFG, S = store.now, store.CFG, store.S
 local send_raw, send_error = respond.send_raw, respond.send_error
 local match, take_armed, chaos_pick, fault_before = routes.match, faults.take_armed, faults.chaos_pick, faults.before
 local tick = admin.tick
-local type, pairs, pcall = type, pairs, pcall
-local string_find, string_sub, math_floor = string.find, string.sub, math.floor
+local type, pairs, pcall, tonumber = type, pairs, pcall, tonumber
+local string_find, string_sub, string_lower, math_floor = string.find, string.sub, string.lower, math.floor
 local io_open = io.open
 local ngx_now, ngx_var, ngx_req, ngx_header = ngx.now, ngx.var, ngx.req, ngx.header
 
 local _M = {}
 
-local function read_json_body()
+-- the request body, wherever nginx put it (memory, or a temporary file past client_body_buffer_size)
+local function read_body_data()
   ngx_req.read_body()
   local data = ngx_req.get_body_data()
   if not data then
@@ -29,11 +31,48 @@ local function read_json_body()
       if f then data = f:read("*a") f:close() end
     end
   end
+  return data
+end
+
+local function read_json_body()
+  local data = read_body_data()
   if not data or data == "" then return nil, "body: expected a JSON object, got nothing" end
   local v = decode(data)
   if v == nil then return nil, "body: expected a JSON object, got invalid JSON" end
   if not util.is_object(v) then return nil, "body: expected a JSON object, got " .. describe(v) end
   return v
+end
+
+-- A route's upload (POST /v1/campaigns): JSON, or multipart/form-data made into the same body by form(parts),
+-- as --campaign-upload allows -> body | nil, status, message
+local function read_upload(form)
+  local ctype = ngx_var.content_type
+  local mode = CFG.campaign_upload
+  if ctype and string_find(string_lower(ctype), "^%s*multipart/form%-data") then
+    if mode == "json" then
+      return nil, 415, "Content-Type: expected application/json (this sandbox takes JSON uploads only: " ..
+        "--campaign-upload json), got '" .. ctype .. "'"
+    end
+    local max = multipart.MAX_BYTES
+    local len = tonumber(ngx_var.content_length)
+    if len and len > max then
+      return nil, 413, "body: expected at most " .. max .. " bytes of multipart/form-data, got " .. len
+    end
+    local data = read_body_data() or ""
+    if #data > max then
+      return nil, 413, "body: expected at most " .. max .. " bytes of multipart/form-data, got " .. #data
+    end
+    local parts, err = multipart.parse(ctype, data)
+    if not parts then return nil, 400, err end
+    return form(parts)
+  end
+  if mode == "multipart" then
+    return nil, 415, "Content-Type: expected multipart/form-data (this sandbox takes multipart uploads only: " ..
+      "--campaign-upload multipart), got " .. (ctype and "'" .. ctype .. "'" or "nothing")
+  end
+  local body, err = read_json_body()
+  if not body then return nil, 400, err end
+  return body
 end
 
 function _M.handle()
@@ -89,10 +128,17 @@ function _M.handle()
   local body, args
   if not r.raw then
     if method == "POST" or method == "PATCH" then
-      local err
-      body, err = read_json_body()
-      if not body then
-        if r.body_optional then body = {} else return send_error(400, err) end
+      local form = r.forms and r.forms[method]
+      if form then
+        local st, err
+        body, st, err = read_upload(form)
+        if not body then return send_error(st, err) end
+      else
+        local err
+        body, err = read_json_body()
+        if not body then
+          if r.body_optional then body = {} else return send_error(400, err) end
+        end
       end
     else
       args = ngx_req.get_uri_args()

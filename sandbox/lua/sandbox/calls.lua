@@ -13,6 +13,7 @@ local bad, check_e164, check_agent, check_vars, page_args =
 local agent_json, number_json = agents.agent_json, phone_numbers.number_json
 local campaign_obj, advance_all = campaigns.campaign_obj, campaigns.advance_all
 local now, new_call, call_status, CFG = store.now, store.new_call, store.call_status, store.CFG
+local sim_duration, RING = store.sim_duration, store.RING
 local type, pairs, ipairs, tostring, next = type, pairs, ipairs, tostring, next
 local string_format, string_sub = string.format, string.sub
 local table_sort, table_concat, table_remove = table.sort, table.concat, table.remove
@@ -87,6 +88,8 @@ end
 local SECONDS, MILLIS, minutes, n_minutes = {}, {}, {}, 0
 for i = 0, 59 do SECONDS[i] = string_format("%02d", i) end
 for i = 0, 999 do MILLIS[i] = string_format(".%03dZ\"", i) end
+local DURATIONS = {}   -- whole seconds as written, for the durations calls mostly have
+for i = 0, 3600 do DURATIONS[i] = string_format("%d", i) end
 
 local function add_time(parts, n, t)
   local sec = math_floor(t)
@@ -145,19 +148,22 @@ local function call_parts(parts, n, c, t)
                    '"recordingUrl":null}'
     return n + 1
   end
+  -- startTime, endTime and duration in simulated seconds (store.sim_start): the same at any --speed
+  local s1 = c.created + RING
   parts[n + 1] = ',"startTime":'
-  if oc.talk > 0 then n = add_time(parts, n + 1, c.t1) else parts[n + 2] = "null"; n = n + 2 end
+  if oc.talk > 0 then n = add_time(parts, n + 1, s1) else parts[n + 2] = "null"; n = n + 2 end
   if st == "in_progress" then
     parts[n + 1] = ',"updatedAt":'
-    n = add_time(parts, n + 1, c.t1)
+    n = add_time(parts, n + 1, s1)
     parts[n + 1] = ',"transcript":null,"endTime":null,"duration":null,"terminationReason":null,"recordingUrl":null}'
     return n + 1
   end
+  local dur = sim_duration(c)
   parts[n + 1] = ',"updatedAt":'
-  n = add_time(parts, n + 1, c.t2)
+  n = add_time(parts, n + 1, s1 + dur)
   parts[n + 1] = ',"endTime":'
-  n = add_time(parts, n + 1, c.t2)
-  parts[n + 1], parts[n + 2] = ',"duration":', tostring(math_floor(c.t2 - c.t1 + 0.5))
+  n = add_time(parts, n + 1, s1 + dur)
+  parts[n + 1], parts[n + 2] = ',"duration":', DURATIONS[dur] or string_format("%d", dur)
   parts[n + 3], parts[n + 4], parts[n + 5] = ',"terminationReason":"', oc.reason, '","transcript":'
   n = add_transcript(parts, n + 5, c, oc)
   if oc.talk > 0 then

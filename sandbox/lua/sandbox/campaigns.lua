@@ -7,7 +7,7 @@ local validate = require "sandbox.validate"
 local agents = require "sandbox.agents"
 local phone_numbers = require "sandbox.phone_numbers"
 
-local null, iso, describe, array = util.null, util.iso, util.describe, util.array
+local null, iso, describe, array, decode = util.null, util.iso, util.describe, util.array, util.decode
 local bad, check_e164, check_string, check_agent = validate.bad, validate.check_e164, validate.check_string, validate.check_agent
 local check_vars, check_int, check_bool, first_error, list_page =
   validate.check_vars, validate.check_int, validate.check_bool, validate.first_error, validate.list_page
@@ -187,37 +187,92 @@ local function check_who(b, camp)
   end
 end
 
--- calls at once, variables, schedule (what a PATCH leaves out is camp's) -> nil, nil, schedule or nil
-local function check_dialing(b, camp)
+-- calls at once, variables (in b[vars], "dynamicVariables" unless said), schedule (what a PATCH leaves out
+-- is camp's) -> nil, nil, schedule or nil
+local function check_dialing(b, camp, vars)
   local st, msg = first_error(check_int(b, "concurrentCalls", 1, 1000))
   if st then return st, msg end
-  st, msg = check_vars(b, "dynamicVariables")
+  st, msg = check_vars(b, vars or "dynamicVariables")
   if st then return st, msg end
   st, msg = check_bool(b, "isScheduled")
   if st then return st, msg end
   return check_schedule(b, camp)
 end
 
+-- A body read from multipart/form-data (the API reference's upload) holds this key, which no JSON can: its
+-- `file` is the CSV itself and its variables are `variables`.
+local FORM = {}
+
+-- the parts named as create's fields, as the JSON body would carry them -> body | nil, 400, message naming
+-- the part. Form fields are text: concurrentCalls "5" is 5, isScheduled "true"/"false" a boolean (other text
+-- stays text, for the checks to refuse by name); `variables` is JSON text; other parts are ignored, as
+-- unknown JSON fields are.
+local FORM_PARTS = { campaignName = true, agentId = true, sipPhoneNumber = true, concurrentCalls = true,
+                     isScheduled = true, scheduledDate = true, scheduledTime = true, scheduledTimezone = true,
+                     variables = true, file = true }
+
+function _M.form_body(parts)
+  local b = { [FORM] = true }
+  for _, p in ipairs(parts) do
+    local name, v = p.name, p.data
+    if FORM_PARTS[name] then
+      if b[name] ~= nil then return nil, 400, name .. ": expected one part of that name, got more" end
+      if name == "file" then
+        if not p.filename then
+          return nil, 400, "file: expected a file part (a filename in its Content-Disposition) holding the " ..
+            "CSV, got a form field"
+        end
+      elseif name == "concurrentCalls" then
+        if #v <= 15 and string_find(v, "^%d+$") then v = tonumber(v) end
+      elseif name == "isScheduled" then
+        if v == "true" then v = true elseif v == "false" then v = false end
+      elseif name == "variables" then
+        local vars = decode(v)
+        if not util.is_object(vars) then
+          return nil, 400, "variables: expected a JSON object, got " ..
+            (string_find(v, "^%s*$") and "nothing" or vars == nil and "invalid JSON" or describe(vars))
+        end
+        v = vars
+      end
+      b[name] = v
+    end
+  end
+  return b
+end
+
 function _M.create_campaign(_, b)
+  local form = b[FORM]
   local st, msg = check_who(b)
   if st then return st, msg end
   local num = S.numbers[b.sipPhoneNumber]
-  if type(b.file) ~= "string" or b.file == "" then return bad("file", "expected the base64 of the CSV bytes", b.file) end
-  -- RFC 4648 and canonical, as the client checks it: ngx.decode_base64 alone stops at the first '=' and takes
-  -- what follows as nothing, and accepts padding left off and unused bits set
-  local text = ngx.decode_base64(b.file)
-  if not text or ngx.encode_base64(text) ~= b.file then
-    return 400, "file: expected the base64 of the CSV bytes, got invalid base64"
+  local text
+  if form then
+    text = b.file
+    if not text or text == "" then
+      return 400, "file: expected a file part holding the CSV, got " .. (text and "an empty file" or "nothing")
+    end
+  else
+    if type(b.file) ~= "string" or b.file == "" then
+      return bad("file", "expected the base64 of the CSV bytes", b.file)
+    end
+    -- RFC 4648 and canonical, as the client checks it: ngx.decode_base64 alone stops at the first '=' and
+    -- takes what follows as nothing, and accepts padding left off and unused bits set
+    text = ngx.decode_base64(b.file)
+    if not text or ngx.encode_base64(text) ~= b.file then
+      return 400, "file: expected the base64 of the CSV bytes, got invalid base64"
+    end
   end
+  local vars_field = form and "variables" or "dynamicVariables"
   local sched
-  st, msg, sched = check_dialing(b)
+  st, msg, sched = check_dialing(b, nil, vars_field)
   if st then return st, msg end
-  local contacts, errors = csv.check(text, b.dynamicVariables)
+  local vars = b[vars_field]
+  local contacts, errors = csv.check(text, vars)
   if not contacts then return 400, errors end
   local t = now()
   local camp = {
     id = next_id("camp_"), name = b.campaignName, agent = S.agents[b.agentId], num = num,
-    concurrent = b.concurrentCalls or 1, vars = b.dynamicVariables or {}, scheduled = b.isScheduled == true,
+    concurrent = b.concurrentCalls or 1, vars = vars or {}, scheduled = b.isScheduled == true,
     sdate = sched and sched.date, stime = sched and sched.time, stz = sched and sched.tz,
     contacts = contacts, errors = errors, next = 1, dialed = {}, created = t,
   }

@@ -1,12 +1,14 @@
 -- Webhook deliveries: a minimal HTTP/1.1 POST over ngx.socket.tcp, signed as API.md §5, retried with backoff.
 local ngx = ngx
 local util = require "sandbox.util"
-local string_match, string_lower, tonumber, tostring, math_max = string.match, string.lower, tonumber, tostring, math.max
+local string_match, string_lower, string_sub = string.match, string.lower, string.sub
+local tonumber, tostring, math_max = tonumber, tostring, math.max
 
 local _M = {}
 
 local MAX_ATTEMPTS = 4 -- the first try and up to 3 retries
 
+-- -> { scheme, host (an IPv6 literal without its brackets), ipv6 (it had them), port, path, hostport } | nil
 local function parse_url(url)
   local scheme, rest = string_match(url, "^(https?)://(.*)$")
   if not scheme then return nil end
@@ -14,24 +16,49 @@ local function parse_url(url)
   if path == "" then path = "/" end
   if path:sub(1, 1) ~= "/" then path = "/" .. path end
   path = path:gsub("#.*$", "")
-  local host, port = string_match(hostport, "^%[(.+)%]:?(%d*)$")
-  if not host then host, port = string_match(hostport, "^([^:]+):?(%d*)$") end
+  local host, port = string_match(hostport, "^%[([^%]]+)%]:?(%d*)$")
+  local ipv6 = host ~= nil
+  if not host then host, port = string_match(hostport, "^([^:%[%]]+):?(%d*)$") end
   if not host or host == "" then return nil end
   port = tonumber(port) or (scheme == "https" and 443 or 80)
-  return { scheme = scheme, host = host, port = port, path = path, hostport = hostport }
+  return { scheme = scheme, host = host, ipv6 = ipv6, port = port, path = path, hostport = hostport }
+end
+
+-- a decimal from 0 to 255 as an address writes it: no sign, no leading zero (inet_pton refuses those, and
+-- inet_aton would read them as octal)
+local function octet(s)
+  return #s <= 3 and (s == "0" or string_sub(s, 1, 1) ~= "0") and tonumber(s) <= 255
+end
+
+-- Loopback as written, never as resolved: a dotted quad in 127.0.0.0/8, [::1] or localhost. Anything else
+-- (127.1, 127.0.0.256, 127.1.1.1.1, 127.0.0.1.example, [127.0.0.1]) is a name, which a resolver could point
+-- anywhere.
+local function is_loopback(u)
+  local h = string_lower(u.host)
+  if u.ipv6 then return h == "::1" end
+  if h == "localhost" then return true end
+  local a, b, c, d = string_match(h, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  return a == "127" and octet(b) and octet(c) and octet(d) or false
 end
 
 function _M.is_loopback(url)
   local u = parse_url(url)
-  if not u then return false end
-  local h = string_lower(u.host)
-  return h == "localhost" or h == "::1" or string_match(h, "^127%.%d+%.%d+%.%d+$") ~= nil
+  return u ~= nil and is_loopback(u)
+end
+
+-- what ngx.socket.tcp connects to: it parses "::1" as a host and a port, so an IPv6 literal keeps its brackets;
+-- localhost is 127.0.0.1, the sandbox having no resolver unless --allow-remote-webhooks (and DNS servers do not
+-- answer for localhost anyway)
+local function connect_host(u)
+  if u.ipv6 then return "[" .. u.host .. "]" end
+  if string_lower(u.host) == "localhost" then return "127.0.0.1" end
+  return u.host
 end
 
 local function attempt(u, body, headers)
   local sock = ngx.socket.tcp()
   sock:settimeouts(2000, 5000, 5000)
-  local ok, err = sock:connect(u.host, u.port)
+  local ok, err = sock:connect(connect_host(u), u.port)
   if not ok then return nil, "connect: " .. tostring(err) end
   if u.scheme == "https" then
     ok, err = sock:sslhandshake(nil, u.host, false)
@@ -80,7 +107,7 @@ function _M.start(entry, secret, speed, allow_remote)
     entry.result, entry.error = "failed", "bad url"
     return
   end
-  if not allow_remote and not _M.is_loopback(entry.url) then
+  if not allow_remote and not is_loopback(parse_url(entry.url)) then
     entry.result, entry.error = "refused", "not a loopback address (start with --allow-remote-webhooks)"
     return
   end

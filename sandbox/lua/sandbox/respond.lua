@@ -9,7 +9,8 @@ local ngx_var, ngx_header = ngx.var, ngx.header
 
 local _M = {}
 
-local ERROR_NAMES = { [302] = "Found", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found", [405] = "Method Not Allowed",
+local ERROR_NAMES = { [302] = "Found", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
+                      [405] = "Method Not Allowed", [413] = "Payload Too Large", [415] = "Unsupported Media Type",
                       [429] = "Too Many Requests", [500] = "Internal Server Error", [503] = "Service Unavailable" }
 
 -- body: a string, or an array of fragments (ngx.print takes it as it is)

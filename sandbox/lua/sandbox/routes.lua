@@ -14,7 +14,8 @@ local _M = {}
 
 -- flags: admin (a /_sandbox/ route: no faults, no connection count), public (no key needed),
 -- public_methods (the same for some methods), raw (the handler reads the request itself),
--- body_optional (no body is an empty one)
+-- body_optional (no body is an empty one), forms (method -> form(parts): that method also takes
+-- multipart/form-data, made into its body by form)
 local function route(tmpl, methods, flags)
   local r = { tmpl = tmpl, methods = methods, keys = {} }
   for m in pairs(methods) do r.keys[m] = m .. " " .. tmpl end
@@ -28,7 +29,8 @@ end
 
 local EXACT = {
   ["/v1/calls"] = route("/v1/calls", { POST = calls.create_call, GET = calls.list_calls }),
-  ["/v1/campaigns"] = route("/v1/campaigns", { POST = campaigns.create_campaign, GET = campaigns.list_campaigns }),
+  ["/v1/campaigns"] = route("/v1/campaigns", { POST = campaigns.create_campaign, GET = campaigns.list_campaigns },
+                            { forms = { POST = campaigns.form_body } }),
   ["/v1/phone-numbers"] = route("/v1/phone-numbers", { POST = phone_numbers.provision_number, GET = phone_numbers.list_numbers }),
   ["/v1/phone-numbers/import"] = route("/v1/phone-numbers/import", { POST = phone_numbers.import_number }),
   ["/v1/webhooks"] = route("/v1/webhooks", { POST = webhooks.create_webhook, GET = webhooks.list_webhooks }),

@@ -7,7 +7,8 @@ local ngx_now = ngx.now
 
 local _M = {}
 
-local CFG = { api_key = "sk_test_sandbox", speed = 1, base_url = "http://127.0.0.1", allow_remote_webhooks = false }
+local CFG = { api_key = "sk_test_sandbox", speed = 1, base_url = "http://127.0.0.1", allow_remote_webhooks = false,
+              campaign_upload = "both" }
 _M.CFG = CFG
 
 local SEED_NUMBER, SEED_AGENT = "+14157774444", "agent_abc123"
@@ -27,6 +28,9 @@ local OUTCOMES = {
 local NORMAL_USER = { final = "ended", reason = "user_ended_call", talk = 20 }
 local NORMAL_AGENT = { final = "ended", reason = "agent_ended_call", talk = 20 }
 _M.NORMAL_USER, _M.NORMAL_AGENT = NORMAL_USER, NORMAL_AGENT
+-- every outcome by its terminationReason (the seed draws from them)
+_M.OUTCOMES = { user_ended_call = NORMAL_USER, agent_ended_call = NORMAL_AGENT }
+for _, oc in pairs(OUTCOMES) do _M.OUTCOMES[oc.reason] = oc end
 
 local function outcome_for(to)
   local magic = string_match(to, "^%+1%d%d%d555(01%d%d)$")
@@ -114,6 +118,20 @@ function _M.call_status(c, t)
   if t < c.t2 then return "in_progress" end
   return c.oc.final
 end
+
+-- A call's own times are simulated seconds, whatever --speed: it starts RING s after its createdAt (the sandbox
+-- clock) and a connected one talks c.dur s (seeded calls) or its outcome's talk. --speed shortens only how long
+-- the sandbox takes to move it on (t1, t2: when its status changes, on the sandbox clock), so that a call sped
+-- through in 0.2 s still reports the 20 s it lasted, with endTime - startTime = duration.
+function _M.sim_start(c) return c.created + RING end
+
+function _M.sim_duration(c)
+  local oc = c.oc
+  if oc.talk == 0 then return 0 end
+  return c.dur or oc.talk
+end
+
+function _M.sim_end(c) return c.created + RING + _M.sim_duration(c) end
 
 function _M.new_call(num, agent, to, vars, created, camp)
   local oc = outcome_for(to)

@@ -9,7 +9,7 @@ local null, encode, iso, array = util.null, util.encode, util.iso, util.array
 local bad, check_string, check_agent, check_bool, list_page =
   validate.bad, validate.check_string, validate.check_agent, validate.check_bool, validate.list_page
 local call_parts = calls.call_parts
-local now, next_id, CFG = store.now, store.next_id, store.CFG
+local now, next_id, sim_start, sim_end, CFG = store.now, store.next_id, store.sim_start, store.sim_end, store.CFG
 local type, ipairs = type, ipairs
 local string_find, table_concat = string.find, table.concat
 local S = store.S
@@ -41,7 +41,10 @@ local function fire(ev)
   for _, w in ipairs(S.webhook_list) do
     if w.active and w.agent == c.agent.id and w.subscribed[ev.event] then
       if not body then
-        local parts = { '{"event":', encode(ev.event), ',"timestamp":"', iso(ev.due), '","call":' }
+        -- the event's moment in the call's own (simulated) times: its startTime, its endTime, a second later
+        local at = ev.event == "conversation_started" and sim_start(c) or
+                   sim_end(c) + (ev.event == "conversation_analysed" and 1 or 0)
+        local parts = { '{"event":', encode(ev.event), ',"timestamp":"', iso(at), '","call":' }
         parts[call_parts(parts, #parts, c, ev.due) + 1] = "}"
         body = table_concat(parts)
       end
