@@ -398,7 +398,7 @@ local function tls_c32(sb) c32(sb, "tls_c32", N_TLS_C32, true) end
 local function paginate(sb)
   log("paginate: %d seeded calls, size 100", N_PAGINATE)
   sb:reset()
-  sb:admin("POST", "/_sandbox/seed", string_format('{"calls":%d}', N_PAGINATE))
+  sb:admin("POST", "/_sandbox/seed", string_format('{"calls":%d,"mix":"uniform"}', N_PAGINATE))
   local r = check(lua_child(sb, "paginate.lua", N_PAGINATE), "paginate (ours)")
   if not r then error("bench: paginate failed", 0) end
   -- the server's limit for the same pages on one connection (wrk reads them, decodes nothing)

@@ -123,7 +123,7 @@ describe("bin/sigmamind", function()
     end)
 
     it("streams every page as CSV, one header, flat memory", function()
-      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 250 })))
+      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 250, mix = "uniform" })))
       local out, err, code = run{ "calls", "list", "--format", "csv", "--size", "100" }
       assert.equal(0, code, err)
       local lines, headers = 0, 0
@@ -146,7 +146,7 @@ describe("bin/sigmamind", function()
     local function lines(s) local _, n = s:gsub("\n", "") return n end
 
     it("says how many there are and how to get them", function()
-      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 30 })))
+      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 30, mix = "uniform" })))
       local _, page = sb:request("GET", "/v1/calls?size=1")
       local total = math.tointeger(page.totalCounts)
       local out, err, code = run{ "calls", "list", "--limit", "10" }

@@ -122,7 +122,7 @@ describe("observe", function()
 
     it("stops paging at the first call older than `since` (newest-first list)", function()
       sb:reset()
-      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 1000 })))   -- old, ended
+      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 1000, mix = "uniform" })))   -- old, ended
       sb:advance(3600)
       local new = place_mix()
       sb:advance(60)
@@ -158,7 +158,7 @@ describe("observe", function()
 
     it("keeps the Lua heap flat over 100,000 calls", function()
       sb:reset()
-      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 100000 })))
+      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 100000, mix = "uniform" })))
       -- the live heap, measured after a full collection every 50 pages, through the client's own event hook
       local samples, events = {}, 0
       local mc = sigmamind.new{ api_key = sb.key, base_url = sb.url, on_event = function()

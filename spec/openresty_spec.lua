@@ -154,7 +154,7 @@ describe("inside nginx", function()
   end)
 
   it("pages through calls with each and pages", function()
-    local status = sb:request("POST", "/_sandbox/seed", { calls = 35 })
+    local status = sb:request("POST", "/_sandbox/seed", { calls = 35, mix = "uniform" })
     assert.are.equal(200, status)
     local body, st = ngx_srv:get("/each?limit=25")
     assert.are.equal(200, st, body)

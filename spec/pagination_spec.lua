@@ -14,7 +14,7 @@ describe("pagination", function()
   describe("over 1,000 seeded calls", function()
     setup(function()
       sb:reset()
-      local status = sb:request("POST", "/_sandbox/seed", { calls = 1000 })
+      local status = sb:request("POST", "/_sandbox/seed", { calls = 1000, mix = "uniform" })
       assert.equal(200, status)
     end)
 
@@ -184,7 +184,7 @@ describe("pagination", function()
 
   it("iterates 100,000 calls with flat memory", function()
     sb:reset()
-    assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 100000 })))
+    assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 100000, mix = "uniform" })))
     collectgarbage()
     local base = collectgarbage("count")
     local peak, n = 0, 0

@@ -244,7 +244,7 @@ describe("the sandbox", function()
         compare{ in_progress = true, not_connected = true, error = true }   -- the unanswered end as they ring
         slow:advance(100000)
         compare{ ended = true, not_connected = true, error = true }
-        assert.are.equal(200, (slow:request("POST", "/_sandbox/seed", { calls = 3 })))   -- no variables
+        assert.are.equal(200, (slow:request("POST", "/_sandbox/seed", { calls = 3, mix = "uniform" })))   -- no variables
         compare({ ended = true, not_connected = true, error = true }, 3)
       end)
       slow:stop()
@@ -1337,7 +1337,7 @@ describe("the sandbox", function()
 
     it("seeds 100,000 ended calls fast, for pagination", function()
       local t0 = socket.gettime()
-      local status, v = sb:request("POST", "/_sandbox/seed", { calls = 100000 })
+      local status, v = sb:request("POST", "/_sandbox/seed", { calls = 100000, mix = "uniform" })
       assert.are.equal(200, status)
       assert.are.equal(100000, v.seeded)
       assert.is_true(socket.gettime() - t0 < 3)
@@ -1413,7 +1413,7 @@ describe("the sandbox", function()
       assert.are_not.same(outline(calls), outline(seeded(2000, 8)))
       expect_400("POST", "/_sandbox/seed", { calls = 10, mix = "lifelike" }, "mix")
       expect_400("POST", "/_sandbox/seed", { calls = 10, mix = "realistic", seed = 0 }, "seed")
-      expect_400("POST", "/_sandbox/seed", { calls = 10, seed = 3 }, "seed")
+      expect_400("POST", "/_sandbox/seed", { calls = 10, mix = "uniform", seed = 3 }, "seed")
     end)
 
     it("moves the clock on and reports it", function()

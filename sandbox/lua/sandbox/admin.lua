@@ -62,8 +62,9 @@ function A.seed(_, b)
   if type(n) ~= "number" or n % 1 ~= 0 or n < 1 or n > 1000000 then
     return bad("calls", "expected an integer from 1 to 1000000", n)
   end
-  local mix = b.mix
-  if mix ~= nil and (type(mix) ~= "string" or not MIXES[mix]) then
+  -- realistic by default, so stats and reports over a fresh sandbox look like calls; uniform for paging
+  local mix = b.mix == nil and "realistic" or b.mix
+  if type(mix) ~= "string" or not MIXES[mix] then
     return bad("mix", "expected 'uniform' or 'realistic'", mix)
   end
   local draws = b.seed
