@@ -63,9 +63,11 @@ clean:
 	rm -rf $(BUILD)
 
 # ---- reliability: valgrind, sanitizers, fuzzing, static analysis ---------------------------------
-# make check-mem   the suite under valgrind (the lua5.4 process only; the sandbox and other children run natively)
+# make check-mem   the suite under valgrind (the lua5.4 process only; the sandbox and other children
+#                  run natively)
 # make asan        the suite against an ASan+UBSan build of the module (build/asan/)
-# make fuzz        each libFuzzer harness in fuzz/ for FUZZ_SECONDS (clang; build/fuzz/); findings in fuzz/out/
+# make fuzz        each libFuzzer harness in fuzz/ for FUZZ_SECONDS (clang; build/fuzz/); findings
+#                  in fuzz/out/
 # make lint        cppcheck and clang-tidy on src/, luacheck on all Lua
 VALGRIND       ?= valgrind
 VALGRIND_FLAGS ?= --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --trace-children=no \
@@ -75,12 +77,13 @@ ASAN_BUILD = $(BUILD)/asan
 ASAN_CORE  = $(ASAN_BUILD)/sigmamind/core.so
 ASAN_OBJS  = $(SRCS:src/%.c=$(ASAN_BUILD)/obj/%.o)
 SAN_FLAGS  = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-# lua5.4 is not instrumented: the ASan runtime goes into it through a wrapper first on PATH that runs it with
-# `ld.so --preload` (the specs' own lua5.4 children, the CLI, get it too). Not LD_PRELOAD: every process the
-# specs start (nginx, sh, mktemp, cc) would inherit it and LeakSanitizer would report their leaks.
-# verify_asan_link_order=0: the one uninstrumented program that loads the module itself (spec/host_spec.lua's C
-# host) gets the runtime late, through core.so; it runs with heap checks off, everything else fully checked.
-# include/ and lib/ next to the wrapper: luarocks (spec/rockspec_spec.lua) looks for Lua's headers there.
+# lua5.4 is not instrumented: the ASan runtime goes into it through a wrapper first on PATH that
+# runs it with `ld.so --preload` (the specs' own lua5.4 children, the CLI, get it too). Not
+# LD_PRELOAD: every process the specs start (nginx, sh, mktemp, cc) would inherit it and
+# LeakSanitizer would report their leaks.
+# verify_asan_link_order=0: the one uninstrumented program that loads the module itself
+# (spec/host_spec.lua's C host) gets the runtime late, through core.so, so it has no heap checks.
+# include/ and lib/ next to the wrapper: luarocks (spec/rockspec_spec.lua) looks for Lua's headers.
 ASAN_WRAP  = $(ASAN_BUILD)/bin/$(LUA)
 ASAN_ENV   = PATH="$(CURDIR)/$(ASAN_BUILD)/bin:$$PATH" \
              ASAN_OPTIONS=detect_leaks=1:exitcode=23:detect_odr_violation=0:verify_asan_link_order=0 \
@@ -153,9 +156,10 @@ lint: deps
 	  -I$(LUA_INCDIR) $(CURL_CFLAGS)
 	$(LUACHECK) --no-color --formatter plain $(LUA_LINT)
 
-# ---- LuaJIT / OpenResty: the same sources against LuaJIT 2.1's headers (src/compat.h) --------------
-# make LUA=luajit   (or make luajit) builds build/luajit/sigmamind/core.so for nginx's Lua module; it links
-# libcurl like the 5.4 build, but inside nginx only the cosocket transport (lua/sigmamind/ngx.lua) is used.
+# ---- LuaJIT / OpenResty: the same sources against LuaJIT 2.1's headers (src/compat.h) -----------
+# make LUA=luajit   (or make luajit) builds build/luajit/sigmamind/core.so for nginx's Lua module;
+# it links libcurl like the 5.4 build, but inside nginx only the cosocket transport
+# (lua/sigmamind/ngx.lua) is used.
 LUAJIT_INCDIR ?= /usr/include/luajit-2.1
 LUAJIT_BUILD   = $(BUILD)/luajit
 LUAJIT_CORE    = $(LUAJIT_BUILD)/sigmamind/core.so
@@ -184,9 +188,10 @@ test: $(LUAJIT_CORE)
 host: all
 	$(MAKE) -C examples/host
 
-# ---- API reference: LDoc from the doc comments of lua/sigmamind/ (config.ld) -------------------------
-# make docs   writes doc/api/index.html; fails when LDoc prints anything but its two progress lines, since each
-#             other line is a warning (a broken @{reference}, a doc comment it cannot attach to anything)
+# ---- API reference: LDoc from the doc comments of lua/sigmamind/ (config.ld) ---------------------
+# make docs   writes doc/api/index.html; fails when LDoc prints anything but its two progress lines,
+#             since each other line is a warning (a broken @{reference}, a doc comment it cannot
+#             attach to anything)
 LDOC ?= lua5.1 /usr/bin/ldoc
 .PHONY: docs
 docs: deps
@@ -197,10 +202,11 @@ docs: deps
 	then echo "docs: LDoc failed or warned (above)" >&2; exit 1; fi
 	@test -s doc/api/index.html && echo "docs: doc/api/index.html"
 
-# ---- fault soak: tools/soak.lua against a sandbox in chaos mode (10 % of requests faulted) ----------
-# make soak   SOAK_OPS operations (default 100000; CI: SOAK_OPS=5000) over every endpoint through tasks, then the
-#             checks (no crash, typed errors only, no unsafe POST /v1/calls retry, RSS growth < 5 %). Also
-#             SOAK_CONCURRENCY, SOAK_RATE, SOAK_SEED, SOAK_SPEED, SOAK_VERBOSE=1.
+# ---- fault soak: tools/soak.lua against a sandbox in chaos mode (10 % of requests faulted) -------
+# make soak   SOAK_OPS operations (default 100000; CI: SOAK_OPS=5000) over every endpoint through
+#             tasks, then the checks (no crash, typed errors only, no unsafe POST /v1/calls retry,
+#             RSS growth < 5 %). Also SOAK_CONCURRENCY, SOAK_RATE, SOAK_SEED, SOAK_SPEED,
+#             SOAK_VERBOSE=1.
 .PHONY: soak
 soak: deps
 	@$(MAKE) --no-print-directory all

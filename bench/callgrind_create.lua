@@ -1,5 +1,5 @@
--- bench child under callgrind: N sequential creates, the same as create_seq. Run twice (N = W and N = W + K) and
--- subtracted, so start-up (dynamic linking, module loading, connecting) drops out of the figure.
+-- bench child under callgrind: N sequential creates, as create_seq. Run twice (N = W, N = W + K)
+-- and subtracted, so that start-up (dynamic linking, loading, connecting) drops out of the figure.
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
 local n = tonumber(arg[1])

@@ -1,5 +1,5 @@
--- Sums a callgrind output file's self cost (the first event, Ir) by ELF object; prints "object<TAB>Ir" lines.
--- Self cost: every cost line except the one after a calls= line (that one is the callee's inclusive cost).
+-- Sums a callgrind output file's self cost (the first event, Ir) by ELF object: "object<TAB>Ir"
+-- lines. Self cost: every cost line but the one after a calls= line (the callee's inclusive cost).
 local path = assert(arg[1], "usage: callgrind_objects.lua callgrind.out")
 local names = {}            -- compressed "(id)" -> name, for ob=/cob=
 local function name_of(spec)

@@ -1,5 +1,5 @@
--- bench child: build and encode an N-contact campaign (rows made before the clock starts): :contacts(rows),
--- :build() (CSV, base64, the row checks) and the JSON body; seconds and the process's peak RSS.
+-- bench child: build and encode an N-contact campaign (rows made before the clock starts) with
+-- :contacts(rows), :build() (CSV, base64, row checks) and the JSON body; seconds and peak RSS.
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
 local n = tonumber(arg[1])

@@ -8,9 +8,9 @@ if type(sigmamind.map) ~= "function" then
   return
 end
 local params = assert(core.json_decode(os.getenv("BENCH_BODY")))
--- BENCH_URL (https://…, the sandbox's TLS port) and BENCH_CA (its certificate) for the TLS scenarios
+-- BENCH_URL (https://…, the sandbox's TLS port) and BENCH_CA (its certificate): the TLS scenarios
 local client = sigmamind.new{ base_url = os.getenv("BENCH_URL"), ca_file = os.getenv("BENCH_CA") }
--- one untimed round opens the connections (and TLS sessions) the timed run reuses, as the peers' are opened
+-- an untimed round opens the connections (and TLS sessions) the timed run reuses, as the peers do
 local warm = {}
 for i = 1, concurrency do warm[i] = i end
 sigmamind.map(client, warm, function() return assert(client.calls:create(params)) end,

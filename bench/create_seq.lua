@@ -1,9 +1,9 @@
--- bench child: N sequential client.calls:create{...} (BENCH_BODY decoded), response decoded by the module.
+-- bench child: N sequential client.calls:create{...} (BENCH_BODY decoded), decoded by the module.
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
 local n = tonumber(arg[1])
 local params = assert(core.json_decode(os.getenv("BENCH_BODY")))
--- BENCH_URL (https://…, the sandbox's TLS port) and BENCH_CA (its certificate) for the TLS scenarios
+-- BENCH_URL (https://…, the sandbox's TLS port) and BENCH_CA (its certificate): the TLS scenarios
 local client = sigmamind.new{ base_url = os.getenv("BENCH_URL"), ca_file = os.getenv("BENCH_CA") }
 assert(client.calls:create(params))            -- connect outside the timed loop, as wrk does
 local errors = 0

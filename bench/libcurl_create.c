@@ -1,5 +1,6 @@
-/* bench child: N sequential POSTs with libcurl's easy interface from C, no Lua and no decoding: the floor for
-   any client built on curl_easy_perform (a diagnostic, not a peer). Usage: libcurl_create URL KEY BODY N */
+/* bench child: N sequential POSTs with libcurl's easy interface from C, no Lua and no decoding: the
+   floor for any client built on curl_easy_perform (a diagnostic, not a peer).
+   Usage: libcurl_create URL KEY BODY N */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,7 @@
--- bench child, run under Lua 5.2 (Debian's lua-curl installs for 5.1 and 5.2): N sequential creates through
--- Debian's lua-curl (luacurl 0.3.0: easy handles only, no multi, no getinfo) and lua-cjson, one easy handle
--- reused so libcurl keeps the connection alive. The floor for a Lua binding of libcurl's easy interface.
+-- bench child, run under Lua 5.2 (Debian's lua-curl installs for 5.1 and 5.2): N sequential creates
+-- through Debian's lua-curl (luacurl 0.3.0: easy handles only, no multi, no getinfo) and lua-cjson,
+-- one easy handle reused so that libcurl keeps the connection alive. The floor for a Lua binding of
+-- libcurl's easy interface.
 local curl = require "curl"
 local cjson = require "cjson"
 local socket = require "socket"

@@ -1,7 +1,8 @@
--- bench child, run under Lua 5.2 (the newest interpreter Debian's lua-http and its dependencies install for):
--- N creates with lua-http over cqueues and lua-cjson. `conns` coroutines share the N, each on its own kept-alive
--- HTTP/1.1 connection (lua-http 0.4 has no pool: http.request would connect for every request).
--- Usage: lua5.2 lua_http_create.lua N [conns]; BENCH_URL (else SIGMAMIND_BASE_URL), BENCH_CA for https.
+-- bench child, run under Lua 5.2 (the newest Lua Debian's lua-http and its dependencies install
+-- for): N creates with lua-http over cqueues and lua-cjson. `conns` coroutines share the N, each on
+-- its own kept-alive HTTP/1.1 connection (lua-http 0.4 has no pool: http.request would connect for
+-- every request).
+-- Usage: lua5.2 lua_http_create.lua N [conns]; BENCH_URL (or SIGMAMIND_BASE_URL), BENCH_CA (https).
 local cqueues = require "cqueues"
 local http_client = require "http.client"
 local http_headers = require "http.headers"

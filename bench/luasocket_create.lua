@@ -1,6 +1,7 @@
--- bench child: N sequential creates with LuaSocket's socket.http (a new connection each: it has no keep-alive)
--- and lua-cjson, the way glue code usually does it. With BENCH_URL https://…: LuaSec's ssl.https instead, which
--- wraps socket.http (a new connection and TLS handshake each), verifying the server against BENCH_CA.
+-- bench child: N sequential creates with LuaSocket's socket.http (a new connection each: it has no
+-- keep-alive) and lua-cjson, the way glue code usually does it. With an https BENCH_URL, LuaSec's
+-- ssl.https instead, which wraps socket.http (a new connection and TLS handshake each), verifying
+-- the server against BENCH_CA.
 local socket = require "socket"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"

@@ -1,5 +1,5 @@
--- bench child: iterate every call with client.calls:each{ size = 100 } (`prefetch` as a second argument: each
--- page but the last starts the next); records/s and the process's peak RSS.
+-- bench child: iterate every call with client.calls:each{ size = 100 } (with a second argument,
+-- `prefetch`: each page but the last starts the next); records/s and the process's peak RSS.
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
 local expect = tonumber(arg[1])

@@ -1,5 +1,5 @@
-# bench child: N sequential creates with requests.Session (keep-alive), json= body, r.json() decoding.
-# With BENCH_URL https://…: the same over TLS, verifying the server with verify=BENCH_CA.
+# bench child: N sequential creates with requests.Session (keep-alive), json= body, r.json()
+# decoding. With an https BENCH_URL, the same over TLS, verifying the server with verify=BENCH_CA.
 import json, os, sys, time
 import requests
 n = int(sys.argv[1])

@@ -1,5 +1,5 @@
--- make bench: the performance scenarios of issues 7 and 22, against a sandbox it starts and stops itself.
--- Prints `bench NAME VALUE UNIT` and `ratio NAME VALUE` lines, then a table for people. See bench/README.md.
+-- make bench: the performance scenarios of bench/README.md, against a sandbox it starts and stops
+-- itself. Prints `bench NAME VALUE UNIT` and `ratio NAME VALUE` lines, then a table for people.
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local socket = require "socket"
@@ -25,7 +25,7 @@ local CG_WARM, CG_MEASURED = 20, scaled(200, 20)
 local BODY = '{"fromPhoneNumber":"+14157774444","toPhoneNumber":"+12137774445","agentId":"agent_abc123",' ..
              '"dynamicVariables":{"customer_name":"John Doe","plan_type":"Premium","account_id":"A-10042"}}'
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- helpers
 
 local function log(fmt, ...) io.stderr:write("bench: ", string_format(fmt, ...), "\n") end
@@ -67,13 +67,13 @@ local function ratio(name, a, b)
 end
 local function note(s) notes[#notes + 1] = s; log("%s", s) end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- the sandbox
 
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
--- a self-signed certificate for 127.0.0.1 in a fresh temporary directory; the certificate is its own CA file
+-- a self-signed certificate for 127.0.0.1 in a fresh temporary directory, its own CA file
 local function make_cert()
   if not have("openssl") then note("TLS scenarios skipped: openssl not installed"); return nil end
   local dir = run("mktemp -d"):match("^(%S+)")
@@ -101,7 +101,7 @@ local function start_sandbox(tls)
   return sb
 end
 
--- the children's environment; with `tls`, BENCH_URL (the TLS port) and BENCH_CA (the certificate to verify with)
+-- the children's environment; with `tls`, BENCH_URL (the TLS port) and BENCH_CA (to verify with)
 function Sandbox:env(tls)
   local s = string_format("SIGMAMIND_BASE_URL=%s SIGMAMIND_API_KEY=%s SIGMAMIND_SANDBOX_NUMBER=%s " ..
                           "SIGMAMIND_SANDBOX_AGENT=%s BENCH_BODY=%s BENCH_KEY=%s BENCH_PAGES=%d ",
@@ -135,7 +135,7 @@ function Sandbox:stop()
   run("bin/sigmamind-sandbox stop --prefix " .. sh_quote(self.SANDBOX_PREFIX))
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- runners: each returns { count, elapsed, cpu, errors, ... } or nil, reason
 
 local function child(sb, cmd, tls)
@@ -154,8 +154,8 @@ end
 
 local function lua_child(sb, script, ...) return script_child(sb, false, LUA, script, ...) end
 
--- wrk for `seconds` (whole seconds, wrk's unit) with `conns` connections; requests/s from its summary.
--- Over TLS (`tls`) wrk does not verify the certificate: it has no option to.
+-- wrk for `seconds` (whole seconds, wrk's unit) with `conns` connections; requests/s from its
+-- summary. Over TLS (`tls`) wrk does not verify the certificate: it has no option to.
 local function wrk(sb, script, path, conns, seconds, tls)
   local base = tls and sb.SANDBOX_HTTPS_URL or sb.BASE_URL
   local out, code = run(sb:env(tls) .. string_format("wrk -t1 -c%d -d%ds -s bench/%s %s", conns, seconds, script,
@@ -186,7 +186,7 @@ local function add(total, r)
   return total
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- scenarios
 
 local results = {}
@@ -202,8 +202,8 @@ local function build_libcurl_peer()
   return bin
 end
 
--- The interpreter a peer runs under: the first of `interps` that loads all of `modules` (lua-http and lua-curl
--- are packaged by Debian for Lua 5.1 and 5.2 only), or nil and a note naming the packages.
+-- The interpreter a peer runs under: the first of `interps` that loads all of `modules` (Debian
+-- packages lua-http and lua-curl for Lua 5.1 and 5.2 only), or nil and a note naming the packages.
 local peer_interp_cache = {}
 local function peer_interp(what, interps, modules, packages)
   local key = what
@@ -245,9 +245,10 @@ local function python_ok()
   return python_ok_cached
 end
 
--- Runs `peers` in turn, `rounds` times, the sandbox reset before each run, so that drift in the machine's speed
--- hits them all alike; returns each peer's totals by name. A peer is { name, run = fn(this_round) -> result },
--- where this_round holds the results of the peers before it in the round (wrk runs as long as ours did).
+-- Runs `peers` in turn, `rounds` times, the sandbox reset before each run, so that drift in the
+-- machine's speed hits them all alike; returns each peer's totals by name.
+-- A peer is { name, run = fn(this_round) -> result }, where this_round holds the results of the
+-- peers before it in the round (wrk runs as long as ours did).
 local function interleave(sb, label, rounds, peers)
   local tot = {}
   for round = 1, rounds do
@@ -267,7 +268,7 @@ local function interleave(sb, label, rounds, peers)
   return tot
 end
 
--- wrk for as many whole seconds as ours took in the same round, so both see the same amount of sandbox state
+-- wrk for as many whole seconds as ours took in the same round, so both see as much sandbox state
 local function wrk_like_ours(this_round) return math.max(1, math.floor(this_round.ours.elapsed + 0.5)) end
 
 local function per_create(t, scale) return t and t.cpu / t.count * (scale or 1e6) end
@@ -305,7 +306,7 @@ local function create_seq(sb)
   if tot.lua_curl then figure("create_seq_lua_curl", rate(tot.lua_curl), "creates/s") end
   if tot.lua_http then figure("create_seq_lua_http", rate(tot.lua_http), "creates/s") end
   if tot.libcurl then figure("create_seq_libcurl_c", rate(tot.libcurl), "requests/s") end
-  -- client CPU (user + system) per request: where a peer's time goes when the server is not the limit
+  -- client CPU (user + system) per request: where a peer's time goes when the server is no limit
   if tot.luasocket then figure("create_seq_luasocket_cpu", per_create(tot.luasocket), "us/create") end
   if tot.python then figure("create_seq_python_cpu", per_create(tot.python), "us/create") end
   if tot.lua_curl then figure("create_seq_lua_curl_cpu", per_create(tot.lua_curl), "us/create") end
@@ -317,13 +318,13 @@ local function create_seq(sb)
   ratio("create_seq_vs_lua_curl", rate(tot.ours), rate(tot.lua_curl))
   ratio("create_seq_vs_lua_http", rate(tot.ours), rate(tot.lua_http))
   ratio("create_seq_vs_libcurl_c", rate(tot.ours), rate(tot.libcurl))
-  -- the ceilings for the LuaSocket target on this machine, same run: what a client costing nothing (wrk) and
-  -- libcurl's easy interface alone (no Lua, no JSON) reach against the same server
+  -- the ceilings for the LuaSocket target on this machine, same run: what a client costing nothing
+  -- (wrk) and libcurl's easy interface alone (no Lua, no JSON) reach against the same server
   ratio("create_seq_wrk_c1_vs_luasocket", rate(tot.wrk), rate(tot.luasocket))
   ratio("create_seq_libcurl_c_vs_luasocket", rate(tot.libcurl), rate(tot.luasocket))
 end
 
--- `prefix` is create_c32 or tls_c32: ours through sigmamind.map, wrk -t1 -c32 and lua-http's 32 coroutines
+-- `prefix`: create_c32 or tls_c32; ours through sigmamind.map, wrk -t1 -c32, lua-http's coroutines
 local function c32(sb, prefix, n, tls)
   log("%s: %d creates per peer, 32 in flight, %d rounds", prefix, n, ROUNDS_SHORT)
   local per_round = math.max(64, math.floor(n / ROUNDS_SHORT + 0.5))
@@ -410,7 +411,7 @@ local function paginate(sb)
   figure("paginate_cpu", r.count / r.cpu, "records/cpu-s")
   if w then figure("paginate_wrk_c1", w.count / w.elapsed * 100, "records/s") end
   ratio("paginate_vs_wrk_c1", rate(r), w and w.count / w.elapsed * 100)
-  -- the same with prefetch = true: the server works on the next page while the client decodes this one
+  -- with prefetch = true: the server works on the next page while the client decodes this one
   local p = check(lua_child(sb, "paginate.lua", N_PAGINATE, "prefetch"), "paginate (ours, prefetch)")
   if p then
     results.paginate.prefetch = p
@@ -489,7 +490,7 @@ local function instructions(sb)
   end
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- the table
 
 local function fmt(v, unit)
@@ -503,7 +504,7 @@ local function mark(ok) if ok == nil then return "?" end return ok and "✓" or 
 local function report()
   local rows = {}
   local function row(what, value, target, ok) rows[#rows + 1] = { what, value, target, ok == nil and "-" or mark(ok) } end
-  -- one comparison: ours ÷ the peer, the peer's rate, and the target (at least `min`×; nil: a diagnostic)
+  -- a comparison: ours ÷ the peer, the peer's rate, the target (`min`× at least; nil: diagnostic)
   local function versus(what, name, peer, min, skipped)
     local r, target = ratios[name], min and string_format("≥ %.2g×", min) or "(diagnostic)"
     if not peer or not r then
@@ -585,7 +586,7 @@ local function report()
   for _, n in ipairs(notes) do print("note: " .. n) end
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 
 local function main()
   for _, tool in ipairs{ "wrk" } do

@@ -1,4 +1,4 @@
--- wrk script: GET /v1/calls?size=100&page=N, N cycling through BENCH_PAGES pages, as `each` reads them.
+-- wrk script: GET /v1/calls?size=100&page=N, N cycling over BENCH_PAGES pages, as `each` reads them
 local pages = tonumber(os.getenv("BENCH_PAGES")) or 1000
 local size = tonumber(os.getenv("BENCH_SIZE")) or 100
 local key = os.getenv("BENCH_KEY")

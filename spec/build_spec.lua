@@ -1,4 +1,4 @@
--- sigmamind.build: campaign and call plans, the campaign CSV rules of HACKING.md, and base64 of the file.
+-- sigmamind.build: campaign and call plans, the CSV rules of HACKING.md, and the file's base64.
 local build = require "sigmamind.build"
 local csv = require "sigmamind.csv"
 

@@ -1,11 +1,11 @@
--- bin/sigmamind installed by LuaRocks (install.bin): the wrapper runs the script from the rock's tree, where the
--- command modules must come from the rockspec's module list.
+-- bin/sigmamind installed by LuaRocks (install.bin): the wrapper runs the script from the rock's
+-- tree, where the command modules must come from the rockspec's module list.
 local ROOT = require("support.sandbox").root()
 
 describe("sigmamind installed with luarocks make", function()
   local tree, log
 
-  -- runs cmd, its stdout and stderr into the log; the log's text, after an assertion that cmd succeeded
+  -- runs cmd, its stdout and stderr into the log; the log's text, once cmd is asserted to succeed
   local function succeeds(cmd)
     local ok = os.execute(cmd .. " >'" .. log .. "' 2>&1")
     local f = assert(io.open(log))
@@ -41,7 +41,7 @@ describe("sigmamind installed with luarocks make", function()
     assert.equal(require("sigmamind")._VERSION .. "\n", succeeds("cd / && '" .. tree .. "/bin/sigmamind' --version"))
   end)
 
-  -- the sandbox the CLI's help tells users to start: its launcher and sandbox/ installed with the rock
+  -- the sandbox the CLI's help tells users to start: its launcher and sandbox/, from the rock
   it("starts and stops the sandbox from the installed tree, through sigmamind and through the launcher", function()
     for _, cmd in ipairs{ tree .. "/bin/sigmamind sandbox", tree .. "/bin/sigmamind-sandbox" } do
       local out = succeeds("cd / && " .. cmd .. " --daemon --port 0")

@@ -1,4 +1,4 @@
--- sigmamind.cli.run: the command-line tool driven in this process, as a function that returns an exit code.
+-- sigmamind.cli.run: the command-line tool driven in this process, as a function giving exit codes.
 local sandbox = require "support.sandbox"
 local cli = require "sigmamind.cli"
 local json = sandbox.json

@@ -1,4 +1,4 @@
--- bin/sigmamind: the command-line tool, run as a user would against the sandbox; stdout, stderr and exit codes.
+-- bin/sigmamind: the CLI run as a user would, against the sandbox: stdout, stderr and exit codes.
 local sandbox = require "support.sandbox"
 local webhook = require "sigmamind.webhook"
 local socket = require "socket"
@@ -32,8 +32,8 @@ describe("bin/sigmamind", function()
   setup(function() sb = sandbox.start{ speed = 200 } end)
   teardown(function() if sb then sb:stop() end end)
 
-  -- starts the CLI with the sandbox's environment; the function returned waits for it: stdout, stderr, exit code.
-  -- pidfile: a file to write the CLI's process id into
+  -- starts the CLI with the sandbox's environment; the function returned waits for it: stdout,
+  -- stderr, exit code. pidfile: a file to write the CLI's process id into
   local function launch(args, env, stdin_file, pidfile)
     env = env or { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url }
     local parts = { "env" }
@@ -55,8 +55,8 @@ describe("bin/sigmamind", function()
 
   local function run(args, env, stdin_file) return launch(args, env, stdin_file)() end
 
-  -- runs the CLI on a terminal (a 120x30 tmux pane) with the sandbox's environment and returns the screen once it
-  -- has exited, with a last line EXIT=<code>; nil when tmux is not installed
+  -- runs the CLI on a terminal (a 120x30 tmux pane) with the sandbox's environment and returns the
+  -- screen once it has exited, with a last line EXIT=<code>; nil when tmux is not installed
   local function on_terminal(args)
     if not os.execute("command -v tmux >/dev/null 2>&1") then return nil end
     local quoted = {}
@@ -514,8 +514,8 @@ describe("bin/sigmamind", function()
       return out
     end
 
-    -- runs the CLI against a one-request HTTP server in this process and returns what reached it: the headers
-    -- (names lower-cased) and the decoded body, then the CLI's stdout, stderr and exit code
+    -- runs the CLI against a one-request HTTP server in this process and returns what reached it:
+    -- the headers (names lower-cased) and the decoded body, then the CLI's stdout, stderr and code
     local function capture(args, env, stdin_file)
       local server = assert(socket.bind("127.0.0.1", 0))
       local _, port = server:getsockname()
@@ -680,7 +680,7 @@ describe("bin/sigmamind", function()
       return table.concat(out, " ")
     end
 
-    -- every command maps an error of kind `invalid` (refused before sending) to 2, whichever way it reads the API
+    -- every command maps an `invalid` error (refused before sending) to 2, however it reads the API
     for _, case in ipairs{
       { { "calls", "list", "--status", "bogus" }, "/v1/calls", "status" },
       { { "--json", "calls", "list", "--status", "bogus" }, "/v1/calls", "status" },
@@ -714,7 +714,7 @@ describe("bin/sigmamind", function()
       end
     end)
 
-    -- seconds below 0 are refused before anything is sent (calls:wait and core.sleep would raise, mid-command)
+    -- seconds below 0 are refused before anything is sent (calls:wait, core.sleep raise midway)
     for _, case in ipairs{
       { "calls", "create", "--from", "NUMBER", "--to", "+12137774446", "--wait", "--wait-timeout=-1" },
       { "calls", "wait", "call_x", "--wait-timeout=-1" },
@@ -949,7 +949,7 @@ describe("bin/sigmamind", function()
       local out, err, code = run({ "completion", "bash" }, {})
       assert.equal(0, code, err)
       local path = write_file(out)
-      -- what bash's programmable completion would offer after `sigmamind ag<Tab>` and `... list --f<Tab>`
+      -- what bash's completion would offer after `sigmamind ag<Tab>` and `... list --f<Tab>`
       local p = io.popen("bash -c " .. shell_quote("source " .. shell_quote(path) .. " && " ..
         "COMP_WORDS=(sigmamind ag); COMP_CWORD=1; _sigmamind; echo \"${COMPREPLY[*]}\"; " ..
         "COMP_WORDS=(sigmamind calls list --f); COMP_CWORD=3; _sigmamind; echo \"${COMPREPLY[*]}\"; " ..

@@ -1,4 +1,4 @@
--- Every endpoint of API.md §2 through the public API, against a real sandbox.
+-- Every endpoint of docs/api.md §3 through the public API, against a real sandbox.
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 
@@ -161,7 +161,7 @@ describe("sigmamind client against the sandbox", function()
     end)
 
     it("predicts, in plan:build(), the row problems the server then reports for the same CSV", function()
-      -- cells padded with tabs, CRs and spaces (a spreadsheet export's), quoted so that they stay in the cell
+      -- cells padded with tabs, CRs and spaces (a spreadsheet export's), quoted to stay in the cell
       local text = 'Name,"Phone\t",city\n' ..
         'A,"+12137770021\t",Rome\n' ..
         'B," \t",Oslo\n' ..
@@ -298,9 +298,10 @@ describe("sigmamind client against the sandbox", function()
   end)
 
   describe("proxy variables", function()
-    -- read once by sigmamind.new (libcurl would look them up on every request), by libcurl's rules: a child
-    -- process, so the variables are its own; port 9 on loopback has no listener, so a proxy there refuses.
-    -- insecure = true: a plain http:// base_url otherwise never goes through a proxy (security_spec)
+    -- read once by sigmamind.new (libcurl would look them up on every request), by libcurl's rules:
+    -- a child process, so the variables are its own; port 9 on loopback has no listener, so a proxy
+    -- there refuses.
+    -- insecure = true: else a plain http:// base_url never goes through a proxy (security_spec)
     local function child(env, opts)
       local code = ("local s = require 'sigmamind'; local c = s.new{ api_key = %q, base_url = %q, max_retries = 0, " ..
                     "insecure = true, %s }; " ..
@@ -318,7 +319,7 @@ describe("sigmamind client against the sandbox", function()
       assert.equal("network", child("ALL_PROXY=http://127.0.0.1:9"))
       assert.equal("ok", child("http_proxy=http://127.0.0.1:9 NO_PROXY=127.0.0.1"))
       assert.equal("ok", child("all_proxy=http://127.0.0.1:9 no_proxy=*"))
-      -- HTTP_PROXY in capitals is not read for http:// (libcurl's rule: CGI sets it from a request header)
+      -- HTTP_PROXY in capitals is not read for http:// (libcurl's rule: CGI sets it from a header)
       assert.equal("ok", child("HTTP_PROXY=http://127.0.0.1:9"))
       -- an explicit proxy option wins over the variables, and no_proxy still applies to it
       assert.equal("network", child("", "proxy = 'http://127.0.0.1:9'"))

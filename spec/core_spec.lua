@@ -1,9 +1,9 @@
--- core_spec.lua: the C core (sigmamind.core) on its own: validation, encodings, crypto, JSON, errors, misuse.
+-- core_spec.lua: sigmamind.core on its own: validation, encodings, crypto, JSON, errors, misuse.
 local core = require "sigmamind.core"
 
 local E164 = "+14155552671"
 local REFUSED = "http://127.0.0.1:1"   -- nothing listens on port 1: connect fails at once, nothing is sent
--- extra seconds on timing bounds when the suite runs under valgrind or sanitizers (make check-mem / asan)
+-- extra seconds on timing bounds when the suite runs under valgrind or sanitizers (check-mem, asan)
 local SLACK = os.getenv("SIGMAMIND_SLOW") and 0.5 or 0
 
 local function invalid(name, params, args)
@@ -177,7 +177,7 @@ describe("sigmamind.core", function()
         valid("campaigns.update", { campaignStatus = "paused" }, { "camp_1" })
         valid("campaigns.update", {}, { "camp_1" })
         expect_invalid("campaigns.update", { campaignStatus = "stopped" }, "campaignStatus", nil, { "camp_1" })
-        -- a status is set only to pause or resume (API.md §2 row 10); the server refuses the others
+        -- a status is set only to pause or resume (docs/api.md §6); the server refuses the others
         valid("campaigns.update", { campaignStatus = "live" }, { "camp_1" })
         expect_invalid("campaigns.update", { campaignStatus = "completed" }, "campaignStatus", nil, { "camp_1" })
         expect_invalid("campaigns.update", { campaignStatus = "scheduled" }, "campaignStatus", nil, { "camp_1" })
@@ -496,7 +496,7 @@ describe("sigmamind.core", function()
       for i = 1, 300 do items[i] = tostring(i); members[i] = ('"k%d":%d'):format(i, i) end
       local a = core.json_decode("[" .. table.concat(items, ",") .. "]")
       assert.equal(300, #a); assert.equal(1, a[1]); assert.equal(300, a[300])
-      -- the first 64 values are gathered on the stack, the rest set as they are read: every size across that edge
+      -- the first 64 values go on the stack, the rest are set as read: every size across that edge
       for len = 60, 132 do
         local got = core.json_decode("[" .. table.concat(items, ",", 1, len) .. "]")
         assert.equal(len, #got)
@@ -509,7 +509,7 @@ describe("sigmamind.core", function()
       for _ in pairs(o) do n = n + 1 end
       assert.equal(300, n)
       assert.same({ {}, {}, { x = {} } }, core.json_decode('[[], {}, {"x": [ ]}]'))
-      -- a key twice among the first members (gathered on the stack before the table is made) and twice past them
+      -- a key twice among the first members (on the stack before the table exists), twice past them
       assert.same({ a = 3, b = 2 }, core.json_decode('{"a":1,"b":2,"a":3}'))
       local o2 = core.json_decode("{" .. table.concat(members, ",") .. ',"k2":"again","k300":"again"}')
       assert.equal("again", o2.k2); assert.equal("again", o2.k300); assert.equal(3, o2.k3)

@@ -1,5 +1,5 @@
--- The dialer resolves its uncertain rows (issue 19): a row whose create may have reached the server without
--- an answer, in this run or in one that was killed, has its call looked up before anyone calls it again.
+-- The dialer resolves its uncertain rows: a row whose create may have reached the server without
+-- an answer, in this run or a killed one, has its call looked up before anyone calls it again.
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
@@ -62,9 +62,9 @@ describe("dial's uncertain rows", function()
   end)
 
   it("resolves at the end of the run a lost row whose lookup a look-alike row's create held up", function()
-    -- a list with no variables: every row looks alike. The first POST's answer is lost; the other POST takes
-    -- longer than that create's lookups, which cannot tell the one call they find from the other row's
-    -- (unanswered) until it is answered: the dial looks again once every create has been.
+    -- a list with no variables: every row looks alike. The first POST's answer is lost; the other
+    -- POST outlasts that create's lookups, which cannot tell the call they find from the other
+    -- row's (unanswered) until it is answered: the dial looks again once every create has been.
     local c, j = client(), tmpname()
     sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
     sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=4500", count = 1 }
@@ -176,7 +176,7 @@ describe("dial's uncertain rows", function()
     -- row 1: its look-alike was made a minute before its intent, on the server's clock
     make_call(phone(1), { row_id = "r1" })
     sb:advance(60)
-    -- row 2: an intent an older version wrote, without its time; row 3: a timeout an earlier run journaled
+    -- row 2: an intent without its time, as older versions wrote; row 3: an earlier run's timeout
     write(j, intent(1, phone(1)) .. "I 2 " .. phone(2) .. " $\n" .. intent(3, phone(3), 1) ..
              "F 3 " .. phone(3) .. " timeout 1 0 $\n")
     make_call(phone(2), { row_id = "r2" })

@@ -1,4 +1,5 @@
--- The dialer (DESIGN.md §2 "Dialer"): one call per valid row, never twice, even when killed and restarted.
+-- The dialer (README, "Concurrency: tasks, host loops and the dialer"): one call per valid row,
+-- never twice, even when killed and restarted.
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
@@ -135,7 +136,7 @@ describe("dial", function()
   end)
 
   it("reports a POST that timed out as uncertain and never dials that row again", function()
-    -- without reconciliation (which would find the call: see the next spec), the journal alone decides
+    -- without reconciliation (which would find the call: see the next spec) the journal decides
     local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, timeout = 0.3, reconcile = false }
     local j = tmpname()
     sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=1000", count = 1 }
@@ -146,7 +147,7 @@ describe("dial", function()
     report = assert(c:dial{ contacts = contacts(1), from = sb.number, agent = sb.agent, journal = j, wait = false })
     assert.equal("uncertain", report.rows[1].status)
     assert.equal(1, sb:count("POST", "/v1/calls"))
-    -- and rightly so: the request did reach the sandbox, which places the call once its second is up
+    -- and rightly so: the request reached the sandbox, which places the call once its second is up
     local t0 = core.now()
     while sb:state().calls == 0 and core.now() - t0 < 3 do core.sleep(0.05) end
     assert.same({ r1 = 1 }, calls_per_row())
@@ -178,14 +179,14 @@ describe("dial", function()
       local report, err = c:dial(opts)                    -- not a tail call: the error blames this line
       return report, err
     end
-    -- misuse raises here, blaming the caller: calls:wait would raise it only once this dial had placed calls
+    -- misuse raises here, blaming the caller: calls:wait would raise only after calls were placed
     for _, bad in ipairs{ -5, 0 / 0, -math.huge } do
       local ok, msg = pcall(dial, { wait_timeout = bad })
       assert.is_false(ok)
       assert.matches("^spec/dial_spec.lua:%d+: sigmamind: dial: wait_timeout: expected a number of seconds >= 0, "
                      .. "got " .. tostring(bad):gsub("%p", "%%%0") .. "$", msg)
     end
-    -- a bad value that every call would send: one invalid error naming the option, not a row of failures
+    -- a bad value every call would send: one invalid error naming the option, not a row of failures
     for _, case in ipairs{
       { { from = "123" }, "from", "from: expected an E.164 phone number" },
       { { agent = "" }, "agent", "agent: expected a string of 1 to 64 characters" },

@@ -1,5 +1,5 @@
--- The API reference: LDoc builds it from the doc comments without one warning, and it names the entry points,
--- so a renamed function or a broken @{reference} fails here rather than rotting in doc/api/.
+-- The API reference: LDoc builds it from the doc comments without a warning, and it names the entry
+-- points, so a renamed function or a broken @{reference} fails here, not rotting in doc/api/.
 local ROOT = debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") or "."
 
 local function slurp(path)
@@ -68,8 +68,8 @@ describe("the API reference (make docs)", function()
   end)
 end)
 
--- The prose: README.md, HACKING.md and docs/api.md ship with the module, so everything they cite must ship too,
--- and docs/api.md must keep up with the endpoint table it describes.
+-- The prose: README.md, HACKING.md and docs/api.md ship with the module, so everything they cite
+-- must ship too, and docs/api.md must keep up with the endpoint table it describes.
 describe("the written docs (README.md, HACKING.md, docs/api.md)", function()
   local core = require "sigmamind.core"
   local DOCS = { "README.md", "HACKING.md", "docs/api.md" }

@@ -26,7 +26,7 @@ describe("examples", function()
   end)
 
   it("quickstart runs as its first lines and the README say: eval the sandbox's output, run it, stop", function()
-    -- a shell of its own, with none of the variables set beforehand: only the eval can give them to lua5.4
+    -- a shell of its own, with none of the variables set: only the eval can give them to lua5.4
     local script = 'cd "$ROOT" && unset SIGMAMIND_BASE_URL SIGMAMIND_API_KEY SIGMAMIND_SANDBOX_PREFIX && ' ..
       'eval "$(bin/sigmamind-sandbox --daemon --speed 50)" && mine=$SIGMAMIND_SANDBOX_PREFIX && ' ..
       'lua5.4 examples/quickstart.lua; rc=$?; bin/sigmamind-sandbox stop; echo "stop=$?"; ' ..

@@ -1,6 +1,6 @@
--- hardening_spec.lua: the core against hostile or odd input (issue 17): tables with metatables are read raw,
--- bytes no request may carry are refused by name, secrets are never echoed, and any number is safe to give.
--- Run under `make asan` (UBSan: float-cast-overflow) and `make check-mem` (valgrind) as well as `make test`.
+-- hardening_spec.lua: the core against hostile or odd input: tables with metatables are read raw,
+-- bytes no request may carry are refused by name, secrets are never echoed, and any number is safe
+-- to give. Run under `make asan` (UBSan: float-cast-overflow) and `make check-mem` (valgrind) too.
 local core = require "sigmamind.core"
 
 local E164, E164B = "+14155552671", "+12137774445"
@@ -27,9 +27,9 @@ end
 describe("hardening", function()
   describe("tables are read raw, so what is validated is what is sent", function()
     it("never reads a query value that only __index gives, so none can be freed while it is encoded", function()
-      -- the first lookup answers nil (validation), later ones a fresh 200 kB string, made right before a
-      -- 4 MB allocation so that the collector's next step (the query buffer's first growth) frees it: the
-      -- old encoder read it after that (valgrind: invalid read in sm_add_escaped)
+      -- the first lookup answers nil (validation), later ones a fresh 200 kB string, made right
+      -- before a 4 MB allocation so that the collector's next step (the query buffer's first
+      -- growth) frees it: the encoder must not read it after that (valgrind would see it)
       local pause = collectgarbage("setpause", 0)
       local q, lookups = shadowed({}, function(k, n)
         if k ~= "status" or n == 1 then return nil end
@@ -306,7 +306,7 @@ describe("hardening", function()
             elapsed = 0, fail = "too_large", sent = true, max_response_bytes = n }).kind)
         end
       end
-      -- a huge max_retries is 1000, as core.new makes it: a retry is still due (the old cast made it none)
+      -- a huge max_retries is 1000, as core.new makes it: a retry is still due, not cast to none
       local v, err, delay = classify(503, 1, { max_retries = 1e300 })
       assert.is_nil(v)
       assert.equal("server", err.kind)

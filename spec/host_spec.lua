@@ -1,5 +1,5 @@
--- The C host (examples/host): a fixed-rate 60 ticks/s loop embedding Lua never stalls while 200 calls are
--- placed and followed to their final states through client:poll(0).
+-- The C host (examples/host): a fixed-rate 60 ticks/s loop embedding Lua never stalls while 200
+-- calls are placed and followed to their final states through client:poll(0).
 local sandbox = require "support.sandbox"
 
 describe("a C host loop", function()

@@ -1,5 +1,5 @@
--- The dialer's journal against a full disk and a damaged file: a record is whole or absent, never glued to a
--- fragment, and a journal that cannot be read stops the dial instead of being half believed.
+-- The dialer's journal against a full disk and a damaged file: a record is whole or absent, never
+-- glued to a fragment, and a journal that cannot be read stops the dial, never half believed.
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
@@ -26,8 +26,8 @@ end
 
 local PAGE = 4096
 
--- whole records for numbers no spec dials, exactly `size` bytes: a journal that ends `PAGE - size` bytes short
--- of its page, so that an append longer than that needs a page the full disk has not got
+-- whole records for numbers no spec dials, exactly `size` bytes: a journal ending `PAGE - size`
+-- bytes short of its page, so that a longer append needs a page the full disk has not got
 local function prefill(size)
   local lines, len, i = {}, 0, 0
   while size - len > 60 do
@@ -49,8 +49,8 @@ describe("the dialer's journal", function()
 
   setup(function()
     sb = sandbox.start{ speed = 1000 }
-    -- a real ENOSPC: an 8 KB tmpfs (two pages). Mounting needs root, as CI runs; elsewhere these specs fail
-    -- here, saying so, rather than passing without a full disk.
+    -- a real ENOSPC: an 8 KB tmpfs (two pages). Mounting needs root, as CI runs; elsewhere these
+    -- specs fail here, saying so, rather than passing without a full disk.
     disk = assert(io.popen("mktemp -d")):read("l")
     local ok = sh("mount -t tmpfs -o size=8k sigmamind-spec " .. disk)
     if not ok then
@@ -107,8 +107,8 @@ describe("the dialer's journal", function()
       c:dial{ contacts = rows, from = %q, agent = %q, concurrency = 1, journal = %q, wait = false,
               on_progress = function(n) if n.failed > 0 then os.remove(%q) end end }
     ]], sb.key, sb.url, sb.number, sb.agent, j, filler))
-    -- row 1's intent meets the full disk (row 1 is not dialed), space returns, row 2's POST takes 6 s: the
-    -- dialer is killed in it, once the sandbox has it
+    -- row 1's intent meets the full disk (row 1 is not dialed), space returns, row 2's POST takes
+    -- 6 s: the dialer is killed in it, once the sandbox has it
     sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=6000", count = 1 }
     local p = assert(io.popen("{ lua5.4 " .. script .. " >/dev/null 2>&1 & echo $!; wait $!; echo $?; } 2>/dev/null"))
     local pid = assert(tonumber(p:read("l")))

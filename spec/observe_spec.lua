@@ -1,4 +1,4 @@
--- Observe: calls:stats (aggregates computed while paging) and campaigns:progress (each contact's latest call).
+-- Observe: calls:stats (aggregates made in paging) and campaigns:progress (contacts' latest calls).
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 local observe = require "sigmamind.observe"
@@ -159,7 +159,7 @@ describe("observe", function()
     it("keeps the Lua heap flat over 100,000 calls", function()
       sb:reset()
       assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = 100000, mix = "uniform" })))
-      -- the live heap, measured after a full collection every 50 pages, through the client's own event hook
+      -- the live heap after a full collection every 50 pages, through the client's own event hook
       local samples, events = {}, 0
       local mc = sigmamind.new{ api_key = sb.key, base_url = sb.url, on_event = function()
         events = events + 1
@@ -180,8 +180,8 @@ describe("observe", function()
       local lo, hi, top = math.huge, 0, 0
       for i, kb in ipairs(samples) do
         top = math.max(top, kb)
-        -- from the second sample on: by the first, the state earlier specs left (their interned strings, the
-        -- string table's size) has settled, which once moved the heap down by 256 KB and never up again
+        -- from the second sample on: by the first, the state earlier specs left (their interned
+        -- strings, the string table's size) has settled, which can move the heap down, never up
         if i > 1 then lo = math.min(lo, kb); hi = math.max(hi, kb) end
       end
       -- one page of 100 decoded calls is about 200 KB; 100,000 kept calls would be about 100 MB
@@ -192,7 +192,7 @@ describe("observe", function()
   end)
 
   describe("campaigns:progress", function()
-    -- rows 2 and 4 are bad (invalid number; missing variable); rows 1, 3, 5, 6 are dialed in file order
+    -- rows 2 and 4 are bad (invalid number; missing variable); rows 1, 3, 5, 6 dialed in file order
     local CSV = "phone,name\n+12137770010,Ann\n+1234,Bad\n+12135550101,Bob\n+12137770020,\n" ..
                 "+12135550105,Eve\n+12135550103,Vic\n"
 

@@ -1,5 +1,5 @@
--- OpenResty: the module inside a real nginx (Debian nginx + lua module, LuaJIT build of the core) uses
--- cosockets, never blocks a worker, and says so clearly where nginx has no cosockets.
+-- OpenResty: the module inside a real nginx (Debian nginx + lua module, LuaJIT build of the core)
+-- uses cosockets, never blocks a worker, and says so clearly where nginx has no cosockets.
 local sandbox = require "support.sandbox"
 local nginx = require "support.nginx"
 local socket = require "socket"
@@ -254,7 +254,7 @@ describe("inside nginx", function()
   end)
 
   it("gives up at its timeout after one poll past the last sleep, however short the timeout", function()
-    -- ngx.sleep rounds a wait under a millisecond to none: the end of a wait must not turn into a burst
+    -- ngx.sleep rounds a wait under a millisecond to none: a wait's end must not become a burst
     for _, timeout in ipairs{ 0.002, 0.01, 0.05 } do
       sb:reset()
       local body, status = ngx_srv:get("/wait?interval=0.5&timeout=" .. timeout)
@@ -296,8 +296,8 @@ describe("the README's nginx.conf", function()
     local conf = nginx.read(root .. "/README.md"):match("\n## OpenResty / nginx\n.-```nginx\n(.-)```")
     assert.is_truthy(conf, "README.md: no nginx block in the OpenResty section")
     srv = nginx.start{ env = { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url }, conf = function(c)
-      -- only the placeholders change: the repository's path, the port, and the module lines, which are
-      -- Debian's (the harness knows the binary: none for OpenResty)
+      -- only the placeholders change: the repository's path, the port, and the module lines, which
+      -- are Debian's (the harness knows the binary: none for OpenResty)
       local text, paths = conf:gsub("/path/to/lua%-sigmamind", root)
       local ports
       text, ports = text:gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. c.port .. ";")
@@ -376,11 +376,13 @@ describe("examples/openresty", function()
   local webhook = require "sigmamind.webhook"
   local sb, recv
 
-  -- The example's nginx.conf as shipped, only its port changed, started by the command its header documents
-  -- (`nginx -p examples/openresty/ -c nginx.conf`, from the repository). It finds our Lua layer and the LuaJIT
-  -- core at $prefix/../../, so it runs in a private copy of that layout (DIR/examples/openresty, DIR/lua and
-  -- DIR/build linking to the repository's), which keeps its logs out of the working tree. It says `daemon off`,
-  -- so the shell starts it in the background; its pid file is logs/nginx.pid, as support.nginx's stop expects.
+  -- The example's nginx.conf as shipped, only its port changed, started by the command its header
+  -- documents (`nginx -p examples/openresty/ -c nginx.conf`, from the repository).
+  -- It finds our Lua layer and the LuaJIT core at $prefix/../../, so it runs in a private copy of
+  -- that layout (DIR/examples/openresty, DIR/lua and DIR/build linking to the repository's), which
+  -- keeps its logs out of the working tree.
+  -- It says `daemon off`, so the shell starts it in the background; its pid file is
+  -- logs/nginx.pid, as support.nginx's stop expects.
   local Example = setmetatable({}, { __index = nginx })
   Example.__index = Example
 
@@ -471,8 +473,8 @@ describe("examples/openresty", function()
       assert.are.same({ "delivered", 204, 1 }, { entry.result, entry.status, entry.attempts })
     end
 
-    -- a repeated delivery (the same bytes and signature, or a retry signed anew) is answered 200, a duplicate,
-    -- and not handed on again
+    -- a repeated delivery (the same bytes and signature, or a retry signed anew) is answered 200, a
+    -- duplicate, and not handed on again
     local entry = d.data[1]
     got, code = post(url, entry.body, { ["X-SigmaMind-Signature"] = entry.signature })
     assert.are.equal(200, code, got)

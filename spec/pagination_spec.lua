@@ -1,4 +1,4 @@
--- Pagination: list as sent with both total spellings; each and pages lazy, bounded, and flat in memory.
+-- Pagination: list as sent with both total spellings; each and pages lazy, bounded, flat in memory.
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 
@@ -59,7 +59,7 @@ describe("pagination", function()
 
     describe("with prefetch = true", function()
       it("goes on when the loop's body runs tasks of the same client, joined or not", function()
-        -- a task's perform used to collect the prefetched page and drop it: the loop then waited for ever
+        -- a task's perform must not collect the prefetched page and drop it: the loop would hang
         local n, joined, tasks = 0, 0, {}
         for call in c.calls:each{ size = 10, prefetch = true } do
           n = n + 1
@@ -106,8 +106,8 @@ describe("pagination", function()
         local it = c.calls:each{ size = 100, prefetch = true }
         assert.truthy(it())                 -- page 0 read, page 1 sent
         assert.equal(start + 2, sb:count("GET", "/v1/calls"))
-        -- page 1 has reached the sandbox by now, so the fault falls on page 2, started while page 1 is read; either
-        -- way on a page that came through prefetching, retried by its waiter
+        -- page 1 has reached the sandbox by now, so the fault falls on page 2, started while page 1
+        -- is read; either way on a page that came through prefetching, retried by its waiter
         sb:arm{ method = "GET", path = "/v1/calls", fault = "503", count = 1 }
         local before = sb:count("GET", "/v1/calls")
         local n = 1
@@ -119,8 +119,8 @@ describe("pagination", function()
       it("abandons the page it started when the loop is left early", function()
         for call in c.calls:each{ size = 100, prefetch = true } do if call then break end end
         if not require("sigmamind.pager").closing_values then
-          -- Lua 5.4.4's break bug (pager.lua): no closing value; the collected iterator forgets its page, whose
-          -- answer the next loop's perform drops
+          -- Lua 5.4.4's break bug (pager.lua): no closing value; the collected iterator forgets its
+          -- page, whose answer the next loop's perform drops
           collectgarbage()
           collectgarbage()
           local n = 0
@@ -196,7 +196,7 @@ describe("pagination", function()
       end
     end
     assert.equal(100000, n)
-    -- one page of 100 records plus the ids of the previous one; garbage collection keeps the rest away
+    -- one page of 100 records plus the previous one's ids; garbage collection keeps the rest away
     assert.is_true(peak < 8 * 1024, ("Lua heap grew by %.0f kB"):format(peak))
   end)
 

@@ -73,8 +73,9 @@ describe("calls:create after an ambiguous failure", function()
   end)
 
   it("hands no call to the wrong one of two look-alike creates of one client, in tasks or one after another", function()
-    -- two tasks, the same caller, agent and variables, different people: the first POST is refused with 500
-    -- (nothing made), the second's answer is lost (its call made). The call must not go to the first person's row.
+    -- two tasks, the same caller, agent and variables, different people: the first POST is refused
+    -- with 500 (nothing made), the second's answer is lost (its call made). The call must not go
+    -- to the first person's row.
     sb:arm{ method = "POST", path = "/v1/calls", fault = "500", count = 1 }
     sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
     local people = { "+12137770002", "+12137770004" }
@@ -98,9 +99,9 @@ describe("calls:create after an ambiguous failure", function()
       end
     end
     assert.is_true(taken <= 1)
-    -- one after another, the first seen to have made nothing (its lookups found no look-alike) does not stand in
-    -- the way of the second
-    -- (a fresh client: c's two creates above stay unresolved, possible owners of look-alikes for minutes)
+    -- one after another, the first seen to have made nothing (its lookups found no look-alike) does
+    -- not stand in the way of the second (a fresh client: c's two creates above stay unresolved,
+    -- possible owners of look-alikes for minutes)
     sb:reset()
     local fresh = sigmamind.new{ api_key = sb.key, base_url = sb.url }
     sb:arm{ method = "POST", path = "/v1/calls", fault = "500", count = 1 }
@@ -116,7 +117,8 @@ describe("calls:create after an ambiguous failure", function()
   end)
 
   it("takes no call while an earlier look-alike create of this client is unresolved", function()
-    -- with reconciliation off, an ambiguous failure stays unresolved: its call may exist, looking like the next one
+    -- with reconciliation off, an ambiguous failure stays unresolved: its call may exist, looking
+    -- like the next one
     local off = sigmamind.new{ api_key = sb.key, base_url = sb.url, reconcile = false }
     sb:arm{ method = "POST", path = "/v1/calls", fault = "lost", count = 1 }
     local _, err1 = off.calls:create(intent{ who = "twin" })
@@ -141,8 +143,8 @@ describe("calls:create after an ambiguous failure", function()
   end)
 
   it("takes no look-alike call made before the attempt, by the server's clock", function()
-    -- another process's call, same caller, agent and variables, a minute before (the server's clock moved
-    -- on): this host's clock alone could not tell it from this request's, within the skew it must allow
+    -- another process's call, same caller, agent and variables, a minute before (the server's clock
+    -- moved on): within the skew it must allow, this host's clock could not tell it from this one's
     local other = sigmamind.new{ api_key = sb.key, base_url = sb.url }
     local early = assert(other.calls:create(intent{ order = "same" }))
     other:close()
@@ -167,7 +169,7 @@ describe("calls:create after an ambiguous failure", function()
   end)
 
   it("starts its window when the create began, however long the give_up handler took", function()
-    -- the window used to start at "now minus the attempts' time", taken after on_event had run
+    -- the window starts with the create, not at "now minus the attempts' time" after on_event
     local slow = sigmamind.new{ api_key = sb.key, base_url = sb.url, max_retries = 0, on_event = function(ev)
       if ev.type == "give_up" then require("sigmamind.core").sleep(2) end
     end }
@@ -180,8 +182,8 @@ describe("calls:create after an ambiguous failure", function()
   end)
 
   it("takes no call when the server's Date header is behind the clock it dates calls by", function()
-    -- a look-alike a minute old, then a Date header a minute slow (a misset front end): on that clock the
-    -- look-alike looks like this request's call, and the real one (made, its answer lost) like the future
+    -- a look-alike a minute old, then a Date header a minute slow (a misset front end): on that
+    -- clock the look-alike seems this request's call, and the real one (answer lost) in the future
     local other = sigmamind.new{ api_key = sb.key, base_url = sb.url }
     local early = assert(other.calls:create(intent{ order = "skewed" }))
     other:close()

@@ -1,4 +1,5 @@
--- The CLI's reports: `calls stats` (table, bars, --json, --html rendered in headless Chromium) and `campaigns watch`.
+-- The CLI's reports: `calls stats` (table, bars, --json, --html rendered in headless Chromium) and
+-- `campaigns watch`.
 local sandbox = require "support.sandbox"
 local observe = require "sigmamind.observe"
 local json = sandbox.json

@@ -1,4 +1,4 @@
--- Errors and retries as DESIGN.md §2 says, each shown against the sandbox's faults.
+-- Errors and retries as the README's "Errors" and "Retries" sections say, each against a fault.
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
@@ -119,7 +119,7 @@ describe("errors and retries", function()
     c:close()
   end)
 
-  -- a raw server (spec/support/rawhttp.lua) run with the given answers; returns its port, its request log, a stop
+  -- a raw server (spec/support/rawhttp.lua) run with the given answers: its port, request log, stop
   local function raw_server(answers)
     local dir = os.tmpname()
     os.remove(dir)
@@ -154,8 +154,9 @@ describe("errors and retries", function()
   end
 
   it("never sends a create twice when the server restarts after reading it on a kept-alive connection", function()
-    -- libcurl resends a request by itself when a reused connection dies before any answer; the resend's connect
-    -- is refused (the server is down), which once read as "certainly never sent", and the create was retried
+    -- libcurl resends a request by itself when a reused connection dies before any answer; the
+    -- resend's connect is refused (the server is down), which must not read as "certainly never
+    -- sent": the server read the first one
     for _, in_task in ipairs{ false, true } do
       local port, requests, stop = raw_server{ answer(200, '{"data":[],"hasNext":false}'), "!restart 400" }
       -- reconcile = false: the lookups that would follow are another spec's (reconcile_spec)

@@ -1,5 +1,5 @@
--- Packaging: the README's install commands, run as written into temporary trees, give a module that loads and
--- works from another directory with only `luarocks path` set.
+-- Packaging: the README's install commands, run as written into temporary trees, give a module that
+-- loads and works from another directory with only `luarocks path` set.
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>&1")
   local out = p:read("a")

@@ -1,5 +1,5 @@
--- Security defaults: TLS verification, loopback-only plain HTTP, no redirects, header and path injection,
--- and the API key never leaving C memory.
+-- Security defaults: TLS verification, loopback-only plain HTTP, no redirects, header and path
+-- injection, and the API key never leaving C memory.
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
@@ -20,8 +20,8 @@ local function strings_in(v, out, seen)
   return out
 end
 
--- a raw server (spec/support/rawhttp.lua) that answers requests with the given raw responses, in order: its
--- port, the request lines it read, and a stop
+-- a raw server (spec/support/rawhttp.lua) that answers requests with the given raw responses, in
+-- order: its port, the request lines it read, and a stop
 local function raw_server(answers)
   local dir = os.tmpname()
   os.remove(dir)
@@ -105,7 +105,7 @@ describe("security", function()
     end)
 
     it("counts only literal loopback addresses and localhost as loopback, not names that look like them", function()
-      -- each of these is a host name for the resolver (or no address at all), which may answer anything
+      -- each is a host name for the resolver (or no address at all), which may answer anything
       for _, url in ipairs{ "http://127.1.1.1.1:8080", "http://127.0.0.256:1", "http://127.0.0.01:1",
                             "http://127.1:1", "http://127..0.1:1", "http://127.0.0.1.:1", "http://[::2]:1",
                             "http://[::1.example]:1", "http://localhost.example:1" } do
@@ -224,8 +224,8 @@ describe("security", function()
   end)
 
   describe("proxies", function()
-    -- plain http is allowed to loopback because the bytes stay on this host; a proxy would read the key.
-    -- A child process, so that the proxy variables are its own.
+    -- plain http is allowed to loopback because the bytes stay on this host; a proxy would read
+    -- the key. A child process, so that the proxy variables are its own.
     local function child(env, opts)
       local code = ("local s = require 'sigmamind'; local ok, c = pcall(s.new, { api_key = %q, base_url = %q, " ..
                     "max_retries = 0, %s }); if not ok then return io.write('raised: ', c) end; " ..

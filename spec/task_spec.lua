@@ -1,5 +1,5 @@
--- Tasks (DESIGN.md §2 "Concurrency"): the same resource functions yield inside client:spawn tasks and block
--- outside them; client:poll never blocks past its timeout; retries wait on loop timers.
+-- Tasks (README, "Concurrency"): the same resource functions yield inside client:spawn tasks and
+-- block outside them; client:poll never blocks past its timeout; retries wait on loop timers.
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
@@ -43,7 +43,7 @@ describe("tasks", function()
   it("places 200 calls through map with concurrency 50 at least 20x faster than one after another", function()
     local c = client()
     sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=100", count = 100000 }
-    -- the sequential baseline on 20 calls, extrapolated to 200 (each one waits 100 ms in the sandbox)
+    -- the sequential baseline on 20 calls, extrapolated to 200 (each waits 100 ms in the sandbox)
     local t0 = core.now()
     for i = 1, 20 do assert(new_call(c, { row_id = "seq" .. i })) end
     local sequential = (core.now() - t0) * 10
@@ -72,8 +72,8 @@ describe("tasks", function()
     local t0 = core.now()
     c:poll(0)                                  -- runs the 50 tasks: each starts its POST
     local first = core.now() - t0
-    -- a host loop polling about every millisecond while all 50 wait in the sandbox for 400 ms; the machine
-    -- may preempt us inside a call (other processes, the sandbox itself), so CPU time is measured too
+    -- a host loop polling about every millisecond while all 50 wait in the sandbox for 400 ms; the
+    -- machine may preempt us inside a call (other processes, the sandbox), so CPU time counts too
     local wall, cpu, live = {}, {}, 50
     while core.now() - t0 < 0.3 do
       local t, p = core.now(), os.clock()
@@ -91,12 +91,12 @@ describe("tasks", function()
     c:run()                                    -- (first, so that a failure leaves nothing in flight)
     for i = 1, 50 do assert.truthy(tasks[i]:join().callId) end
     assert.equal(50, live)
-    -- under valgrind or a sanitizer (SIGMAMIND_SLOW) every instruction costs 10-50 times more: the figures
-    -- that prove "well under a millisecond" come from the native run; that one only checks the same code paths
+    -- under valgrind or a sanitizer (SIGMAMIND_SLOW) every instruction costs far more: the native
+    -- run proves "well under a millisecond"; that one only checks the same code paths
     local slow = os.getenv("SIGMAMIND_SLOW") and 50 or 1
     assert.is_true(n > 100 / slow, "polls in 0.3 s: " .. n)
     assert.is_true(median < 0.0002 * slow, "median poll(0) " .. median)
-    -- wall-clock tails include preemption by whatever else the shared machine runs; CPU time does not
+    -- wall-clock tails include preemption by whatever else the machine runs; CPU time does not
     local p99_cpu = cpu[math.ceil(n * 0.99)]
     assert.is_true(p99_cpu < 0.001 * slow, "p99 poll(0) CPU time " .. p99_cpu .. " (wall " .. p99 .. ")")
     assert.is_true(worst_cpu < 0.005 * slow, "worst poll(0) CPU time " .. worst_cpu)
@@ -136,8 +136,8 @@ describe("tasks", function()
     assert.is_true(err.sent)
     assert.equal(1, err.attempts)
     assert.equal(1, sb:count("POST", "/v1/calls"))
-    -- and rightly so: the sandbox places the call once its second is up (waited for, so that the late call
-    -- does not land in the next spec)
+    -- and rightly so: the sandbox places the call once its second is up (waited for, so that the
+    -- late call does not land in the next spec)
     local t0 = core.now()
     while sb:state().calls == 0 and core.now() - t0 < 5 do core.sleep(0.05) end
     assert.equal(1, sb:state().calls)

@@ -71,14 +71,14 @@ describe("validation before sending", function()
       "events", "conversation_ended" },
     { "webhooks", "create", { agentId = A, url = "http://127.0.0.1/", events = { "conversation_ended" } },
       "name", "required" },
-    -- query values with no query form; the last after a value longer than Lua's own buffer (1 KB), so that the
-    -- query is refused after part of it could have been written
+    -- query values with no query form; the last after a value longer than Lua's own buffer (1 KB),
+    -- so that the query is refused after part of it could have been written
     { "calls", "list", { tags = { "vip" } }, "tags", "string, number or boolean.*table" },
     { "agents", "list", { cursor = sigmamind.null }, "cursor", "got null" },
     { "agents", "list", { ratio = 0 / 0 }, "ratio", "number" },
     { "agents", "list", { ratio = math.huge }, "ratio", "number" },
     { "agents", "list", { aa = string.rep("q", 4000), zz = {} }, "zz", "got table" },
-    -- bytes no request may carry: a NUL (cut short by C and servers) or broken UTF-8 (not JSON), by name
+    -- bytes no request may carry, refused by name: a NUL (C and servers cut there) or broken UTF-8
     { "calls", "create", { fromPhoneNumber = N, toPhoneNumber = "+12137774445", agentId = "a\0b" },
       "agentId", "^agentId: contains a NUL byte$" },
     { "calls", "create", { fromPhoneNumber = N, toPhoneNumber = "+12137774445",

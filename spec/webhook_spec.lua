@@ -1,4 +1,4 @@
--- sigmamind.webhook: signature verification against openssl's arithmetic, replay windows, dedupe, real deliveries.
+-- sigmamind.webhook: signatures against openssl's arithmetic, replay windows, dedupe, deliveries.
 local webhook = require "sigmamind.webhook"
 
 local SECRET = "whsec_spec_0123456789"
@@ -14,7 +14,7 @@ end
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- HMAC-SHA256 by the openssl command line, over exact bytes written to a temp file: independent arithmetic.
+-- HMAC-SHA256 by the openssl command, over exact bytes in a temp file: independent arithmetic.
 local function openssl_hmac(secret, message)
   local path = os.tmpname()
   local f = assert(io.open(path, "wb"))
@@ -462,7 +462,7 @@ describe("sigmamind.webhook", function()
       if sb then sb:stop() end
     end)
 
-    -- a minimal HTTP receiver on a loopback port, in this process: the bytes verified are the bytes on the wire
+    -- a minimal HTTP receiver on a loopback port, in this process: it verifies the wire's bytes
     local function receiver()
       local server = assert(socket.bind("127.0.0.1", 0))
       server:settimeout(0.05)
@@ -516,7 +516,7 @@ describe("sigmamind.webhook", function()
       assert(client.webhooks:delete(hook.webhookId))
     end)
 
-    -- the requests the sandbox's recording receiver got that `keep` keeps, once there are n (or after 15 s)
+    -- the requests the sandbox's recording receiver got that `keep` keeps, once n (or after 15 s)
     local function echoed(n, keep)
       local got
       local deadline = socket.gettime() + 15
@@ -532,7 +532,7 @@ describe("sigmamind.webhook", function()
     end
 
     it("drops the retry of a delivery the receiver failed, with dedupe", function()
-      -- the sandbox's recording receiver answers 500 to the first request, so the delivery is retried
+      -- the sandbox's recording receiver answers 500 to the first request: the delivery is retried
       local hook = assert(client.webhooks:create{ name = "flaky receiver", agentId = sb.agent,
         url = sb.url .. "/_sandbox/echo/flaky?fail=1", events = { "conversation_ended" } })
       local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12135550101",

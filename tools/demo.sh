@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make demo`: start the sandbox, run the quickstart and campaign examples against it, stop the sandbox.
+# `make demo`: start the sandbox, run the quickstart and campaign examples against it, stop it.
 set -eu
 cd "$(dirname "$0")/.."
 env_file=$(mktemp)

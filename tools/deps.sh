@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs the Debian packages the build, the sandbox and the specs need; does nothing when all are present.
-# A stamp per package list (under build/, so `make clean` or a fresh clone checks again) makes the second run free.
+# Installs the Debian packages the build, the sandbox and the specs need, unless all are present.
+# A stamp per package list (under build/, so `make clean` or a fresh clone checks again) makes
+# reruns free.
 set -eu
 PKGS="${*:-lua5.4 liblua5.4-dev lua-cjson lua-busted lua-socket nginx libnginx-mod-http-lua lua-resty-core
       libcurl4-openssl-dev libssl-dev openssl pkg-config gcc make curl tzdata luarocks lua-argparse tmux

@@ -1,8 +1,8 @@
 #!/bin/sh
-# Runs each libFuzzer harness for FUZZ_SECONDS: the committed seeds (fuzz/corpus/NAME, every past finding
-# among them) first, new inputs into fuzz/out/. Usage: tools/fuzz.sh BUILD_DIR SECONDS NAME...
-# -detect_leaks=0: the harnesses keep one Lua state whose garbage outlives each input, so libFuzzer's per-input
-# leak check would scan the heap on every run; LeakSanitizer still checks at exit.
+# Runs each libFuzzer harness for FUZZ_SECONDS: the committed seeds (fuzz/corpus/NAME, every past
+# finding among them) first, new inputs into fuzz/out/. Usage: tools/fuzz.sh BUILD_DIR SECS NAME...
+# -detect_leaks=0: the harnesses keep one Lua state whose garbage outlives each input, so a
+# per-input leak check would scan the heap on every run; LeakSanitizer still checks at exit.
 set -e
 build=$1; seconds=$2; shift 2
 for t in "$@"; do

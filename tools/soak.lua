@@ -1,20 +1,24 @@
--- Fault soak (issue 8): SOAK_OPS operations (default 100,000) over every endpoint, through tasks, against a
--- sandbox that injects a random fault into 10 % of the requests; then the checks. `make soak` runs it.
+-- Fault soak: SOAK_OPS operations (default 100,000) over every endpoint, through tasks, against a
+-- sandbox that faults 10 % of the requests at random; then the checks. `make soak` runs it.
 --
 --   SOAK_OPS=5000 make soak          a short run (CI)
 --   SOAK_CONCURRENCY (32)  tasks in flight     SOAK_RATE (0.1)   the share of requests faulted
 --   SOAK_SEED (1)          the ops and faults  SOAK_SPEED (500)  the sandbox's --speed
 --
 -- Checks, each a violation (exit 1) when it fails:
---   1. no crash: the script reaches its report (a crash of the module kills the process: no report, exit != 0);
---   2. every operation ended in a value or a typed error (sigmamind.is_error, a documented kind); none raised;
---   3. no POST /v1/calls retried unsafely: every retry event of a create follows a 429 or a network error with
---      no answer that never reached the server; the sandbox received exactly the create attempts the client
---      made (on_event "request" events) minus those never sent; each create op made exactly one first attempt;
---      the client's view of each fault agrees with the sandbox's chaos counts; no create intent (a unique
---      dynamic variable per op) is found on two calls in the sandbox; every reconciled call is the op's own;
---   4. RSS (VmRSS) grows less than 5 % after the warm-up (the first 10 % of the ops, at least 5000 or half of a
---      shorter run): the median of the last quarter of the samples taken after it against that of the first.
+--   1. no crash: the script reaches its report (a crash of the module kills the process: no
+--      report, exit != 0);
+--   2. every operation ended in a value or a typed error (sigmamind.is_error, a documented kind);
+--      none raised;
+--   3. no POST /v1/calls retried unsafely: every retry event of a create follows a 429 or a network
+--      error with no answer that never reached the server; the sandbox received exactly the create
+--      attempts the client made (on_event "request" events) minus those never sent; each create op
+--      made exactly one first attempt; the client's view of each fault agrees with the sandbox's
+--      chaos counts; no create intent (a unique dynamic variable per op) is found on two calls in
+--      the sandbox; every reconciled call is the op's own;
+--   4. RSS (VmRSS) grows less than 5 % after the warm-up (the first 10 % of the ops, at least 5000
+--      or half of a shorter run): the median of the last quarter of the samples taken after it
+--      against that of the first.
 -- luacheck: std lua54
 local sigmamind = require "sigmamind"
 local sandbox = require "support.sandbox"
@@ -69,9 +73,9 @@ end
 
 local function inc(t, k, n) t[k] = (t[k] or 0) + (n or 1) end
 
-----------------------------------------------------------------------------------------------------------------------
--- on_event accounting, per method and route template. ev.path has phone numbers masked (+1415***4444) and ids
--- as sent; the query string is not part of it.
+----------------------------------------------------------------------------------------------------
+-- on_event accounting, per method and route template. ev.path has phone numbers masked
+-- (+1415***4444) and ids as sent; the query string is not part of it.
 local ROUTES = {
   { "^/v1/calls$", "/v1/calls" }, { "^/v1/calls/[^/]+$", "/v1/calls/{callId}" },
   { "^/v1/campaigns$", "/v1/campaigns" }, { "^/v1/campaigns/[^/]+$", "/v1/campaigns/{campaignId}" },
@@ -118,12 +122,12 @@ local function on_event(ev)
   elseif t == "response" then
     local per = responses[route]
     if not per then per = {} responses[route] = per end
-    -- "201", "rate_limited 429", "server 500", "decode 200", "network": the kind when it failed, the status if any
+    -- "201", "rate_limited 429", "server 500", "decode 200", "network": a failure's kind, a status
     local k = ev.kind
     if ev.status then k = k and (k .. " " .. ev.status) or tostring(ev.status) end
     inc(per, k or "?")
   elseif t == "retry" and route == CREATE then
-    -- allowed: a 429 (refused: nothing was created), or a network error with no answer that never went out
+    -- allowed: a 429 (nothing was created), or a network error with no answer that never went out
     if ev.status == nil and ev.kind == "network" then create_net_retries = create_net_retries + 1
     elseif not (ev.status == 429 and ev.kind == "rate_limited") then
       violation("unsafe retry of POST /v1/calls after attempt %s: status %s, kind %s",
@@ -132,7 +136,7 @@ local function on_event(ev)
   end
 end
 
-----------------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- the sandbox
 local sb = sandbox.start{ speed = SPEED }
 local function stop() if sb then sb:stop() sb = nil end end
@@ -148,8 +152,9 @@ end
 local NUMBER, AGENT = sb.number, sb.agent
 local client = sigmamind.new{ api_key = sb.key, base_url = sb.url, on_event = on_event, timeout = 10 }
 
-----------------------------------------------------------------------------------------------------------------------
--- the operations. Pools of ids (bounded) feed gets, updates and deletes; an op on an empty pool creates instead.
+----------------------------------------------------------------------------------------------------
+-- the operations. Pools of ids (bounded) feed gets, updates and deletes; an op on an empty pool
+-- creates instead.
 local POOL_CAP = { calls = 256, campaigns = 48, numbers = 24, webhooks = 12 }
 local pools = { calls = {}, campaigns = {}, numbers = {}, webhooks = {} }
 local function pool_add(name, id)
@@ -237,7 +242,7 @@ function O.numbers_update() local id = pool_pick("numbers"); if not id then retu
 function O.numbers_delete() local id = pool_take("numbers"); if not id then return O.numbers_provision end
   return client.phone_numbers:delete(id) end
 
--- webhooks are made inactive and point at a non-loopback URL, which the sandbox refuses without contacting it
+-- webhooks are inactive, with a non-loopback URL that the sandbox refuses without contacting it
 function O.webhooks_create()
   if pool_full("webhooks") then return O.webhooks_delete end
   local v, err = client.webhooks:create{ name = "soak", agentId = AGENT, url = "https://hooks.example.com/soak",
@@ -279,7 +284,7 @@ end
 local NAME_OF = {}
 for k, f in pairs(O) do NAME_OF[f] = k end
 
-----------------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- running them
 local done, by_op, errors_by_kind, by_outcome = 0, {}, {}, {}
 local creates, reconciled, create_values = 0, 0, 0
@@ -318,9 +323,8 @@ end
 
 local next_i, last_i = 0, 0
 local trace, trace_every = {}, math.max(1, math_floor(OPS / 20))   -- RSS kB / Lua heap kB every 5 % of the ops
--- RSS after the warm-up, sampled every 2 % of the ops: growth is judged on the medians of the first and last
--- quarters of these, because glibc's allocator moves RSS by a megabyte either way from one moment to the next
--- (32 transfers, 100 KB pages), while a leak grows it steadily
+-- RSS after the warm-up, sampled every 2 % of the ops: growth is judged on the medians of the first
+-- and last quarters, since glibc's allocator moves RSS up and down while a leak grows it steadily
 local post, post_every, warm_done = {}, math.max(1, math_floor(OPS / 50)), math.huge
 local function worker()
   local me = co_running()
@@ -369,18 +373,17 @@ local function run_until(n)
 end
 
 math.randomseed(SEED)
--- The collector starts each cycle as soon as the last one ends (pause 100, Lua's default is 200: wait for the
--- heap to double). A leak grows the live heap whatever the pause; with the default, the garbage of a burst
--- (32 tasks reconciling at once read up to 100 calls a page each) can double a 1.5 MB heap for a moment, and
--- glibc keeps that high-water mark resident: a one-time step of about 1 MB in a 15 MB process, which judged
--- as growth failed the 5 % bound now and then (CI: +7.1 %, a single step at 12,000 of 20,000 ops).
+-- The collector starts each cycle as soon as the last one ends (pause 100, not Lua's 200, which
+-- waits for the heap to double): a leak grows the live heap whatever the pause. With the default, a
+-- burst's garbage can double the heap for a moment, and glibc keeps that high-water mark resident,
+-- which the RSS check would take for growth.
 collectgarbage("setpause", 100)
 admin("POST", "/_sandbox/reset")
 admin("POST", "/_sandbox/chaos", { rate = RATE, faults = FAULTS, seed = SEED })
 
 local t0 = now()
--- the warm-up: the first 10 % of the ops, but at least 5000 (half of a shorter run): the heap reaches its working
--- size only after a few thousand ops (pools fill, every connection and transfer slot has been made and remade)
+-- the warm-up: the first 10 % of the ops, but at least 5000 (half of a shorter run): the heap only
+-- reaches its working size once pools fill and every connection and transfer slot was remade
 local warm = math.max(1, math_floor(OPS / 10), math.min(5000, math_floor(OPS / 2)))
 run_until(warm)
 local rss_warm, lua_warm = settle()
@@ -394,7 +397,7 @@ local t1 = now()
 admin("POST", "/_sandbox/chaos", { rate = 0 })
 local st = admin("GET", "/_sandbox/state")
 
-----------------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- the checks
 if done ~= OPS then violation("%d operations finished, %d expected", done, OPS) end
 local finished = 0
@@ -466,7 +469,7 @@ end
 client:close()
 stop()
 
-----------------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- the report
 local function fmt_map(t)
   local ks = {}

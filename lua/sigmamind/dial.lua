@@ -1,21 +1,23 @@
--- The client-side bulk dialer: one call per valid row, never two, even across a crash (a journal of intents).
+-- The client-side bulk dialer: one call per valid row, never two, even across a crash (a journal
+-- of intents).
 
---- The client-side bulk dialer behind @{sigmamind.Client:dial|client:dial}: one call per valid row, never two,
--- even across a crash.
+--- The client-side bulk dialer behind @{sigmamind.Client:dial|client:dial}: one call per valid row,
+-- never two, even across a crash.
 --
--- Every row is checked with the campaign CSV rules (@{sigmamind.build}); invalid rows are reported, never dialed.
--- The valid rows are dialed `concurrency` at a time as tasks of the client, each followed to its final status
--- when `wait`. With a `journal`, a line recording the intent reaches the disk (fsync) before each call, and the
--- callId or the failure follows; run the same dial again with the same journal after a crash, even `kill -9`,
--- and rows already placed are skipped. A row whose request may have reached the server without
--- an answer (in this run, or in one that left its intent without an outcome) has its call looked
--- up as `calls:create` reconciles: when exactly one call matches, the row is `placed`, marked
--- `reconciled`, and its callId journaled; otherwise it is `uncertain`, `err` saying why, and not
--- redialed unless `redial_uncertain` (which redials only the rows the lookup left uncertain).
+-- Every row is checked with the campaign CSV rules (@{sigmamind.build}); invalid rows are reported,
+-- never dialed. The valid rows are dialed `concurrency` at a time as tasks of the client, each
+-- followed to its final status when `wait`. With a `journal`, a line recording the intent reaches
+-- the disk (fsync) before each call, and the callId or the failure follows; run the same dial again
+-- with the same journal after a crash, even `kill -9`, and rows already placed are skipped. A row
+-- whose request may have reached the server without an answer (in this run, or in one that left its
+-- intent without an outcome) has its call looked up as `calls:create` reconciles: when exactly one
+-- call matches, the row is `placed`, marked `reconciled`, and its callId journaled; otherwise it is
+-- `uncertain`, `err` saying why, and not redialed unless `redial_uncertain` (which redials only the
+-- rows the lookup left uncertain).
 -- @module sigmamind.dial
 -- @usage
--- local report = assert(client:dial{ csv_file = "contacts.csv", from = "+14157774444", agent = "agent_abc123",
---                                    journal = "contacts.journal" })
+-- local report = assert(client:dial{ csv_file = "contacts.csv", from = "+14157774444",
+--                                    agent = "agent_abc123", journal = "contacts.journal" })
 -- print(report.placed, report.skipped, report.invalid, report.failed, report.uncertain)
 local core  = require "sigmamind.core"
 local build = require "sigmamind.build"
@@ -35,21 +37,22 @@ local OPTIONS = {
   redial_uncertain = "boolean",
 }
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- The journal: append-only, one record a line, each fsync'd before the next step:
 --   I <row> <phone> <time> $               intent: the POST for this row is about to be sent;
 --                                          time: this host's wall clock (s) before the write,
---                                          where a later run's lookup of its call starts (older
---                                          versions wrote none: that reads, and is not looked up)
+--                                          where a later run's lookup of its call starts (an
+--                                          intent without one still reads, but is not looked up)
 --   C <row> <phone> <callId> $             the call was placed
---   F <row> <phone> <kind> <sent> <status> $   the POST failed (sent: 0 = certainly never reached the server)
+--   F <row> <phone> <kind> <sent> <status> $   the POST failed (sent 0: it certainly never arrived)
 --   S <row> <phone> <status> $             the call reached a final status
--- A row is known by its phone number (a valid list has each number once): a number placed through a journal is
--- never dialed again through it, whatever row it is on, so fixing a list (removing a bad row, which renumbers
--- the rows after it) and running it again rings nobody twice. The row number is kept for people.
--- An append is whole or cut back (journal.c), so only a crash can leave part of a record, and only as the last
--- line: that one is cut away before the next append (its intent, if any, is on the line before). Any other line
--- that is not a record stops the dial: skipping it could forget an intent and ring that person again.
+-- A row is known by its phone number (a valid list has each number once): a number placed through
+-- a journal is never dialed again through it, so a fixed list whose rows moved rings nobody twice.
+-- The row number is for people.
+-- An append is whole or cut back (src/journal.c): only a crash leaves part of a record, and only as
+-- the last line, which is cut away before the next append (its intent is on the line before).
+-- Any other line that is not a record stops the dial: skipping it could forget an intent and ring
+-- that person again.
 
 local RECORD = {
   I = "^I (%d+) (%+%d+) (%d+%.?%d*) %$$",
@@ -82,8 +85,8 @@ local function read_record(state, line)
   return true
 end
 
--- state (by phone number), repair | nil, message. repair is what the end of the file needs before an append:
--- nil (it ends a line), "\n" (its last record lost only its newline) or the size to cut it back to (torn).
+-- state (by phone number), repair | nil, message. repair is what the file's end needs before an
+-- append: nil (it ends a line), "\n" (the last record lost only its newline) or the size to cut to.
 local function read_journal(path)
   local state = {}
   local f = io_open(path, "rb")
@@ -109,8 +112,8 @@ local function read_journal(path)
   return state
 end
 
--- what a failure means for this row: "redial" (nothing was created), "failed" (the server refused it) or
--- "uncertain" (the call may exist)
+-- what a failure means for this row: "redial" (nothing was created), "failed" (the server refused
+-- it) or "uncertain" (the call may exist)
 local function failure_class(sent, status)
   if not sent or status == 429 then return "redial" end
   if status and status >= 400 and status < 500 then return "failed" end
@@ -119,7 +122,7 @@ end
 
 local run   -- the dial under the journal's lock (below dial)
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 
 local function check_opts(opts)
   if type(opts) ~= "table" then error("sigmamind: dial: expected a table of options, got " .. type(opts), 3) end
@@ -157,8 +160,8 @@ end
 -- the body fields every call shares, with the options they come from
 local SHARED = { fromPhoneNumber = "from", agentId = "agent", dynamicVariables = "variables" }
 
--- from, agent and variables checked once, as the calls will send them, before anyone is dialed (a bad one would
--- fail every row alike); true | nil, err naming the option
+-- from, agent and variables checked once, as the calls will send them, before anyone is dialed (a
+-- bad one would fail every row alike); true | nil, err naming the option
 local function check_shared(opts, vars)
   local ok, err = core.validate("calls.create", { fromPhoneNumber = opts.from, toPhoneNumber = "+12025550100",
                                                   agentId = opts.agent, dynamicVariables = vars })
@@ -169,10 +172,11 @@ local function check_shared(opts, vars)
   return invalid((string_gsub(err.message, "^" .. name, option, 1)), nil, option)
 end
 
---- The options of @{dial}. Exactly one of `contacts` and `csv_file` is required, and `from` and `agent`;
--- an unknown key or a value of the wrong type raises.
+--- The options of @{dial}. Exactly one of `contacts` and `csv_file` is required, and `from` and
+-- `agent`; an unknown key or a value of the wrong type raises.
 -- @table options
--- @field contacts rows: an array of tables keyed by column name (as @{sigmamind.build.Campaign:contacts})
+-- @field contacts rows: an array of tables keyed by column name (as
+-- @{sigmamind.build.Campaign:contacts})
 -- @field csv_file the path of a CSV file of contacts
 -- @field from the caller's number (`fromPhoneNumber`)
 -- @field agent the agent id (`agentId`)
@@ -181,17 +185,18 @@ end
 -- @field journal the path of the journal file; without one, nothing is remembered across runs
 -- @field wait follow each call to its final status (default `true`)
 -- @field wait_timeout seconds to wait for each call (default 600)
--- @field on_progress `function(counts)` called as rows advance: `total`, `placed`, `skipped`, `invalid`,
--- `failed`, `uncertain`, `pending`, `final`
+-- @field on_progress `function(counts)` called as rows advance: `total`, `placed`, `skipped`,
+-- `invalid`, `failed`, `uncertain`, `pending`, `final`
 -- @field redial_uncertain dial again the rows that may have been placed in an earlier run and whose
 -- call the lookup did not find (default `false`)
 
 --- What @{dial} returns.
 -- @table report
--- @field rows `rows[n]` for data row n: `row`, `phone`, `status` (`placed`, `skipped`, `invalid`, `failed`,
--- `uncertain`), `callId`, `err`, `final` (the final call status), `problems` (for invalid rows), `variables`,
--- `wait_err` (when following the call failed), `reconciled` (`true` when a lookup found the call
--- after its create went unanswered; for an `uncertain` row, `err.reconcile` says why none was)
+-- @field rows `rows[n]` for data row n: `row`, `phone`, `status` (`placed`, `skipped`, `invalid`,
+-- `failed`, `uncertain`), `callId`, `err`, `final` (the final call status), `problems` (for invalid
+-- rows), `variables`, `wait_err` (when following the call failed), `reconciled` (`true` when a
+-- lookup found the call after its create went unanswered; for an `uncertain` row, `err.reconcile`
+-- says why none was)
 -- @field total the number of data rows
 -- @field placed calls placed by this run, or found by its lookups
 -- @field skipped rows placed by an earlier run (from the journal)
@@ -199,7 +204,8 @@ end
 -- @field failed rows whose call was refused, or could not be journaled
 -- @field uncertain rows whose call may exist (the request may have reached the server without an
 -- answer) and whose lookup found no call that must be theirs
--- @field problems every problem found in the list, as strings (`"Row 3: invalid phone number '+1234'"`)
+-- @field problems every problem found in the list, as strings
+-- (`"Row 3: invalid phone number '+1234'"`)
 -- @field statuses how many calls reached each final status
 -- @field journal the journal's path, if any
 
@@ -207,10 +213,11 @@ end
 -- @tparam sigmamind.Client client
 -- @tparam options opts see @{options}
 -- @treturn[1] report see @{report}
--- @return[2] nil, @{sigmamind.err|err} of kind `invalid`, before anyone is dialed, when the list cannot be used
--- at all (unreadable, malformed, no phone column, no data rows), `from`, `agent` or `variables` would fail every
--- call (`err.field` names the option), or the journal is in use, cannot be written or has a line that is not a
--- record (a damaged journal is not half believed: a lost intent could ring someone twice)
+-- @return[2] nil, @{sigmamind.err|err} of kind `invalid`, before anyone is dialed, when the list
+-- cannot be used at all (unreadable, malformed, no phone column, no data rows), `from`, `agent` or
+-- `variables` would fail every call (`err.field` names the option), or the journal is in use,
+-- cannot be written or has a line that is not a record (a damaged journal is not half believed: a
+-- lost intent could ring someone twice)
 -- @raise on misuse (a bad option), or when `on_progress` raises
 function _M.dial(client, opts)
   check_opts(opts)
@@ -235,12 +242,12 @@ function _M.dial(client, opts)
 
   local journal, lock = opts.journal, nil
   if journal then
-    -- one dial at a time on a journal: two would both read it before either wrote, and both dial every row
+    -- one dial per journal at a time: both would read it before either wrote, and dial every row
     local lmsg
     lock, lmsg = core.journal_lock(journal)
     if not lock then return journal_error(lmsg) end
   end
-  -- the lock is let go however this ends, an on_progress that raises included, not at its collection
+  -- the lock is let go however this ends (an on_progress that raises included), not when collected
   local done, report, rerr = pcall(run, client, opts, vars, text, check, journal)
   if lock then lock:release() end
   if not done then error(report, 0) end
@@ -341,7 +348,7 @@ function run(client, opts, vars, text, check, journal)
   local wait_opts = { timeout = opts.wait_timeout or 600 }
   local conc = opts.concurrency or 8
   local key_of = function(r) return r.row .. " " .. r.phone end
-  -- a field of a record is one word, never empty: a line the reader cannot take apart would stop the next dial
+  -- a record's field is one word, never empty: a line the reader cannot split stops the next dial
   local function word(v)
     local w = string_gsub(tostring(v), "%s", "_")
     return w ~= "" and w or "-"

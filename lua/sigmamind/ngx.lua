@@ -1,26 +1,31 @@
--- OpenResty transport: the client's requests over nginx cosockets, so that no request blocks a worker.
--- What to send and how to judge each attempt are the C core's (core.prepare, core.classify): the same
--- validation, errors and retry policy as the libcurl transport; this file only moves bytes. Lua 5.1/LuaJIT.
+-- OpenResty transport: the client's requests over nginx cosockets, so that no request blocks a
+-- worker. What to send and how to judge each attempt are the C core's (core.prepare and
+-- core.classify), as for the libcurl transport: this file only moves bytes. Lua 5.1/LuaJIT.
 
---- The OpenResty transport: inside nginx, @{sigmamind.new} uses it by itself, so no request blocks a worker.
+--- The OpenResty transport: inside nginx, @{sigmamind.new} uses it by itself, so no request blocks
+-- a worker.
 --
--- It has the same API, validation, errors and retry policy as the libcurl transport (waits use `ngx.sleep`),
--- pools kept-alive connections (64 per worker, idle 60 s) and always verifies TLS, with the CA of nginx's
--- `lua_ssl_trusted_certificate`; cosockets resolve names through nginx's `resolver`. Build the LuaJIT core
--- with `make luajit`.
+-- It has the same API, validation, errors and retry policy as the libcurl transport (waits use
+-- `ngx.sleep`), pools kept-alive connections (64 per worker, idle 60 s) and always verifies TLS,
+-- with the CA of nginx's `lua_ssl_trusted_certificate`; cosockets resolve names through nginx's
+-- `resolver`. Build the LuaJIT core with `make luajit`.
 --
 -- Requests work in rewrite, access and content handlers and in timers. In `init_by_lua*`,
--- `init_worker_by_lua*`, `set_by_lua*`, `header_filter_by_lua*`, `body_filter_by_lua*`, `log_by_lua*`,
--- `balancer_by_lua*`, `exit_worker_by_lua*` and `ssl_session_store_by_lua*` they raise an error that names
--- the phase: send them from `ngx.timer.at(0, fn)` there. For concurrent calls use `ngx.thread.spawn`
--- (@{sigmamind.Client:spawn|client:spawn} tasks are the curl multi loop of scripts and C hosts). A webhook
--- receiver that verifies signatures is in `examples/openresty/`.
+-- `init_worker_by_lua*`, `set_by_lua*`, `header_filter_by_lua*`, `body_filter_by_lua*`,
+-- `log_by_lua*`, `balancer_by_lua*`, `exit_worker_by_lua*` and `ssl_session_store_by_lua*` they
+-- raise an error that names the phase: send them from `ngx.timer.at(0, fn)` there. For concurrent
+-- calls use `ngx.thread.spawn` (@{sigmamind.Client:spawn|client:spawn} tasks are the curl multi
+-- loop of scripts and C hosts). A webhook receiver that verifies signatures is in
+-- `examples/openresty/`.
 -- @module sigmamind.ngx
 -- @usage
--- -- nginx.conf: init_by_lua_block { client = require("sigmamind").new{ api_key = os.getenv("SIGMAMIND_API_KEY") } }
+-- -- nginx.conf:
+-- init_by_lua_block {
+--   client = require("sigmamind").new{ api_key = os.getenv("SIGMAMIND_API_KEY") }
+-- }
 -- content_by_lua_block {
---   local call, err = client.calls:create{ fromPhoneNumber = "+14157774444",
---                                          toPhoneNumber = "+12137774445", agentId = "agent_abc123" }
+--   local call, err = client.calls:create{
+--     fromPhoneNumber = "+14157774444", toPhoneNumber = "+12137774445", agentId = "agent_abc123" }
 --   if not call then ngx.status = 502; return ngx.say(tostring(err)) end
 --   ngx.say(call.callId)
 -- }
@@ -39,7 +44,7 @@ local wall_clock, parse_http_time = core.time, ngx.parse_http_time
 -- one version for the whole project: the C core's, as sigmamind._VERSION gives it
 local _M = { _VERSION = "lua-sigmamind " .. core._VERSION }
 
--- nginx phases whose handlers cannot use cosockets (nor ngx.sleep), and the directive a user wrote there
+-- nginx phases whose handlers cannot use cosockets (nor ngx.sleep), with the directive errors name
 local NO_COSOCKETS = {
   init = "init_by_lua*", init_worker = "init_worker_by_lua*", set = "set_by_lua*",
   header_filter = "header_filter_by_lua*", body_filter = "body_filter_by_lua*", log = "log_by_lua*",
@@ -160,16 +165,17 @@ function _M.new(o)
   return self
 end
 
----------------------------------------------------------------------------------------------------------------
--- One attempt: connect (or reuse), send, read one response. Returns status, headers, body, or nil plus a
--- failure for core.classify: fail ("connect", "timeout", "network", "fatal", "too_large"), sent, message.
+----------------------------------------------------------------------------------------------------
+-- One attempt: connect (or reuse), send, read one response. Returns status, headers, body, or nil
+-- plus a failure for core.classify: fail ("connect", "timeout", "network", "fatal", "too_large"),
+-- sent, message.
 
 local Attempt = {}
 Attempt.__index = Attempt
 
 local function ms(s) return math_ceil(s * 1000) < 1 and 1 or math_ceil(s * 1000) end
 
--- the time left of this attempt, given to the socket before each operation (curl's timeout is per transfer)
+-- the attempt's time left, given to the socket before each step (curl's timeout is per transfer)
 function Attempt:arm()
   local left = self.until_ - now()
   if left <= 0 then return false end
@@ -202,7 +208,8 @@ local function too_large(a, status, headers)
   return status, headers, nil, "too_large", true, nil
 end
 
--- the body, Content-Length, chunked or up to the close; at most max bytes, or too_large and the socket closed
+-- the body (Content-Length, chunked or up to the close): at most max bytes, else too_large and the
+-- socket closed
 function Attempt:body(status, headers)
   local max = self.t.max_bytes
   if status == 204 or status == 304 or (status >= 100 and status < 200) then return "", true end
@@ -254,11 +261,10 @@ function Attempt:body(status, headers)
   end
 end
 
--- lua-resty-core (before its fix for issue 499) asserts when a TLS handshake finishes at once but the certificate
--- check failed, which happens now and then on loopback: that assertion is this refusal, so it is reported as one.
--- It loses the reason (an untrusted certificate, or one for another host: nginx's error log says which), so the
--- message names both rather than guess. Passing `false` for the session would dodge the assertion by skipping
--- the check's result: never that.
+-- lua-resty-core before its fix for issue 499 asserts when a TLS handshake finishes at once but the
+-- certificate check failed (now and then on loopback): that assertion is this refusal, reported
+-- with both possible reasons (untrusted, or for another host; nginx's error log says which).
+-- Passing `false` for the session would dodge the assertion by ignoring the check: never do that.
 local function handshake(sock, host)
   local ok, res, err = pcall(sock.sslhandshake, sock, nil, host, true)
   if ok then return res, err end
@@ -337,7 +343,7 @@ function Attempt:run(method, target, body)
   until false
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- client:request: the blocking loop of client.c, with ngx.sleep between attempts.
 
 local function check_phase(what)
@@ -352,9 +358,9 @@ local function check_phase(what)
   end
 end
 
--- The server's clock from a response, as client:info() of the C core reports it: its Date minus this host's
--- clock, or nil (no Date, two of them, which nginx joins with ", " (an HTTP-date has one comma), one not in
--- GMT, or an Age header: a cache answered, and its Date is the origin's, from then)
+-- The server's clock from a response, as the C core's client:info() reports it: its Date minus this
+-- host's clock, or nil for no Date, two (nginx joins them with ", "), one not in GMT, or an Age
+-- header (a cache answered, with the origin's Date from then).
 local function server_clock(headers)
   local date = headers["date"]
   if type(date) ~= "string" or headers["age"] ~= nil or string_sub(date, -4) ~= " GMT" then return nil end
@@ -413,7 +419,7 @@ function Transport:request(name, args, params)
                              until_ = now() + (capped and budget or timeout) }, Attempt)
     local status, headers, rbody, fail, sent, message = a:run(method, target, body)
     if a.stale and method ~= "POST" and fail == "network" then
-      -- a kept-alive connection the server had closed: libcurl resends on a fresh one (never a POST)
+      -- a kept-alive connection the server had closed: libcurl resends on a fresh one, never a POST
       a = setmetatable({ t = self, sock = tcp(), sent = false, until_ = a.until_ }, Attempt)
       status, headers, rbody, fail, sent, message = a:run(method, target, body)
     elseif a.stale and fail == "network" then

@@ -1,13 +1,14 @@
--- Inbound webhook deliveries: verify their signature (API.md §5), decode and normalise the event, drop repeats.
--- Lua 5.1/LuaJIT compatible (it runs inside OpenResty handlers too); HMAC and comparison are the C core's.
+-- Inbound webhook deliveries (docs/api.md §5): verify their signature, decode and normalise the
+-- event, drop repeats. Lua 5.1/LuaJIT compatible, since it runs inside OpenResty handlers too.
 
 --- Webhook deliveries: verify their signature, decode and normalise the event, drop repeats.
 --
 -- SigmaMind POSTs call events to your webhook URL, signed with the webhook's `secret` (returned by
--- @{sigmamind.webhooks:create}): `X-SigmaMind-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t .. "." .. body)>`.
--- Verify the **raw body** bytes as received, never re-encoded JSON. The HMAC runs in C (OpenSSL) and is
--- compared in constant time against every `v1=` value and every secret; the timestamp must be within
--- `tolerance` seconds of now in both directions. Also `require("sigmamind").webhook`.
+-- @{sigmamind.webhooks:create}):
+-- `X-SigmaMind-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t .. "." .. body)>`. Verify the
+-- **raw body** bytes as received, never re-encoded JSON. The HMAC runs in C (OpenSSL) and is
+-- compared in constant time against every `v1=` value and every secret; the timestamp must be
+-- within `tolerance` seconds of now in both directions. Also `require("sigmamind").webhook`.
 -- @module sigmamind.webhook
 -- @usage
 -- local webhook = require("sigmamind").webhook
@@ -32,7 +33,7 @@ _M.header = "X-SigmaMind-Signature"
 --- Seconds a timestamp may be off, either way, when `opts.tolerance` is not given.
 _M.default_tolerance = 300
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- Failures: a table with a reason a program can switch on and a message a person can act on.
 
 local Failure = { __name = "sigmamind.webhook.failure" }
@@ -45,12 +46,13 @@ end
 --- What @{verify} returns, after `nil`, when a delivery must be refused.
 -- `tostring(failure)` reads `sigmamind.webhook: REASON: MESSAGE`.
 -- @table Failure
--- @field reason what a program switches on: `missing_signature` (no signature header), `bad_header` (a header
--- that cannot be read), `bad_signature` (no signature matched), `too_old` and `too_new` (the timestamp is
--- outside the tolerance), `bad_json` (the body is not a JSON object with an `event` string: an array is not),
--- `no_secret` (the secrets given are empty), `duplicate` (seen before by `opts.dedupe`), or the reason a custom
--- verifier returned
--- @field message what a person can act on, with hints (re-encoded body, a secret ending in a newline, ...)
+-- @field reason what a program switches on: `missing_signature` (no signature header), `bad_header`
+-- (a header that cannot be read), `bad_signature` (no signature matched), `too_old` and `too_new`
+-- (the timestamp is outside the tolerance), `bad_json` (the body is not a JSON object with an
+-- `event` string: an array is not), `no_secret` (the secrets given are empty), `duplicate` (seen
+-- before by `opts.dedupe`), or the reason a custom verifier returned
+-- @field message what a person can act on, with hints (re-encoded body, a secret ending in a
+-- newline, ...)
 
 --- Make a @{Failure}, e.g. for a custom verifier (`opts.scheme`) to return.
 -- @string reason
@@ -58,8 +60,9 @@ end
 -- @treturn Failure
 _M.failure = function(reason, message) return select(2, fail(reason, message)) end
 
----------------------------------------------------------------------------------------------------------------
--- Headers: names compared case-insensitively; a value may be an array (OpenResty gives repeated headers so).
+----------------------------------------------------------------------------------------------------
+-- Headers: names compared case-insensitively; a value may be an array (OpenResty gives repeated
+-- headers so).
 
 local function header_values(headers, name)
   local lname, out = string_lower(name), {}
@@ -87,12 +90,12 @@ local function missing(headers, name, shape)
                                                  name, name, shape, header_names(headers)))
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- Secrets
 
 local function trim(s) return (string_gsub(s, "^%s+", ""):gsub("%s+$", "")) end
 
--- opts.secret / opts.secrets -> array of non-empty strings, array of all; misuse raises, blaming verify's caller
+-- opts.secret / opts.secrets -> the non-empty ones, all; misuse raises, blaming verify's caller
 local function secrets_of(opts, required, fname)
   local list = {}
   if opts.secret ~= nil then
@@ -131,8 +134,8 @@ local function whitespace_hint(list)
   return ""
 end
 
--- Compares every candidate with every secret's HMAC and never stops early, so the time taken says nothing
--- about which candidate or secret came close.
+-- Compares every candidate with every secret's HMAC and never stops early, so the time taken says
+-- nothing about which candidate or secret came close.
 local function any_match(secrets, message, candidates)
   local ok = false
   for _, secret in ipairs(secrets) do
@@ -144,7 +147,7 @@ local function any_match(secrets, message, candidates)
   return ok
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- Schemes
 
 local SHAPE = "t=<unix seconds>,v1=<hex HMAC-SHA256>"
@@ -156,7 +159,7 @@ local function parse_sigmamind(value)
     local k, v = string_match(item, "^%s*([%w_]+)%s*=%s*(.-)%s*$")
     if k == "t" then
       if t ~= nil then err = "more than one t= value" end
-      -- at most 15 digits: a longer one is no clock's, and past 2^63 tonumber gives a float that %d refuses
+      -- at most 15 digits: no clock gives more, and past 2^63 tonumber makes a float %d refuses
       if not string_find(v, "^%d+$") or #v > 15 then err = "t= is not a whole number of unix seconds" end
       t = v
     elseif k == "v1" then
@@ -172,11 +175,11 @@ local function parse_sigmamind(value)
   return t, v1s
 end
 
--- NaN compares false with everything, so a NaN tolerance or clock would let any timestamp through: refuse them,
--- and infinities with them (an infinite tolerance accepts every replay).
+-- NaN compares false with everything, so a NaN tolerance or clock would let any timestamp through:
+-- refuse them, and infinities with them (an infinite tolerance accepts every replay).
 local function finite(x) return type(x) == "number" and x == x and x ~= math_huge and x ~= -math_huge end
 
--- opts.tolerance and opts.now, checked before anything is read so that misuse raises whatever the delivery
+-- opts.tolerance and opts.now, checked before anything is read: misuse raises whatever the delivery
 local function window(opts)
   local tolerance = opts.tolerance
   if tolerance == nil then tolerance = _M.default_tolerance end
@@ -191,7 +194,7 @@ local function window(opts)
   return tolerance
 end
 
--- a function's answer is checked each time: a clock that returns NaN must not accept every timestamp
+-- a function's answer is checked each time: a clock returning NaN must not accept every timestamp
 local function clock(opts)
   local now = opts.now
   if now == nil then return core_time() end
@@ -261,8 +264,8 @@ local function verify_plain(raw_body, headers, opts, secrets, all_secrets)
   return true
 end
 
----------------------------------------------------------------------------------------------------------------
--- The event: decoded and normalised like the client's records (API.md §3, §5).
+----------------------------------------------------------------------------------------------------
+-- The event: decoded and normalised like the client's records (docs/api.md §4, §5).
 
 local EVENT_ALIASES = { conversation_analyzed = "conversation_analysed" }
 
@@ -276,15 +279,15 @@ local function normalise(event)
   return event
 end
 --- Normalise a decoded event in place, as @{verify} does: `conversation_analyzed` becomes
--- `conversation_analysed`, a call status `in-progress` becomes `in_progress`, and the call's `variables` are
--- also offered as `dynamicVariables`.
+-- `conversation_analysed`, a call status `in-progress` becomes `in_progress`, and the call's
+-- `variables` are also offered as `dynamicVariables`.
 -- @function normalise
 -- @tparam table event
 -- @treturn table the same event
 _M.normalise = normalise
 
--- The decoder gives arrays and objects alike as tables, so an array is told by its first byte (after the
--- white space JSON allows): a signed `[1,2]` must not pass for an event whose fields are all nil.
+-- The decoder gives arrays and objects alike as tables, so an array is told by its first byte
+-- after white space: a signed `[1,2]` must not pass for an event whose fields are all nil.
 local function decode(raw_body)
   local event, msg = json_decode(raw_body)
   if type(event) ~= "table" then
@@ -301,7 +304,7 @@ local function decode(raw_body)
   return normalise(event)
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- verify
 
 local function check_args(raw_body, headers, opts)
@@ -323,16 +326,18 @@ end
 --- Verify a delivery and return the decoded, normalised event.
 -- @string raw_body the request body exactly as received (OpenResty: `ngx.req.read_body()` then
 -- `ngx.req.get_body_data()`)
--- @tparam table headers the request headers; names are matched case-insensitively and a value may be an
--- array of repeated headers
+-- @tparam table headers the request headers; names are matched case-insensitively and a value may
+-- be an array of repeated headers
 -- @tparam table opts
 -- @tparam[opt] string opts.secret the webhook's secret
--- @tparam[opt] {string,...} opts.secrets several secrets, any of which may match (`{ new, old }` while rotating)
+-- @tparam[opt] {string,...} opts.secrets several secrets, any of which may match (`{ new, old }`
+-- while rotating)
 -- @tparam[opt=300] number opts.tolerance seconds the timestamp may be off, in either direction
 -- @tparam[opt] number|function opts.now the current unix time, or a function giving it (for tests)
--- @tparam[opt="sigmamind"] string|function opts.scheme `"sigmamind"` (`t=...,v1=...`), `"plain"` (a bare hex
--- HMAC of the body, optionally prefixed `sha256=`), or your own `function(raw_body, headers, opts)` returning
--- true, or false and a reason string or @{Failure}; no secret is needed then
+-- @tparam[opt="sigmamind"] string|function opts.scheme `"sigmamind"` (`t=...,v1=...`), `"plain"` (a
+-- bare hex HMAC of the body, optionally prefixed `sha256=`), or your own
+-- `function(raw_body, headers, opts)` returning true, or false and a reason string or @{Failure};
+-- no secret is needed then
 -- @tparam[opt] string opts.header the signature header's name (default @{header})
 -- @tparam[opt] Dedupe opts.dedupe drop a delivery seen before (see @{dedupe})
 -- @treturn[1] table the event (`event`, `call`, ...)
@@ -377,15 +382,15 @@ function _M.verify(raw_body, headers, opts)
   return event
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- sign: the header a sender would set; for tests and for users testing their receivers.
 -- @section sign
 
 --- Sign a body as SigmaMind does: the value of the signature header.
 -- @string raw_body
 -- @tparam string|{string,...} secret a secret, or several (one `v1=` each)
--- @tparam[opt] table opts `t` (unix seconds, default now; finite, from 0 to below 1e15); `scheme = "plain"`
--- gives the bare hex HMAC of the body with the first secret
+-- @tparam[opt] table opts `t` (unix seconds, default now; finite, from 0 to below 1e15);
+-- `scheme = "plain"` gives the bare hex HMAC of the body with the first secret
 -- @treturn string e.g. `t=1700000000,v1=5f2b...`
 -- @raise on misuse
 -- @usage local headers = { ["X-SigmaMind-Signature"] = webhook.sign(body, secret) }
@@ -400,7 +405,7 @@ function _M.sign(raw_body, secret, opts)
   opts = opts or {}
   if opts.scheme == "plain" then return hmac_sha256(list[1], raw_body, "hex") end
   local t = opts.t or core_time()
-  -- the t= that verify reads: at most 15 digits, so NaN, infinities, 2^63 and negatives make no header
+  -- the t= verify reads: at most 15 digits, so NaN, infinities, 2^63 and negatives make no header
   if not finite(t) or t < 0 or t >= 1e15 then
     error("sigmamind.webhook.sign: opts.t: expected unix seconds (a finite number from 0 to 1e15), got " ..
           tostring(t), 2)
@@ -421,12 +426,13 @@ function _M.sign_headers(raw_body, secret, opts)
   return { [name] = _M.sign(raw_body, secret, opts) }
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- dedupe: retried deliveries arrive twice; remember (callId, event) for a while.
 -- @section dedupe
 
--- The default store: an in-memory table bounded in size (least recently used evicted) with a TTL per key. Its
--- functions are called as methods, like an ngx.shared.DICT's, so that Dedupe has one convention for every store.
+-- The default store: an in-memory table bounded in size (least recently used evicted) with a TTL
+-- per key. Its functions are called as methods, like an ngx.shared.DICT's, so that Dedupe has one
+-- convention for every store.
 local function memory_store(max_keys, now)
   local map, count = {}, 0
   local head = {}              -- sentinel of a circular doubly-linked list, most recent after head
@@ -460,9 +466,11 @@ local function memory_store(max_keys, now)
   function store.size() return count end
   return store
 end
---- The default store of @{dedupe}: an in-memory table bounded in size (least recently used evicted), with a
--- TTL per key. Each worker process has its own; inside nginx use an `ngx.shared.DICT`, which has `add`.
--- @tparam[opt] table opts `max_keys` (default 10000), `now` (a clock function, default the system's)
+--- The default store of @{dedupe}: an in-memory table bounded in size (least recently used
+-- evicted), with a TTL per key. Each worker process has its own; inside nginx use an
+-- `ngx.shared.DICT`, which has `add`.
+-- @tparam[opt] table opts `max_keys` (default 10000), `now` (a clock function, default the
+-- system's)
 -- @treturn table a store, called with methods as an `ngx.shared.DICT` is: `store:get(key)`,
 -- `store:set(key, value, ttl)`, `store:delete(key)`, `store:size()`
 _M.memory_store = function(opts)
@@ -473,9 +481,9 @@ end
 local Dedupe = { __name = "sigmamind.webhook.dedupe" }
 Dedupe.__index = Dedupe
 
--- The text of a call id that identifies a call: a non-empty string, or an integer (or a whole float within
--- 2^53: LuaJIT has only floats). Anything else (absent, null, false, a table, 1.5) identifies nothing: tostring
--- made "false" or "userdata: NULL" shared by unrelated calls, and a table's address no retry repeats.
+-- The text of a call id that identifies a call: a non-empty string, or an integer (or a whole float
+-- within 2^53, as LuaJIT has only floats). Anything else identifies nothing: tostring gives "false"
+-- or "userdata: NULL" to unrelated calls alike, and no retry repeats a table's address.
 local function call_id_text(id)
   if type(id) == "string" then return id ~= "" and id or nil end
   if type(id) ~= "number" then return nil end
@@ -484,13 +492,13 @@ local function call_id_text(id)
   return nil
 end
 
--- ':' and '%' are escaped so that the id and the event name, both from the body, cannot shift into each other
--- ("a:b" + "c" against "a" + "b:c"); ids and names without them keep their plain key.
+-- ':' and '%' are escaped so that the id and the event name, both from the body, cannot shift into
+-- each other ("a:b" + "c" against "a" + "b:c"); ids and names without them keep their plain key.
 local function key_part(s) return (string_gsub(s, "[%%:]", { ["%"] = "%25", [":"] = "%3A" })) end
 
--- The event name and the call id identify a delivery (one event of each kind per call); an event without
--- both has nothing that tells a retry from another event, so it is never a repeat: handling a retry twice is
--- the at-least-once contract receivers live with anyway, while dropping a distinct event loses it.
+-- The event name and the call id identify a delivery (one event of each kind per call). An event
+-- without both is never a repeat: at-least-once receivers handle a retry twice anyway, while
+-- dropping a distinct event loses it.
 local function default_key(event)
   if type(event) ~= "table" or type(event.event) ~= "string" then return nil end
   local call = event.call
@@ -499,22 +507,27 @@ local function default_key(event)
   return "sigmamind:webhook:" .. key_part(id) .. ":" .. key_part(event.event)
 end
 
---- A memory of deliveries already accepted, for `opts.dedupe` of @{verify}: retried deliveries arrive twice.
+--- A memory of deliveries already accepted, for `opts.dedupe` of @{verify}: retried deliveries
+-- arrive twice.
 -- @tparam[opt] table opts
--- @tparam[opt] table opts.store where keys are remembered: an `ngx.shared.DICT` (`lua_shared_dict`), or any
--- object with the same methods, called as methods (`store:get(key)`, not `store.get(key)`): `get(key)` and
--- `set(key, value, ttl)`, optionally `add(key, value, ttl)` (`ngx.shared.DICT:add`'s contract: `true`, or
--- `false, "exists"`; used atomically) and `delete(key)`; default @{memory_store}
+-- @tparam[opt] table opts.store where keys are remembered: an `ngx.shared.DICT`
+-- (`lua_shared_dict`), or any object with the same methods, called as methods (`store:get(key)`,
+-- not `store.get(key)`): `get(key)` and `set(key, value, ttl)`, optionally `add(key, value, ttl)`
+-- (`ngx.shared.DICT:add`'s contract: `true`, or `false, "exists"`; used atomically) and
+-- `delete(key)`; default @{memory_store}
 -- @tparam[opt=86400] number opts.ttl seconds to remember a delivery
 -- @tparam[opt=10000] integer opts.max_keys the default store's size
--- @tparam[opt] function opts.key `key(event)` gives the key, or nil for an event never counted as a repeat
--- (default: the event name and `call.callId` when that is a non-empty string or an integer; nil otherwise)
+-- @tparam[opt] function opts.key `key(event)` gives the key, or nil for an event never counted as a
+-- repeat (default: the event name and `call.callId` when that is a non-empty string or an integer;
+-- nil otherwise)
 -- @tparam[opt] number|function opts.now the clock of the default store
 -- @treturn Dedupe
 -- @raise on a bad option
--- @usage local seen = webhook.dedupe{ store = ngx.shared.webhooks }   -- lua_shared_dict webhooks 10m;
+-- @usage -- nginx.conf: lua_shared_dict webhooks 10m;
+-- local seen = webhook.dedupe{ store = ngx.shared.webhooks }
 -- @usage local data = {}   -- a custom store: its functions take the store first, as methods do
--- local store = { get = function(self, k) return data[k] end, set = function(self, k, v, ttl) data[k] = v end }
+-- local store = { get = function(self, k) return data[k] end,
+--                 set = function(self, k, v, ttl) data[k] = v end }
 -- local seen = webhook.dedupe{ store = store }
 function _M.dedupe(opts)
   if opts ~= nil and type(opts) ~= "table" then error("sigmamind.webhook.dedupe: expected an options table", 2) end
@@ -540,13 +553,14 @@ end
 --- What @{dedupe} returns.
 -- @type Dedupe
 
---- Was this (callId, event) seen before? Records it otherwise. Only a `call.callId` that is a non-empty
--- string or an integer identifies an event; an event without one (no `call`, a null, table or fractional id) is
--- never a repeat, since nothing tells its retry from a different event.
--- A store with `add(key, value, ttl) -> true | false, "exists"` (ngx.shared.DICT:add's contract) is used
--- atomically, so two workers receiving the same retry at once cannot both see it as new; get-then-set stores
--- cannot promise that. An `add` that fails for another reason (`false, "no memory"`) did not remember the key:
--- the delivery is then not a repeat, since dropping it would lose the event.
+--- Was this (callId, event) seen before? Records it otherwise. Only a `call.callId` that is a
+-- non-empty string or an integer identifies an event; an event without one (no `call`, a null,
+-- table or fractional id) is never a repeat, since nothing tells its retry from a different event.
+-- A store with `add(key, value, ttl) -> true | false, "exists"` (ngx.shared.DICT:add's contract) is
+-- used atomically, so two workers receiving the same retry at once cannot both see it as new;
+-- get-then-set stores cannot promise that. An `add` that fails for another reason
+-- (`false, "no memory"`) did not remember the key: the delivery is then not a repeat, since
+-- dropping it would lose the event.
 -- @tparam table event a decoded event
 -- @treturn boolean
 function Dedupe:seen(event)
@@ -563,7 +577,8 @@ function Dedupe:seen(event)
   return false
 end
 
---- Undo @{Dedupe:seen} for an event the handler failed to process, so that SigmaMind's retry is accepted.
+--- Undo @{Dedupe:seen} for an event the handler failed to process, so that SigmaMind's retry is
+-- accepted.
 -- @tparam table event
 function Dedupe:forget(event)
   local key = self.key(event)

@@ -1,4 +1,4 @@
--- sigmamind.cli.agents: `sigmamind agents list|get`, for the agent ids every other command asks for.
+-- sigmamind.cli.agents: `sigmamind agents list|get`, for the agent ids the other commands ask for.
 local context = require "sigmamind.cli.context"
 
 local _M = {}

@@ -67,7 +67,7 @@ local function list_csv(ctx, client, query)
   local out = ctx.stdout
   ctx:guard(function()
     for page in client.calls:pages(query) do
-      -- the header once the first page came: a listing that fails before then prints nothing on stdout
+      -- the header once the first page came: a listing failing before then prints nothing on stdout
       if pages == 0 then out:write(header) end
       local rows = {}
       for i, rec in ipairs(page.data) do
@@ -90,8 +90,8 @@ local function list_csv(ctx, client, query)
   end, function() if pages > 1 then p.finish() end end)
 end
 
--- The largest page the API serves (the sandbox's bound). The core's endpoint table sets no maximum for `size`,
--- so a bigger page is refused here, before sending, as the core refuses 0.
+-- The largest page the API serves (the sandbox's bound). The core's endpoint table sets no maximum
+-- for `size`, so a bigger page is refused here, before sending, as the core refuses 0.
 local MAX_PAGE = 100
 
 local function list(ctx, client, a)

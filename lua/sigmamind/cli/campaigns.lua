@@ -15,7 +15,7 @@ local COLUMNS = { { "CAMPAIGN", "campaignId" }, { "NAME", "campaignName" }, { "S
                   { "ROW PROBLEMS", function(c) return type(c.errors) == "table" and #c.errors or 0 end } }
 local FIRST = { "campaignId", "campaignName", "campaignStatus", "concurrentCalls", "errors" }
 
--- the options of the fields create and update share; create needs the first three (and a --csv after them)
+-- the options for the fields create and update share; create needs the first three (then a --csv)
 local function field_options(cmd, create)
   for _, o in ipairs{ { "--name", "Campaign name (unique)." }, { "--agent", "Agent id." },
                       { "--from", "The caller number (+E.164)." } } do
@@ -71,8 +71,8 @@ end
 local SEGMENTS = { { "ended", "\226\150\136" }, { "not_connected", "\226\150\147" },
                    { "error", "\226\150\146" }, { "in_progress", "\226\150\145" } }   -- █ ▓ ▒ ░
 
--- follow a campaign with campaigns:progress, each contact's latest call status counted, until it completes or
--- `timeout` seconds pass; `contacts`: how many it has, when known
+-- follow a campaign with campaigns:progress, each contact's latest call status counted, until it
+-- completes or `timeout` seconds pass; `contacts`: how many it has, when known
 local function watch(ctx, client, id, contacts, interval, timeout)
   local p = ctx:progress("campaign " .. id)
   local start = core.now()
@@ -83,8 +83,8 @@ local function watch(ctx, client, id, contacts, interval, timeout)
     if not pr then p.finish() ctx:fail(err) end
     local camp, counts = pr.campaign, pr.counts
     local complete = camp.campaignStatus == "completed" and counts.scheduled + counts.in_progress == 0
-    -- Contacts not dialed yet are known only when this process sent the CSV (or --contacts says how many); for a
-    -- campaign created elsewhere the total is that of the calls dialed so far, and said to be so.
+    -- Contacts not dialed yet are known only when this process sent the CSV (or from --contacts);
+    -- for a campaign created elsewhere the total is that of the calls dialed so far, and says so.
     local total, note = contacts, camp.campaignStatus .. "  " .. counts_line(counts)
     if not total then
       if pr.source == "csv" or complete then total = pr.total

@@ -1,5 +1,5 @@
--- sigmamind.cli.completion: `sigmamind completion bash|zsh|fish`, argparse's completion scripts for the tree of
--- commands and flags.
+-- sigmamind.cli.completion: `sigmamind completion bash|zsh|fish`, argparse's completion scripts for
+-- the tree of commands and flags.
 local context = require "sigmamind.cli.context"
 
 local _M = {}

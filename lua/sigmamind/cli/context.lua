@@ -1,6 +1,6 @@
--- sigmamind.cli.context: what one run of the CLI gives its commands: its streams and environment, the exits
--- (raised, so that run() returns a code rather than ending the process), usage errors, the client, and the
--- small readers of options every command shares.
+-- sigmamind.cli.context: what one run of the CLI gives its commands: its streams and environment,
+-- the exits (raised, so that run() returns a code rather than ending the process), usage errors,
+-- the client, and the small readers of options every command shares.
 local sigmamind = require "sigmamind"
 local output = require "sigmamind.cli.output"
 
@@ -15,7 +15,7 @@ local Exit = { __name = "sigmamind.cli.exit" }
 function _M.exit(code, out) error(setmetatable({ code = code, out = out }, Exit), 0) end
 function _M.is_exit(v) return getmetatable(v) == Exit end
 
--- the error lua.c raises in the running code on SIGINT (Ctrl-C): "interrupted!", maybe after a position
+-- the error lua.c raises in running code on SIGINT (Ctrl-C): "interrupted!", maybe after a position
 function _M.is_interrupt(v) return type(v) == "string" and v:find("interrupted!$") ~= nil end
 
 -- errors that are not a command's failure, to pass on to run() untouched
@@ -24,8 +24,8 @@ local function passing(err) return _M.is_exit(err) or _M.is_interrupt(err) end
 -- each parser's subcommands by name, for the usage of the command a usage error is about
 local children = setmetatable({}, { __mode = "k" })
 
--- parent:command(name, description), with argparse's -h/--help answering through the run's exit: argparse's own
--- prints and calls os.exit, which would end a process that runs the CLI in-process
+-- parent:command(name, description), with argparse's -h/--help answering through the run's exit:
+-- argparse's own prints and calls os.exit, which would end a process that runs the CLI in-process
 function _M.command(parent, name, description)
   local cmd = parent:command(name, description)
   _M.own_help(cmd)
@@ -49,8 +49,8 @@ function _M.own_help(parser)
   return parser
 end
 
--- cmd:option(name, description, default) read as a number; a refusal names the flag, which argparse's own
--- ("malformed argument 'abc'") does not
+-- cmd:option(name, description, default) read as a number; a refusal names the flag, which
+-- argparse's own ("malformed argument 'abc'") does not
 function _M.number_option(cmd, name, description, default)
   return cmd:option(name, description, default):convert(function(s)
     local n = tonumber(s)
@@ -59,7 +59,7 @@ function _M.number_option(cmd, name, description, default)
   end)
 end
 
--- the repeatable --var NAME=VALUE of the commands that take dynamic variables (read by Context:variables)
+-- the repeatable --var NAME=VALUE of commands taking dynamic variables (read by Context:variables)
 function _M.vars_option(cmd)
   cmd:option("--var", "A dynamic variable NAME=VALUE (repeatable)."):count("*")
 end
@@ -99,8 +99,8 @@ end
 
 function Context.exit(_, code) _M.exit(code) end
 
--- With --json an error is also one JSON document, the last line of stderr, after the line for people:
--- {"error":{"kind":...,"message":...}} and, from an error object, its status, field, method, path, ...
+-- With --json an error is also one JSON document, the last line of stderr, after the line for
+-- people: {"error":{"kind":...,"message":...}}, plus an error object's status, field, method, ...
 function Context:error_json(fields)
   if self.json then self.stderr:write(output.json{ error = fields }, "\n") end
 end
@@ -125,7 +125,7 @@ function _M.error_fields(err)
   return fields
 end
 
--- exit with msg on stderr; fields: the JSON error's (default: kind "usage" for 2, "error" otherwise)
+-- exit with msg on stderr; fields: the JSON error's (default: kind "usage" for 2, else "error")
 function Context:die(code, msg, fields)
   msg = tostring(msg):gsub("^sigmamind: ", "")
   self.stderr:write("sigmamind: ", msg, "\n")
@@ -133,9 +133,9 @@ function Context:die(code, msg, fields)
   _M.exit(code)
 end
 
--- The exit code for a failure, the one mapping every command uses: 2 when the input was refused before anything
--- was sent (an error of kind `invalid`, or a webhook check given only empty secrets), 1 for anything else (the
--- API or the network failed, an invalid webhook signature, or an error raised that is not an error object)
+-- The exit code for a failure, the one mapping every command uses: 2 when the input was refused
+-- before anything was sent (an error of kind `invalid`, or a webhook check given only empty
+-- secrets), 1 for anything else (API, network, bad signature, a raised non-error value)
 function _M.exit_code(err)
   if type(err) ~= "table" then return _M.FAIL end
   if sigmamind.is_error(err) then return err.kind == "invalid" and _M.USAGE or _M.FAIL end
@@ -158,8 +158,8 @@ function Context:check(v, err)
   return v
 end
 
--- run fn (a loop over an `each` or `pages` iterator, which raise the error object); on an error, `cleanup`
--- (optional) runs and the error exits as check's would
+-- run fn (a loop over an `each` or `pages` iterator, which raise the error object); on an error,
+-- `cleanup` (optional) runs and the error exits as check's would
 function Context:guard(fn, cleanup)
   local ok, err = pcall(fn)
   if cleanup then cleanup() end
@@ -179,8 +179,8 @@ function Context:need(v, what)
   return v
 end
 
--- the option --NAME of args (a number of seconds, or nil) when it is >= 0; otherwise a usage error, before
--- anything is sent
+-- the option --NAME of args (a number of seconds, or nil) when it is >= 0; otherwise a usage error,
+-- before anything is sent
 function Context:seconds(args, name)
   local v = args[(name:gsub("-", "_"))]
   if v ~= nil then self:need(v >= 0 and v or nil, "--" .. name .. " expects seconds >= 0, got " .. tostring(v)) end
@@ -199,8 +199,8 @@ function Context:variables(list)
   return vars
 end
 
--- A secret given on stdin rather than in argv, which every user can read in ps and /proc/PID/cmdline: the first
--- line, without its line end. Stdin has one first line, so only one flag may read it per run.
+-- A secret given on stdin rather than in argv, which every user can read in ps and /proc: its first
+-- line, without the line end. Stdin has one first line, so only one flag may read it per run.
 function Context:stdin_secret(flag)
   local line = self.stdin:read("L")
   if line then line = line:gsub("\r?\n$", "") end
@@ -234,15 +234,15 @@ function Context:client(args)
   return client
 end
 
--- Showing results on stdout: JSON with --json (or when `json` says so), a record or a table otherwise.
+-- Showing results on stdout: JSON with --json (or when `json` says so), else a record or a table.
 
 function Context:show(rec, first, json)
   if json or self.json then self.stdout:write(output.json(rec), "\n") else output.record(self.stdout, rec, first) end
 end
 
--- A listing of a namespace (client.calls, ...): up to `limit` records (nil: every one) as a table, or JSON. A table
--- cut short says so on stderr, with how many there are and how to get them: one more request, for the one record
--- after the table, whose page gives the total (or at least shows that there is more).
+-- A listing of a namespace (client.calls, ...): up to `limit` records (nil: all) as a table, or
+-- JSON. A table cut short says so on stderr with the total, which one more request (for the record
+-- after the table) gives, or at least shows that there is more.
 function Context:listing(ns, query, limit, columns, noun, json)
   local rows = {}
   self:guard(function()
@@ -287,7 +287,7 @@ function Context:done(kind, id)
   else self.stdout:write("deleted ", kind, " ", id, "\n") end
 end
 
--- the progress of a long command on stderr; the last one made is kept, to end its line on an interruption
+-- the progress of a long command on stderr; the last one is kept, to end its line if interrupted
 function Context:progress(label)
   self.bar = output.progress(self.stderr, self:is_tty("stderr"), label)
   return self.bar

@@ -1,6 +1,6 @@
---- The `sigmamind` command as a function: `run(argv, opts)` parses argv, runs one command and returns its exit
--- code; bin/sigmamind is `run(arg)` and `os.exit`. Each command is a module with `add_to_parser(parser)` and
--- `command(args, ctx)`, as LuaRocks' `cmd/*.lua` are.
+--- The `sigmamind` command as a function: `run(argv, opts)` parses argv, runs one command and
+-- returns its exit code; bin/sigmamind is `run(arg)` and `os.exit`. Each command is a module with
+-- `add_to_parser(parser)` and `command(args, ctx)`, as LuaRocks' `cmd/*.lua` are.
 -- @module sigmamind.cli
 local context = require "sigmamind.cli.context"
 
@@ -85,9 +85,10 @@ end
 
 --- Run the CLI in this process.
 -- @tparam {string,...} argv the arguments, without the program name
--- @tparam[opt] table opts `stdout`, `stderr` (anything with `:write`), `stdin` (a file), `env` (a table, or a
--- function of a name; default `os.getenv`), `tty` (`{ stdout = bool, stderr = bool }`; default: asked of the
--- process's own streams, false for others), `bindir` (where `sigmamind-sandbox` is)
+-- @tparam[opt] table opts `stdout`, `stderr` (anything with `:write`), `stdin` (a file), `env` (a
+-- table, or a function of a name; default `os.getenv`), `tty` (`{ stdout = bool, stderr = bool }`;
+-- default: asked of the process's own streams, false for others), `bindir` (where
+-- `sigmamind-sandbox` is)
 -- @treturn integer the exit code: 0 ok, 1 API or network failure, 2 usage, 130 interrupted (SIGINT)
 -- @raise a bug in a command, with its traceback
 function _M.run(argv, opts)

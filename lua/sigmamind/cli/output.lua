@@ -1,5 +1,6 @@
--- sigmamind.cli.output: how the CLI shows things: JSON documents, aligned tables and records, progress on stderr.
--- Pure functions over a writer (anything with :write and :flush), so a command's output goes wherever run() says.
+-- sigmamind.cli.output: how the CLI shows things: JSON documents, aligned tables and records,
+-- progress on stderr. Pure functions over a writer (anything with :write and :flush), so a
+-- command's output goes wherever run() says.
 local core = require "sigmamind.core"
 local utf8 = require "utf8"
 
@@ -13,9 +14,9 @@ local _M = {}
 local function is_null(v) return v == nil or v == core.null end
 _M.is_null = is_null
 
--- v as one JSON document whose object keys come sorted at every level, so the same value prints the same text
--- run after run (a table's order changes from one process to the next). Scalars are the core's encoder's (exact
--- integers, cjson's escapes), and so is the rule that tells an array (keys 1..n) from an object.
+-- v as one JSON document whose object keys are sorted at every level, so that a value prints the
+-- same text in every run (a table's order changes between processes). Scalars, and the rule telling
+-- an array (keys 1..n) from an object, are the core encoder's (exact integers, cjson's escapes).
 local function encode(v, depth, buf)
   if type(v) ~= "table" then
     local s, err = json_encode(v)
@@ -70,7 +71,7 @@ function _M.json(v)
   return table_concat(buf)
 end
 
--- one value as a table cell: flat arrays joined with commas, other tables as JSON, line breaks shown as " / "
+-- a value as a table cell: flat arrays joined by commas, other tables as JSON, newlines as " / "
 function _M.cell(v)
   if is_null(v) then return "-" end
   if type(v) == "table" then
@@ -125,7 +126,7 @@ function _M.table(w, rows, columns)
   for _, line in ipairs(cells) do emit(line) end
 end
 
--- one record on w as aligned "key  value" lines: the given fields first, then the rest in name order
+-- one record on w as aligned "key  value" lines: the given fields first, then the others by name
 function _M.record(w, rec, first)
   local keys, seen = {}, {}
   for _, k in ipairs(first or {}) do
@@ -148,8 +149,8 @@ function _M.record(w, rec, first)
   end
 end
 
--- Text for something that is not a terminal (a pipe, a file, a log that may not be UTF-8): the block elements
--- of bars (U+2580..U+259F) as '#', an eighth-block under half a cell as '.', and the ellipsis as "...".
+-- Text for what is not a terminal (a pipe, a file, a log that may not be UTF-8): the block elements
+-- of bars (U+2580..U+259F) as '#', an eighth-block under half a cell as '.', the ellipsis as "...".
 local ASCII = { ["\226\128\166"] = "...", ["\226\150\141"] = ".", ["\226\150\142"] = ".", ["\226\150\143"] = "." }
 function _M.ascii(text)
   return (text:gsub("\226[\128\150][\128-\191]", function(c)
@@ -158,7 +159,7 @@ function _M.ascii(text)
   end))
 end
 
--- Progress on w (stderr): a bar redrawn in place when it is a terminal, plain lines otherwise (logs, pipes, CI).
+-- Progress on w (stderr): a bar redrawn in place on a terminal, else plain lines (logs, pipes, CI).
 function _M.progress(w, tty, label)
   local p = { label = label, last_line = nil, open = false }   -- open: a bar is drawn on the current line
   local BAR = 30

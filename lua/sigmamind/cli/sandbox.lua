@@ -1,4 +1,4 @@
--- sigmamind.cli.sandbox: `sigmamind sandbox ...` hands every argument to bin/sigmamind-sandbox untouched.
+-- sigmamind.cli.sandbox: `sigmamind sandbox ...` hands all its arguments to bin/sigmamind-sandbox.
 local context = require "sigmamind.cli.context"
 
 local ipairs, tostring, io_popen, os_execute, table_concat = ipairs, tostring, io.popen, os.execute, table.concat
