@@ -48,6 +48,7 @@ build = {
     ["sigmamind.webhook"] = "lua/sigmamind/webhook.lua",
     ["sigmamind.reconcile"] = "lua/sigmamind/reconcile.lua",
     ["sigmamind.task"]  = "lua/sigmamind/task.lua",
+    ["sigmamind.transfers"] = "lua/sigmamind/transfers.lua",
     ["sigmamind.dial"]  = "lua/sigmamind/dial.lua",
     ["sigmamind.ngx"]   = "lua/sigmamind/ngx.lua",
     ["sigmamind.observe"] = "lua/sigmamind/observe.lua",

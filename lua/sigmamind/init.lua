@@ -33,6 +33,7 @@ local build = require "sigmamind.build"
 local csv   = require "sigmamind.csv"
 local webhook = require "sigmamind.webhook"
 local task  = require "sigmamind.task"
+local transfers = require "sigmamind.transfers"
 
 local error, type, pairs, ipairs, tostring, setmetatable, getmetatable, pcall =
       error, type, pairs, ipairs, tostring, setmetatable, getmetatable, pcall
@@ -326,71 +327,22 @@ end
 
 -- Inside one of this client's tasks a request yields to the client's loop; anywhere else it blocks. The
 -- blocking path costs one field lookup until the client has spawned a task.
-local co_running = coroutine.running
-local task_request = task.request
+local task_request, task_current = task.request, task.current
 local function request(self, name, args, params)
   local s = self._client._sched
-  if s ~= nil and s.tasks[co_running()] then return task_request(s, self._c, name, args, params) end
+  if s ~= nil and task_current(s) then return task_request(s, self._c, name, args, params) end
   return self._c:request(name, args, params)
 end
 
--- `each` and `pages` with `prefetch = true`: pages are started on the client's multi handle (pushed out at once,
--- so the server works on one while this client decodes another) and collected when the loop gets there, retries
--- waited for here as the blocking path waits for them. Only in plain code with no task of this client live
--- (their loop would be handed the transfers), and only over libcurl; elsewhere pages come when asked for. A
--- perform reports transfers by slot, and a slot is reused as soon as it is reported, so each record is handed at
--- once to the waiter registered for its slot (per client: loops nested in loops each get their own).
-local core_sleep = core.sleep
+-- `each` and `pages` with `prefetch = true` have pages started early on the client's multi handle
+-- (transfers.prefetch): only in plain code with no task of this client alive (their loop would be
+-- handed the transfers), and only over libcurl; elsewhere pages come when asked for.
+local task_live, prefetch = task.live, transfers.prefetch
 local function list_starter(self, ns, name)
+  local client = self._client
   return function(q)
-    local client, c = self._client, self._c
-    local s = client._sched
-    if c._start == nil or (s ~= nil and (s.live > 0 or s.tasks[co_running()])) then return nil end
-    local waiting = client._prefetching
-    if not waiting then waiting = {} client._prefetching = waiting end
-    local function collect(recs)
-      for i = 1, recs and #recs or 0 do
-        local r = recs[i]
-        local box = waiting[r[1]]
-        local sched = client._sched
-        if box then waiting[r[1]], box.rec = nil, r
-        elseif sched and sched.waiting[r[1]] then task.dispatch(sched, { r })  -- a task's, started in the loop
-        elseif r[2] == "retry" then c:_cancel(r[1]) end      -- a transfer nobody waits for any more
-      end
-    end
-    local id, err = c:_start(name, nil, q)
-    if not id then return function() return nil, err end end
-    local box = {}
-    waiting[id] = box
-    collect(c:_perform(0))                 -- out on the wire now
-    return function(abandon, lazily)
-      if not box then return nil end
-      local r = box.rec
-      if abandon then
-        if lazily then if r == nil then waiting[id] = nil end  -- from a finalizer: the transfer is left alone
-        elseif r == nil then waiting[id] = nil; c:_cancel(id)  -- still in flight
-        elseif r[2] == "retry" then c:_cancel(id) end          -- waiting to be tried again
-        box = nil
-        return nil
-      end
-      while true do
-        if r then
-          box.rec = nil
-          if r[2] == "ok" then box = nil; return finish_page(ns, name, q, r[3]) end
-          if r[2] ~= "retry" then box = nil; return nil, r[3] end
-          core_sleep(r[4])
-          waiting[id] = box
-          c:_retry(id)
-        end
-        collect(c:_perform(3600))
-        r = box.rec
-        if r == nil and waiting[id] ~= box then         -- never to come: its record went to nobody
-          box = nil
-          return nil, core.error{ kind = "network", sent = true, retryable = true, method = "GET",
-                                  message = "the prefetched page's transfer was lost" }
-        end
-      end
-    end
+    if task_live(client) > 0 then return nil end
+    return prefetch(client, name, q, finish_page, ns)
   end
 end
 
@@ -534,7 +486,7 @@ function Calls.create(self, params)
   -- failure (less the attempts' time), it moved on by whatever ran in between (an on_event, another task)
   local t0 = core_time()
   local intent = type(body) == "table" and enter(client, body, t0) or nil
-  if s ~= nil and s.tasks[co_running()] then call, err = task_request(s, self._c, "calls.create", nil, body)
+  if s ~= nil and task_current(s) then call, err = task_request(s, self._c, "calls.create", nil, body)
   else call, err = self._c:request("calls.create", nil, body) end
   if call ~= nil then
     if type(call) == "table" and type(call.callId) == "string" then
@@ -703,7 +655,7 @@ function Client:_sleep(seconds)
   if seconds <= 0 then return end
   if self._c.sleep then return self._c:sleep(seconds) end                        -- ngx.sleep inside nginx
   local s = self._sched
-  if s ~= nil and s.tasks[co_running()] then return task.sleep(s, seconds) end   -- a loop timer
+  if s ~= nil and task_current(s) then return task.sleep(s, seconds) end       -- a loop timer
   core.sleep(seconds)
 end
 
