@@ -11,6 +11,8 @@ local _M = {}
 -- The final call statuses, after which a call changes no more (as a list, and as a set).
 _M.final_statuses = { "ended", "not_connected", "error" }
 _M.FINAL = { ended = true, not_connected = true, error = true }
+-- every call status, in the order of a call's life
+_M.call_statuses = { "scheduled", "in_progress", "ended", "not_connected", "error" }
 
 -- a phone number the API sent as a bare JSON number, as the +E.164 string it is everywhere else
 local function e164(v)
