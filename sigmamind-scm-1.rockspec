@@ -49,6 +49,7 @@ build = {
     ["sigmamind.resources.webhooks"] = "lua/sigmamind/resources/webhooks.lua",
     ["sigmamind.pager"] = "lua/sigmamind/pager.lua",
     ["sigmamind.build"] = "lua/sigmamind/build.lua",
+    ["sigmamind.rules"] = "lua/sigmamind/rules.lua",
     ["sigmamind.csv"]   = "lua/sigmamind/csv.lua",
     ["sigmamind.webhook"] = "lua/sigmamind/webhook.lua",
     ["sigmamind.reconcile"] = "lua/sigmamind/reconcile.lua",
