@@ -1,14 +1,15 @@
--- Builders for request bodies: campaign plans (contacts, CSV, schedule) and call plans, checked before sending.
+-- Builders for request bodies: campaign plans (contacts, CSV, schedule) and call plans.
 
---- Builders: campaign plans (contacts, CSV, schedule) and call plans, checked before anything is sent.
--- A plan is passed where the parameters go (@{sigmamind.campaigns:create}, @{sigmamind.calls:create}), which
--- builds it first. Builder methods raise on misuse (a wrong argument type); everything else is checked by
--- `:build()`, with problems worded as the server words them.
+--- Builders: campaign plans (contacts, CSV, schedule) and call plans, checked before anything is
+-- sent. A plan is passed where the parameters go (@{sigmamind.campaigns:create},
+-- @{sigmamind.calls:create}), which builds it first. Builder methods raise on misuse (a wrong
+-- argument type); everything else is checked by `:build()`, with problems worded as the server
+-- words them.
 --
--- A contact list (CSV text, a file, or rows) needs one phone column: `phoneNumber`, `phone_number`, `phone`,
--- `toPhoneNumber` or `to` (case and surrounding spaces ignored); the other columns become each contact's
--- dynamic variables. The rules for bad rows are those of HACKING.md, the same in the client and the sandbox.
--- Also `sigmamind.campaign` and `sigmamind.call`.
+-- A contact list (CSV text, a file, or rows) needs one phone column: `phoneNumber`, `phone_number`,
+-- `phone`, `toPhoneNumber` or `to` (case and surrounding spaces ignored); the other columns become
+-- each contact's dynamic variables. The rules for bad rows are those of HACKING.md, the same in the
+-- client and the sandbox. Also `sigmamind.campaign` and `sigmamind.call`.
 -- @module sigmamind.build
 -- @usage
 -- local plan = sigmamind.campaign "September Follow-ups"
@@ -18,24 +19,19 @@
 --   :schedule{ date = "2025-09-01", time = "09:00", timezone = "America/New_York" }
 -- local params, problems, fatal = plan:build()
 -- local campaign, err = client.campaigns:create(plan)
-local csv = require "sigmamind.csv"
+local rules = require "sigmamind.rules"
 
 local error, type, pairs, ipairs, next, tostring, setmetatable, getmetatable, pcall, require =
       error, type, pairs, ipairs, next, tostring, setmetatable, getmetatable, pcall, require
-local string_find, string_sub, string_byte, string_match, string_format, string_gmatch =
-      string.find, string.sub, string.byte, string.match, string.format, string.gmatch
-local table_concat, table_sort = table.concat, table.sort
+local string_sub, string_byte, string_match, string_format =
+      string.sub, string.byte, string.match, string.format
+local table_concat = table.concat
 local math_floor = math.floor
 local io_open = io.open
 
 local _M = { _VERSION = "0.1" }
 
-local E164 = "^%+[1-9]%d%d%d%d%d%d%d?%d?%d?%d?%d?%d?%d?%d?$"   -- ^\+[1-9][0-9]{6,14}$
-local PHONE_COLUMNS = table_concat(csv.phone_columns, ", ")
-
-local function is_e164(s)
-  return type(s) == "string" and string_find(s, E164) ~= nil
-end
+local var_value, check_csv, contacts_csv = rules.var_value, rules.check_csv, rules.contacts_csv
 
 local function copy(t)
   local c = {}
@@ -43,11 +39,9 @@ local function copy(t)
   return c
 end
 
-local trim = csv.trim
-
----------------------------------------------------------------------------------------------------------------
--- Base64 (RFC 4648, with padding).  The C core's OpenSSL encoder when it loads, otherwise pure Lua; the core is
--- looked up at first use so that this module loads without it.
+----------------------------------------------------------------------------------------------------
+-- Base64 (RFC 4648, with padding). The C core's OpenSSL encoder when it loads, otherwise pure Lua;
+-- the core is looked up at first use so that this module loads without it.
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 local B64_PAIR   -- [0, 4095] -> the two characters of a 12-bit group
@@ -94,8 +88,8 @@ function _M._base64_lua(s)
 end
 
 local core_encode   -- false: looked up, not available
---- Base64 (RFC 4648, with padding), as the campaign `file` field wants it: the C core's encoder when it
--- loads, otherwise pure Lua.
+--- Base64 (RFC 4648, with padding), as the campaign `file` field wants it: the C core's encoder
+-- when it loads, otherwise pure Lua.
 -- @string s bytes
 -- @treturn string
 function _M.base64_encode(s)
@@ -108,172 +102,7 @@ function _M.base64_encode(s)
   return _M._base64_lua(s)
 end
 
----------------------------------------------------------------------------------------------------------------
--- The campaign CSV rules of HACKING.md, worded exactly as the sandbox words them.
 
-local function var_supplied(vars, name)
-  local v = vars[name]
-  if v == nil then return false end
-  if type(v) == "string" then return trim(v) ~= "" end
-  return true
-end
-
--- The rules for one data row `rec` (an array of cell strings) numbered r; st carries the file's state.
-local function check_row(st, r, rec)
-  local problems, width, header, phone_col = st.problems, st.width, st.header, st.phone_col
-  local np = #problems
-  local before = np
-  if #rec ~= width then
-    problems[np + 1] = string_format("Row %d: expected %d columns, got %d", r, width, #rec)
-    return
-  end
-  local cell = rec[phone_col]
-  local phone = trim(cell)
-  if phone == "" then
-    np = np + 1; problems[np] = string_format("Row %d: missing phone number", r)
-  elseif not string_find(phone, E164) then
-    np = np + 1; problems[np] = string_format("Row %d: invalid phone number '%s'", r, cell)
-  elseif st.used[phone] then
-    np = np + 1; problems[np] = string_format("Row %d: duplicate phone number '%s'", r, phone)
-  end
-  for j = 1, width do
-    if j ~= phone_col and trim(rec[j]) == "" and not var_supplied(st.vars, header[j]) then
-      np = np + 1
-      problems[np] = string_format("Row %d: missing required variable '%s'", r, header[j])
-    end
-  end
-  if np == before then
-    st.used[phone] = true
-    local k = st.report.contacts + 1
-    st.report.contacts = k
-    if st.want_good then
-      local row = {}
-      for j = 1, width do row[header[j]] = rec[j] end
-      st.report.good[k], st.report.numbers[k] = row, r
-    end
-  end
-end
-
--- the file-level rules on the header; returns the state for check_row, or nil after setting report.fatal
-local function check_header(report, header, nrows, vars, want_good)
-  local problems = report.problems
-  local phone_col
-  for j, name in ipairs(header) do
-    if csv.phone_rank(name) then phone_col = j; break end
-  end
-  if not phone_col then
-    problems[1] = "file: CSV has no phone number column (expected one of: " .. PHONE_COLUMNS .. ")"
-    report.fatal = problems[1]
-    return nil
-  end
-  report.rows = nrows
-  if nrows < 1 then
-    problems[1] = "file: CSV has no contacts"
-    report.fatal = problems[1]
-    return nil
-  end
-  -- a column's variable is its name trimmed, as the server names it (and as it words the problems)
-  local names = {}
-  for j, name in ipairs(header) do names[j] = trim(name) end
-  return { report = report, problems = problems, header = names, width = #header, phone_col = phone_col,
-           vars = vars, used = {}, want_good = want_good }
-end
-
--- check_csv(text, vars [, want_good]) -> report: { contacts = n, rows = n, problems = {...}, fatal = msg|nil,
--- good = {...}, numbers = {...} }; good (when asked for): the contacts as rows keyed by header name, each with
--- its row number in `numbers`.
-local function check_csv(text, vars, want_good)
-  local report = { contacts = 0, rows = 0, problems = {}, good = {}, numbers = {} }
-  local records, err = csv.records(text)
-  if not records then
-    report.problems[1] = "file: " .. err
-    report.fatal = report.problems[1]
-    return report
-  end
-  local st = check_header(report, records[1] or {}, #records - 1, vars, want_good)
-  if st then
-    for r = 1, #records - 1 do check_row(st, r, records[r + 1]) end
-  end
-  return report
-end
-
--- The contacts given as rows: written as CSV with the phone column named phoneNumber and checked by the same
--- rules in the same pass (the encoding round-trips exactly, so this equals checking the text it produces).
-local function contacts_csv(rows, vars, want_good)
-  local keys, seen, best_of = {}, {}, {}
-  local any_phone = #rows == 0
-  local ranks = {}      -- key -> phone rank or false: the same few keys recur on every row
-  for i, row in ipairs(rows) do
-    local best, best_rank
-    for k in pairs(row) do
-      local r = ranks[k]
-      if r == nil then r = csv.phone_rank(k) or false; ranks[k] = r end
-      if r and (not best_rank or r < best_rank or (r == best_rank and k < best)) then best, best_rank = k, r end
-    end
-    for k in pairs(row) do
-      if k ~= best and not seen[k] then seen[k] = true; keys[#keys + 1] = k end
-    end
-    if best then any_phone = true end
-    best_of[i] = best or false
-  end
-  table_sort(keys)
-  local columns = {}
-  if any_phone then columns[1] = "phoneNumber" end
-  for _, k in ipairs(keys) do
-    if not (any_phone and k == "phoneNumber") then columns[#columns + 1] = k end
-  end
-  local ncols = #columns
-  local report = { contacts = 0, rows = 0, problems = {}, good = {}, numbers = {} }
-  if ncols == 0 then return "", check_csv("", vars, want_good) end
-  local quote = csv.quote
-  local lines, rec, qrec = {}, {}, {}
-  for j = 1, ncols do qrec[j] = quote(columns[j]) end
-  lines[1] = table_concat(qrec, ",", 1, ncols)
-  local st = check_header(report, columns, #rows, vars, want_good)
-  for i, row in ipairs(rows) do
-    local best = best_of[i]
-    for j = 1, ncols do
-      local c = columns[j]
-      local v
-      if j == 1 and any_phone then
-        if best then v = row[best] end
-      elseif c ~= best then
-        v = row[c]
-      end
-      local t = type(v)
-      if t ~= "string" then v = (t == "number" or t == "boolean") and tostring(v) or "" end
-      rec[j] = v
-      qrec[j] = quote(v)
-    end
-    if ncols == 1 and rec[1] == "" then qrec[1] = '""' end
-    lines[i + 1] = table_concat(qrec, ",", 1, ncols)
-    if st then check_row(st, i, rec) end
-  end
-  lines[#lines + 1] = ""
-  return table_concat(lines, "\r\n"), report
-end
-
----------------------------------------------------------------------------------------------------------------
--- Field checks shared by both plans
-
-local function check_phone(problems, field, v, required)
-  if v == nil then
-    if required then problems[#problems + 1] = field .. ": required" end
-  elseif not is_e164(v) then
-    problems[#problems + 1] = string_format('%s: expected an E.164 phone number like +14155552671, got "%s"',
-                                            field, tostring(v))
-  end
-end
-
-local function check_string(problems, field, v, required, max)
-  if v == nil or v == "" then
-    if required then problems[#problems + 1] = field .. ": required" end
-  elseif type(v) ~= "string" then
-    problems[#problems + 1] = field .. ": expected a string, got " .. type(v)
-  elseif max and #v > max then
-    problems[#problems + 1] = string_format("%s: expected at most %d characters, got %d", field, max, #v)
-  end
-end
 
 local function check_method(self, mt, what)
   if getmetatable(self) ~= mt then
@@ -288,11 +117,6 @@ local function want(v, kind, what, level)
   end
 end
 
--- a dynamic variable's value: injected into the agent's prompt, so a string, a finite number or a boolean
-local function var_value(v)
-  local t = type(v)
-  return t == "string" or t == "boolean" or t == "number" and v == v and v ~= 1 / 0 and v ~= -1 / 0
-end
 
 local function check_vars(t, what)
   want(t, "table", what, 4)
@@ -306,21 +130,23 @@ local function check_vars(t, what)
   end
 end
 
----------------------------------------------------------------------------------------------------------------
--- Campaign plans.  Each method records its value in the plan and returns the plan, so calls chain; the plan is
--- changed in place (build a new plan for a second campaign).  Nothing is checked until :build(), except misuse.
+----------------------------------------------------------------------------------------------------
+-- Campaign plans. Each method records its value in the plan and returns the plan, so calls chain;
+-- the plan is changed in place (build a new plan for a second campaign). Nothing is checked until
+-- :build(), except misuse.
 --
--- What :build() does with rows that break the CSV rules: the file is sent exactly as given (the server applies
--- the same rules, reports the same problems in `campaign.errors` and dials only the good rows), so the problems
--- come back as advice; :report() and :good_rows() tell what will be dialed.  A plan is *fatal* (the client must
--- not send it) when a field is wrong or missing, or the CSV cannot be used at all: unreadable, malformed, no phone
--- column, no data rows, or not one good row.
+-- What :build() does with rows that break the CSV rules: the file is sent exactly as given (the
+-- server applies the same rules, reports the same problems in `campaign.errors` and dials only the
+-- good rows), so the problems come back as advice; :report() and :good_rows() tell what will be
+-- dialed. A plan is *fatal* (the client must not send it) when a field is wrong or missing, or the
+-- CSV cannot be used at all: unreadable, malformed, no phone column, no data rows, or not one good
+-- row.
 
 local Campaign = {}
 local CampaignMT = { __index = Campaign }
 
---- Start a campaign plan (also `sigmamind.campaign`). Each method records its value and returns the plan, so
--- calls chain; the plan changes in place (build a new plan for a second campaign).
+--- Start a campaign plan (also `sigmamind.campaign`). Each method records its value and returns the
+-- plan, so calls chain; the plan changes in place (build a new plan for a second campaign).
 -- @string[opt] name the campaign name (`campaignName`), or set it later with @{Campaign:name}
 -- @treturn Campaign
 -- @raise when `name` is not a string
@@ -374,8 +200,8 @@ function Campaign:concurrency(n)
   return self
 end
 
---- Dynamic variables for every contact (`dynamicVariables`), merged into those set before. A variable given
--- here also makes an empty cell of its column acceptable (HACKING.md).
+--- Dynamic variables for every contact (`dynamicVariables`), merged into those set before. A
+-- variable given here also makes an empty cell of its column acceptable (HACKING.md).
 -- @tparam table t names to values
 -- @treturn Campaign the plan, for chaining
 function Campaign:variables(t)
@@ -389,10 +215,10 @@ end
 
 local SCHEDULE_KEYS = { date = "scheduledDate", time = "scheduledTime", timezone = "scheduledTimezone" }
 
---- Schedule the campaign (`isScheduled`, `scheduledDate`, `scheduledTime`, `scheduledTimezone`); `:build()`
--- checks the values.
--- @tparam table|false t `{ date = "YYYY-MM-DD", time = "HH:MM", timezone = "America/New_York" }` (any IANA
--- zone name: `UTC` and `Etc/GMT+5` too), or `false` to unschedule
+--- Schedule the campaign (`isScheduled`, `scheduledDate`, `scheduledTime`, `scheduledTimezone`);
+-- `:build()` checks the values.
+-- @tparam table|false t `{ date = "YYYY-MM-DD", time = "HH:MM", timezone = "America/New_York" }`
+-- (any IANA zone name: `UTC` and `Etc/GMT+5` too), or `false` to unschedule
 -- @treturn Campaign the plan, for chaining
 -- @raise on a key other than date, time, timezone, or a value that is not a string
 function Campaign:schedule(t)
@@ -416,10 +242,10 @@ function Campaign:schedule(t)
   return self
 end
 
---- The contacts, as rows written to CSV with the phone column named `phoneNumber`. The rows are not copied:
--- changes made to them before `:build()` count.
--- @tparam table rows an array of tables keyed by column name, values strings, numbers or booleans; the phone
--- may be under any of the phone column names
+--- The contacts, as rows written to CSV with the phone column named `phoneNumber`. The rows are not
+-- copied: changes made to them before `:build()` count.
+-- @tparam table rows an array of tables keyed by column name, values strings, numbers or booleans;
+-- the phone may be under any of the phone column names
 -- @treturn Campaign the plan, for chaining
 function Campaign:contacts(rows)
   check_method(self, CampaignMT, "campaign:contacts")
@@ -441,8 +267,8 @@ function Campaign:contacts(rows)
     end
     list[i] = row
   end
-  -- the rows themselves are not copied (a 100,000-contact list would double in memory): they are read, never
-  -- changed, when the plan is built, so changes made to them before :build() count
+  -- the rows themselves are not copied (a 100,000-contact list would double in memory): they are
+  -- read, never changed, when the plan is built, so changes made to them before :build() count
   self._source = { rows = list }
   return self
 end
@@ -457,8 +283,8 @@ function Campaign:csv(text)
   return self
 end
 
---- The contacts, as a CSV file. The file is read by `:build()`, so an unreadable file is one of its problems
--- rather than an error here.
+--- The contacts, as a CSV file. The file is read by `:build()`, so an unreadable file is one of its
+-- problems rather than an error here.
 -- @string path
 -- @treturn Campaign the plan, for chaining
 function Campaign:csv_file(path)
@@ -468,7 +294,8 @@ function Campaign:csv_file(path)
   return self
 end
 
---- Any raw API field; `dynamicVariables` replaces the variables, `file` is not settable (use :csv and friends).
+--- Any raw API field; `dynamicVariables` replaces the variables, `file` is not settable (use :csv
+-- and friends).
 -- @string field
 -- @param value
 -- @treturn Campaign the plan, for chaining
@@ -487,7 +314,8 @@ function Campaign:set(field, value)
   return self
 end
 
--- the CSV bytes of the plan, or nil and a problem (rows are encoded and checked by contacts_csv instead)
+-- the CSV bytes of the plan, or nil and a problem (rows are encoded and checked by contacts_csv
+-- instead)
 local function source_text(src)
   if src == nil then return nil, "file: required" end
   if src.text then return src.text end
@@ -499,83 +327,15 @@ local function source_text(src)
   return text
 end
 
-local function valid_date(s)
-  local y, m, d = string_match(s, "^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
-  if not y then return false end
-  y, m, d = y + 0, m + 0, d + 0
-  if m < 1 or m > 12 or d < 1 then return false end
-  local leap = y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
-  return d <= (m == 2 and (leap and 29 or 28) or (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31)
-end
 
--- an IANA zone name, as the core checks it: parts split by '/', each a letter then letters, digits or _+-
-local function valid_tz(s)
-  if #s == 0 or #s > 64 then return false end
-  for part in string_gmatch(s .. "/", "([^/]*)/") do
-    if not string_find(part, "^%a[%w_%+%-]*$") then return false end
-  end
-  return true
-end
-
-local function valid_time(s)
-  local h, m = string_match(s, "^(%d%d):(%d%d)$")
-  return h ~= nil and h + 0 < 24 and m + 0 < 60
-end
-
--- dynamicVariables as the core checks it: a table whose values are strings, numbers or booleans
-local function var_problems(p, vars)
-  if vars == nil then return end
-  if type(vars) ~= "table" then
-    p[#p + 1] = "dynamicVariables: expected a table, got " .. type(vars)
-    return
-  end
-  local bad = {}
-  for k, v in pairs(vars) do if not var_value(v) then bad[#bad + 1] = tostring(k) end end
-  table_sort(bad)
-  for _, k in ipairs(bad) do
-    p[#p + 1] = "dynamicVariables." .. k .. ": expected a string, number or boolean, got " .. type(vars[k])
-  end
-end
-
-local function field_problems(f, vars)
-  local p = {}
-  check_string(p, "campaignName", f.campaignName, true, 128)
-  check_string(p, "agentId", f.agentId, true, 64)
-  check_phone(p, "sipPhoneNumber", f.sipPhoneNumber, true)
-  local n = f.concurrentCalls
-  if n ~= nil and (type(n) ~= "number" or n < 1 or n % 1 ~= 0) then
-    p[#p + 1] = "concurrentCalls: expected a positive integer, got " .. tostring(n)
-  end
-  var_problems(p, vars)
-  if f.isScheduled ~= nil and type(f.isScheduled) ~= "boolean" then
-    p[#p + 1] = "isScheduled: expected a boolean, got " .. type(f.isScheduled)
-  end
-  if f.isScheduled == true then
-    local d, t, z = f.scheduledDate, f.scheduledTime, f.scheduledTimezone
-    if d == nil then p[#p + 1] = "scheduledDate: required when isScheduled"
-    elseif type(d) ~= "string" or not valid_date(d) then
-      p[#p + 1] = string_format('scheduledDate: expected a date like 2025-09-01 (YYYY-MM-DD), got "%s"', tostring(d))
-    end
-    if t == nil then p[#p + 1] = "scheduledTime: required when isScheduled"
-    elseif type(t) ~= "string" or not valid_time(t) then
-      p[#p + 1] = string_format('scheduledTime: expected a time like 09:00 (HH:MM), got "%s"', tostring(t))
-    end
-    if z == nil then p[#p + 1] = "scheduledTimezone: required when isScheduled"
-    elseif type(z) ~= "string" or not valid_tz(z) then
-      p[#p + 1] = string_format('scheduledTimezone: expected an IANA time zone like America/New_York, got "%s"',
-                                tostring(z))
-    end
-  end
-  return p
-end
-
--- Builds the body and the report once per call; nothing is cached, so later changes to the plan count.
+-- Builds the body and the report once per call; nothing is cached, so later changes to the plan
+-- count.
 local function run(self, want_good)
   local f = self._fields
   local params = {}
   for k, v in pairs(f) do params[k] = v end
   if self._vars and next(self._vars) ~= nil then params.dynamicVariables = copy(self._vars) end
-  local problems = field_problems(f, self._vars)
+  local problems = rules.campaign_problems(f, self._vars)
   local fatal = problems[1]
   local src = self._source
   local text, terr, report
@@ -599,14 +359,16 @@ local function run(self, want_good)
   return params, problems, fatal, report
 end
 
---- Build the request body and check it. Rows that break the CSV rules are sent as given (the server applies
--- the same rules and dials only the good rows), so their problems are advice; a plan is fatal when a field is
--- wrong or missing, or the contacts cannot be used at all (unreadable, malformed, no phone column, no data rows,
--- not one good row). Nothing is cached: later changes to the plan count.
+--- Build the request body and check it. Rows that break the CSV rules are sent as given (the server
+-- applies the same rules and dials only the good rows), so their problems are advice; a plan is
+-- fatal when a field is wrong or missing, or the contacts cannot be used at all (unreadable,
+-- malformed, no phone column, no data rows, not one good row). Nothing is cached: later changes to
+-- the plan count.
 -- @treturn table params: the `POST /v1/campaigns` body (always returned, for inspection)
--- @treturn {string,...}|nil problems: field problems first, then the file's, then the rows' as the server words
--- them (`"Row 7: invalid phone number '+1234'"`), or nil when there are none
--- @treturn string|nil fatal: why the plan must not be sent, or nil (row problems alone are not fatal)
+-- @treturn {string,...}|nil problems: field problems first, then the file's, then the rows' as the
+-- server words them (`"Row 7: invalid phone number '+1234'"`), or nil when there are none
+-- @treturn string|nil fatal: why the plan must not be sent, or nil (row problems alone are not
+-- fatal)
 function Campaign:build()
   check_method(self, CampaignMT, "campaign:build")
   local params, problems, fatal = run(self)
@@ -615,7 +377,8 @@ function Campaign:build()
 end
 
 --- What `:build()` found, counted.
--- @treturn table `{ contacts = good rows, rows = data rows, problems = {...} (all of build's), fatal = msg|nil }`
+-- @treturn table `{ contacts = good rows, rows = data rows, problems = {...}, fatal = msg|nil }`,
+-- with all of build's problems
 function Campaign:report()
   check_method(self, CampaignMT, "campaign:report")
   local _, problems, fatal, report = run(self)
@@ -623,8 +386,8 @@ function Campaign:report()
 end
 
 --- The contacts that will be dialed, in file order.
--- @treturn table rows: tables keyed by the CSV header (the phone column under its header name, `phoneNumber`
--- for `:contacts` rows)
+-- @treturn table rows: tables keyed by the CSV header (the phone column under its header name,
+-- `phoneNumber` for `:contacts` rows)
 -- @treturn table their row numbers
 function Campaign:good_rows()
   check_method(self, CampaignMT, "campaign:good_rows")
@@ -636,7 +399,7 @@ CampaignMT.__tostring = function(self)
   return "sigmamind.campaign(" .. string_format("%q", tostring(self._fields.campaignName)) .. ")"
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- Call plans: build.call{ from =, to =, agent =, variables = } (or the API's own names) -> plan
 
 local Call = {}
@@ -668,11 +431,12 @@ end
 -- @section end
 
 --- Make a call plan (also `sigmamind.call`), for @{sigmamind.calls:create}.
--- @tparam[opt] table t `from`, `to`, `agent`, `variables`, or the API's own names (`fromPhoneNumber`,
--- `toPhoneNumber`, `agentId`, `dynamicVariables`)
+-- @tparam[opt] table t `from`, `to`, `agent`, `variables`, or the API's own names
+-- (`fromPhoneNumber`, `toPhoneNumber`, `agentId`, `dynamicVariables`)
 -- @treturn Call
 -- @raise on an unknown field, or an alias and its API name both given with different values
--- @usage client.calls:create(sigmamind.call{ from = "+14157774444", to = "+12137774445", agent = "agent_abc123" })
+-- @usage client.calls:create(sigmamind.call{ from = "+14157774444", to = "+12137774445",
+--                                            agent = "agent_abc123" })
 function _M.call(t)
   if t ~= nil and type(t) ~= "table" then
     error("call: expected a table, got " .. type(t), 2)
@@ -760,11 +524,7 @@ function Call:build()
   local params = {}
   for k, v in pairs(f) do params[k] = v end
   if params.dynamicVariables then params.dynamicVariables = copy(params.dynamicVariables) end
-  local p = {}
-  check_phone(p, "fromPhoneNumber", f.fromPhoneNumber, true)
-  check_phone(p, "toPhoneNumber", f.toPhoneNumber, true)
-  check_string(p, "agentId", f.agentId, false, 64)
-  var_problems(p, f.dynamicVariables)
+  local p = rules.call_problems(f)
   if p[1] == nil then return params, nil, nil end
   return params, p, p[1]
 end
@@ -773,12 +533,13 @@ CallMT.__tostring = function(self)
   return "sigmamind.call(" .. tostring(self._fields.toPhoneNumber) .. ")"
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 
 --- Back to the module's own functions (LDoc would take the next ones for Call methods).
 -- @section end
 
---- Is `v` a plan (anything with a build method), which campaigns:create and calls:create build before sending?
+--- Is `v` a plan (anything with a build method), which campaigns:create and calls:create build
+-- before sending?
 -- @param v
 -- @treturn boolean
 function _M.is_plan(v)
@@ -791,8 +552,8 @@ end
 --- Check a contact list by the campaign CSV rules without building a plan (the dialer uses it).
 -- @string text CSV text
 -- @tparam[opt] table vars dynamic variables that fill empty cells
--- @treturn table `contacts` (good rows), `rows` (data rows), `problems`, `fatal`, `good` (the good rows keyed by
--- header) and `numbers` (their row numbers)
+-- @treturn table `contacts` (good rows), `rows` (data rows), `problems`, `fatal`, `good` (the good
+-- rows keyed by header) and `numbers` (their row numbers)
 -- @raise when `text` is not a string or `vars` not a table
 _M.check_csv = function(text, vars)
   if type(text) ~= "string" then error("check_csv: expected a string, got " .. type(text), 2) end

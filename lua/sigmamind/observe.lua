@@ -1,117 +1,39 @@
--- Observe: call analytics (calls:stats), per-contact campaign progress (campaigns:progress) and their renderings.
-local core  = require "sigmamind.core"
-local build = require "sigmamind.build"
-local csv   = require "sigmamind.csv"
+-- Observe: call analytics (calls:stats) and per-contact campaign progress (campaigns:progress).
+local core    = require "sigmamind.core"
+local build   = require "sigmamind.build"
+local csv     = require "sigmamind.csv"
+local isotime = require "sigmamind.isotime"
+local api_records = require "sigmamind.records"
+local renderings  = require "sigmamind.report"
 local var_text = require("sigmamind.reconcile").var_text
 
 local type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable =
       type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable
 local math_floor, math_ceil, math_log, math_exp, math_max, math_min, math_huge =
       math.floor, math.ceil, math.log, math.exp, math.max, math.min, math.huge
-local string_format, string_match, string_rep, string_gsub, string_find, string_sub =
-      string.format, string.match, string.rep, string.gsub, string.find, string.sub
+local string_format, string_match, string_find, string_sub =
+      string.format, string.match, string.find, string.sub
 local table_concat, table_sort = table.concat, table.sort
 
 local _M = {}
 
-local FINAL = { ended = true, not_connected = true, error = true }
-local STATUS_ORDER = { "scheduled", "in_progress", "ended", "not_connected", "error" }
+local FINAL, STATUS_ORDER = api_records.FINAL, api_records.call_statuses
 
----------------------------------------------------------------------------------------------------------------
--- Time: ISO-8601 UTC computed arithmetically (os.time would read the fields as local time).
+-- ISO-8601 times (isotime.lua), also observe.parse_time and observe.format_time for the CLI
+local parse_time, format_time = isotime.parse_time, isotime.format_time
+_M.parse_time, _M.format_time = parse_time, format_time
 
--- days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = math_floor(y / 400)
-  local yoe = y - era * 400
-  local doy = math_floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
-  local doe = yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
+-- the renderings (report.lua), also reached from here
+_M.text, _M.html, _M.bar, _M.ranked, _M.escape = renderings.text, renderings.html, renderings.bar,
+                                                 renderings.ranked, renderings.escape
 
-local function civil_from_days(z)
-  z = z + 719468
-  local era = math_floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math_floor((doe - math_floor(doe / 1460) + math_floor(doe / 36524) - math_floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math_floor(yoe / 4) - math_floor(yoe / 100))
-  local mp = math_floor((5 * doy + 2) / 153)
-  local d = doy - math_floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  return y, m, d
-end
-
-local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
-local function month_days(y, m)
-  if m == 2 and y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0) then return 29 end
-  return MONTH_DAYS[m]
-end
-
--- parse_time("2024-04-20T10:00:00.000Z") -> unix seconds (with fraction) | nil
--- Accepts a date alone (midnight), `T` or a space before HH:MM[:SS[.fff]], and `Z`, `+hh:mm`, `+hhmm`, `+hh`
--- or nothing (read as UTC) after it; unix seconds (a number) pass through.
-function _M.parse_time(v)
-  if type(v) == "number" then
-    if v ~= v or v == math_huge or v == -math_huge then return nil end
-    return v
-  end
-  if type(v) ~= "string" then return nil end
-  local y, mo, d, rest = string_match(v, "^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
-  if not y then return nil end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  local h, mi, sec = 0, 0, 0
-  if rest ~= "" then
-    local hh, mm, tail = string_match(rest, "^[Tt ](%d%d):(%d%d)(.*)$")
-    if not hh then return nil end
-    h, mi, rest = tonumber(hh), tonumber(mm), tail
-    local ss, tail2 = string_match(rest, "^:(%d%d)(.*)$")
-    if ss then
-      sec, rest = tonumber(ss), tail2
-      local frac, tail3 = string_match(rest, "^[%.,](%d+)(.*)$")
-      if frac then sec, rest = sec + tonumber("0." .. frac), tail3 end
-    end
-  end
-  local offset = 0
-  if rest ~= "" and rest ~= "Z" and rest ~= "z" then
-    local sign, oh, om = string_match(rest, "^([%+%-])(%d%d):?(%d%d)$")
-    if not sign then sign, oh = string_match(rest, "^([%+%-])(%d%d)$"); om = "00" end
-    if not sign then return nil end
-    oh, om = tonumber(oh), tonumber(om)
-    if oh > 23 or om > 59 then return nil end
-    offset = (oh * 60 + om) * 60
-    if sign == "-" then offset = -offset end
-  end
-  if mo < 1 or mo > 12 or d < 1 or d > month_days(y, mo) or h > 23 or mi > 59 or sec >= 61 then return nil end
-  -- local wall time = UTC + offset
-  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
-end
-
--- format_time(unix seconds) -> "2024-04-20T10:00:00Z" (".123Z" when there are milliseconds)
-function _M.format_time(t)
-  if type(t) ~= "number" then return nil end
-  local ms = math_floor(t * 1000 + 0.5)
-  local s = math_floor(ms / 1000)
-  ms = ms - s * 1000
-  local days = math_floor(s / 86400)
-  local rem = s - days * 86400
-  local y, m, d = civil_from_days(days)
-  local base = string_format("%04d-%02d-%02dT%02d:%02d:%02d", y, m, d, math_floor(rem / 3600),
-                             math_floor(rem % 3600 / 60), rem % 60)
-  if ms == 0 then return base .. "Z" end
-  return string_format("%s.%03dZ", base, ms)
-end
-local parse_time, format_time = _M.parse_time, _M.format_time
-
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- Durations: a fixed histogram, so memory does not grow with the number of calls.
--- Durations are whole seconds (API.md); each is rounded to one and counted in its own bucket up to EXACT_MAX
--- (two hours), so p50/p95 are exact (nearest rank) for every duration up to two hours. Longer ones fall into
--- logarithmic buckets 1 % wide and are reported as the bucket's geometric middle: within 0.5 % of the truth.
--- Memory: at most 7,201 exact buckets plus one per 1 % above two hours, whatever the number of calls.
+-- Durations are whole seconds (docs/api.md §4); each is rounded to one and counted in its own
+-- bucket up to EXACT_MAX (two hours), so p50/p95 are exact (nearest rank) for every duration up to
+-- two hours. Longer ones fall into logarithmic buckets 1 % wide and are reported as the bucket's
+-- geometric middle: within 0.5 % of the truth. Memory: at most 7,201 exact buckets plus one per
+-- 1 % above two hours, whatever the number of calls.
 local EXACT_MAX = 7200
 local LOG_STEP = math_log(1.01)
 
@@ -156,7 +78,8 @@ local function hist_quantile(h, p)
   return found
 end
 
--- about `bins` bins of a round width (1, 2 or 5 times a power of ten seconds) from 0 to the longest duration
+-- about `bins` bins of a round width (1, 2 or 5 times a power of ten seconds) from 0 to the longest
+-- duration
 local function hist_bins(h, max, bins)
   if h.n == 0 then return {} end
   local width, scale = 1, 1
@@ -176,7 +99,7 @@ local function hist_bins(h, max, bins)
   return out
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- calls:stats
 
 local STATS_OPTS = { status = "string", since = true, before = true, campaign = "string", agent = "string",
@@ -226,11 +149,12 @@ local function campaign_of(call)
 end
 
 -- stats(calls_namespace, opts) -> stats | nil, err (see README "Observing calls and campaigns").
--- Pages through the calls once with `each` (one page in memory) and keeps only counters and the histogram.
--- Early stop: the list's order is read from the data (the sandbox and SigmaMind list newest first). Once
--- createdAt has decreased and never increased along the list, the list is taken to be newest-first, and the
--- first record older than `since` ends the scan: every later one is older still. A list seen to go both ways
--- is scanned to the end.
+--
+-- Pages through the calls once with `each` (one page in memory) and keeps only counters and the
+-- histogram. Early stop: the list's order is read from the data (the sandbox and SigmaMind list
+-- newest first). Once createdAt has decreased and never increased along the list, the list is taken
+-- to be newest-first, and the first record older than `since` ends the scan: every later one is
+-- older still. A list seen to go both ways is scanned to the end.
 function _M.stats(calls, opts)
   opts = check_stats_opts(opts)
   local since, before = check_time(opts, "since"), check_time(opts, "before")
@@ -318,10 +242,11 @@ function _M.stats(calls, opts)
   }
 end
 
----------------------------------------------------------------------------------------------------------------
--- Contacts of the campaigns a client created in this process: per client (weak keys, so a dropped client takes
--- its entries with it), at most MAX_REMEMBERED campaigns, least recently used first out. Only the body's `file`
--- (base64, immutable) is kept until progress first asks; then the decoded contacts replace it.
+----------------------------------------------------------------------------------------------------
+-- Contacts of the campaigns a client created in this process: per client (weak keys, so a dropped
+-- client takes its entries with it), at most MAX_REMEMBERED campaigns, least recently used first
+-- out. Only the body's `file` (base64, immutable) is kept until progress first asks; then the
+-- decoded contacts replace it.
 local MAX_REMEMBERED = 100
 local remembered = setmetatable({}, { __mode = "k" })
 
@@ -385,7 +310,8 @@ local function header_of(text)
   return records and records[1] or {}
 end
 
--- the remembered contacts of campaign id, decoded on first use: { { row =, phoneNumber =, sig = }, ... }
+-- the remembered contacts of campaign id, decoded on first use: a list of
+-- { row =, phoneNumber =, sig = }
 local function known_contacts(client, id)
   local cache = remembered[client]
   local e = cache and cache.map[tostring(id)]
@@ -399,7 +325,8 @@ local function known_contacts(client, id)
   if report.fatal and report.contacts == 0 then return nil end
   local phone_col
   for _, name in ipairs(header_of(text)) do
-    if csv.phone_rank(name) then phone_col = csv.trim(name); break end   -- report.good's keys are trimmed
+    -- report.good's keys are trimmed
+    if csv.phone_rank(name) then phone_col = csv.trim(name); break end
   end
   local contacts = {}
   for k, row in ipairs(report.good) do
@@ -427,19 +354,22 @@ local function row_problems(errors)
   return n
 end
 
--- progress(client, id) -> { campaign, source, contacts, counts, reasons, total, done, percent, invalid } | nil, err
--- Calls carry the campaignId but not the number they dialed, so calls are matched to the CSV's contacts by the
--- dynamic variables the server gave them (when a contact's are unique), the rest in dial order (file order,
--- oldest call first). Without a remembered CSV each call of the campaign is one contact, numbered in dial order,
--- with no phone number; contacts not dialed yet cannot be known then.
+-- progress(client, id) -> { campaign, source, contacts, counts, reasons, total, done, percent,
+--                           invalid } | nil, err
+--
+-- Calls carry the campaignId but not the number they dialed, so calls are matched to the CSV's
+-- contacts by the dynamic variables the server gave them (when a contact's are unique), the rest in
+-- dial order (file order, oldest call first). Without a remembered CSV each call of the campaign is
+-- one contact, numbered in dial order, with no phone number; contacts not dialed yet cannot be
+-- known then.
 function _M.progress(client, id)
   local camp, err = client.campaigns:get(id)
   if not camp then return nil, err end
   id = tostring(id)
   local contacts, rows = known_contacts(client, id)
 
-  -- this campaign's calls; every call is read, except that a campaign of N known contacts dials each once,
-  -- so the scan ends at its N-th call
+  -- this campaign's calls; every call is read, except that a campaign of N known contacts dials
+  -- each once, so the scan ends at its N-th call
   local found, seen = {}, {}
   local ok, perr = pcall(function()
     for call in client.calls:each{ size = 100 } do
@@ -518,229 +448,6 @@ function _M.progress(client, id)
     total = total, done = done, percent = percent,
     invalid = rows and (rows - total) or row_problems(camp.errors),
   }
-end
-
----------------------------------------------------------------------------------------------------------------
--- Renderings: text (a table and block-character bars) and a self-contained HTML report (inline SVG, no script).
-
-local function group(n)
-  local sign, digits = string_match(string_format("%d", n), "^(-?)(%d+)$")
-  local out = string_gsub(digits:reverse(), "(%d%d%d)", "%1,"):reverse()
-  if string_sub(out, 1, 1) == "," then out = string_sub(out, 2) end
-  return sign .. out
-end
-
-local function num(v, decimals)
-  if v == nil then return "-" end
-  if v % 1 == 0 and not decimals then return group(v) end
-  return string_format("%." .. (decimals or 1) .. "f", v)
-end
-
-local function pct(v)
-  if v == nil then return "-" end
-  return string_format("%.1f %%", v * 100)
-end
-
--- sorted { name, count } pairs: by count descending, then name; `order` lists names to put first
-local function ranked(t, order)
-  local items, placed = {}, {}
-  for _, name in ipairs(order or {}) do
-    if t[name] then items[#items + 1] = { name, t[name] }; placed[name] = true end
-  end
-  local rest = {}
-  for name, n in pairs(t) do if not placed[name] then rest[#rest + 1] = { name, n } end end
-  table_sort(rest, function(a, b) if a[2] ~= b[2] then return a[2] > b[2] end return a[1] < b[1] end)
-  for _, it in ipairs(rest) do items[#items + 1] = it end
-  return items
-end
-_M.ranked = ranked
-
-local EIGHTHS = { "", "\226\150\143", "\226\150\142", "\226\150\141", "\226\150\140", "\226\150\139",
-                  "\226\150\138", "\226\150\137" }   -- ▏▎▍▌▋▊▉
-local FULL = "\226\150\136"                           -- █
-
--- a bar of `width` cells for value/max, in eighths of a cell
-function _M.bar(value, max, width)
-  if not max or max <= 0 or value <= 0 then return "" end
-  local eighths = math_floor(value / max * width * 8 + 0.5)
-  if eighths == 0 then eighths = 1 end
-  return string_rep(FULL, math_floor(eighths / 8)) .. EIGHTHS[eighths % 8 + 1]
-end
-local bar = _M.bar
-
-local function text_chart(lines, title, items, total)
-  if #items == 0 then return end
-  local wname, max = #title, 0
-  for _, it in ipairs(items) do
-    wname = math_max(wname, #it[1]); max = math_max(max, it[2])
-  end
-  local wnum = #group(max)
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = title
-  for _, it in ipairs(items) do
-    local share = total and total > 0 and string_format("  %5.1f %%", it[2] * 100 / total) or ""
-    lines[#lines + 1] = string_format("  %-" .. wname .. "s  %" .. wnum .. "s%s  %s", it[1], group(it[2]), share,
-                                      bar(it[2], max, 40))
-  end
-end
-
-local function duration_items(s)
-  local items = {}
-  for i, b in ipairs(s.duration.histogram or {}) do
-    items[i] = { b.from == b.to and tostring(b.from) or (b.from .. "-" .. b.to .. " s"), b.count }
-  end
-  return items
-end
-
--- text(stats) -> the summary table and bar charts of `sigmamind calls stats`
-function _M.text(s)
-  local d = s.duration
-  local lines = {}
-  local function row(k, v) lines[#lines + 1] = string_format("%-18s %s", k, v) end
-  row("calls", group(s.count) .. (s.scanned ~= s.count and ("   (" .. group(s.scanned) .. " read)") or ""))
-  local f = s.filters or {}
-  if f.since or f.before then row("window", (f.since or "…") .. " .. " .. (f.before or "…")) end
-  for _, k in ipairs{ "status", "campaign", "agent" } do if f[k] then row(k, f[k]) end end
-  row("first created", s.first or "-")
-  row("last created", s.last or "-")
-  row("completion rate", pct(s.completion_rate) ..
-      string_format("   (ended %s of %s finished)", group(s.by_status.ended or 0), group(s.finished)))
-  row("calls per hour", num(s.calls_per_hour, 1))
-  row("duration (s)", string_format("count %s  mean %s  p50 %s  p95 %s  max %s", group(d.count),
-      num(d.mean, 1), num(d.p50), num(d.p95), num(d.max)))
-  text_chart(lines, "STATUS", ranked(s.by_status, STATUS_ORDER), s.count)
-  text_chart(lines, "OUTCOME (terminationReason)", ranked(s.by_reason), s.count)
-  text_chart(lines, "DURATION", duration_items(s), d.count)
-  return table_concat(lines, "\n") .. "\n"
-end
-
-local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
-local function esc(v)
-  return (string_gsub(tostring(v), "[&<>\"']", ESCAPES))
-end
-_M.escape = esc
-
-local COLORS = { ended = "#2e7d32", not_connected = "#f9a825", error = "#c62828", in_progress = "#1565c0",
-                 scheduled = "#78909c" }
-
--- an outcome in the colour of the status it usually comes with (API.md's terminationReason list)
-local function reason_color(reason)
-  if string_find(reason, "^error") or reason == "dial_invalid_destination"
-     or reason == "dial_telephony_permission_denied" then return COLORS.error end
-  if string_find(reason, "^dial_") then return COLORS.not_connected end
-  return COLORS.ended
-end
-
--- horizontal bars: items { { label, value }, ... }
-local function svg_bars(title, items, color_of)
-  local row_h, label_w, bar_w, pad = 26, 190, 250, 10
-  local h = pad * 2 + math_max(1, #items) * row_h
-  local w = label_w + bar_w + 80
-  local max = 0
-  for _, it in ipairs(items) do max = math_max(max, it[2]) end
-  local out = { string_format('<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="%d" height="%d" ' ..
-                              'viewBox="0 0 %d %d" role="img" aria-label="%s">', w, h, w, h, esc(title)) }
-  if #items == 0 then
-    out[#out + 1] = string_format('<text x="%d" y="%d" class="none">no calls</text>', pad, pad + 17)
-  end
-  for i, it in ipairs(items) do
-    local y = pad + (i - 1) * row_h
-    local bw = max > 0 and math_max(1, math_floor(it[2] / max * bar_w + 0.5)) or 0
-    out[#out + 1] = string_format(
-      '<g><text x="%d" y="%d" text-anchor="end" class="label">%s</text>' ..
-      '<rect x="%d" y="%d" width="%d" height="%d" rx="2" fill="%s"><title>%s: %s</title></rect>' ..
-      '<text x="%d" y="%d" class="value">%s</text></g>',
-      label_w - 8, y + 17, esc(it[1]), label_w, y + 4, bw, row_h - 8, color_of(it[1]), esc(it[1]), esc(group(it[2])),
-      label_w + bw + 6, y + 17, esc(group(it[2])))
-  end
-  out[#out + 1] = "</svg>"
-  return table_concat(out)
-end
-
--- vertical columns for the duration histogram
-local function svg_histogram(items)
-  local n = math_max(1, #items)
-  local col_w, gap, plot_h, top, left = math_max(24, math_floor(480 / n)), 4, 220, 24, 10
-  local w = left * 2 + n * col_w
-  local h = top + plot_h + 40
-  local max = 0
-  for _, it in ipairs(items) do max = math_max(max, it[2]) end
-  local out = { string_format('<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="%d" height="%d" ' ..
-                              'viewBox="0 0 %d %d" role="img" aria-label="Durations">', w, h, w, h) }
-  out[#out + 1] = string_format('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>', left, top + plot_h,
-                                w - left, top + plot_h)
-  if #items == 0 then
-    out[#out + 1] = string_format('<text x="%d" y="%d" class="none">no durations</text>', left, top + 20)
-  end
-  for i, it in ipairs(items) do
-    local x = left + (i - 1) * col_w
-    local bh = max > 0 and math_floor(it[2] / max * plot_h + 0.5) or 0
-    if it[2] > 0 and bh == 0 then bh = 1 end
-    out[#out + 1] = string_format(
-      '<g><rect x="%d" y="%d" width="%d" height="%d" fill="#5c6bc0"><title>%s: %s</title></rect>' ..
-      '<text x="%d" y="%d" text-anchor="middle" class="value">%s</text>' ..
-      '<text x="%d" y="%d" text-anchor="middle" class="tick">%s</text></g>',
-      x + math_floor(gap / 2), top + plot_h - bh, col_w - gap, bh, esc(it[1]), esc(group(it[2])),
-      x + math_floor(col_w / 2), top + plot_h - bh - 6, it[2] > 0 and esc(group(it[2])) or "",
-      x + math_floor(col_w / 2), top + plot_h + 18, esc((string_gsub(it[1], " s$", ""))))
-  end
-  out[#out + 1] = string_format('<text x="%d" y="%d" text-anchor="middle" class="tick">seconds</text>',
-                                math_floor(w / 2), top + plot_h + 36)
-  out[#out + 1] = "</svg>"
-  return table_concat(out)
-end
-
-local CSS = [[
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:32px;color:#222;
-background:#fafafa}h1{font-size:24px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
-p.filters{color:#555;margin:0 0 18px}table.summary{border-collapse:collapse;background:#fff;
-box-shadow:0 1px 2px rgba(0,0,0,.15)}table.summary th,table.summary td{padding:6px 14px;text-align:left;
-border-bottom:1px solid #eee;font-size:14px}table.summary td.num{text-align:right;font-variant-numeric:tabular-nums}
-div.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:8px 28px;align-items:start}
-section h2{margin-top:14px}svg.chart{background:#fff;
-box-shadow:0 1px 2px rgba(0,0,0,.15)}svg text{font-size:12px;fill:#333}svg text.label{font-size:13px}
-svg text.none{fill:#888}footer{margin-top:28px;color:#888;font-size:12px}
-]]
-
--- html(stats, { title =, generated = }) -> a complete HTML document: inline CSS and SVG, nothing fetched, no script
-function _M.html(s, opts)
-  opts = opts or {}
-  local title = opts.title or "Call statistics"
-  local d = s.duration
-  local f = s.filters or {}
-  local parts = {}
-  local function add(x) parts[#parts + 1] = x end
-  add('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
-  add('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">')
-  add("<title>" .. esc(title) .. "</title><style>" .. CSS .. "</style></head><body>\n")
-  add("<h1>" .. esc(title) .. "</h1>\n")
-  local filt = {}
-  if f.since or f.before then filt[#filt + 1] = "created " .. (f.since or "…") .. " .. " .. (f.before or "…") end
-  for _, k in ipairs{ "status", "campaign", "agent" } do if f[k] then filt[#filt + 1] = k .. " " .. f[k] end end
-  if f.limit then filt[#filt + 1] = "at most " .. group(f.limit) .. " calls" end
-  add('<p class="filters">' .. esc(#filt > 0 and table_concat(filt, " · ") or "all calls") .. "</p>\n")
-  add('<div class="grid"><section><h2>Summary</h2><table class="summary">')
-  local function row(id, k, v)
-    add(string_format('<tr><th>%s</th><td class="num" id="%s">%s</td></tr>', esc(k), id, esc(v)))
-  end
-  row("calls", "Calls", group(s.count))
-  row("finished", "Finished", group(s.finished))
-  row("completion", "Completion rate (ended / finished)", pct(s.completion_rate))
-  row("per-hour", "Calls per hour", num(s.calls_per_hour, 1))
-  row("duration-mean", "Mean duration (s)", num(d.mean, 1))
-  row("duration-p50", "Median duration, p50 (s)", num(d.p50))
-  row("duration-p95", "p95 duration (s)", num(d.p95))
-  row("duration-max", "Longest (s)", num(d.max))
-  row("first", "First created", s.first or "-")
-  row("last", "Last created", s.last or "-")
-  add("</table></section>\n")
-  add('<section><h2>Status</h2>' .. svg_bars("Status", ranked(s.by_status, STATUS_ORDER), function(name)
-    return COLORS[name] or "#607d8b" end) .. "</section>\n")
-  add('<section><h2>Outcomes (terminationReason)</h2>' .. svg_bars("Outcomes", ranked(s.by_reason), reason_color) ..
-      "</section>\n")
-  add('<section><h2>Duration</h2>' .. svg_histogram(duration_items(s)) .. "</section></div>\n")
-  add("<footer>" .. esc(opts.generated or "") .. "</footer>\n</body></html>\n")
-  return table_concat(parts)
 end
 
 return _M

@@ -1,12 +1,14 @@
--- Pagination over SigmaMind's page-numbered lists: lazy, bounded iterators that hold one page at a time.
+-- Pagination over SigmaMind's page-numbered lists: lazy, bounded iterators holding one page.
 
---- Pagination: the iterators behind every namespace's `each` and `pages` (e.g. @{sigmamind.calls:each}).
--- A query's `page` (default 0) and `size` (default 100, the API's maximum) are sent; `limit` is not: it stops
--- the iteration after that many records. A page that fails ends the loop by raising the @{sigmamind.err|error
--- object} itself, so `pcall` around the loop gets the typed table.
+--- Pagination: the iterators behind every namespace's `each` and `pages` (e.g.
+-- @{sigmamind.calls:each}). A query's `page` (default 0) and `size` (default 100, the API's
+-- maximum) are sent; `limit` is not: it stops the iteration after that many records. A page that
+-- fails ends the loop by raising the @{sigmamind.err|error object} itself, so `pcall` around the
+-- loop gets the typed table.
 -- @module sigmamind.pager
 local core = require "sigmamind.core"
-local error, type, pairs, next, setmetatable, tostring = error, type, pairs, next, setmetatable, tostring
+local error, type, pairs, next, setmetatable, tostring, load, pcall, _VERSION =
+      error, type, pairs, next, setmetatable, tostring, load, pcall, _VERSION
 local table_remove = table.remove
 local string_format = string.format
 local null = core.null
@@ -15,11 +17,12 @@ local _M = {}
 
 local DEFAULT_SIZE = 100   -- the sandbox and the real API cap a page at 100 records
 
--- Lua 5.4.4 (Debian 12's) miscompiles a `break` out of a generic for with a to-be-closed value when the body
--- makes a closure of a loop variable: the next call after the loop fails ("attempt to call a nil value"). A
--- prefetching loop would hand it its closing value, and a loop body that spawns a task per record is just that
--- shape. This probe, the bug's own shape, tells whether this interpreter has it; then the loops get no closing
--- value, and what a loop left early started is abandoned when its iterator is collected instead.
+-- Lua 5.4.4 (Debian 12's) miscompiles a `break` out of a generic for with a to-be-closed value
+-- when the body makes a closure of a loop variable: the next call after the loop fails ("attempt
+-- to call a nil value"). A prefetching loop would hand it its closing value, and a loop body that
+-- spawns a task per record is just that shape. This probe, the bug's own shape, tells whether this
+-- interpreter has it; then the loops get no closing value, and what a loop left early started is
+-- abandoned when its iterator is collected instead.
 local CLOSING_OK = true
 if _VERSION == "Lua 5.4" then
   local probe = load([[
@@ -93,7 +96,7 @@ function _M.normalise_page(page)
   end
   for i = 1, #data do
     local r = data[i]
-    if type(r) ~= "table" or r[1] ~= nil or next(r) == nil then       -- is_record, inlined: 100 a page
+    if type(r) ~= "table" or r[1] ~= nil or next(r) == nil then   -- is_record, inlined: 100 a page
       return nil, string_format("data[%d]: expected an object, got %s", i, json_shape(r))
     end
   end
@@ -157,12 +160,13 @@ local REPEATS = 2
 -- `id_field`, the set of the ids of the page before when this page starts with one of them (else
 -- nil): the records to skip.
 --
--- With `prefetch` in the query and a `start` (start(query) -> a waiter: waiter() -> page | nil, err; waiter(true)
--- abandons it; or nil when nothing can be started here, and pages come when asked for), pages are started before
--- the loop asks for them: each page returned has the next one started, and while a started page is waited for
--- (received and decoded), the one after it is started too when the last page seen says it exists and no `limit`
--- is set. So the server works on one page while this client decodes another. The third value is for a generic
--- for's closing slot (Lua 5.4): it abandons the pages started for a loop left early.
+-- With `prefetch` in the query and a `start` (start(query) -> a waiter: waiter() -> page | nil,
+-- err; waiter(true) abandons it; or nil when nothing can be started here, and pages come when asked
+-- for; the client's is transfers.prefetch), pages are started before the loop asks for them: each
+-- page returned has the next one started, and while a started page is waited for (received and
+-- decoded), the one after it is started too when the last page seen says it exists and no `limit`
+-- is set. So the server works on one page while this client decodes another. The third value is
+-- for a generic for's closing slot (Lua 5.4): it abandons the pages started for a loop left early.
 local function page_iterator(fetch, query, start, id_field, path)
   local q = copy(query)
   local limit, prefetch = q.limit, q.prefetch
@@ -176,15 +180,16 @@ local function page_iterator(fetch, query, start, id_field, path)
   q.size = q.size or DEFAULT_SIZE
   q.page = q.page or 0
   local done, total, pages_known = false, 0, nil
-  local ids_before, repeats = nil, 0     -- the ids of the page before; pages in a row with no new record
+  -- the ids of the page before; pages in a row with no new record
+  local ids_before, repeats = nil, 0
   local queue = {}             -- waiters of the pages started, for q.page, q.page + 1, ...
   local closer
   local function drop()
     for i = #queue, 1, -1 do queue[i](true); queue[i] = nil end
   end
   if prefetch and start then
-    -- collected: only forget them (a finalizer may run inside the client's own calls, so no transfer is touched
-    -- there; their answers, when they come, go to nobody and are dropped)
+    -- collected: only forget them (a finalizer may run inside the client's own calls, so no
+    -- transfer is touched there; their answers, when they come, go to nobody and are dropped)
     local function forget()
       for i = #queue, 1, -1 do queue[i](true, true); queue[i] = nil end
     end
@@ -241,10 +246,10 @@ local function page_iterator(fetch, query, start, id_field, path)
       drop()
     elseif closer and #queue == 0 and (not limit or total < limit) then
       start_page(q.page)
-      if not queue[1] then closer = nil end          -- nothing can be started here: plain paging from now on
+      if not queue[1] then closer = nil end   -- nothing can be started here: plain paging from now
     end
     return page, skip
-  end, limit, CLOSING_OK and closer or nil        -- else the iterator's upvalue keeps it, for its __gc
+  end, limit, CLOSING_OK and closer or nil     -- else the iterator's upvalue keeps it, for its __gc
 end
 
 --- Every page of a list, one request per step, until a page says there is no next one or comes back

@@ -1,17 +1,20 @@
--- No double dial after an ambiguous failure: find the call a POST /v1/calls may have made before anyone redials.
+-- No double dial after an ambiguous failure: find the call a POST /v1/calls may have made.
 --
--- When a create fails after the request may have reached the server (its answer was lost, it timed out, the
--- server failed while handling it), the call may exist. Redialing would ring the person twice; giving up would
--- lose a call that was placed. So the client looks for it first. The Call record carries no destination number
--- (API.md §3), so a candidate must match everything the record does carry: the caller's number, the agent (when
--- one was named), the dynamic variables, a creation time inside the attempt's window, and not be a call this
--- client has already returned. The window is read on the server's clock, which its Date header gives: this
--- host's clock may be minutes off, and a window widened to allow for that would take a look-alike call made
--- a minute before (by another process) for this request's, so that the person this request was for is never
--- called. Only without a Date header is this host's clock taken, with SKEW either way. Only a single such
--- candidate is taken; with none or several, the original error is returned with `err.reconcile` saying why, and
--- the decision stays the caller's.
-local type, pairs, ipairs, tostring, tonumber, require = type, pairs, ipairs, tostring, tonumber, require
+-- When a create fails after the request may have reached the server (its answer was lost, it timed
+-- out, the server failed while handling it), the call may exist. Redialing would ring the person
+-- twice; giving up would lose a call that was placed. So the client looks for it first. The Call
+-- record carries no destination number (docs/api.md §4), so a candidate must match everything the
+-- record does carry: the caller's number, the agent (when one was named), the dynamic variables, a
+-- creation time inside the attempt's window, and not be a call this client has already returned.
+-- The window is read on the server's clock, which its Date header gives: this host's clock may be
+-- minutes off, and a window widened to allow for that would take a look-alike call made a minute
+-- before (by another process) for this request's, so that the person this request was for is never
+-- called. Only without a Date header is this host's clock taken, with SKEW either way. Only a
+-- single such candidate is taken; with none or several, the original error is returned with
+-- `err.reconcile` saying why, and the decision stays the caller's.
+local isotime = require "sigmamind.isotime"
+
+local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local string_format, string_find = string.format, string.find
 
 local _M = {}
@@ -20,9 +23,9 @@ local _M = {}
 local AMBIGUOUS = { timeout = true, network = true, server = true, decode = true, too_large = true }
 -- the server may still be handling the request when we first look
 local WAITS = { 0, 0.5, 1, 2 }
-local SKEW = 120        -- seconds of clock difference tolerated between this host and the server, when the
-                        -- server's clock is not known
-local SLACK = 1         -- seconds between the clock of the server's Date header and that of its createdAt
+local SKEW = 120        -- seconds of clock difference tolerated between this host and the server,
+                        -- when the server's clock is not known
+local SLACK = 1         -- seconds between the clock of the server's Date header and its createdAt's
 local PAGE = 100        -- calls per page looked at
 local MAX_SCAN = 1000   -- at most this many of the newest calls are looked at, each time
 local REMEMBER = 1024   -- call ids this client returned, kept to rule them out
@@ -31,10 +34,11 @@ function _M.ambiguous(err)
   return type(err) == "table" and err.sent == true and AMBIGUOUS[err.kind] == true
 end
 
--- A bounded set of the call ids a client has returned from calls:create: the last REMEMBER to 2 * REMEMBER of
--- them, in two generations (when the newer holds REMEMBER, it becomes the older and the older is dropped).
--- Not a ring over one set: Lua 5.4 leaves a deleted key's slot unusable until the table is rehashed, so a set
--- kept at a fixed size by deleting one key per insert is rehashed on every insert (17 us each at 1024 keys).
+-- A bounded set of the call ids a client has returned from calls:create: the last REMEMBER to
+-- 2 * REMEMBER of them, in two generations (when the newer holds REMEMBER, it becomes the older
+-- and the older is dropped). Not a ring over one set: Lua 5.4 leaves a deleted key's slot unusable
+-- until the table is rehashed, so a set kept at a fixed size by deleting one key per insert is
+-- rehashed on every insert (17 us each at 1024 keys).
 function _M.remember(client, id)
   if type(id) ~= "string" then return end
   local r = client._returned
@@ -63,7 +67,8 @@ local function var_text(v)
     v = n
   end
   if type(v) ~= "number" then return tostring(v) end
-  if v % 1 == 0 and v >= -2 ^ 63 and v < 2 ^ 63 then return string_format("%d", v) end   -- not NaN, not inf
+  -- not NaN, not inf
+  if v % 1 == 0 and v >= -2 ^ 63 and v < 2 ^ 63 then return string_format("%d", v) end
   return string_format("%.17g", v)
 end
 _M.var_text = var_text
@@ -94,10 +99,10 @@ local function matches(call, body, lo, hi, returned, parse_time, exclude)
   return same_vars(body.dynamicVariables, call.dynamicVariables)
 end
 
--- The attempt's window, from t0 (this host's wall clock before the first attempt) to now, on the server's
--- clock when a response told it (`server_clock_offset` of the transport's info()). A Date header counts whole
--- seconds, so the server's clock was up to 1 s ahead of the offset: the window starts at t0 + offset (less
--- SLACK) and ends 1 s (and SLACK) after now + offset.
+-- The attempt's window, from t0 (this host's wall clock before the first attempt) to now, on the
+-- server's clock when a response told it (`server_clock_offset` of the transport's info()). A Date
+-- header counts whole seconds, so the server's clock was up to 1 s ahead of the offset: the window
+-- starts at t0 + offset (less SLACK) and ends 1 s (and SLACK) after now + offset.
 local function window(c, t0, now)
   local info
   if (type(c) == "table" or type(c) == "userdata") and c.info then info = c:info() end
@@ -116,9 +121,10 @@ local function candidates(calls, body, t0, now, returned, parse_time, exclude)
   for page_no = 0, MAX_SCAN / PAGE - 1 do
     local page, err = calls:list{ page = page_no, size = PAGE }
     if not page then return nil, "the lookup failed: " .. tostring(err) end
-    -- A call made after the page was served cannot be on it: one that says so shows that the clock the window
-    -- is read on (the Date header's, or this host's) is behind the one the server stamps calls with. Then
-    -- time cannot tell this request's call from a look-alike made before it, and none is taken.
+    -- A call made after the page was served cannot be on it: one that says so shows that the clock
+    -- the window is read on (the Date header's, or this host's) is behind the one the server stamps
+    -- calls with. Then time cannot tell this request's call from a look-alike made before it, and
+    -- none is taken.
     if not lo then
       lo, hi = window(calls._c, t0, now)
       for _, call in ipairs(page.data) do
@@ -146,14 +152,14 @@ local function candidates(calls, body, t0, now, returned, parse_time, exclude)
   return found
 end
 
--- The creates of a client that are in flight, or that failed ambiguously and were never resolved: a call found
--- for one of them could as well be another's when both have the same caller, agent and variables (a Call has no
--- destination). Tasks of one client create at the same time; a create left unresolved stays a possible owner of
--- the calls made around it for UNRESOLVED_FOR seconds.
+-- The creates of a client that are in flight, or that failed ambiguously and were never resolved: a
+-- call found for one of them could as well be another's when both have the same caller, agent and
+-- variables (a Call has no destination). Tasks of one client create at the same time; a create left
+-- unresolved stays a possible owner of the calls made around it for UNRESOLVED_FOR seconds.
 local UNRESOLVED_FOR = 2 * SKEW + 60
 
--- drops the intents too old to own a call made after `t` (an unanswered one has long timed out by then);
--- returns how many are left
+-- drops the intents too old to own a call made after `t` (an unanswered one has long timed out by
+-- then); returns how many are left
 local function prune(intents, t)
   local n = 0
   for other in pairs(intents) do
@@ -167,7 +173,7 @@ function _M.enter(client, body, t0)
   local intents = client._intents
   if not intents then intents = {} client._intents, client._intents_n = intents, 0 end
   local n = client._intents_n + 1
-  if n > 256 then n = prune(intents, t0) + 1 end     -- unresolved ones pile up only while creates fail
+  if n > 256 then n = prune(intents, t0) + 1 end   -- they pile up only while creates fail
   local intent = { from = body.fromPhoneNumber, agent = body.agentId, vars = body.dynamicVariables, t0 = t0 }
   intents[intent], client._intents_n = true, n
   return intent
@@ -184,7 +190,7 @@ local function sibling(client, intent)
   for other in pairs(client._intents) do
     if other ~= intent then
       if other.t0 < intent.t0 - UNRESOLVED_FOR then
-        _M.leave(client, other)                          -- too old to own a call made in this window
+        _M.leave(client, other)                        -- too old to own a call made in this window
       elseif other.from == intent.from and (other.agent == nil or intent.agent == nil or other.agent == intent.agent)
              and same_vars(other.vars, intent.vars) then
         return other
@@ -194,7 +200,7 @@ local function sibling(client, intent)
 end
 
 local function look(calls, body, t0, now, sleep, intent, opts)
-  local parse_time = require("sigmamind.observe").parse_time
+  local parse_time = isotime.parse_time
   local client = calls._client
   local returned = client._returned
   local why, saw = "no call matching the request was found", false
@@ -206,7 +212,8 @@ local function look(calls, body, t0, now, sleep, intent, opts)
       if final then return nil, why, saw end
     elseif #found == 1 then
       saw = true
-      -- a sibling may yet be answered with this very call (which then rules it out), so the waits go on
+      -- a sibling may yet be answered with this very call (which then rules it out), so the waits
+      -- go on
       if not (intent and sibling(client, intent)) then return found[1] end
       why = string_format("call %s matches, but another create of this client with the same caller, agent and " ..
                           "variables is unanswered or unresolved, and it may be that one's; give each call a " ..

@@ -1,44 +1,50 @@
--- Tasks: coroutines driven by a client's curl multi loop (spawn, poll, run, join, map): one API, both modes.
+-- Tasks: coroutines driven by a client's curl multi loop (spawn, poll, run, join, map).
 
 --- Tasks: coroutines driven by a client's curl multi loop. Use them through
--- @{sigmamind.Client:spawn|client:spawn}, @{sigmamind.Client:poll|client:poll}, @{sigmamind.Client:run|client:run}
--- and @{sigmamind.map}; this module is what those call.
+-- @{sigmamind.Client:spawn|client:spawn}, @{sigmamind.Client:poll|client:poll},
+-- @{sigmamind.Client:run|client:run} and @{sigmamind.map}; this module is what those call.
 --
 -- Inside a task, a request hands control to the loop instead of blocking, and retry backoff and
--- `calls:wait` pauses wait on loop timers, never by sleeping the process; outside a task nothing changes.
--- Each client has one scheduler, made on its first spawn. These tasks are the loop of scripts and C hosts:
--- inside nginx use `ngx.thread.spawn` instead.
+-- `calls:wait` pauses wait on loop timers, never by sleeping the process; outside a task nothing
+-- changes. Each client has one scheduler, made on its first spawn. These tasks are the loop of
+-- scripts and C hosts: inside nginx use `ngx.thread.spawn` instead.
 -- @module sigmamind.task
 local core = require "sigmamind.core"
+local transfers = require "sigmamind.transfers"
 
-local error, type, setmetatable, getmetatable, tostring, pcall = error, type, setmetatable, getmetatable, tostring, pcall
+local error, type, setmetatable, getmetatable, tostring, pcall, select =
+      error, type, setmetatable, getmetatable, tostring, pcall, select
 local string_format, debug_traceback = string.format, debug.traceback
 local co_create, co_resume, co_yield, co_running, co_status =
       coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
 local math_min, math_floor = math.min, math.floor
 -- LuaJIT (OpenResty) has neither table.pack nor table.unpack
+-- luacheck: push ignore 143
 local table_unpack = table.unpack or unpack   -- luacheck: compat
-local table_pack = table.pack or function(...) return { n = select("#", ...), ... } end   -- luacheck: ignore 143
+local table_pack = table.pack or function(...) return { n = select("#", ...), ... } end
+-- luacheck: pop
 local now, sleep = core.now, core.sleep
+local perform, start, await = transfers.perform, transfers.start, transfers.await
 
 local _M = {}
 
-local WAIT = setmetatable({}, { __name = "sigmamind.task.wait" })  -- what a task yields to wait on its loop
+-- what a task yields to wait on its loop
+local WAIT = setmetatable({}, { __name = "sigmamind.task.wait" })
 
 local Task = {}
 Task.__index = Task
 Task.__name = "sigmamind.task"
 
----------------------------------------------------------------------------------------------------------------
--- The scheduler: one per client, made on first spawn. Ready tasks run in a FIFO; transfers belong to the core's
--- multi handle; timers (sleeps, retry backoff) sit in a binary heap ordered by due time.
+----------------------------------------------------------------------------------------------------
+-- The scheduler: one per client, made on first spawn. Ready tasks run in a FIFO; transfers belong
+-- to the core's multi handle and their waiters to transfers.lua; timers (sleeps, retry backoff) sit
+-- in a binary heap ordered by due time.
 
 local function scheduler(client)
   local s = client._sched
   if s == nil then
     s = { client = client, c = client._c, tasks = {}, live = 0,
           queue = {}, qhead = 1, qtail = 0,       -- ready tasks
-          waiting = {},                           -- transfer id -> task
           heap = {}, nheap = 0, seq = 0 }         -- timers
     client._sched = s
   end
@@ -52,6 +58,10 @@ local function make_ready(s, t, ...)
   s.qtail = q
   s.queue[q] = t
 end
+
+-- a task's transfer finished (transfers.lua routes the record { id, outcome, value, delay } here):
+-- the task runs again, its wait (receive, below) given the outcome, value and delay
+Task._wake = function(t, r) make_ready(t.sched, t, r[2], r[3], r[4]) end
 
 local function timer_less(a, b) return a.at < b.at or (a.at == b.at and a.seq < b.seq) end
 
@@ -96,7 +106,7 @@ end
 
 local function finish(s, t, ok, ...)
   if co_status(t.co) ~= "dead" then
-    if ok and (...) ~= WAIT then make_ready(s, t) end   -- a plain coroutine.yield: run again next pass
+    if ok and (...) ~= WAIT then make_ready(s, t) end   -- a plain coroutine.yield: run next pass
     if ok then return end
   end
   s.tasks[t.co] = nil
@@ -109,7 +119,7 @@ local function finish(s, t, ok, ...)
   for i = 1, #joiners do make_ready(s, joiners[i]) end
 end
 
--- runs the tasks ready now (those made ready meanwhile wait for the next pass, so one pass is bounded)
+-- runs the tasks ready now (those made ready meanwhile wait for the next pass: a pass is bounded)
 local function run_ready(s)
   local last = s.qtail
   while s.qhead <= last do
@@ -123,21 +133,6 @@ local function run_ready(s)
   end
 end
 
-local function dispatch(s, recs)
-  for i = 1, #recs do
-    local r = recs[i]
-    local id = r[1]
-    local t = s.waiting[id]
-    s.waiting[id] = nil
-    -- not a task's: maybe a page a prefetching loop started before this task ran (init.lua's list_starter)
-    local pf = not t and s.client._prefetching
-    local box = pf and pf[id]
-    if t then make_ready(s, t, r[2], r[3], r[4])
-    elseif box then pf[id], box.rec = nil, r
-    elseif r[2] == "retry" then s.c:_cancel(id) end
-  end
-end
-
 -- nothing can make progress: no ready task, no timer, no transfer
 local function stuck(s)
   if s.qhead <= s.qtail or s.nheap > 0 then return false end
@@ -145,7 +140,8 @@ local function stuck(s)
   return active + done == 0
 end
 
---- Drive transfers and timers for at most `timeout` seconds (what @{sigmamind.Client:poll|client:poll} calls).
+--- Drive transfers and timers for at most `timeout` seconds (what
+-- @{sigmamind.Client:poll|client:poll} calls).
 -- @tparam sigmamind.Client client
 -- @number timeout seconds
 -- @treturn integer the number of live tasks
@@ -164,10 +160,8 @@ function _M.poll(client, timeout)
       if s.nheap > 0 then left = math_min(left, s.heap[1].at - now()) end
       if left > 0 then wait = left end
     end
-    local recs = c:_perform(wait)
-    if recs then
-      dispatch(s, recs)
-    elseif wait > 0 then
+    local recs = perform(client, wait)
+    if not recs and wait > 0 then
       local active = c:_pending()
       if active == 0 then
         if stuck(s) then break end
@@ -201,7 +195,14 @@ local function current(s)
 end
 _M.current = current
 
---- Make a task of `fn(...)`; it first runs at the next poll or join (what @{sigmamind.Client:spawn|client:spawn} calls).
+-- how many tasks of `client` are alive (the one running now among them)
+function _M.live(client)
+  local s = client._sched
+  return s ~= nil and s.live or 0
+end
+
+--- Make a task of `fn(...)`; it first runs at the next poll or join (what
+-- @{sigmamind.Client:spawn|client:spawn} calls).
 -- @tparam sigmamind.Client client
 -- @tparam function fn
 -- @param ... its arguments
@@ -217,7 +218,7 @@ function _M.spawn(client, fn, ...)
   return t
 end
 
----------------------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------------
 -- What the resource functions use inside a task.
 -- @local
 
@@ -228,28 +229,33 @@ function _M.sleep(s, seconds)
   co_yield(WAIT)
 end
 
--- one request, yielding to the loop; retries wait on a loop timer; the policy is the core's
-function _M.request(s, c, name, args, params)
-  if c._start == nil then return c:request(name, args, params) end   -- a transport without a multi handle
-  local id, err = c:_start(name, args, params)
-  if not id then return nil, err end
-  local t = current(s)
-  while true do
-    s.waiting[id] = t
-    local outcome, value, delay = co_yield(WAIT)
-    if outcome == "ok" then return value end
-    if outcome ~= "retry" then return nil, value end
-    _M.sleep(s, delay)
-    c:_retry(id)
-  end
+-- what a task's transfer waits with: its record comes as the values it is resumed with (Task._wake)
+local function receive(_, _, _)
+  return co_yield(WAIT)
 end
 
----------------------------------------------------------------------------------------------------------------
+-- a retry's backoff: a loop timer
+local function backoff(t, delay)
+  return _M.sleep(t.sched, delay)
+end
+
+-- one request, yielding to the loop; retries wait on a loop timer; the policy is the core's
+function _M.request(s, c, name, args, params)
+  if c._start == nil then return c:request(name, args, params) end   -- a transport with no multi
+  local t = current(s)
+  local client = s.client
+  local id, err = start(client, t, name, args, params)
+  if not id then return nil, err end
+  return await(client, id, t, receive, backoff)
+end
+
+----------------------------------------------------------------------------------------------------
 -- Task objects.
 -- @type Task
 
---- Wait for the task and give its values. From inside another task of the same client it yields until the
--- task is done; from plain code it drives the loop itself. Joining a finished task again gives the same values.
+--- Wait for the task and give its values. From inside another task of the same client it yields
+-- until the task is done; from plain code it drives the loop itself. Joining a finished task again
+-- gives the same values.
 -- @return the values `fn` returned, or `nil, err` when it raised `err`
 -- @raise when a task joins itself, or the task waits for something no task or transfer will ever do
 function Task:join()
@@ -293,8 +299,8 @@ Task.__tostring = function(self) return "sigmamind.task(" .. self:status() .. ")
 -- @tparam table list an array
 -- @tparam function fn called as `fn(list[i], i)`
 -- @tparam[opt] table opts `concurrency` (default 16)
--- @treturn table `results[i] = { value }` or `{ nil, err }`, in the order of `list`; an error raised by `fn` is
--- captured as `err`
+-- @treturn table `results[i] = { value }` or `{ nil, err }`, in the order of `list`; an error
+-- raised by `fn` is captured as `err`
 -- @raise on misuse
 function _M.map(client, list, fn, opts)
   if type(list) ~= "table" then error("sigmamind.map: expected a list, got " .. type(list), 2) end
@@ -325,6 +331,5 @@ function _M.map(client, list, fn, opts)
 end
 
 _M.WAIT = WAIT
-_M.dispatch = dispatch    -- for a prefetching loop's perform, which may collect a task's transfer
 
 return _M

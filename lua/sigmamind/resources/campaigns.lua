@@ -1,0 +1,39 @@
+-- client.campaigns' own verbs: pause, resume, progress, and a create that remembers its contacts.
+local resource = require "sigmamind.resource"
+
+local require = require
+
+local Campaigns = resource.methods.campaigns
+local check_self, check_params, check_id = resource.check_self, resource.check_params, resource.check_id
+
+-- Pause and resume are PATCHes of campaignStatus (docs/api.md §6: no endpoint is published).
+function Campaigns.pause(self, id)
+  check_self(self, "campaigns", "pause")
+  return self:update(id, { campaignStatus = "paused" })
+end
+
+function Campaigns.resume(self, id)
+  check_self(self, "campaigns", "resume")
+  return self:update(id, { campaignStatus = "live" })
+end
+
+-- observe.lua: campaigns:progress; create remembers the contacts it sent, for progress. Loaded on
+-- first use.
+local function observe() return require("sigmamind.observe") end
+
+local resolve_plan, campaign_create = resource.resolve_plan, Campaigns.create
+function Campaigns.create(self, params)
+  check_self(self, "campaigns", "create"); check_params(params, "campaigns", "create")
+  local body, err = resolve_plan(params, "campaigns.create")
+  if body == nil and err then return nil, err end
+  local camp, cerr = campaign_create(self, body)
+  if camp then observe().remember(self._client, camp, body) end
+  return camp, cerr
+end
+
+function Campaigns.progress(self, id)
+  check_self(self, "campaigns", "progress")
+  return observe().progress(self._client, check_id(id, "campaigns", "progress"))
+end
+
+return Campaigns
