@@ -68,11 +68,60 @@ describe("the API reference (make docs)", function()
   end)
 end)
 
+describe("the API reference's pages", function()
+  local dir
+
+  setup(function()
+    dir = os.tmpname(); os.remove(dir)
+    assert(os.execute(("cd '%s' && lua5.1 /usr/bin/ldoc -d '%s' . >/dev/null 2>&1"):format(ROOT, dir)))
+  end)
+  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+
+  local function pages()
+    local list = {}
+    for f in io.popen("find '" .. dir .. "' -name '*.html'"):lines() do list[#list + 1] = f end
+    return list
+  end
+
+  it("let code blocks use the page's width instead of a 700 px column", function()
+    local n = 0
+    for _, f in ipairs(pages()) do
+      n = n + 1
+      assert.truthy(slurp(f):find("#content { width: auto;", 1, true), f .. " keeps the narrow column")
+    end
+    assert.is_true(n >= 10)
+  end)
+
+  it("cut no summary short at an abbreviation such as e.g.", function()
+    for _, f in ipairs(pages()) do
+      for cell in slurp(f):gmatch('class="summary">(.-)</td>') do
+        local text = cell:gsub("<[^>]+>", ""):gsub("%s+$", "")
+        assert.is_nil(text:match("%f[%w]e%.g%.$") or text:match("%f[%w]i%.e%.$"), f .. ": " .. text)
+      end
+    end
+  end)
+
+  it("include the command line's and the sandbox's own reference pages", function()
+    assert.truthy(slurp(dir .. "/topics/cli.md.html"):find("sigmamind calls create", 1, true))
+    assert.truthy(slurp(dir .. "/topics/sandbox.md.html"):find("X-Sandbox-Fault", 1, true))
+  end)
+end)
+
+describe("docs/cli.md", function()
+  it("is what the CLI's --help says, command by command (tools/cli-reference.lua)", function()
+    local p = io.popen(("cd '%s' && lua5.4 tools/cli-reference.lua"):format(ROOT))
+    local made = p:read("a")
+    assert.is_true(p:close())
+    assert.are.equal(made, slurp(ROOT .. "/docs/cli.md"),
+                     "docs/cli.md is out of date: lua5.4 tools/cli-reference.lua > docs/cli.md")
+  end)
+end)
+
 -- The prose: README.md, HACKING.md and docs/api.md ship with the module, so everything they cite
 -- must ship too, and docs/api.md must keep up with the endpoint table it describes.
 describe("the written docs (README.md, HACKING.md, docs/api.md)", function()
   local core = require "sigmamind.core"
-  local DOCS = { "README.md", "HACKING.md", "docs/api.md" }
+  local DOCS = { "README.md", "HACKING.md", "docs/api.md", "docs/cli.md", "docs/sandbox.md", "CHANGELOG.md" }
   -- made by the build, not kept in the repository
   local GENERATED = { "^build/", "^doc/", "^fuzz/out/", "^bench/out/" }
 

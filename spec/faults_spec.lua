@@ -1,4 +1,4 @@
--- The sandbox's faults as README.md, HACKING.md and sandbox/README.md list them are its registry
+-- The sandbox's faults as README.md, HACKING.md and docs/sandbox.md list them are its registry
 -- (sandbox/lua/sandbox/faults.lua), read from a running sandbox: the faults its 400s expect, and
 -- those chaos mode draws by default.
 local sandbox = require "support.sandbox"
@@ -74,15 +74,15 @@ describe("the sandbox's fault list", function()
     assert.are.same(registry, header_list("HACKING.md"))
   end)
 
-  it("is the table of sandbox/README.md's Faults section, whose chaos default list is chaos mode's", function()
-    local doc = slurp("sandbox/README.md")
-    local section = assert(doc:match("\n## Faults\n(.-)\n##"), "sandbox/README.md has no Faults section")
+  it("is the table of docs/sandbox.md's Faults section, whose chaos default list is chaos mode's", function()
+    local doc = slurp("docs/sandbox.md")
+    local section = assert(doc:match("\n## Faults\n(.-)\n##"), "docs/sandbox.md has no Faults section")
     local rows = {}
     for cell in section:gmatch("\n| ([^|\n]-) |") do
       for f in cell:gmatch("`([^`]+)`") do rows[#rows + 1] = f end
     end
     assert.are.same(registry, rows)
-    local default = assert(doc:match('%(default `(%b[])`%)'), "sandbox/README.md names no chaos default list")
+    local default = assert(doc:match('%(default `(%b[])`%)'), "docs/sandbox.md names no chaos default list")
     assert.are.same(chaos_defaults, json.decode(default))
   end)
 end)

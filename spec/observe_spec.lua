@@ -3,7 +3,7 @@ local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 local observe = require "sigmamind.observe"
 
--- the sandbox's magic destinations (sandbox/README.md): last digits force the outcome
+-- the sandbox's magic destinations (docs/sandbox.md): last digits force the outcome
 local MIX = {
   { "+12137770010", 3 },   -- ended, user_ended_call (even), 20 s at speed 1
   { "+12137770011", 2 },   -- ended, agent_ended_call (odd), 20 s

@@ -65,7 +65,7 @@ for ns, M in pairs(resource.methods) do _M[ns] = M end
 -- @table final_statuses
 _M.final_statuses = records.final_statuses
 
---- Sends an explicit JSON `null`, e.g. `client.phone_numbers:update(num, { outboundAgentId =
+--- Sends an explicit JSON `null`, as in `client.phone_numbers:update(num, { outboundAgentId =
 -- sigmamind.null })` to unassign a number's outbound agent. A `null` in a response is decoded as
 -- this value too (it is `cjson.null`).
 -- @constant null

@@ -1,6 +1,6 @@
 -- Pagination over SigmaMind's page-numbered lists: lazy, bounded iterators holding one page.
 
---- Pagination: the iterators behind every namespace's `each` and `pages` (e.g.
+--- Pagination: the iterators behind every namespace's `each` and `pages` (such as
 -- @{sigmamind.calls:each}). A query's `page` (default 0) and `size` (default 100, the API's
 -- maximum) are sent; `limit` is not: it stops the iteration after that many records. A page that
 -- fails ends the loop by raising the @{sigmamind.err|error object} itself, so `pcall` around the

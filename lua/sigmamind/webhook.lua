@@ -54,7 +54,7 @@ end
 -- @field message what a person can act on, with hints (re-encoded body, a secret ending in a
 -- newline, ...)
 
---- Make a @{Failure}, e.g. for a custom verifier (`opts.scheme`) to return.
+--- Make a @{Failure}, for a custom verifier (`opts.scheme`) to return.
 -- @string reason
 -- @string message
 -- @treturn Failure

@@ -95,7 +95,7 @@ local function big(_, n) return send_big(n, false) end
 local function bigchunked(_, n) return send_big(n, true) end
 
 -- The faults, one row each, in the order every list of them shows: the "expected ..." messages
--- below, README.md, HACKING.md and sandbox/README.md (spec/faults_spec.lua holds them to it).
+-- below, README.md, HACKING.md and docs/sandbox.md (spec/faults_spec.lua holds them to it).
 -- fault: its name, or NAME=UNIT for one taking a whole number; chaos: what chaos mode draws by
 -- default (none: only when listed); when: "before" the handler (it may answer instead) or "after"
 -- it (the request is carried out first); does: what it does (above).
