@@ -31,7 +31,7 @@ end
 
 describe("sigmamind.core", function()
   it("has a version, the JSON null and the endpoint table", function()
-    assert.equal("0.1.0", core._VERSION)
+    assert.equal("0.2.0", core._VERSION)
     assert.equal("userdata", type(core.null))
     local names = {}
     for name, ep in pairs(core.endpoints) do

@@ -25,6 +25,8 @@ local _, e = require("sigmamind.core").validate("calls.create", { toPhoneNumber 
 print(s._VERSION, e.field)]]
 
 describe("the rockspecs", function()
+  -- `luarocks make` compiles in the checkout; what it leaves there is no part of the tree
+  teardown(function() os.execute("rm -rf sigmamind src/*.o") end)
   it("pass luarocks lint", function()
     for f in io.popen("ls *.rockspec"):lines() do
       local ok, out = sh("luarocks lint " .. f)
@@ -59,5 +61,43 @@ describe("the rockspecs", function()
     local built, out = sh(("luarocks --lua-version 5.1 make --tree %s sigmamind-scm-1.rockspec"):format(tree))
     assert.is_falsy(built)
     assert.matches("needs Lua 5.4 or LuaJIT 2.1", out, 1, true)
+  end)
+
+  it("agree on one version: the versioned rockspec, its tag, the C core, sigmamind and the changelog", function()
+    local core = require "sigmamind.core"
+    local v = core._VERSION
+    local file = ("sigmamind-%s-1.rockspec"):format(v)
+    local spec, scm = {}, {}
+    assert(loadfile(file, "t", spec), file .. " is missing: luarocks new_version sigmamind-scm-1.rockspec " .. v)()
+    assert(loadfile("sigmamind-scm-1.rockspec", "t", scm))()
+    assert.equal(v .. "-1", spec.version)
+    assert.equal("v" .. v, spec.source.tag)
+    assert.same(scm.build, spec.build)               -- made from the scm rockspec, and kept in step with it
+    assert.same(scm.dependencies, spec.dependencies)
+    assert.equal("lua-sigmamind " .. v, require("sigmamind")._VERSION)
+    local f = assert(io.open("CHANGELOG.md")); local log = f:read("a"); f:close()
+    assert.truthy(log:find("\n## " .. v:gsub("%.", "%%.") .. " ", 1), "CHANGELOG.md has no section for " .. v)
+    -- no second version string anywhere in the Lua layer
+    local p = io.popen("grep -rlnE '_VERSION *= *\"[0-9]' lua")
+    assert.equal("", p:read("a")); p:close()
+  end)
+
+  it("pack into a binary rock that installs into a clean tree and works there", function()
+    local v = require("sigmamind.core")._VERSION
+    local build, clean, dir = tmptree(), tmptree(), tmptree()
+    finally(function() os.execute(("rm -rf %s %s %s"):format(build, clean, dir)) end)
+    assert(os.execute("mkdir -p " .. dir))
+    local ok, out = sh(("luarocks --lua-version 5.4 make --tree %s sigmamind-%s-1.rockspec"):format(build, v))
+    assert.is_true(ok, out)
+    ok, out = sh(("cd %s && luarocks --lua-version 5.4 pack --tree %s sigmamind %s-1"):format(dir, build, v))
+    assert.is_true(ok, out)
+    local rock = assert(io.popen("ls " .. dir .. "/*.rock"):read("l"), out)
+    assert.matches("sigmamind%-" .. v:gsub("%.", "%%.") .. "%-1%.linux%-[%w_]+%.rock$", rock)
+    ok, out = sh(("luarocks --lua-version 5.4 install --tree %s %s"):format(clean, rock))
+    assert.is_true(ok, out)
+    local got
+    ok, got = run_installed(clean, "5.4", "lua5.4", ("local TREE = %q\n"):format(clean) .. PROBE)
+    assert.is_true(ok, got)
+    assert.matches("^lua%-sigmamind " .. v:gsub("%.", "%%.") .. "\tfromPhoneNumber", got)
   end)
 end)

@@ -8,7 +8,7 @@
 #include "transfer.h"
 #include "policy.h"
 
-#define SM_VERSION        "0.1.0"
+#define SM_VERSION        "0.2.0"
 #define SM_CLIENT_MT      "sigmamind.client"
 
 struct sm_slot;

@@ -29,7 +29,7 @@ local table_concat = table.concat
 local math_floor = math.floor
 local io_open = io.open
 
-local _M = { _VERSION = "0.1" }
+local _M = {}
 
 local var_value, check_csv, contacts_csv = rules.var_value, rules.check_csv, rules.contacts_csv
 

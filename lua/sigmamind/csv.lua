@@ -14,7 +14,7 @@ local string_find, string_sub, string_byte, string_gsub, string_lower, string_ma
       string.find, string.sub, string.byte, string.gsub, string.lower, string.match
 local table_concat, table_sort = table.concat, table.sort
 
-local _M = { _VERSION = "0.1" }
+local _M = {}
 
 local BYTE_QUOTE, BYTE_COMMA, BYTE_CR, BYTE_LF = 34, 44, 13, 10
 local BOM = "\239\187\191"

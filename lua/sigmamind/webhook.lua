@@ -26,7 +26,7 @@ local table_concat, table_sort, math_floor, math_huge = table.concat, table.sort
 local math_type = rawget(math, "type")    -- Lua 5.3+; nil under LuaJIT and 5.1
 local hmac_sha256, consteq, json_decode, core_time = core.hmac_sha256, core.consteq, core.json_decode, core.time
 
-local _M = { _VERSION = "0.1" }
+local _M = {}
 
 --- The signature header's name; `opts.header` of @{verify} and @{sign_headers} overrides it.
 _M.header = "X-SigmaMind-Signature"
