@@ -78,7 +78,8 @@ build = {
             "src/transfer.c",
             "src/attempt.c",
             "src/client.c",
-            "src/multi.c"
+            "src/multi.c",
+            "src/mime.c"
          }
       },
       ["sigmamind.csv"] = "lua/sigmamind/csv.lua",
@@ -97,6 +98,7 @@ build = {
       ["sigmamind.rules"] = "lua/sigmamind/rules.lua",
       ["sigmamind.task"] = "lua/sigmamind/task.lua",
       ["sigmamind.transfers"] = "lua/sigmamind/transfers.lua",
+      ["sigmamind.upload"] = "lua/sigmamind/upload.lua",
       ["sigmamind.webhook"] = "lua/sigmamind/webhook.lua"
    },
    copy_directories = {

@@ -34,7 +34,7 @@ build = {
       sources = {
         "src/core.c", "src/clock.c", "src/endpoints.c", "src/validate.c", "src/encode.c", "src/json.c",
         "src/error.c", "src/crypto.c", "src/journal.c", "src/httpdate.c", "src/request.c", "src/policy.c",
-        "src/transfer.c", "src/attempt.c", "src/client.c", "src/multi.c",
+        "src/transfer.c", "src/attempt.c", "src/client.c", "src/multi.c", "src/mime.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "crypto" },
@@ -60,6 +60,7 @@ build = {
     ["sigmamind.dial"]  = "lua/sigmamind/dial.lua",
     ["sigmamind.ngx"]   = "lua/sigmamind/ngx.lua",
     ["sigmamind.observe"] = "lua/sigmamind/observe.lua",
+    ["sigmamind.upload"] = "lua/sigmamind/upload.lua",
     ["sigmamind.cli"]           = "lua/sigmamind/cli/init.lua",
     ["sigmamind.cli.context"]   = "lua/sigmamind/cli/context.lua",
     ["sigmamind.cli.output"]    = "lua/sigmamind/cli/output.lua",

@@ -27,6 +27,19 @@ print(s._VERSION, e.field)]]
 describe("the rockspecs", function()
   -- `luarocks make` compiles in the checkout; what it leaves there is no part of the tree
   teardown(function() os.execute("rm -rf sigmamind src/*.o") end)
+  it("build every C file of src/ and install every Lua module of lua/", function()
+    local spec = {}
+    assert(loadfile("sigmamind-scm-1.rockspec", "t", spec))()
+    local sources = {}
+    for _, f in ipairs(spec.build.modules["sigmamind.core"].sources) do sources[f] = true end
+    for f in io.popen("ls src/*.c"):lines() do assert(sources[f], f .. " is not in the rockspec's sources") end
+    local files = {}
+    for _, f in pairs(spec.build.modules) do if type(f) == "string" then files[f] = true end end
+    for f in io.popen("find lua -name '*.lua'"):lines() do
+      assert(files[f], f .. " is not in the rockspec's modules")
+    end
+  end)
+
   it("pass luarocks lint", function()
     for f in io.popen("ls *.rockspec"):lines() do
       local ok, out = sh("luarocks lint " .. f)

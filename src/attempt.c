@@ -7,6 +7,7 @@
 #include "client.h"
 #include "clock.h"
 #include "encode.h"
+#include "mime.h"
 #include "policy.h"
 
 /* ---- redaction ------------------------------------------------------------------------------------------- */
@@ -106,6 +107,7 @@ int sm_attempt_open(lua_State *L, int self, sm_attempt *a) {
     lua_insert(L, -2);
     return 0;
   }
+  if (c->campaign_form && sm_mime_applies(a->r.ep)) sm_mime_encode(L, &a->r, -2);   /* the body */
   a->start = sm_now();
   return 1;
 }

@@ -190,10 +190,12 @@ static void add_header(lua_State *L, sm_client *c, const char *h) {
   c->headers = n;
 }
 
+static const char *const upload_modes[] = { "json", "multipart", NULL };
+
 /* core.new(opts): the Lua layer has checked option names and filled defaults; this checks what C relies on */
 int l_core_new(lua_State *L) {
-  size_t klen, ulen, ualen, clen, plen;
-  const char *key, *url, *ua, *ca_file, *proxy;
+  size_t klen, ulen, ualen, clen, plen, uplen;
+  const char *key, *url, *ua, *ca_file, *proxy, *upload;
   int insecure;
   double max_bytes;
   sm_client *c;
@@ -232,6 +234,9 @@ int l_core_new(lua_State *L) {
     luaL_error(L, "sigmamind.new: on_event: expected a function, got %s", luaL_typename(L, -1));
   lua_pop(L, 1);
   max_bytes = opt_number(L, "max_response_bytes", 8.0 * 1024 * 1024, 1);
+  upload = opt_string(L, "campaign_upload", "json", &uplen);
+  if (uplen != strlen(upload) || (strcmp(upload, "json") != 0 && strcmp(upload, "multipart") != 0))
+    luaL_error(L, "sigmamind.new: campaign_upload: expected \"json\" or \"multipart\", got \"%s\"", upload);
 
   /* zeroed and given its metatable before anything is acquired: __gc can always release it */
   c = (sm_client *)lua_newuserdatauv(L, sizeof *c, 2);
@@ -247,6 +252,7 @@ int l_core_new(lua_State *L) {
     double retries = opt_number(L, "max_retries", 2, 0);
     c->policy.max_retries = retries > 1000 ? 1000 : (long)retries;
   }
+  c->campaign_form = upload[0] == 'm';
   c->x.max_bytes = max_bytes > 1e15 ? (size_t)1e15 : (size_t)max_bytes;
   c->rng = (uint64_t)(sm_now() * 1e9) ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ull;
   if (c->rng == 0) c->rng = 1;
@@ -340,9 +346,19 @@ static int l_client_info(lua_State *L) {
   return 1;
 }
 
+/* client:_upload([mode]) --> mode: how campaigns.create goes ("json" or "multipart"); with mode, from now on.
+   The Lua layer switches a client to "multipart" when a server answers JSON with 415. */
+static int l_client_upload(lua_State *L) {
+  sm_client *c = sm_client_check_open(L, 1);
+  if (!lua_isnoneornil(L, 2)) c->campaign_form = luaL_checkoption(L, 2, NULL, upload_modes);
+  lua_pushstring(L, upload_modes[c->campaign_form ? 1 : 0]);
+  return 1;
+}
+
 void sm_client_init(lua_State *L) {
   static const luaL_Reg methods[] = {
-    { "request", l_client_request }, { "close", l_client_close }, { "info", l_client_info }, { NULL, NULL }
+    { "request", l_client_request }, { "close", l_client_close }, { "info", l_client_info },
+    { "_upload", l_client_upload }, { NULL, NULL }
   };
   static const luaL_Reg meta[] = {
     { "__gc", l_client_gc }, { "__close", l_client_close }, { "__tostring", l_client_tostring }, { NULL, NULL }

@@ -29,6 +29,7 @@ typedef struct sm_client {
   long connects;               /* connections opened so far (keep-alive check) */
   int clock_known;             /* the last response had a usable Date header: then clock_offset is its */
   double clock_offset;         /* sm_xfer.date_offset; client:info().server_clock_offset */
+  int campaign_form;           /* campaign_upload = "multipart": campaigns.create goes as a form (mime.c) */
   CURLM *multi;                /* concurrent transfers (multi.c), created on first use */
   struct sm_slot **slots;      /* pooled transfers, each with its own easy handle; owned by the client */
   size_t nslots;

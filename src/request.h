@@ -13,6 +13,7 @@ typedef struct sm_req {
   const char *url;
   const char *path; size_t path_len;
   const char *body; size_t body_len;   /* NULL for GET/DELETE */
+  int form;                            /* body: a form's parts (mime.c), sent as multipart/form-data */
 } sm_req;
 
 /* checks the arguments (self, name, args, params) at 1..4 of client:request and client:_start: raises for

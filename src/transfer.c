@@ -10,6 +10,7 @@
 #include "transfer.h"
 #include "clock.h"
 #include "httpdate.h"
+#include "mime.h"
 #include "policy.h"
 
 static void buf_free(sm_buf *b) {
@@ -112,6 +113,10 @@ CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, con
                       const char *proxy, const char *noproxy) {
   CURLcode rc = CURLE_OK;
   CURL *e = x->easy;
+  x->headers = headers;
+  strcpy(x->form_ct_text, "Content-Type: multipart/form-data");
+  x->form_ct.data = x->form_ct_text;
+  x->form_ct.next = headers;
 #define SET(opt, v) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, v); } while (0)
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -136,7 +141,17 @@ CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, con
   return rc;
 }
 
+/* The form goes once its attempt is over (curl_mime_free unbinds it from the handle), and the handle's own
+   headers come back for the requests after it. */
+static void form_free(sm_xfer *x) {
+  if (!x->form) return;
+  curl_mime_free(x->form);
+  x->form = NULL;
+  curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+}
+
 void sm_xfer_free(sm_xfer *x) {
+  form_free(x);
   if (x->easy) { curl_easy_cleanup(x->easy); x->easy = NULL; }
   buf_free(&x->body);
 }
@@ -157,9 +172,15 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_req *r, double timeout, double conne
   x->no_resend = strcmp(m, "POST") == 0;
   x->header_status = 0;
   x->request_id[0] = x->retry_after[0] = x->errbuf[0] = '\0';
+  form_free(x);                                /* one an attempt set up and never ran */
 #define SET(opt, v) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, v); } while (0)
   SET(CURLOPT_URL, r->url);
-  if (r->body) {
+  if (r->form) {
+    /* libcurl's boundary goes on the first Content-Type header, so the form's comes before the JSON one */
+    if (rc == CURLE_OK && !(x->form = sm_mime_build(e, r->body, r->body_len))) rc = CURLE_OUT_OF_MEMORY;
+    SET(CURLOPT_MIMEPOST, x->form);
+    SET(CURLOPT_HTTPHEADER, &x->form_ct);
+  } else if (r->body) {
     SET(CURLOPT_POST, 1L);
     SET(CURLOPT_POSTFIELDS, r->body);          /* pinned on the Lua stack for the whole request */
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
@@ -251,5 +272,6 @@ int sm_xfer_classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int
     lua_pushboolean(L, 1); lua_setfield(L, -2, "resent");
   }
   if (x->body.cap > SM_BODY_KEEP) buf_free(&x->body);
+  form_free(x);
   return outcome;
 }

@@ -1,6 +1,6 @@
 /* transfer.h: one attempt over one libcurl easy handle (transfer.c): its one-time options, the per-attempt
    setup, libcurl's callbacks (C memory only, never Lua) and the mapping of the result onto the policy. The
-   caller performs it (blocking or in a multi). Builds on policy.h and httpdate.h. */
+   caller performs it (blocking or in a multi). Builds on policy.h, httpdate.h and mime.h. */
 #ifndef SM_TRANSFER_H
 #define SM_TRANSFER_H
 
@@ -27,6 +27,10 @@ typedef struct sm_xfer {
                                   Age, which says a cache answered, or a Date that is no IMF-fixdate) */
   double date_offset;          /* with one Date and no void: its time minus this host's wall clock when it
                                   came, seconds (Date counts whole seconds: the server was up to 1 s ahead) */
+  struct curl_slist *headers;  /* the headers sm_xfer_init set */
+  curl_mime *form;             /* a multipart attempt's form (mime.c), freed once the attempt is over */
+  struct curl_slist form_ct;   /* its Content-Type, ahead of `headers`: libcurl's form takes the first one */
+  char form_ct_text[40];
 } sm_xfer;
 
 /* one-time settings of an easy handle (callbacks, TLS, headers, share); returns a CURLcode */

@@ -149,7 +149,7 @@ local OPTIONS = {
   max_retries = integer_opt(0), ca_file = kind_opt("string"), proxy = kind_opt("string"),
   user_agent = kind_opt("string"), max_response_bytes = integer_opt(1), on_event = kind_opt("function"),
   insecure = kind_opt("boolean"),
-  reconcile = kind_opt("boolean"),
+  reconcile = kind_opt("boolean"), campaign_upload = kind_opt("string"),   -- its values: core.new
 }
 
 local DEFAULTS = {
@@ -198,6 +198,11 @@ local task_current = task.current
 -- @field reconcile after a `calls:create` that failed once the request may have reached the
 -- server, look for the call it may have made and return it marked `reconciled = true` instead of
 -- the error (default `true`)
+-- @field campaign_upload how @{campaigns:create} sends a campaign: `"json"` (default), `file` the
+-- base64 of the CSV, as SigmaMind's outbound-calls guide shows, or `"multipart"`, a
+-- `multipart/form-data` form (the CSV as a file part, the variables as a JSON part `variables`), as
+-- its API reference shows. A server that answers JSON with 415 gets the same campaign once more as a
+-- form, and the client keeps to forms (`on_event` hears a `switch`). Not inside nginx, which sends JSON
 
 --- Make a client. `sigmamind(opts)` is the same call.
 -- Inside nginx's Lua module the client talks through cosockets (@{sigmamind.ngx}); elsewhere

@@ -144,6 +144,12 @@ function _M.new(o)
   if o.ca_file then
     error("sigmamind.new: ca_file: inside nginx, set the CA with the directive lua_ssl_trusted_certificate", 0)
   end
+  if o.campaign_upload == "multipart" then
+    error('sigmamind.new: campaign_upload: inside nginx campaigns go as JSON ("multipart" is libcurl\'s)', 0)
+  elseif o.campaign_upload ~= nil and o.campaign_upload ~= "json" then
+    error(string_format('sigmamind.new: campaign_upload: expected "json" or "multipart", got "%s"',
+                        tostring(o.campaign_upload)), 0)
+  end
   local key = o.api_key
   if type(key) ~= "string" or key == "" then error("sigmamind.new: api_key: expected a non-empty string", 0) end
   if string_find(key, "[\r\n%z]") then error("sigmamind.new: api_key must not contain CR, LF or NUL", 0) end

@@ -11,6 +11,8 @@
 -- Required as a module (`require "support.rawhttp"`), it starts such a server for a spec:
 --   local raw = rawhttp.start{ rawhttp.answer(200, '{"data":[]}'), "!close", ... }
 --   raw.port, raw.url, raw.requests() (the request lines read so far), raw.stop()
+--   raw.request(n): the n-th request read, whole: { line =, headers = { [lower-case name] = value },
+--   header_lines = { "Name: value", ... }, body = } (nil before it came)
 local socket = require "socket"
 
 if ... == "support.rawhttp" then
@@ -54,6 +56,21 @@ if ... == "support.rawhttp" then
       end
       return out
     end
+    function server.request(n)
+      local f = io.open(dir .. "/port.request" .. n, "rb")
+      if not f then return nil end
+      local raw = f:read("a")
+      f:close()
+      local head, body = raw:match("^(.-)\r\n\r\n(.*)$")
+      local lines = {}
+      for l in (head .. "\r\n"):gmatch("(.-)\r\n") do lines[#lines + 1] = l end
+      local r = { line = table.remove(lines, 1), headers = {}, header_lines = lines, body = body }
+      for _, l in ipairs(lines) do
+        local k, v = l:match("^([^:]+):%s*(.-)%s*$")
+        if k then r.headers[k:lower()] = v end
+      end
+      return r
+    end
     function server.stop() os.execute("kill $(cat " .. dir .. "/pid) 2>/dev/null; rm -rf " .. dir) end
     return server
   end
@@ -86,14 +103,18 @@ while next_response <= #responses do
   while next_response <= #responses do
     local line = conn:receive("*l")
     if not line then break end                 -- the client closed this connection
-    local length = 0
+    local length, whole = 0, { line }
     repeat                                     -- the headers; a body only as long as Content-Length says
       local h = conn:receive("*l")
       if not h then break end
+      whole[#whole + 1] = h
       local n = h:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
       if n then length = tonumber(n) end
     until h == ""
-    if length > 0 then conn:receive(length) end
+    local body = length > 0 and conn:receive(length) or ""
+    local copy = assert(io.open(portfile .. ".request" .. next_response, "wb"))
+    copy:write(table.concat(whole, "\r\n"), "\r\n", body or "")
+    copy:close()
     requests:write(line, "\n")
     local r = responses[next_response]
     next_response = next_response + 1

@@ -38,6 +38,9 @@ function _M.add_to_parser(parser)
   local c = context.command(campaigns, "create", "Create a campaign from a contacts CSV.")
   field_options(c, true)
   c:flag("--watch", "Follow it to completion (as campaigns watch).")
+  c:option("--upload", "How the campaign goes: json (file in base64, the default) or multipart (a form " ..
+                       "with a file part); JSON refused with 415 is sent again as multipart.")
+    :choices{ "json", "multipart" }
   context.command(campaigns, "get", "Show one campaign."):argument("id")
   local l = context.command(campaigns, "list", "List campaigns.")
   l:option("--status", "live, scheduled, paused or completed.")

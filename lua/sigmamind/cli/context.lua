@@ -227,7 +227,8 @@ function Context:client(args)
   if key == nil then key = self.getenv("SIGMAMIND_API_KEY") or "" end
   local base_url = args.base_url
   if base_url == nil and self.getenv("SIGMAMIND_BASE_URL") ~= "" then base_url = self.getenv("SIGMAMIND_BASE_URL") end
-  local ok, client = pcall(sigmamind.new, { api_key = key, base_url = base_url, timeout = args.timeout })
+  local ok, client = pcall(sigmamind.new, { api_key = key, base_url = base_url, timeout = args.timeout,
+                                            campaign_upload = args.upload })
   if not ok and passing(client) then error(client, 0) end
   if not ok then self:die(_M.USAGE, tostring(client):gsub("sigmamind.new: ", "") ..
                           (tostring(client):find("API key") and " (or --api-key-stdin)" or "")) end

@@ -1,5 +1,6 @@
 -- client.campaigns' own verbs: pause, resume, progress, and a create that remembers its contacts.
 local resource = require "sigmamind.resource"
+local upload = require "sigmamind.upload"
 
 local require = require
 
@@ -26,7 +27,7 @@ function Campaigns.create(self, params)
   check_self(self, "campaigns", "create"); check_params(params, "campaigns", "create")
   local body, err = resolve_plan(params, "campaigns.create")
   if body == nil and err then return nil, err end
-  local camp, cerr = campaign_create(self, body)
+  local camp, cerr = upload.create(self._client, campaign_create, self, body)
   if camp then observe().remember(self._client, camp, body) end
   return camp, cerr
 end
