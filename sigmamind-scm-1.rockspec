@@ -48,6 +48,7 @@ build = {
     ["sigmamind.resources.campaigns"] = "lua/sigmamind/resources/campaigns.lua",
     ["sigmamind.resources.webhooks"] = "lua/sigmamind/resources/webhooks.lua",
     ["sigmamind.pager"] = "lua/sigmamind/pager.lua",
+    ["sigmamind.describe"] = "lua/sigmamind/describe.lua",
     ["sigmamind.build"] = "lua/sigmamind/build.lua",
     ["sigmamind.rules"] = "lua/sigmamind/rules.lua",
     ["sigmamind.csv"]   = "lua/sigmamind/csv.lua",

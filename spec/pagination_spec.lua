@@ -155,8 +155,22 @@ describe("pagination", function()
       end)
 
       it("refuses a prefetch that is not a boolean", function()
-        assert.has_error(function() c.calls:each{ prefetch = "yes" } end, "prefetch: expected a boolean, got yes")
+        assert.has_error(function() c.calls:each{ prefetch = "yes" } end,
+                         'sigmamind: calls:each: prefetch: expected a boolean, got the string "yes"')
       end)
+    end)
+
+    it("refuses a limit below 0 (or not a number), naming the method, before sending", function()
+      local before = sb:count("GET", "/v1/calls")
+      for _, case in ipairs{ { "each", -1, "got -1" }, { "pages", -1, "got -1" },
+                             { "each", "5", 'got the string "5"' }, { "each", 0 / 0, "got " .. tostring(0 / 0) } } do
+        local method, limit, got = case[1], case[2], case[3]
+        local ok, err = pcall(function() for _ in c.calls[method](c.calls, { limit = limit }) do end end)
+        assert.is_false(ok)
+        assert.matches("^spec/pagination_spec%.lua:%d+: sigmamind: calls:" .. method ..
+                       ": limit: expected a number >= 0, " .. got:gsub("%p", "%%%0") .. "$", err)
+      end
+      assert.equal(before, sb:count("GET", "/v1/calls"))
     end)
 
     it("pages yields pages with the filter kept", function()

@@ -37,6 +37,7 @@ local webhook  = require "sigmamind.webhook"
 local task     = require "sigmamind.task"
 local records  = require "sigmamind.records"
 local resource = require "sigmamind.resource"
+local describe = require "sigmamind.describe"
 -- the namespaces with verbs of their own add them to the methods resource.lua generated
 require "sigmamind.resources.calls"
 require "sigmamind.resources.campaigns"
@@ -307,6 +308,7 @@ _M.map = task.map
 -- client:run()
 -- local call, err = t:join()
 function Client:spawn(fn, ...)
+  if self._closed then error("sigmamind: attempt to use a closed client", 2) end
   return task.spawn(self, fn, ...)
 end
 
@@ -319,7 +321,7 @@ end
 function Client:poll(timeout)
   if timeout == nil then timeout = 0 end
   if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
-    error("sigmamind: poll: expected a timeout in seconds >= 0, got " .. tostring(timeout), 2)
+    error("sigmamind: poll: expected a timeout in seconds >= 0, got " .. describe.value(timeout), 2)
   end
   return task.poll(self, timeout)
 end
@@ -336,15 +338,17 @@ end
 -- @treturn[1] table the @{sigmamind.dial.report}
 -- @return[2] nil, @{err} when the contact list cannot be used at all (kind `invalid`)
 function Client:dial(opts)
+  if self._closed then error("sigmamind: attempt to use a closed client", 2) end
   return require("sigmamind.dial").dial(self, opts)
 end
 
 --- Close the client and its connections. Closing twice is harmless.
 function Client:close()
   self._c:close()
+  self._closed = true        -- the methods check it first, to blame their caller's line
 end
 
-Client.__close = function(self) self._c:close() end
+Client.__close = Client.close
 Client.__gc = nil
 Client.__name = "sigmamind.client"
 Client.__tostring = function(self) return tostring(self._c) end
