@@ -207,6 +207,25 @@ describe("sigmamind client against the sandbox", function()
       end
     end)
 
+    it("creates a raw campaign from sigmamind.base64 of a CSV, and decodes only canonical base64", function()
+      local text = "phone,name\n+14155552671,Ada\n+14155552672,Grace\n"
+      local camp, err = client.campaigns:create{ campaignName = "Raw " .. os.time(), agentId = sb.agent,
+                                                 sipPhoneNumber = sb.number, file = sigmamind.base64(text) }
+      assert.is_truthy(camp, tostring(err))
+      assert.same({}, camp.errors)                                 -- both rows read by the server
+      assert.equal(2, assert(client.campaigns:progress(camp.campaignId)).total)
+      assert.equal(text, sigmamind.base64_decode(sigmamind.base64(text)))
+      assert.equal("", sigmamind.base64(""))
+      local bytes = "\0\255\1 binary"
+      assert.equal(bytes, sigmamind.base64_decode(sigmamind.base64(bytes)))
+      local v, msg = sigmamind.base64_decode("aGk")                -- unpadded: not what the API takes
+      assert.is_nil(v)
+      assert.matches("base64", msg)
+      assert.has_error(function() sigmamind.base64(42) end, "sigmamind.base64: expected a string, got 42")
+      assert.has_error(function() sigmamind.base64_decode(nil) end,
+                       "sigmamind.base64_decode: expected a string, got nothing")
+    end)
+
     it("lists, updates, pauses, resumes and deletes campaigns", function()
       local camp = assert(client.campaigns:create(sigmamind.campaign "Later"
         :agent(sb.agent):caller(sb.number)

@@ -66,6 +66,29 @@ for ns, M in pairs(resource.methods) do _M[ns] = M end
 -- @table final_statuses
 _M.final_statuses = records.final_statuses
 
+--- Base64 (RFC 4648, standard alphabet, padded, one line): what `file` of a raw
+-- @{campaigns:create} wants, the CSV's bytes encoded. A plan (@{campaign}) encodes its CSV itself.
+-- @string s bytes
+-- @treturn string the base64 text
+-- @raise when `s` is not a string
+-- @usage client.campaigns:create{ campaignName = "Follow-ups", agentId = agent, sipPhoneNumber = from,
+--   file = sigmamind.base64(io.open("contacts.csv", "rb"):read("a")) }
+function _M.base64(s)
+  if type(s) ~= "string" then error("sigmamind.base64: expected a string, got " .. describe.value(s), 2) end
+  return core.base64_encode(s)
+end
+
+--- Decode base64 as the API checks it: canonical RFC 4648 (padding, no line breaks or spaces,
+-- unused bits zero), e.g. a campaign's `file`.
+-- @string s base64 text
+-- @treturn[1] string the bytes
+-- @return[2] nil, and a message saying the text is not canonical base64
+-- @raise when `s` is not a string
+function _M.base64_decode(s)
+  if type(s) ~= "string" then error("sigmamind.base64_decode: expected a string, got " .. describe.value(s), 2) end
+  return core.base64_decode(s)
+end
+
 --- Sends an explicit JSON `null`, e.g. `client.phone_numbers:update(num, { outboundAgentId =
 -- sigmamind.null })` to unassign a number's outbound agent. A `null` in a response is decoded as
 -- this value too (it is `cjson.null`).
