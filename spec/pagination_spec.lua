@@ -214,6 +214,48 @@ describe("pagination", function()
     assert.is_true(peak < 8 * 1024, ("Lua heap grew by %.0f kB"):format(peak))
   end)
 
+  describe("deleting while iterating", function()
+    local function seed(n)
+      sb:reset()
+      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = n, mix = "uniform" })))
+    end
+    local function left() return assert(c.calls:list{ size = 1 }).totalCount end
+
+    it("skips records when each's loop deletes them, as the README warns", function()
+      seed(50)
+      local deleted = 0
+      for call in c.calls:each{ size = 10 } do
+        assert.is_true(c.calls:delete(call.callId))
+        deleted = deleted + 1
+      end
+      assert.is_true(deleted < 50, "deleted " .. deleted)
+      assert.equal(50 - deleted, left())
+    end)
+
+    it("deletes every record when the ids are collected first, as documented", function()
+      seed(50)
+      local ids = {}
+      for call in c.calls:each{ size = 10 } do ids[#ids + 1] = call.callId end
+      for _, id in ipairs(ids) do assert(c.calls:delete(id)) end
+      assert.equal(50, #ids)
+      assert.equal(0, left())
+    end)
+
+    it("deletes every record when page 0 is read again until it is empty, as documented", function()
+      seed(50)
+      local deleted = 0
+      repeat
+        local page = assert(c.calls:list{ page = 0, size = 10 })
+        for _, call in ipairs(page.data) do
+          assert(c.calls:delete(call.callId))
+          deleted = deleted + 1
+        end
+      until #page.data == 0
+      assert.equal(50, deleted)
+      assert.equal(0, left())
+    end)
+  end)
+
   it("reads webhooks and campaigns totals spelled totalCount, as totalCounts too", function()
     sb:reset()
     assert(c.webhooks:create{ name = "h", agentId = sb.agent, url = "http://127.0.0.1:9/h",

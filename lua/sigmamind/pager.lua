@@ -283,7 +283,9 @@ end
 
 --- Every record of a list, one at a time, with one page in memory. A record whose `id_field` was
 -- yielded on the page before is skipped, so a list that shifts while it is read yields no record
--- twice.
+-- twice. Pages are numbered, so deleting records of the list inside the loop moves later ones onto
+-- pages already read, and they are never yielded: collect the ids first, then delete (see
+-- @{sigmamind.calls:each}).
 -- @tparam function fetch `fetch(query)` returns a page, or `nil, err`
 -- @tparam[opt] table query as for @{pages}; `limit` caps the number of records
 -- @string[opt] id_field the field that identifies a record, e.g. `"callId"`
