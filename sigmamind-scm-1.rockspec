@@ -48,6 +48,7 @@ build = {
     ["sigmamind.resources.campaigns"] = "lua/sigmamind/resources/campaigns.lua",
     ["sigmamind.resources.webhooks"] = "lua/sigmamind/resources/webhooks.lua",
     ["sigmamind.pager"] = "lua/sigmamind/pager.lua",
+    ["sigmamind.log"]   = "lua/sigmamind/log.lua",
     ["sigmamind.describe"] = "lua/sigmamind/describe.lua",
     ["sigmamind.build"] = "lua/sigmamind/build.lua",
     ["sigmamind.rules"] = "lua/sigmamind/rules.lua",

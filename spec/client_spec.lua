@@ -432,6 +432,8 @@ describe("sigmamind client against the sandbox", function()
           'sigmamind.webhook.sign: opts.t: expected unix seconds (a finite number from 0 to 1e15), got the string "5"' },
         { function() return webhook.verify("{}", {}, { secret = "whsec_x", tolerance = "300" }) end,
           'sigmamind.webhook.verify: opts.tolerance: expected finite seconds >= 0, got the string "300"' },
+        { function() return sigmamind.new{ api_key = "k", base_url = sb.url, log = "3" } end,
+          'sigmamind.new: log: expected "debug", "info" or false, got the string "3"' },
       } do
         local ok, err = pcall(case[1])
         assert.is_false(ok)
