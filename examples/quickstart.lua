@@ -5,6 +5,11 @@ local sigmamind = require "sigmamind"
 -- api_key and base_url come from SIGMAMIND_API_KEY and SIGMAMIND_BASE_URL
 local client = sigmamind.new{ timeout = 10 }
 
+-- a call still ringing or talking has no duration yet
+local function seconds(call)
+  return type(call.duration) == "number" and call.duration .. " s" or "-"
+end
+
 local from = os.getenv("SIGMAMIND_FROM") or "+14157774444"     -- a number on your account
 local agent = os.getenv("SIGMAMIND_AGENT") or "agent_abc123"
 
@@ -25,13 +30,13 @@ if not done then
   io.stderr:write(tostring(werr), "\n")
   os.exit(1)
 end
-print(("finished: %s, %s, %d s"):format(done.status, tostring(done.terminationReason), done.duration or 0))
+print(("finished: %s, %s, %s"):format(done.status, tostring(done.terminationReason), seconds(done)))
 print("transcript:")
 print(done.transcript)
 
 print("recent calls:")
 for c in client.calls:each{ limit = 5 } do
-  print(("  %-24s %-14s from %s, %s s"):format(c.callId, c.status,
-        c.phoneNumber and c.phoneNumber.sipPhoneNumber or "?", tostring(c.duration or "-")))
+  local line = type(c.phoneNumber) == "table" and c.phoneNumber.sipPhoneNumber or "?"
+  print(("  %-24s %-14s from %s, %s"):format(c.callId, c.status, line, seconds(c)))
 end
 client:close()

@@ -42,6 +42,26 @@ describe("sigmamind.cli.run", function()
     assert.is_true(ids[call.callId])
   end)
 
+  it("logs each request and response on the run's stderr with --verbose, or as its SIGMAMIND_LOG says", function()
+    local out, err, code = run{ "--verbose", "calls", "get", "call_missing" }
+    assert.equal(1, code)
+    assert.equal("", out)
+    assert.matches("^sigmamind: debug: GET /v1/calls/call_missing %(attempt 1%)\n" ..
+                   "sigmamind: info: GET /v1/calls/call_missing %-> 404 not_found in %d+ ms %(attempt 1%)\n" ..
+                   "sigmamind: info: GET /v1/calls/call_missing: gave up after 1 attempt in %d+ ms %(not_found%)\n" ..
+                   "sigmamind: GET /v1/calls/call_missing: 404 ", err)
+    assert.is_nil(err:find(sb.key, 1, true))
+    out, err, code = run({ "calls", "list", "--json" },
+                         { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.url, SIGMAMIND_LOG = "info" })
+    assert.equal(0, code, err)
+    assert.matches("^%[.*%]\n$", out)
+    assert.matches("^sigmamind: info: GET /v1/calls %-> 200 in %d+ ms %(attempt 1%)\n$", err)
+    out, err, code = run{ "calls", "list", "--json" }
+    assert.equal(0, code, err)
+    assert.matches("^%[.*%]\n$", out)
+    assert.equal("", err)
+  end)
+
   it("returns the exit code of a failure instead of ending the process", function()
     local out, err, code = run({ "calls", "list" }, { SIGMAMIND_API_KEY = "sk_wrong", SIGMAMIND_BASE_URL = sb.url })
     assert.equal(1, code)

@@ -207,6 +207,25 @@ describe("sigmamind client against the sandbox", function()
       end
     end)
 
+    it("creates a raw campaign from sigmamind.base64 of a CSV, and decodes only canonical base64", function()
+      local text = "phone,name\n+14155552671,Ada\n+14155552672,Grace\n"
+      local camp, err = client.campaigns:create{ campaignName = "Raw " .. os.time(), agentId = sb.agent,
+                                                 sipPhoneNumber = sb.number, file = sigmamind.base64(text) }
+      assert.is_truthy(camp, tostring(err))
+      assert.same({}, camp.errors)                                 -- both rows read by the server
+      assert.equal(2, assert(client.campaigns:progress(camp.campaignId)).total)
+      assert.equal(text, sigmamind.base64_decode(sigmamind.base64(text)))
+      assert.equal("", sigmamind.base64(""))
+      local bytes = "\0\255\1 binary"
+      assert.equal(bytes, sigmamind.base64_decode(sigmamind.base64(bytes)))
+      local v, msg = sigmamind.base64_decode("aGk")                -- unpadded: not what the API takes
+      assert.is_nil(v)
+      assert.matches("base64", msg)
+      assert.has_error(function() sigmamind.base64(42) end, "sigmamind.base64: expected a string, got 42")
+      assert.has_error(function() sigmamind.base64_decode(nil) end,
+                       "sigmamind.base64_decode: expected a string, got nothing")
+    end)
+
     it("lists, updates, pauses, resumes and deletes campaigns", function()
       local camp = assert(client.campaigns:create(sigmamind.campaign "Later"
         :agent(sb.agent):caller(sb.number)
@@ -367,6 +386,62 @@ describe("sigmamind client against the sandbox", function()
       local c = sigmamind.new{ api_key = sb.key, base_url = sb.url }
       c:close(); c:close()
       assert.has_error(function() c.calls:get("call_x") end)
+    end)
+
+    it("blames the caller's line, not its own, for a closed client", function()
+      local c = sigmamind.new{ api_key = sb.key, base_url = sb.url }
+      c:close()
+      local before = sb:api_requests()
+      local uses = {
+        function() local v = c.calls:get("call_x"); return v end,
+        function() local v = c.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445" }; return v end,
+        function() local v = c.calls:list{}; return v end,
+        function() for _ in c.calls:each{} do end end,
+        function() local v = c.calls:wait("call_x"); return v end,
+        function() local v = c.calls:delete("call_x"); return v end,
+        function() local v = c.campaigns:pause("camp_x"); return v end,
+        function() local v = c.webhooks:create{ url = "http://127.0.0.1:9/" }; return v end,
+        function() local v = c:dial{ from = sb.number, agent = sb.agent, contacts = { { phone = "+12137774445" } } }
+                   return v end,
+      }
+      for i, use in ipairs(uses) do
+        local line = debug.getinfo(use, "S").linedefined
+        local ok, err = pcall(use)
+        assert.is_false(ok)
+        assert.equal("spec/client_spec.lua:" .. line .. ": sigmamind: attempt to use a closed client", err, "use " .. i)
+      end
+      assert.same(before, sb:api_requests())
+    end)
+
+    it("shows a string given for a number as a string, in every option check", function()
+      local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445" })
+      local webhook = sigmamind.webhook
+      for _, case in ipairs{
+        { function() return client.calls:wait(call.callId, { timeout = "2" }) end,
+          'sigmamind: calls:wait: timeout: expected a number of seconds >= 0, got the string "2"' },
+        { function() return client.calls:wait(call.callId, { interval = "0.5" }) end,
+          'sigmamind: calls:wait: interval: expected a finite number of seconds > 0, got the string "0.5"' },
+        { function() return client:poll("1") end,
+          'sigmamind: poll: expected a timeout in seconds >= 0, got the string "1"' },
+        { function() for _ in client.calls:each{ limit = "5" } do end end,
+          'sigmamind: calls:each: limit: expected a number >= 0, got the string "5"' },
+        { function() return client.calls:stats{ since = "yesterday" } end,
+          'sigmamind: calls:stats: since: expected an ISO-8601 time (2024-04-20T10:00:00Z) or unix seconds, ' ..
+          'got the string "yesterday"' },
+        { function() return webhook.sign("{}", "whsec_x", { t = "5" }) end,
+          'sigmamind.webhook.sign: opts.t: expected unix seconds (a finite number from 0 to 1e15), got the string "5"' },
+        { function() return webhook.verify("{}", {}, { secret = "whsec_x", tolerance = "300" }) end,
+          'sigmamind.webhook.verify: opts.tolerance: expected finite seconds >= 0, got the string "300"' },
+        { function() return sigmamind.new{ api_key = "k", base_url = sb.url, log = "3" } end,
+          'sigmamind.new: log: expected "debug", "info" or false, got the string "3"' },
+      } do
+        local ok, err = pcall(case[1])
+        assert.is_false(ok)
+        assert.equal(case[2], (tostring(err):gsub("^[^:]*:%d+: ", "")))
+      end
+      local _, problems = sigmamind.campaign "C":agent(sb.agent):caller(sb.number):csv("phone\n+14155552671\n")
+                                   :set("concurrentCalls", "5"):build()
+      assert.same({ 'concurrentCalls: expected a positive integer, got the string "5"' }, problems)
     end)
 
     it("writes no globals", function()

@@ -25,6 +25,26 @@ describe("examples", function()
     assert.equal(1, sb:count("POST", "/v1/calls"))
   end)
 
+  it("quickstart lists a call still under way with no duration, never a raw JSON null", function()
+    -- a campaign dialing 500 contacts one at a time keeps one call live for minutes: the newest
+    -- calls the quickstart lists include it
+    local rows = { "phone" }
+    for i = 1, 500 do rows[#rows + 1] = ("+1213800%04d"):format(i) end
+    local status = sb:request("POST", "/v1/campaigns", { campaignName = "Live " .. os.time(),
+      agentId = sb.agent, sipPhoneNumber = sb.number, concurrentCalls = 1,
+      file = require("sigmamind").base64(table.concat(rows, "\n") .. "\n") })
+    assert.equal(201, status)
+    finally(function() sb:reset() end)
+    local ok, out = run("examples/quickstart.lua", sb)
+    assert.is_true(ok, out)
+    local recent = assert(out:match("recent calls:\n(.*)$"), out)
+    local live = recent:match("  call_%S+ +(%S+) +from %+14157774444, %-\n")      -- the campaign's live call
+    assert.is_truthy(live == "in_progress" or live == "scheduled", recent)
+    assert.matches("  call_%S+ +ended +from %+14157774444, %d+ s\n", recent)
+    assert.not_matches("userdata", out)
+    assert.not_matches("null", out)
+  end)
+
   it("quickstart runs as its first lines and the README say: eval the sandbox's output, run it, stop", function()
     -- a shell of its own, with none of the variables set: only the eval can give them to lua5.4
     local script = 'cd "$ROOT" && unset SIGMAMIND_BASE_URL SIGMAMIND_API_KEY SIGMAMIND_SANDBOX_PREFIX && ' ..

@@ -155,8 +155,22 @@ describe("pagination", function()
       end)
 
       it("refuses a prefetch that is not a boolean", function()
-        assert.has_error(function() c.calls:each{ prefetch = "yes" } end, "prefetch: expected a boolean, got yes")
+        assert.has_error(function() c.calls:each{ prefetch = "yes" } end,
+                         'sigmamind: calls:each: prefetch: expected a boolean, got the string "yes"')
       end)
+    end)
+
+    it("refuses a limit below 0 (or not a number), naming the method, before sending", function()
+      local before = sb:count("GET", "/v1/calls")
+      for _, case in ipairs{ { "each", -1, "got -1" }, { "pages", -1, "got -1" },
+                             { "each", "5", 'got the string "5"' }, { "each", 0 / 0, "got " .. tostring(0 / 0) } } do
+        local method, limit, got = case[1], case[2], case[3]
+        local ok, err = pcall(function() for _ in c.calls[method](c.calls, { limit = limit }) do end end)
+        assert.is_false(ok)
+        assert.matches("^spec/pagination_spec%.lua:%d+: sigmamind: calls:" .. method ..
+                       ": limit: expected a number >= 0, " .. got:gsub("%p", "%%%0") .. "$", err)
+      end
+      assert.equal(before, sb:count("GET", "/v1/calls"))
     end)
 
     it("pages yields pages with the filter kept", function()
@@ -198,6 +212,48 @@ describe("pagination", function()
     assert.equal(100000, n)
     -- one page of 100 records plus the previous one's ids; garbage collection keeps the rest away
     assert.is_true(peak < 8 * 1024, ("Lua heap grew by %.0f kB"):format(peak))
+  end)
+
+  describe("deleting while iterating", function()
+    local function seed(n)
+      sb:reset()
+      assert.equal(200, (sb:request("POST", "/_sandbox/seed", { calls = n, mix = "uniform" })))
+    end
+    local function left() return assert(c.calls:list{ size = 1 }).totalCount end
+
+    it("skips records when each's loop deletes them, as the README warns", function()
+      seed(50)
+      local deleted = 0
+      for call in c.calls:each{ size = 10 } do
+        assert.is_true(c.calls:delete(call.callId))
+        deleted = deleted + 1
+      end
+      assert.is_true(deleted < 50, "deleted " .. deleted)
+      assert.equal(50 - deleted, left())
+    end)
+
+    it("deletes every record when the ids are collected first, as documented", function()
+      seed(50)
+      local ids = {}
+      for call in c.calls:each{ size = 10 } do ids[#ids + 1] = call.callId end
+      for _, id in ipairs(ids) do assert(c.calls:delete(id)) end
+      assert.equal(50, #ids)
+      assert.equal(0, left())
+    end)
+
+    it("deletes every record when page 0 is read again until it is empty, as documented", function()
+      seed(50)
+      local deleted = 0
+      repeat
+        local page = assert(c.calls:list{ page = 0, size = 10 })
+        for _, call in ipairs(page.data) do
+          assert(c.calls:delete(call.callId))
+          deleted = deleted + 1
+        end
+      until #page.data == 0
+      assert.equal(50, deleted)
+      assert.equal(0, left())
+    end)
   end)
 
   it("reads webhooks and campaigns totals spelled totalCount, as totalCounts too", function()

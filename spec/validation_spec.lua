@@ -13,6 +13,11 @@ describe("validation before sending", function()
   before_each(function() sb:reset() end)
 
   local N, A = "+14157774444", "agent_abc123"
+  local core_path = {}
+  for name, ep in pairs(require("sigmamind.core").endpoints) do
+    local ns = name:match("^(.-)%.list$")
+    if ns then core_path[ns] = ep.path end
+  end
   local long = string.rep("x", 65)
   local cases = {
     { "calls", "create", { toPhoneNumber = "+12137774445" }, "fromPhoneNumber", "required" },
@@ -102,6 +107,30 @@ describe("validation before sending", function()
       assert.is_false(err.sent)
       assert.matches("invalid", tostring(err))
       assert.same({}, sb:api_requests())
+    end)
+  end
+
+  -- 100 is the largest page the sandbox serves (docs/api.md §6, "Page size cap": assumed of the API)
+  for _, ns in ipairs{ "calls", "campaigns", "phone_numbers", "webhooks", "agents" } do
+    it(ns .. " refuses a page size over 100 before sending, in list, each and pages, as the sandbox does", function()
+      local value, err = c[ns]:list{ size = 101 }
+      assert.is_nil(value)
+      assert.equal("invalid", err.kind)
+      assert.equal("size", err.field)
+      assert.equal("size: expected an integer from 1 to 100, got 101", err.message)
+      for _, method in ipairs{ "each", "pages" } do
+        local ok, raised = pcall(function() for _ in c[ns][method](c[ns], { size = 1000 }) do end end)
+        assert.is_false(ok)
+        assert.equal("size: expected an integer from 1 to 100, got 1000", raised.message)
+        ok, raised = pcall(function() for _ in c[ns][method](c[ns], { size = 1000, prefetch = true }) do end end)
+        assert.is_false(ok)
+        assert.equal("size", raised.field)
+      end
+      assert.same({}, sb:api_requests())
+      assert.truthy(c[ns]:list{ size = 100 })
+      local status, body = sb:request("GET", core_path[ns] .. "?size=101")
+      assert.equal(400, status)
+      assert.matches("size: expected an integer from 1 to 100", body.message, 1, true)
     end)
   end
 

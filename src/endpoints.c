@@ -19,7 +19,7 @@ static const char *const campaign_set_statuses[] = { "live", "paused", NULL };  
 #define F_INT(n, fl, lo, hi) { n, SM_T_INT, fl, lo, hi, NULL }
 #define F_ENUM(n, fl, ch)    { n, SM_T_ENUM, fl, 0, 0, ch }
 #define F_END                { NULL, 0, 0, 0, 0, NULL }
-#define PAGING F_INT("page", 0, 0, NOLIM), F_INT("size", 0, 1, NOLIM)
+#define PAGING F_INT("page", 0, 0, NOLIM), F_INT("size", 0, 1, 100)
 
 static const sm_field no_fields[] = { F_END };
 

@@ -37,6 +37,8 @@ local webhook  = require "sigmamind.webhook"
 local task     = require "sigmamind.task"
 local records  = require "sigmamind.records"
 local resource = require "sigmamind.resource"
+local log      = require "sigmamind.log"
+local describe = require "sigmamind.describe"
 -- the namespaces with verbs of their own add them to the methods resource.lua generated
 require "sigmamind.resources.calls"
 require "sigmamind.resources.campaigns"
@@ -44,8 +46,8 @@ require "sigmamind.resources.webhooks"
 
 local error, type, pairs, tostring, setmetatable, pcall, rawget, require, _G =
       error, type, pairs, tostring, setmetatable, pcall, rawget, require, _G
-local os_getenv, math_huge, string_format, table_concat, table_sort =
-      os.getenv, math.huge, string.format, table.concat, table.sort
+local os_getenv, math_huge, string_format, table_concat, table_sort, io_stderr =
+      os.getenv, math.huge, string.format, table.concat, table.sort, io.stderr
 
 local _M = {
   _VERSION = "lua-sigmamind " .. core._VERSION,
@@ -64,6 +66,29 @@ for ns, M in pairs(resource.methods) do _M[ns] = M end
 -- `error`. @{calls:wait} returns as soon as the call reaches one of them.
 -- @table final_statuses
 _M.final_statuses = records.final_statuses
+
+--- Base64 (RFC 4648, standard alphabet, padded, one line): what `file` of a raw
+-- @{campaigns:create} wants, the CSV's bytes encoded. A plan (@{campaign}) encodes its CSV itself.
+-- @string s bytes
+-- @treturn string the base64 text
+-- @raise when `s` is not a string
+-- @usage client.campaigns:create{ campaignName = "Follow-ups", agentId = agent, sipPhoneNumber = from,
+--   file = sigmamind.base64(io.open("contacts.csv", "rb"):read("a")) }
+function _M.base64(s)
+  if type(s) ~= "string" then error("sigmamind.base64: expected a string, got " .. describe.value(s), 2) end
+  return core.base64_encode(s)
+end
+
+--- Decode base64 as the API checks it: canonical RFC 4648 (padding, no line breaks or spaces,
+-- unused bits zero), e.g. a campaign's `file`.
+-- @string s base64 text
+-- @treturn[1] string the bytes
+-- @return[2] nil, and a message saying the text is not canonical base64
+-- @raise when `s` is not a string
+function _M.base64_decode(s)
+  if type(s) ~= "string" then error("sigmamind.base64_decode: expected a string, got " .. describe.value(s), 2) end
+  return core.base64_decode(s)
+end
 
 --- Sends an explicit JSON `null`, as in `client.phone_numbers:update(num, { outboundAgentId =
 -- sigmamind.null })` to unassign a number's outbound agent. A `null` in a response is decoded as
@@ -142,6 +167,16 @@ end
 local function kind_opt(kind)
   return function(v) if type(v) ~= kind then return "expected a " .. kind end end
 end
+-- a level's name, or false (off); the value shown as it is, as a string level would be
+local function log_opt(v)
+  if v ~= false and not log.levels[v] then return 'expected "debug", "info" or false', describe.value(v) end
+end
+-- anything with a write method, as io.stderr
+local function file_opt(v)
+  local t = type(v)
+  local ok, w = pcall(function() return (t == "table" or t == "userdata") and v.write end)
+  if not (ok and type(w) == "function") then return "expected a file (anything with a write method)" end
+end
 
 local OPTIONS = {
   api_key = kind_opt("string"), base_url = kind_opt("string"),
@@ -150,6 +185,7 @@ local OPTIONS = {
   user_agent = kind_opt("string"), max_response_bytes = integer_opt(1), on_event = kind_opt("function"),
   insecure = kind_opt("boolean"),
   reconcile = kind_opt("boolean"), campaign_upload = kind_opt("string"),   -- its values: core.new
+  log = log_opt, log_file = file_opt,
 }
 
 local DEFAULTS = {
@@ -191,7 +227,17 @@ local task_current = task.current
 -- @field on_event `function(ev)` called for each `request`, `response`, `retry` and `give_up`;
 -- `ev` has `type`, `method`, `path` (numbers masked), `attempt`, `status`, `elapsed`, `delay`,
 -- `kind` and never the key. A `gone` event tells that a DELETE sent again was answered 404 and is
--- returned as done. Errors it raises are ignored
+-- returned as done. An error it raises does not harm the request; the first one is reported in one
+-- line on `log_file` (`sigmamind: on_event handler failed: ...`), the others of that client are not
+-- shown
+-- @field log `"info"` writes a line on `log_file` for each response (status, time since the
+-- operation began, attempt), retry and give-up, `"debug"` for each request too, as
+-- `sigmamind: info: POST /v1/calls -> 201 in 12 ms (attempt 1)`; `false` writes none. The lines
+-- are made from the events `on_event` gets, so they never hold the key and mask phone numbers.
+-- Default: the environment variable `SIGMAMIND_LOG` (`info`, `debug`, or `off`; any other value is
+-- ignored with one warning line)
+-- @field log_file where the log and the `on_event` report go: anything with a `write` method
+-- (default `io.stderr`)
 -- @field insecure must be `true` to use `http://` with a host that is not loopback: a literal
 -- 127.0.0.0/8 or `[::1]` address, or `localhost` (default `false`); with it, an `http://`
 -- request also uses proxies
@@ -227,8 +273,8 @@ function _M.new(opts)
       error(string_format("sigmamind.new: unknown option '%s' (known: %s)", tostring(k),
                           table_concat(names, ", ")), 2)
     end
-    local msg = check(v)
-    if msg then error(string_format("sigmamind.new: %s: %s, got %s", k, msg, type(v)), 2) end
+    local msg, got = check(v)
+    if msg then error(string_format("sigmamind.new: %s: %s, got %s", k, msg, got or type(v)), 2) end
     o[k] = v
   end
   o.api_key = o.api_key or os_getenv("SIGMAMIND_API_KEY")
@@ -249,6 +295,11 @@ function _M.new(opts)
   end
   local reconcile_opt = o.reconcile
   o.reconcile = nil
+  -- the log listener and the user's handler share the transport's one on_event
+  local log_file, level = o.log_file or io_stderr, o.log
+  if level == nil then level = log.env_level(os_getenv, log_file) end
+  o.on_event = log.on_event(o.on_event, level or nil, log_file)
+  o.log, o.log_file = nil, nil
   local ok, c = pcall(make, o)
   o.api_key = nil
   if not ok then error(c, 2) end
@@ -312,6 +363,7 @@ _M.map = task.map
 -- client:run()
 -- local call, err = t:join()
 function Client:spawn(fn, ...)
+  if self._closed then error("sigmamind: attempt to use a closed client", 2) end
   return task.spawn(self, fn, ...)
 end
 
@@ -324,7 +376,7 @@ end
 function Client:poll(timeout)
   if timeout == nil then timeout = 0 end
   if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
-    error("sigmamind: poll: expected a timeout in seconds >= 0, got " .. tostring(timeout), 2)
+    error("sigmamind: poll: expected a timeout in seconds >= 0, got " .. describe.value(timeout), 2)
   end
   return task.poll(self, timeout)
 end
@@ -341,15 +393,17 @@ end
 -- @treturn[1] table the @{sigmamind.dial.report}
 -- @return[2] nil, @{err} when the contact list cannot be used at all (kind `invalid`)
 function Client:dial(opts)
+  if self._closed then error("sigmamind: attempt to use a closed client", 2) end
   return require("sigmamind.dial").dial(self, opts)
 end
 
 --- Close the client and its connections. Closing twice is harmless.
 function Client:close()
   self._c:close()
+  self._closed = true        -- the methods check it first, to blame their caller's line
 end
 
-Client.__close = function(self) self._c:close() end
+Client.__close = Client.close
 Client.__gc = nil
 Client.__name = "sigmamind.client"
 Client.__tostring = function(self) return tostring(self._c) end

@@ -4,6 +4,7 @@ local build   = require "sigmamind.build"
 local csv     = require "sigmamind.csv"
 local isotime = require "sigmamind.isotime"
 local api_records = require "sigmamind.records"
+local describe    = require "sigmamind.describe"
 local renderings  = require "sigmamind.report"
 local var_text = require("sigmamind.reconcile").var_text
 
@@ -112,7 +113,7 @@ local function check_time(opts, name)
   local t = parse_time(v)
   if t == nil then
     error(string_format("sigmamind: calls:stats: %s: expected an ISO-8601 time (2024-04-20T10:00:00Z) or unix " ..
-                        "seconds, got %s", name, tostring(opts[name])), 4)
+                        "seconds, got %s", name, describe.value(opts[name])), 4)
   end
   return t
 end

@@ -7,6 +7,7 @@
 -- loop gets the typed table.
 -- @module sigmamind.pager
 local core = require "sigmamind.core"
+local describe = require "sigmamind.describe"
 local error, type, pairs, next, setmetatable, tostring, load, pcall, _VERSION =
       error, type, pairs, next, setmetatable, tostring, load, pcall, _VERSION
 local table_remove = table.remove
@@ -167,15 +168,17 @@ local REPEATS = 2
 -- decoded), the one after it is started too when the last page seen says it exists and no `limit`
 -- is set. So the server works on one page while this client decodes another. The third value is
 -- for a generic for's closing slot (Lua 5.4): it abandons the pages started for a loop left early.
-local function page_iterator(fetch, query, start, id_field, path)
+local function page_iterator(fetch, query, start, id_field, path, what)
   local q = copy(query)
   local limit, prefetch = q.limit, q.prefetch
   q.limit, q.prefetch = nil, nil
-  if limit ~= nil and (type(limit) ~= "number" or limit < 0) then
-    error("limit: expected a non-negative number, got " .. tostring(limit), 3)
+  if limit ~= nil and (type(limit) ~= "number" or limit ~= limit or limit < 0) then
+    error(string_format("sigmamind: %s: limit: expected a number >= 0, got %s", what,
+                        describe.value(limit)), 3)
   end
   if prefetch ~= nil and type(prefetch) ~= "boolean" then
-    error("prefetch: expected a boolean, got " .. tostring(prefetch), 3)
+    error(string_format("sigmamind: %s: prefetch: expected a boolean, got %s", what,
+                        describe.value(prefetch)), 3)
   end
   q.size = q.size or DEFAULT_SIZE
   q.page = q.page or 0
@@ -262,12 +265,13 @@ end
 -- @string[opt] id_field the field that identifies a record, e.g. `"callId"`: with it, a server that
 -- ignores `page` is seen, by two pages in a row that bring no new record
 -- @string[opt] path the list's path, e.g. `"/v1/calls"`, for the error that ends such a loop
+-- @string[opt="pages"] what the caller's name in misuse errors, e.g. `"calls:pages"`
 -- @treturn function an iterator of pages (then two nils and a closing value that abandons a started
 -- page)
 -- @raise when `limit` is not a number >= 0; while iterating, the `err` of a failed fetch, or a
 -- `decode` error when the server ignores `page`
-function _M.pages(fetch, query, start, id_field, path)
-  local it, limit, closer = page_iterator(fetch, query, start, id_field, path)
+function _M.pages(fetch, query, start, id_field, path, what)
+  local it, limit, closer = page_iterator(fetch, query, start, id_field, path, what or "pages")
   local seen = 0
   return function()
     if limit and seen >= limit then return nil end
@@ -279,16 +283,19 @@ end
 
 --- Every record of a list, one at a time, with one page in memory. A record whose `id_field` was
 -- yielded on the page before is skipped, so a list that shifts while it is read yields no record
--- twice.
+-- twice. Pages are numbered, so deleting records of the list inside the loop moves later ones onto
+-- pages already read, and they are never yielded: collect the ids first, then delete (see
+-- @{sigmamind.calls:each}).
 -- @tparam function fetch `fetch(query)` returns a page, or `nil, err`
 -- @tparam[opt] table query as for @{pages}; `limit` caps the number of records
 -- @string[opt] id_field the field that identifies a record, e.g. `"callId"`
 -- @tparam[opt] function start as for @{pages}
 -- @string[opt] path as for @{pages}
+-- @string[opt="each"] what the caller's name in misuse errors, e.g. `"calls:each"`
 -- @treturn function an iterator of records (then two nils and a closing value, as for @{pages})
 -- @raise as @{pages}
-function _M.each(fetch, query, id_field, start, path)
-  local it, limit, closer = page_iterator(fetch, query, start, id_field, path)
+function _M.each(fetch, query, id_field, start, path, what)
+  local it, limit, closer = page_iterator(fetch, query, start, id_field, path, what or "each")
   local data, i, n = nil, 0, 0
   local skip              -- the ids of the page before, while this page starts with one of them
   return function()

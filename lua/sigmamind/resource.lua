@@ -28,10 +28,13 @@ local NORMALISE, ID_FIELD, noun = records.normalise, records.id_field, records.n
 ---------------------------------------------------------------------------------------------------
 -- Argument checks: misuse raises, blaming the caller of the method (level 3).
 
+-- A closed client is refused here, before the transport's own check, which would blame a line of
+-- this file.
 local function check_self(self, ns, method)
   if getmetatable(self) ~= meta[ns] then
     error(string_format("sigmamind: call it as client.%s:%s(...) (with a colon)", ns, method), 3)
   end
+  if self._client._closed then error("sigmamind: attempt to use a closed client", 3) end
 end
 _M.check_self = check_self
 
@@ -196,12 +199,12 @@ local function add_iterators(ns, M)
   M.each = function(self, query)
     check_self(self, ns, "each"); check_params(query, ns, "each")
     return pager.each(function(q) return list(self, q) end, query, id_field,
-                      list_starter(self, ns, list_name), path)
+                      list_starter(self, ns, list_name), path, ns .. ":each")
   end
   M.pages = function(self, query)
     check_self(self, ns, "pages"); check_params(query, ns, "pages")
     return pager.pages(function(q) return list(self, q) end, query,
-                       list_starter(self, ns, list_name), id_field, path)
+                       list_starter(self, ns, list_name), id_field, path, ns .. ":pages")
   end
 end
 

@@ -4,6 +4,7 @@
 -- worded `field: what was expected`. build.lua's plans (and through them the dialer and
 -- campaigns:progress) check with these.
 local csv = require "sigmamind.csv"
+local describe = require "sigmamind.describe"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local string_find, string_match, string_format, string_gmatch =
@@ -245,7 +246,7 @@ local function field_problems(f, vars)
   check_phone(p, "sipPhoneNumber", f.sipPhoneNumber, true)
   local n = f.concurrentCalls
   if n ~= nil and (type(n) ~= "number" or n < 1 or n % 1 ~= 0) then
-    p[#p + 1] = "concurrentCalls: expected a positive integer, got " .. tostring(n)
+    p[#p + 1] = "concurrentCalls: expected a positive integer, got " .. describe.value(n)
   end
   var_problems(p, vars)
   if f.isScheduled ~= nil and type(f.isScheduled) ~= "boolean" then

@@ -17,6 +17,7 @@
 -- if not event then return 401, tostring(err) end   -- err.reason: see Failure
 -- print(event.event, event.call.callId, event.call.status)
 local core = require "sigmamind.core"
+local describe = require "sigmamind.describe"
 
 local error, type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable, select =
       error, type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable, select
@@ -184,12 +185,13 @@ local function window(opts)
   local tolerance = opts.tolerance
   if tolerance == nil then tolerance = _M.default_tolerance end
   if not finite(tolerance) or tolerance < 0 then
-    error("sigmamind.webhook.verify: opts.tolerance: expected finite seconds >= 0, got " .. tostring(tolerance), 4)
+    error("sigmamind.webhook.verify: opts.tolerance: expected finite seconds >= 0, got " .. describe.value(tolerance),
+          4)
   end
   local now = opts.now
   if now ~= nil and type(now) ~= "function" and not finite(now) then
     error("sigmamind.webhook.verify: opts.now: expected finite unix seconds or a function returning them, got " ..
-          tostring(now), 4)
+          describe.value(now), 4)
   end
   return tolerance
 end
@@ -201,7 +203,7 @@ local function clock(opts)
   if type(now) == "function" then
     now = now()
     if not finite(now) then
-      error("sigmamind.webhook.verify: opts.now: the function returned " .. tostring(now) ..
+      error("sigmamind.webhook.verify: opts.now: the function returned " .. describe.value(now) ..
             ", expected finite unix seconds", 4)
     end
   end
@@ -348,7 +350,7 @@ function _M.verify(raw_body, headers, opts)
   local scheme = opts.scheme or "sigmamind"
   if scheme ~= "sigmamind" and scheme ~= "plain" and type(scheme) ~= "function" then
     error("sigmamind.webhook.verify: opts.scheme: expected \"sigmamind\", \"plain\" or a function, got " ..
-          tostring(scheme), 2)
+          describe.value(scheme), 2)
   end
   if opts.dedupe ~= nil and (type(opts.dedupe) ~= "table" or type(opts.dedupe.seen) ~= "function") then
     error("sigmamind.webhook.verify: opts.dedupe: expected an object from webhook.dedupe()", 2)
@@ -408,7 +410,7 @@ function _M.sign(raw_body, secret, opts)
   -- the t= verify reads: at most 15 digits, so NaN, infinities, 2^63 and negatives make no header
   if not finite(t) or t < 0 or t >= 1e15 then
     error("sigmamind.webhook.sign: opts.t: expected unix seconds (a finite number from 0 to 1e15), got " ..
-          tostring(t), 2)
+          describe.value(t), 2)
   end
   t = string_format("%d", math_floor(t))
   local parts = { "t=" .. t }

@@ -1,6 +1,5 @@
 -- sigmamind.cli.calls: `sigmamind calls create|get|list|wait|delete|stats`.
 local sigmamind = require "sigmamind"
-local core = require "sigmamind.core"
 local observe = require "sigmamind.observe"
 local output = require "sigmamind.cli.output"
 local context = require "sigmamind.cli.context"
@@ -90,16 +89,8 @@ local function list_csv(ctx, client, query)
   end, function() if pages > 1 then p.finish() end end)
 end
 
--- The largest page the API serves (the sandbox's bound). The core's endpoint table sets no maximum
--- for `size`, so a bigger page is refused here, before sending, as the core refuses 0.
-local MAX_PAGE = 100
-
+-- a --size the API does not serve (0, over 100) is refused by the core's endpoint table, before sending
 local function list(ctx, client, a)
-  if a.size and a.size > MAX_PAGE then
-    ctx:fail(core.error{ kind = "invalid", field = "size", method = "GET", path = "/v1/calls", sent = false,
-                         retryable = false, attempts = 0,
-                         message = "size: expected an integer from 1 to " .. MAX_PAGE .. ", got " .. tostring(a.size) })
-  end
   local query = { status = a.status, size = a.size }
   if a.format == "csv" then return list_csv(ctx, client, query) end
   ctx:listing(client.calls, query, ctx:limit(a), COLUMNS, "calls", a.format == "json")

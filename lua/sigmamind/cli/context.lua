@@ -3,6 +3,7 @@
 -- the client, and the small readers of options every command shares.
 local sigmamind = require "sigmamind"
 local output = require "sigmamind.cli.output"
+local log = require "sigmamind.log"
 
 local type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable, getmetatable =
       type, pairs, ipairs, tostring, tonumber, error, pcall, setmetatable, getmetatable
@@ -227,8 +228,11 @@ function Context:client(args)
   if key == nil then key = self.getenv("SIGMAMIND_API_KEY") or "" end
   local base_url = args.base_url
   if base_url == nil and self.getenv("SIGMAMIND_BASE_URL") ~= "" then base_url = self.getenv("SIGMAMIND_BASE_URL") end
+  -- the log: --verbose, else the run's SIGMAMIND_LOG; where this run's messages go
+  local level = args.verbose and "debug" or log.env_level(self.getenv, self.stderr) or false
   local ok, client = pcall(sigmamind.new, { api_key = key, base_url = base_url, timeout = args.timeout,
-                                            campaign_upload = args.upload })
+                                            campaign_upload = args.upload, log = level,
+                                            log_file = self.stderr })
   if not ok and passing(client) then error(client, 0) end
   if not ok then self:die(_M.USAGE, tostring(client):gsub("sigmamind.new: ", "") ..
                           (tostring(client):find("API key") and " (or --api-key-stdin)" or "")) end

@@ -14,7 +14,7 @@ local COMMANDS = { "calls", "campaigns", "numbers", "webhooks", "agents", "dial"
 
 local function build_parser(argparse)
   local parser = argparse("sigmamind", "Place and track SigmaMind voice-agent calls from a shell.")
-    :epilog("Environment: SIGMAMIND_API_KEY, SIGMAMIND_BASE_URL (the flags override them).\n" ..
+    :epilog("Environment: SIGMAMIND_API_KEY, SIGMAMIND_BASE_URL (the flags override them), SIGMAMIND_LOG.\n" ..
             "Try it locally: eval \"$(sigmamind sandbox --daemon)\" starts a fake SigmaMind and exports both.\n" ..
             "Secrets: a command line is visible to every user of this machine (ps, /proc/PID/cmdline), your\n" ..
             "environment only to you: pass the API key in $SIGMAMIND_API_KEY or with --api-key-stdin, the trunk\n" ..
@@ -32,6 +32,7 @@ local function build_parser(argparse)
   parser:option("--base-url", "API base URL (default: $SIGMAMIND_BASE_URL or https://api.sigmamind.ai).")
   context.number_option(parser, "--timeout", "Seconds per HTTP attempt.")
   parser:flag("--json", "Print one JSON document on stdout instead of a table.")
+  parser:flag("--verbose", "Log each request, response, retry and give-up on stderr (as SIGMAMIND_LOG=debug).")
   parser:flag("--version", "Print the version of lua-sigmamind and exit."):action(function()
     context.exit(context.OK, require("sigmamind")._VERSION .. "\n")
   end)

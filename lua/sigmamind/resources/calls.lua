@@ -4,6 +4,7 @@ local task      = require "sigmamind.task"
 local reconcile = require "sigmamind.reconcile"
 local records   = require "sigmamind.records"
 local resource  = require "sigmamind.resource"
+local describe  = require "sigmamind.describe"
 
 local error, type, pairs, tostring, getmetatable, require =
       error, type, pairs, tostring, getmetatable, require
@@ -27,6 +28,7 @@ function Calls.create(self, params)
   if getmetatable(self) ~= calls_meta then check_self(self, "calls", "create") end
   if params ~= nil and type(params) ~= "table" then check_params(params, "calls", "create") end
   local client = self._client
+  if client._closed then error("sigmamind: attempt to use a closed client", 2) end
   local body = params
   if params ~= nil and params.build ~= nil then      -- a plan's build comes through its metatable
     local perr
@@ -75,7 +77,9 @@ end
 -- calls:wait: poll with backoff until a final status.
 function Calls.wait(self, id, opts)
   check_self(self, "calls", "wait"); id = check_id(id, "calls", "wait")
-  if opts ~= nil and type(opts) ~= "table" then error("sigmamind: calls:wait: expected an options table", 2) end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("sigmamind: calls:wait: expected an options table, got " .. describe.value(opts), 2)
+  end
   opts = opts or {}
   local timeout = opts.timeout or 600
   local interval = opts.interval or 0.5
@@ -86,7 +90,7 @@ function Calls.wait(self, id, opts)
     if type(v) ~= "number" or v ~= v or (v == math_huge and not endless) or v < least
        or (open and v == least) then
       error(string_format("sigmamind: calls:wait: %s: expected a %snumber of seconds %s %g, got %s", name,
-                          endless and "" or "finite ", open and ">" or ">=", least, tostring(v)), 3)
+                          endless and "" or "finite ", open and ">" or ">=", least, describe.value(v)), 3)
     end
   end
   for k in pairs(opts) do
