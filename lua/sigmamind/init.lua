@@ -80,7 +80,7 @@ function _M.base64(s)
 end
 
 --- Decode base64 as the API checks it: canonical RFC 4648 (padding, no line breaks or spaces,
--- unused bits zero), e.g. a campaign's `file`.
+-- unused bits zero), as for a campaign's `file`.
 -- @string s base64 text
 -- @treturn[1] string the bytes
 -- @return[2] nil, and a message saying the text is not canonical base64
