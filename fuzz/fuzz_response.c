@@ -62,6 +62,7 @@ static int run(lua_State *L) {
   mb = fuzz_byte(in);
   lua_settop(L, 0);
 
+  memset(&r, 0, sizeof r);               /* fields this harness does not set (form, ...) are off */
   r.ep = ep; r.url = "http://127.0.0.1:1/v1/x"; r.path = ep->path; r.path_len = strlen(ep->path);
   r.body = ep->body ? "{}" : NULL; r.body_len = ep->body ? 2 : 0;
   x.max_bytes = mb == 0 ? 8u << 20 : (size_t)mb * 8;

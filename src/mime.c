@@ -126,7 +126,7 @@ static const char *next_string(const char **p, const char *end, size_t *len) {
 }
 
 curl_mime *sm_mime_build(CURL *easy, const char *p, size_t len) {
-  const char *end = p + len;
+  const char *end = p ? p + len : p;           /* no body: an empty form (p + 0 on NULL is undefined) */
   curl_mime *m = curl_mime_init(easy);
   if (!m) return NULL;
   while (p < end) {
