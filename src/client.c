@@ -248,6 +248,11 @@ int l_core_new(lua_State *L) {
     c->policy.max_retries = retries > 1000 ? 1000 : (long)retries;
   }
   c->x.max_bytes = max_bytes > 1e15 ? (size_t)1e15 : (size_t)max_bytes;
+  lua_getfield(L, 1, "keep_nulls");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+    luaL_error(L, "sigmamind.new: keep_nulls: expected a boolean, got %s", luaL_typename(L, -1));
+  c->x.keep_nulls = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   c->rng = (uint64_t)(sm_now() * 1e9) ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ull;
   if (c->rng == 0) c->rng = 1;
   memcpy(c->key_hint, key, klen >= 8 ? 3 : 0);

@@ -78,6 +78,7 @@ static size_t get_slot(lua_State *L, sm_client *c) {
      both freed before raising, so the slot joins the pool only when complete */
   s->x.easy = curl_easy_duphandle(c->x.easy);
   s->x.max_bytes = c->x.max_bytes;
+  s->x.keep_nulls = c->x.keep_nulls;
   rc = s->x.easy ? sm_xfer_init(&s->x, c->share, c->headers, NULL, NULL, NULL) : CURLE_OUT_OF_MEMORY;
   if (rc == CURLE_OK) rc = curl_easy_setopt(s->x.easy, CURLOPT_PRIVATE, (void *)s);
   if (rc != CURLE_OK) {

@@ -22,6 +22,7 @@ typedef struct sm_reply {
   long status;
   const char *body; size_t len;
   const char *request_id, *retry_after;   /* header values, or NULL */
+  int keep_nulls;                         /* a 2xx body's JSON nulls as core.null, not as absent members */
 } sm_reply;
 
 /* no HTTP reply */

@@ -190,6 +190,7 @@ static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int 
     reply.len = x->body.len;
     reply.request_id = x->request_id;
     reply.retry_after = x->retry_after;
+    reply.keep_nulls = x->keep_nulls;
     return sm_classify_http(L, r, &reply, retry_after);
   }
   if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED)

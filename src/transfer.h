@@ -23,6 +23,7 @@ typedef struct sm_xfer {
   char request_id[128];
   char retry_after[64];
   char errbuf[CURL_ERROR_SIZE];
+  int keep_nulls;              /* a 2xx body's JSON nulls decode as core.null, not as absent members */
   int date_seen, date_void;    /* Date headers seen in this response; 1: no clock from it (two Dates, an
                                   Age, which says a cache answered, or a Date that is no IMF-fixdate) */
   double date_offset;          /* with one Date and no void: its time minus this host's wall clock when it
