@@ -9,6 +9,7 @@
 #include "multi.h"
 #include "attempt.h"
 #include "clock.h"
+#include "interrupt.h"
 #include "request.h"
 
 enum { SLOT_FREE, SLOT_ACTIVE, SLOT_DONE, SLOT_WAIT };
@@ -78,7 +79,7 @@ static size_t get_slot(lua_State *L, sm_client *c) {
      both freed before raising, so the slot joins the pool only when complete */
   s->x.easy = curl_easy_duphandle(c->x.easy);
   s->x.max_bytes = c->x.max_bytes;
-  s->x.keep_nulls = c->x.keep_nulls;
+  s->x.keep_nulls = c->x.keep_nulls;       /* not interruptible: Ctrl-C ends the wait in _perform instead */
   rc = s->x.easy ? sm_xfer_init(&s->x, c->share, c->headers, NULL, NULL, NULL) : CURLE_OUT_OF_MEMORY;
   if (rc == CURLE_OK) rc = curl_easy_setopt(s->x.easy, CURLOPT_PRIVATE, (void *)s);
   if (rc != CURLE_OK) {
@@ -207,7 +208,7 @@ static int perform_run(lua_State *L) {
     double left;
     if (mc != CURLM_OK) return luaL_error(L, "sigmamind: curl_multi_perform: %s", curl_multi_strerror(mc));
     collect(c);
-    if (c->ndone > 0 || c->nactive == 0) break;
+    if (c->ndone > 0 || c->nactive == 0 || sm_sigint_pending()) break;   /* Ctrl-C: transfers stay as they are */
     left = until - sm_now();
     if (left < 0.001) break;
     mc = curl_multi_poll(c->multi, NULL, 0, left > 3600 ? 3600000 : (int)(left * 1000), NULL);
@@ -235,7 +236,8 @@ static int cancel_run(lua_State *L) {
   return 1;
 }
 
-static int guarded(lua_State *L, lua_CFunction f) {
+/* runs f protected with the busy flag set; the number of its results, or -1 with its error on top */
+static int guarded_protected(lua_State *L, lua_CFunction f) {
   sm_client *c = sm_client_check_open(L, 1);
   int status;
   if (c->busy) return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
@@ -244,8 +246,12 @@ static int guarded(lua_State *L, lua_CFunction f) {
   lua_insert(L, 1);
   status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
   c->busy = 0;
-  if (status != LUA_OK) return lua_error(L);
-  return lua_gettop(L);
+  return status == LUA_OK ? lua_gettop(L) : -1;
+}
+
+static int guarded(lua_State *L, lua_CFunction f) {
+  int n = guarded_protected(L, f);
+  return n < 0 ? lua_error(L) : n;
 }
 
 /* client:_start(name, args, params) --> id | nil, err (invalid: nothing sent) */
@@ -263,12 +269,22 @@ static int l_client_retry(lua_State *L) {
   return guarded(L, retry_run);
 }
 
-/* client:_perform(timeout) --> { { id, "ok"|"fail"|"retry", value|err, delay }, ... } | nothing */
+/* client:_perform(timeout) --> { { id, "ok"|"fail"|"retry", value|err, delay }, ... } | nothing.
+   Ctrl-C (SIGINT) ends the wait (not the transfers) and then reaches the handler there before (interrupt.h). */
 static int l_client_perform(lua_State *L) {
   double t = luaL_optnumber(L, 2, 0);
+  sm_sigint si;
+  int n;
   luaL_argcheck(L, t == t && t >= 0, 2, "expected a number of seconds >= 0");
   lua_settop(L, 2);
-  return guarded(L, perform_run);
+  if (t == 0) return guarded(L, perform_run);   /* no wait to cut short */
+  if (sm_client_check_open(L, 1)->busy)         /* raised before the handler goes in */
+    return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
+  sm_sigint_begin(&si);
+  n = guarded_protected(L, perform_run);
+  sm_sigint_end(&si);
+  if (n < 0) return lua_error(L);
+  return n;
 }
 
 /* client:_cancel(id): forgets a transfer, removing it from the multi if it is in flight */

@@ -28,7 +28,7 @@ typedef struct sm_reply {
 /* no HTTP reply */
 typedef struct sm_failure {
   long status;
-  const char *kind;            /* "network" or "timeout" */
+  const char *kind;            /* "network", "timeout" or "interrupted" */
   const char *message;
   int sent;                    /* the request may have reached the server */
   int fatal;                   /* retrying cannot help */

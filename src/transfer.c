@@ -10,6 +10,7 @@
 #include "transfer.h"
 #include "clock.h"
 #include "httpdate.h"
+#include "interrupt.h"
 #include "policy.h"
 
 static void buf_free(sm_buf *b) {
@@ -108,6 +109,15 @@ int sm_xfer_on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_po
   return CURL_PREREQFUNC_OK;
 }
 
+/* libcurl calls it while a transfer runs, idle or not (its blocking loop wakes at least once a second, at
+   once when a signal cut its poll short): a blocking transfer stops here when SIGINT came */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  sm_xfer *x = (sm_xfer *)ud;
+  (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+  if (x->interruptible && sm_sigint_pending()) { x->interrupted = 1; return 1; }
+  return 0;
+}
+
 CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, const char *ca_file,
                       const char *proxy, const char *noproxy) {
   CURLcode rc = CURLE_OK;
@@ -126,6 +136,9 @@ CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, con
   SET(CURLOPT_HTTPHEADER, headers);
   SET(CURLOPT_PREREQFUNCTION, sm_xfer_on_prereq);
   SET(CURLOPT_PREREQDATA, x);
+  SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+  SET(CURLOPT_XFERINFODATA, x);
+  SET(CURLOPT_NOPROGRESS, 0L);
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_TCP_NODELAY, 1L);
   if (share) SET(CURLOPT_SHARE, share);
@@ -153,7 +166,7 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_req *r, double timeout, double conne
   CURL *e = x->easy;
   const char *m = r->ep->method;
   x->body.len = 0;
-  x->too_large = x->oom = x->prereq = x->resend_blocked = x->date_seen = x->date_void = 0;
+  x->too_large = x->oom = x->prereq = x->resend_blocked = x->date_seen = x->date_void = x->interrupted = 0;
   x->no_resend = strcmp(m, "POST") == 0;
   x->header_status = 0;
   x->request_id[0] = x->retry_after[0] = x->errbuf[0] = '\0';
@@ -192,6 +205,17 @@ static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int 
     reply.retry_after = x->retry_after;
     reply.keep_nulls = x->keep_nulls;
     return sm_classify_http(L, r, &reply, retry_after);
+  }
+  if (x->interrupted) {              /* Ctrl-C: not retried; a request that may have gone out says so */
+    f.status = x->header_status;     /* this attempt's, if an answer had begun: the handle's may be older */
+    f.kind = "interrupted";
+    f.sent = x->prereq > 0;
+    f.message = f.sent ? "interrupted (SIGINT) after the request went out: it may have reached the server"
+                       : "interrupted (SIGINT) before the request went out";
+    f.fatal = 1;
+    f.capped = 0;
+    f.request_id = x->request_id;
+    return sm_classify_failure(L, r, &f);
   }
   if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED)
     return sm_classify_too_large(L, r, status, x->max_bytes, x->request_id);
