@@ -1,9 +1,29 @@
--- The SDK surface, at the core (sigmamind.core): JSON nulls and Ctrl-C.
+-- The SDK surface, at the core (sigmamind.core): misspelt fields refused, the escape hatch (extra_body,
+-- extra_query, headers), per-request options, JSON nulls and Ctrl-C.
 local sandbox = require "support.sandbox"
 local rawhttp = require "support.rawhttp"
 local core = require "sigmamind.core"
 
 local CALL = { fromPhoneNumber = "+14157774444", toPhoneNumber = "+12137774445" }
+
+local function with(t, extra)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  for k, v in pairs(extra or {}) do c[k] = v end
+  return c
+end
+
+-- the header lines of a request the raw server read, by lower-case name (a repeated one: each value, in order)
+local function headers_of(req)
+  local h = {}
+  for _, line in ipairs(req.headers) do
+    local name, value = line:match("^([^:]+):%s*(.-)%s*$")
+    name = name:lower()
+    h[name] = h[name] or {}
+    table.insert(h[name], value)
+  end
+  return h
+end
 
 describe("the SDK surface of the core", function()
   local sb, c
@@ -17,6 +37,270 @@ describe("the SDK surface of the core", function()
     if sb then sb:stop() end
   end)
   before_each(function() sb:reset() end)
+
+  local function refused(name, args, params, field, pattern)
+    local v, err = c:request(name, args, params)
+    assert.is_nil(v)
+    assert.equal("invalid", err.kind)
+    assert.equal(field, err.field)
+    assert.is_false(err.sent)
+    if pattern then assert.matches(pattern, err.message) end
+    assert.same({}, sb:api_requests())
+    return err
+  end
+
+  describe("a misspelt field", function()
+    it("is an error naming it, with the field it was likely meant to be, and nothing is sent", function()
+      local number = sb.number
+      refused("calls.create", nil, with(CALL, { dynamicVariable = { x = "1" } }), "dynamicVariable",
+              "^dynamicVariable: not a field of calls%.create; did you mean dynamicVariables%?$")
+      refused("calls.list", nil, { stauts = "ended" }, "stauts", "did you mean status%?")
+      refused("campaigns.update", { "camp_1" }, { concurrentCall = 9 }, "concurrentCall",
+              "did you mean concurrentCalls%?")
+      refused("phone_numbers.update", { number }, { terminationSipUrl = "sip:a.example" }, "terminationSipUrl",
+              "did you mean terminationSipUri%?")
+      refused("webhooks.list", nil, { Active = false }, "Active", "did you mean active%?")   -- case
+      refused("agents.list", nil, { pgae = 1 }, "pgae", "did you mean page%?")                -- two swapped
+    end)
+
+    it("lists the endpoint's fields and the way to send others when nothing is close", function()
+      refused("calls.create", nil, with(CALL, { metadata = { a = 1 } }), "metadata",
+              "^metadata: not a field of calls%.create %(it takes fromPhoneNumber, toPhoneNumber, agentId, " ..
+              "dynamicVariables; extra_body sends others%)$")
+      refused("calls.get", { "call_1" }, { expand = "agent" }, "expand", "it takes none; extra_query sends others")
+      refused("calls.list", nil, { [1] = "ended" }, "params", "name must be a string")
+      refused("calls.create", nil, with(CALL, { [1] = "x" }), "params", "field names are strings")
+    end)
+
+    it("is refused by core.validate and core.prepare alike", function()
+      local ok, err = core.validate("calls.list", { stauts = "ended" })
+      assert.is_nil(ok)
+      assert.equal("stauts", err.field)
+      local m, perr = core.prepare("calls.list", nil, { stauts = "ended" })
+      assert.is_nil(m)
+      assert.equal(err.message, perr.message)
+      -- both take the request's options after the path argument
+      local number = { "+14157774444" }
+      assert.is_true(core.validate("phone_numbers.get", nil, number))
+      assert.is_true(core.validate("phone_numbers.get", nil, number, { extra_query = { expand = "agent" } }))
+      ok, err = core.validate("phone_numbers.get", nil, number, { extra_query = { ["a\0"] = "x" } })
+      assert.is_nil(ok)
+      assert.equal("extra_query", err.field)
+      m, perr = core.prepare("phone_numbers.get", number, nil, { extra_query = { ["a\0"] = "x" } })
+      assert.is_nil(m)
+      assert.equal(err.message, perr.message)
+    end)
+  end)
+
+  describe("terminationSipURI and terminationSipUri", function()
+    local function import(params)
+      return c:request("phone_numbers.import", nil, with({ phoneNumber = "+14155550190", trunkUsername = "u",
+                                                           trunkPassword = "p" }, params))
+    end
+
+    it("are both taken, and each endpoint gets the spelling it documents", function()
+      assert.equal("terminationSipURI", core.endpoints["phone_numbers.update"].fields.terminationSipUri.alias)
+      assert.equal("terminationSipUri", core.endpoints["phone_numbers.import"].fields.terminationSipURI.alias)
+      local n = assert(import{ terminationSipUri = "sip:one.example" })          -- import wants ...URI
+      assert.equal("sip:one.example", n.terminationSipURI)
+      local upd = assert(c:request("phone_numbers.update", { n.sipPhoneNumber },
+                                   { terminationSipURI = "sip:two.example" }))  -- PATCH wants ...Uri
+      assert.equal("sip:two.example", upd.terminationSipURI)
+      local _, raw = sb:request("GET", "/v1/phone-numbers/%2B14155550190")
+      assert.equal("sip:two.example", raw.terminationSipURI)
+      local _, _, body = core.prepare("phone_numbers.update", { n.sipPhoneNumber }, { terminationSipURI = "sip:x" })
+      assert.equal('{"terminationSipUri":"sip:x"}', body)
+      _, _, body = core.prepare("phone_numbers.import", nil, { phoneNumber = "+14155550191", trunkUsername = "u",
+                                                               trunkPassword = "p", terminationSipUri = "sip:y" })
+      assert.equal("sip:y", core.json_decode(body).terminationSipURI)
+      assert.is_nil(core.json_decode(body).terminationSipUri)
+    end)
+
+    it("are checked under the name given, and not both at once", function()
+      local err = refused("phone_numbers.update", { sb.number }, { terminationSipURI = "" }, "terminationSipURI",
+                          "^terminationSipURI: expected a string of 1 to 253 characters")
+      assert.truthy(err)
+      refused("phone_numbers.update", { sb.number }, { terminationSipURI = "a", terminationSipUri = "b" },
+              "terminationSipURI", "give one of the two")
+      local v, ierr = import{}
+      assert.is_nil(v)
+      assert.equal("terminationSipURI", ierr.field)
+      assert.matches("required", ierr.message)
+    end)
+  end)
+
+  it("declares every field docs/api.md documents, so that none of them is refused", function()
+    local documented = {
+      ["calls.create"] = { "fromPhoneNumber", "toPhoneNumber", "agentId", "dynamicVariables" },
+      ["calls.list"] = { "status", "page", "size" },
+      ["campaigns.create"] = { "campaignName", "agentId", "sipPhoneNumber", "file", "concurrentCalls",
+                               "dynamicVariables", "isScheduled", "scheduledDate", "scheduledTime",
+                               "scheduledTimezone" },
+      ["campaigns.list"] = { "status", "page", "size" },
+      ["campaigns.update"] = { "campaignName", "agentId", "sipPhoneNumber", "file", "concurrentCalls",
+                               "dynamicVariables", "isScheduled", "scheduledDate", "scheduledTime",
+                               "scheduledTimezone", "campaignStatus" },
+      ["phone_numbers.list"] = { "page", "size" },
+      ["phone_numbers.provision"] = { "phoneNumber", "countryCode", "areaCode", "friendlyName", "inboundAgentId",
+                                      "outboundAgentId", "outboundPhoneNumber" },
+      ["phone_numbers.import"] = { "phoneNumber", "terminationSipURI", "trunkUsername", "trunkPassword",
+                                   "friendlyName", "inboundAgentId", "outboundAgentId", "outboundPhoneNumber" },
+      ["phone_numbers.update"] = { "friendlyName", "inboundAgentId", "outboundAgentId", "terminationSipUri",
+                                   "trunkUsername", "trunkPassword", "outboundPhoneNumber" },
+      ["webhooks.create"] = { "name", "agentId", "url", "events" },
+      ["webhooks.list"] = { "agentId", "active", "page", "size" },
+      ["webhooks.update"] = { "name", "url", "events", "active" },
+      ["agents.list"] = { "page", "size" },
+    }
+    for name, ep in pairs(core.endpoints) do
+      local want, got = documented[name] or {}, {}
+      for f in pairs(ep.fields) do got[#got + 1] = f end
+      table.sort(want)
+      table.sort(got)
+      assert.same(want, got, name)
+    end
+  end)
+
+  describe("per-request options", function()
+    it("raise for a name they do not know or a value of the wrong type, blaming the caller", function()
+      local function raises(opts, pattern, name, params)
+        local ok, msg = pcall(function() return c:request(name or "calls.list", nil, params, opts) end)
+        assert.is_false(ok)
+        assert.matches("bad argument #4", msg, 1, true)
+        assert.matches(pattern, msg)
+      end
+      raises({ tiemout = 5 }, "unknown option 'tiemout'")
+      raises("fast", "options: expected a table, got string")
+      raises({ timeout = "5" }, "timeout: expected a number")
+      raises({ timeout = 0 }, "timeout: expected a finite number of seconds")
+      raises({ deadline = 0 / 0 }, "deadline: expected a finite number")
+      raises({ max_retries = -1 }, "max_retries: expected a whole number >= 0")
+      raises({ max_retries = 1.5 }, "max_retries: expected a whole number >= 0")
+      raises({ headers = "X-A: 1" }, "headers: expected a table")
+      raises({ extra_body = { a = 1 } }, "extra_body: GET /v1/calls has no body")
+      raises({ extra_query = 3 }, "extra_query: expected a table")
+      for _, name in ipairs{ "X-API-Key", "x-api-key", "X-Api-KEY", "Host", "content-length", "Transfer-Encoding" } do
+        raises({ headers = { [name] = "x" } }, "is set by the client and cannot be given")
+      end
+      raises({ headers = { ["X Bad"] = "x" } }, "a name must be a non%-empty HTTP token")
+      raises({ headers = { ["X-A"] = "a\r\nX-B: b" } }, "must not contain CR, LF or NUL")
+      raises({ headers = { ["X-A"] = 1 } }, "X%-A: expected a string")
+      assert.has_error(function() c:_start("calls.list", nil, nil, { nope = true }) end)
+      assert.has_error(function() core.prepare("calls.list", nil, nil, { nope = true }) end)
+      assert.same({}, sb:api_requests())
+    end)
+
+    it("override the client's retries and timeouts for that call only", function()
+      local fault = { headers = { ["X-Sandbox-Fault"] = "503" } }
+      local v, err = c:request("calls.list", nil, nil, with(fault, { max_retries = 0 }))
+      assert.is_nil(v)
+      assert.equal(1, err.attempts)                 -- the client's max_retries is 2
+      v, err = c:request("calls.list", nil, nil, fault)
+      assert.is_nil(v)
+      assert.equal(3, err.attempts)
+      local t0 = core.now()
+      v, err = c:request("calls.list", nil, nil, { timeout = 0.3, max_retries = 0,
+                                                  headers = { ["X-Sandbox-Fault"] = "slow=3000" } })
+      assert.is_nil(v)
+      assert.equal("timeout", err.kind)
+      assert.is_true(core.now() - t0 < 2.5)         -- the client's timeout is 30 s
+      v, err = c:request("calls.list", nil, nil, { deadline = 0.3, headers = { ["X-Sandbox-Fault"] = "slow=3000" } })
+      assert.is_nil(v)
+      assert.matches("deadline exhausted", err.message)
+      assert(c:request("calls.list", nil, nil, { connect_timeout = 2, timeout = 5 }))
+      assert(c:request("calls.list"))               -- and the client's own settings are as they were
+    end)
+  end)
+
+  describe("the escape hatch", function()
+    it("merges extra_body into the body as given, names unchecked", function()
+      local call = assert(c:request("calls.create", nil, CALL, { extra_body = { dynamicVariables = { via = "extra" } } }))
+      local _, raw = sb:request("GET", "/v1/calls/" .. call.callId)
+      assert.equal("extra", raw.dynamicVariables.via)
+      local _, _, body = core.prepare("calls.create", nil, CALL, { extra_body = { futureField = { 1, 2 } } })
+      assert.same({ 1, 2 }, core.json_decode(body).futureField)
+      assert.equal("+14157774444", core.json_decode(body).fromPhoneNumber)
+    end)
+
+    it("appends extra_query to the query, names unchecked, sorted", function()
+      assert(c:request("calls.create", nil, CALL))
+      local all = assert(c:request("calls.list"))
+      local ended = assert(c:request("calls.list", nil, nil, { extra_query = { status = "ended" } }))
+      assert.equal(1, #all.data)
+      assert.equal(0, #ended.data)                  -- a fresh call has not ended
+      local _, url = core.prepare("calls.list", nil, { size = 5 }, { extra_query = { zz = true, cursor = "a b" } })
+      assert.equal("/v1/calls?size=5&cursor=a%20b&zz=true", url)
+      _, url = core.prepare("calls.create", nil, CALL, { extra_query = { dry = 1 } })
+      assert.equal("/v1/calls?dry=1", url)
+    end)
+
+    it("sends extra headers", function()
+      local v, err = c:request("calls.list", nil, nil, { max_retries = 0, headers = { ["X-Sandbox-Fault"] = "503" } })
+      assert.is_nil(v)
+      assert.equal(503, err.status)
+      assert(c:request("calls.list"))               -- the next request has none of them
+    end)
+
+    it("checks the strings of extra_body and extra_query as it checks a field's, naming them", function()
+      local cases = {
+        { "calls.create", CALL, { extra_body = { extra = "\xff" } }, "extra", "^extra: invalid UTF%-8$" },
+        { "calls.create", CALL, { extra_body = { extra = { list = { "ok", "a\0" } } } }, "extra",
+          "^extra%.list%[2%]: contains a NUL byte$" },
+        { "calls.create", CALL, { extra_body = { extra = { ["k\xff"] = 1 } } }, "extra",
+          "^extra: a field name: invalid UTF%-8$" },
+        { "calls.create", CALL, { extra_body = { extra = 0 / 0 } }, "extra", "^extra: cannot be encoded as JSON: .*NaN" },
+        { "calls.create", CALL, { extra_body = { extra = { f = print } } }, "extra", "^extra: cannot be encoded as JSON" },
+        { "calls.list", nil, { extra_query = { tags = { "vip" } } }, "tags", "string, number or boolean.*table" },
+        { "agents.list", nil, { extra_query = { cursor = core.null } }, "cursor", "got null" },
+        { "agents.list", nil, { extra_query = { ratio = 0 / 0 } }, "ratio", "number" },
+        { "agents.list", nil, { extra_query = { ratio = math.huge } }, "ratio", "number" },
+        -- refused after a value longer than Lua's own buffer (1 KB) could have been written
+        { "agents.list", nil, { extra_query = { aa = string.rep("q", 4000), zz = {} } }, "zz", "got table" },
+        { "agents.list", nil, { extra_query = { cursor = "c\xc3" } }, "cursor", "^cursor: invalid UTF%-8$" },
+        { "agents.list", nil, { extra_query = { ["c\xff"] = "x" } }, "extra_query", "a field name: invalid UTF%-8" },
+        { "agents.list", nil, { extra_query = { "positional" } }, "extra_query", "name must be a string" },
+      }
+      for _, case in ipairs(cases) do
+        local v, err = c:request(case[1], nil, case[2], case[3])
+        assert.is_nil(v)
+        assert.equal("invalid", err.kind)
+        assert.equal(case[4], err.field)
+        assert.matches(case[5], err.message)
+        assert.is_false(err.sent)
+        local m, perr = core.prepare(case[1], nil, case[2], case[3])
+        assert.is_nil(m)
+        assert.equal(err.message, perr.message)
+      end
+      assert.same({}, sb:api_requests())
+    end)
+  end)
+
+  describe("against a raw server", function()
+    local function raw_client(answers, opts)
+      local raw = rawhttp.start(answers)
+      local rc = core.new(with({ api_key = "sk_test_0123456789", base_url = raw.url, max_retries = 1 }, opts))
+      return raw, rc
+    end
+
+    it("sends the headers given over the client's own, and removes one given as false", function()
+      local raw, rc = raw_client{ rawhttp.answer(200, '{"callId":"call_1"}') }
+      assert(rc:request("calls.create", nil, CALL, { extra_query = { dry = "yes" },
+        headers = { Accept = "application/vnd.sigmamind+json", ["User-Agent"] = false, ["X-Trace"] = "t-1",
+                    ["Idempotency-Key"] = "" } }))
+      rc:close()
+      local req = raw.received()[1]
+      raw.stop()
+      assert.equal("POST /v1/calls?dry=yes HTTP/1.1", req.line)
+      local h = headers_of(req)
+      assert.same({ "application/vnd.sigmamind+json" }, h.accept)
+      assert.same({ "t-1" }, h["x-trace"])
+      assert.same({ "" }, h["idempotency-key"])
+      assert.is_nil(h["user-agent"])
+      assert.same({ "sk_test_0123456789" }, h["x-api-key"])
+      assert.same({ "application/json" }, h["content-type"])
+      assert.same(core.json_decode(core.json_encode(CALL)), core.json_decode(req.body))
+    end)
+  end)
 
   describe("JSON nulls", function()
     local BODY = '{"a":null,"b":[1,null,3],"c":{"d":null,"e":1},"f":"x"}'
@@ -79,6 +363,7 @@ describe("the SDK surface of the core", function()
       assert.equal(core.null, cv.a)
     end)
   end)
+
   describe("Ctrl-C", function()
     -- runs lua5.4 on a script in the background, with the module on its paths (and env's variables); returns
     -- its pid and a function telling whether it has exited, then its stdout, its stderr and its exit code

@@ -7,6 +7,7 @@
 #include "client.h"
 #include "clock.h"
 #include "encode.h"
+#include "options.h"
 #include "policy.h"
 
 /* ---- redaction ------------------------------------------------------------------------------------------- */
@@ -98,27 +99,55 @@ static const char *err_kind(lua_State *L, int err) {
 
 int sm_attempt_open(lua_State *L, int self, sm_attempt *a) {
   const sm_client *c = (const sm_client *)lua_touserdata(L, self);
+  sm_reqopts o;
   memset(a, 0, sizeof *a);
   a->r.ep = sm_endpoint_find(lua_tostring(L, self + 1));
+  sm_reqopts_check(L, self + 4, a->r.ep, &o);  /* checked by the caller already: it cannot raise here */
+  a->policy = c->policy;
+  if (o.set & SM_OPT_TIMEOUT) a->policy.timeout = o.timeout;
+  if (o.set & SM_OPT_CONNECT_TIMEOUT) a->policy.connect_timeout = o.connect_timeout;
+  if (o.set & SM_OPT_DEADLINE) a->policy.deadline = o.deadline;
+  if (o.set & SM_OPT_MAX_RETRIES) a->policy.max_retries = o.max_retries;
+  if (o.set & (SM_OPT_EXTRA_BODY | SM_OPT_EXTRA_QUERY)) {
+    a->r.extra_body = sm_reqopts_push(L, &o, "extra_body");
+    a->r.extra_query = sm_reqopts_push(L, &o, "extra_query");
+  }
   if (!sm_request_build(L, &a->r, self + 2, self + 3, c->base_url, c->base_len)) {
     redact(L, c, -1);
     luaL_pushfail(L);
     lua_insert(L, -2);
     return 0;
   }
+  sm_reqopts_push_headers(L, &o);
+  if (lua_type(L, -1) == LUA_TSTRING) a->headers = lua_tolstring(L, -1, &a->headers_len);
   a->start = sm_now();
   return 1;
+}
+
+/* a transfer's own header list goes once its attempt is over; the handle is pointed back at the client's */
+static void drop_headers(const sm_client *c, sm_xfer *x) {
+  if (!x->own_headers) return;
+  curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, c->headers);
+  sm_headers_free(x->own_headers);
+  x->own_headers = NULL;
 }
 
 CURLcode sm_attempt_begin(lua_State *L, int self, sm_attempt *a, sm_xfer *x) {
   const sm_client *c = (const sm_client *)lua_touserdata(L, self);
   sm_event ev = { "request", 0, 0, -1, NULL };
   double timeout, connect_timeout;
+  CURLcode rc;
   a->n++;
   ev.elapsed = sm_now() - a->start;
   emit(L, self, a, &ev);
-  timeout = sm_attempt_timeout(&c->policy, sm_now() - a->start, &connect_timeout, &a->capped);
-  return sm_xfer_setup(x, &a->r, timeout, connect_timeout);
+  timeout = sm_attempt_timeout(&a->policy, sm_now() - a->start, &connect_timeout, &a->capped);
+  drop_headers(c, x);                /* one an error left behind */
+  rc = sm_xfer_setup(x, &a->r, timeout, connect_timeout);
+  if (rc == CURLE_OK && a->headers) {
+    if (!(x->own_headers = sm_headers_merge(c->headers, a->headers, a->headers_len))) return CURLE_OUT_OF_MEMORY;
+    rc = curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->own_headers);
+  }
+  return rc;
 }
 
 int sm_attempt_finish(lua_State *L, int self, sm_attempt *a, sm_xfer *x, CURLcode rc, double *delay) {
@@ -126,7 +155,10 @@ int sm_attempt_finish(lua_State *L, int self, sm_attempt *a, sm_xfer *x, CURLcod
   sm_event ev = { "response", 0, 0, -1, NULL };
   long nconn = 0;
   double retry_after;
-  int outcome = sm_xfer_classify(L, x, &a->r, rc, a->capped, &retry_after), err = lua_gettop(L);
+  int outcome, err;
+  drop_headers(c, x);
+  outcome = sm_xfer_classify(L, x, &a->r, rc, a->capped, &retry_after);
+  err = lua_gettop(L);
   *delay = -1;
   if (rc == CURLE_OK) curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &ev.status);
   curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
@@ -140,7 +172,7 @@ int sm_attempt_finish(lua_State *L, int self, sm_attempt *a, sm_xfer *x, CURLcod
     lua_pushinteger(L, a->n); lua_setfield(L, err, "attempts");
     lua_pushnumber(L, ev.elapsed); lua_setfield(L, err, "elapsed");
     if (outcome == SM_RETRY)
-      *delay = sm_next_delay(&c->policy, a->n, retry_after, sm_jitter(&c->rng), ev.elapsed);
+      *delay = sm_next_delay(&a->policy, a->n, retry_after, sm_jitter(&c->rng), ev.elapsed);
     if (*delay >= 0) {
       ev.type = "retry";
       ev.delay = *delay;

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "interrupt.h"
 #include "multi.h"
+#include "options.h"
 #include "request.h"
 
 
@@ -308,7 +309,7 @@ static void interrupted_wait(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* runs protected (busy is cleared by the caller whatever happens); stack: self, name, args, params */
+/* runs protected (busy is cleared by the caller whatever happens); stack: self, name, args, params, opts */
 static int request_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   sm_attempt a;
@@ -336,20 +337,22 @@ static int request_run(lua_State *L) {
   }
 }
 
-/* client:request(name, args, params) --> value | nil, err. Ctrl-C (SIGINT) during it ends it within moments,
-   then reaches the handler that was there before (interrupt.h). */
+/* client:request(name, args, params, opts) --> value | nil, err. Ctrl-C (SIGINT) during it ends it
+   within moments, then reaches the handler that was there before (interrupt.h). */
 static int l_client_request(lua_State *L) {
   sm_client *c = sm_client_check_open(L, 1);
+  const sm_endpoint *ep = sm_request_check(L);
+  sm_reqopts o;
   sm_sigint si;
   int status;
-  sm_request_check(L);
+  sm_reqopts_check(L, 5, ep, &o);
   if (c->busy) return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
-  lua_settop(L, 4);
+  lua_settop(L, 5);
   c->busy = 1;
   lua_pushcfunction(L, request_run);
   lua_insert(L, 1);
   sm_sigint_begin(&si);
-  status = lua_pcall(L, 4, LUA_MULTRET, 0);
+  status = lua_pcall(L, 5, LUA_MULTRET, 0);
   c->busy = 0;
   sm_sigint_end(&si);
   if (status != LUA_OK) return lua_error(L);

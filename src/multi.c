@@ -10,6 +10,7 @@
 #include "attempt.h"
 #include "clock.h"
 #include "interrupt.h"
+#include "options.h"
 #include "request.h"
 
 enum { SLOT_FREE, SLOT_ACTIVE, SLOT_DONE, SLOT_WAIT };
@@ -127,18 +128,18 @@ static void launch(lua_State *L, sm_client *c, int self, size_t i) {
 
 /* ---- the methods, each run protected with the client's busy flag set (on_event must not re-enter) --------- */
 
-/* stack: self, name, args, params */
+/* stack: self, name, args, params, opts */
 static int start_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   sm_attempt a;
   size_t i;
   sm_slot *s;
+  int top, k;
   if (!sm_attempt_open(L, 1, &a)) return 2;
-  /* 5: path, 6: body or nil, 7: url; pinned together for the life of the transfer */
-  lua_createtable(L, 3, 0);
-  lua_pushvalue(L, 5); lua_rawseti(L, -2, 1);
-  lua_pushvalue(L, 6); lua_rawseti(L, -2, 2);
-  lua_pushvalue(L, 7); lua_rawseti(L, -2, 3);
+  /* path, body or nil, url, headers or nil on top: pinned together for the life of the transfer */
+  top = lua_gettop(L);
+  lua_createtable(L, 4, 0);
+  for (k = 1; k <= 4; k++) { lua_pushvalue(L, top - 4 + k); lua_rawseti(L, -2, k); }
   i = get_slot(L, c);
   set_pin(L, 1, (lua_Integer)i + 1, -1);
   s = c->slots[i];
@@ -254,11 +255,12 @@ static int guarded(lua_State *L, lua_CFunction f) {
   return n < 0 ? lua_error(L) : n;
 }
 
-/* client:_start(name, args, params) --> id | nil, err (invalid: nothing sent) */
+/* client:_start(name, args, params, opts) --> id | nil, err (invalid: nothing sent); opts as client:request's */
 static int l_client_start(lua_State *L) {
+  sm_reqopts o;
   sm_client_check_open(L, 1);
-  sm_request_check(L);
-  lua_settop(L, 4);
+  sm_reqopts_check(L, 5, sm_request_check(L), &o);
+  lua_settop(L, 5);
   return guarded(L, start_run);
 }
 

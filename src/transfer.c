@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "httpdate.h"
 #include "interrupt.h"
+#include "options.h"
 #include "policy.h"
 
 static void buf_free(sm_buf *b) {
@@ -151,6 +152,8 @@ CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, con
 
 void sm_xfer_free(sm_xfer *x) {
   if (x->easy) { curl_easy_cleanup(x->easy); x->easy = NULL; }
+  sm_headers_free(x->own_headers);
+  x->own_headers = NULL;
   buf_free(&x->body);
 }
 

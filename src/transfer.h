@@ -1,6 +1,6 @@
 /* transfer.h: one attempt over one libcurl easy handle (transfer.c): its one-time options, the per-attempt
    setup, libcurl's callbacks (C memory only, never Lua) and the mapping of the result onto the policy. The
-   caller performs it (blocking or in a multi). Builds on policy.h, httpdate.h and interrupt.h. */
+   caller performs it (blocking or in a multi). Builds on policy.h, httpdate.h, interrupt.h and options.h. */
 #ifndef SM_TRANSFER_H
 #define SM_TRANSFER_H
 
@@ -26,6 +26,7 @@ typedef struct sm_xfer {
   int interruptible;           /* a blocking transfer: SIGINT (interrupt.h) aborts it */
   int interrupted;             /* this attempt was aborted so */
   int keep_nulls;              /* a 2xx body's JSON nulls decode as core.null, not as absent members */
+  struct curl_slist *own_headers;   /* this attempt's header list (options.h), when it has extra headers */
   int date_seen, date_void;    /* Date headers seen in this response; 1: no clock from it (two Dates, an
                                   Age, which says a cache answered, or a Date that is no IMF-fixdate) */
   double date_offset;          /* with one Date and no void: its time minus this host's wall clock when it

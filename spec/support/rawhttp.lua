@@ -11,6 +11,7 @@
 -- Required as a module (`require "support.rawhttp"`), it starts such a server for a spec:
 --   local raw = rawhttp.start{ rawhttp.answer(200, '{"data":[]}'), "!close", ... }
 --   raw.port, raw.url, raw.requests() (the request lines read so far), raw.stop()
+--   raw.received() (each request read so far: { line, headers = { "Name: value", ... }, body })
 local socket = require "socket"
 
 if ... == "support.rawhttp" then
@@ -54,6 +55,24 @@ if ... == "support.rawhttp" then
       end
       return out
     end
+    function server.received()
+      local out = {}
+      local f = io.open(dir .. "/port.raw", "rb")
+      if not f then return out end
+      local data = f:read("a")
+      f:close()
+      local pos = 1
+      while pos <= #data do
+        local n, at = data:match("^(%d+)\n()", pos)
+        if not n then break end
+        local head, body = data:sub(at, at + n - 1):match("^(.-)\r\n\r\n(.*)$")
+        local lines = {}
+        for l in (head .. "\r\n"):gmatch("(.-)\r\n") do lines[#lines + 1] = l end
+        out[#out + 1] = { line = table.remove(lines, 1), headers = lines, body = body }
+        pos = at + n
+      end
+      return out
+    end
     function server.stop() os.execute("kill $(cat " .. dir .. "/pid) 2>/dev/null; rm -rf " .. dir) end
     return server
   end
@@ -72,6 +91,7 @@ local server = assert(socket.bind("127.0.0.1", 0))
 local _, port = server:getsockname()
 local requests = assert(io.open(portfile .. ".requests", "w"))
 requests:setvbuf("line")
+local raw = assert(io.open(portfile .. ".raw", "wb"))      -- each request whole, its length first
 local pf = assert(io.open(portfile .. ".tmp", "w"))
 pf:write(port, "\n")
 pf:close()
@@ -86,14 +106,17 @@ while next_response <= #responses do
   while next_response <= #responses do
     local line = conn:receive("*l")
     if not line then break end                 -- the client closed this connection
-    local length = 0
+    local length, whole = 0, { line }
     repeat                                     -- the headers; a body only as long as Content-Length says
       local h = conn:receive("*l")
       if not h then break end
+      whole[#whole + 1] = h
       local n = h:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
       if n then length = tonumber(n) end
     until h == ""
-    if length > 0 then conn:receive(length) end
+    local text = table.concat(whole, "\r\n") .. "\r\n" .. (length > 0 and conn:receive(length) or "")
+    raw:write(#text, "\n", text)
+    raw:flush()
     requests:write(line, "\n")
     local r = responses[next_response]
     next_response = next_response + 1
@@ -114,3 +137,4 @@ while next_response <= #responses do
 end
 server:close()
 requests:close()
+raw:close()
