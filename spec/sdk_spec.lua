@@ -1,5 +1,5 @@
 -- The SDK surface, at the core (sigmamind.core): misspelt fields refused, the escape hatch (extra_body,
--- extra_query, headers), per-request options, JSON nulls and Ctrl-C.
+-- extra_query, headers), per-request options, a success's metadata, JSON nulls and Ctrl-C.
 local sandbox = require "support.sandbox"
 local rawhttp = require "support.rawhttp"
 local core = require "sigmamind.core"
@@ -299,6 +299,78 @@ describe("the SDK surface of the core", function()
       assert.same({ "sk_test_0123456789" }, h["x-api-key"])
       assert.same({ "application/json" }, h["content-type"])
       assert.same(core.json_decode(core.json_encode(CALL)), core.json_decode(req.body))
+    end)
+
+    it("gives a success's status, headers, request id, attempts, elapsed time, method and path", function()
+      local events = {}
+      local raw, rc = raw_client({ rawhttp.answer(503, '{"message":"busy"}', { "X-Request-Id: req_first" }),
+        rawhttp.answer(201, '{"callId":"call_1"}', { "X-Request-Id: req_abc", "X-RateLimit-Remaining: 7",
+                                                     "X-Dup: a", "x-dup: b" }) },
+        { on_event = function(ev) events[#events + 1] = ev end })
+      local value, err, meta = rc:request("calls.get", { "call_1" })
+      rc:close()
+      raw.stop()
+      assert.is_nil(err)
+      assert.equal("call_1", value.callId)
+      assert.equal(201, meta.status)
+      assert.equal("req_abc", meta.request_id)
+      assert.equal(2, meta.attempts)
+      assert.equal("number", type(meta.elapsed))
+      assert.equal("GET", meta.method)
+      assert.equal("/v1/calls/call_1", meta.path)
+      assert.equal("7", meta.headers["x-ratelimit-remaining"])
+      assert.equal("req_abc", meta.headers["x-request-id"])
+      assert.equal("a, b", meta.headers["x-dup"])
+      assert.equal("application/json", meta.headers["content-type"])
+      assert.matches("X-Request-Id: req_abc\r\n", meta.raw_headers, 1, true)      -- the lines as received
+      assert.is_nil(meta.raw_headers:find("HTTP/1.1", 1, true))
+      local keys = {}                               -- pairs shows headers too (made from raw_headers on first use)
+      local fresh = setmetatable({ raw_headers = "X-A: 1\r\n" }, getmetatable(meta))
+      for k in pairs(fresh) do keys[#keys + 1] = k end
+      table.sort(keys)
+      assert.same({ "headers", "raw_headers" }, keys)
+      assert.same({ ["x-a"] = "1" }, fresh.headers)
+      local ids = {}
+      for _, ev in ipairs(events) do ids[#ids + 1] = ev.type .. "=" .. tostring(ev.request_id) end
+      assert.same({ "request=nil", "response=req_first", "retry=req_first", "request=nil", "response=req_abc" },
+                  ids)
+    end)
+
+    it("gives the metadata in a transfer's record too, and takes the options there", function()
+      local raw, rc = raw_client{ rawhttp.answer(200, '{"data":[],"x":null}', { "X-Request-Id: req_m" }),
+                                  rawhttp.answer(503, '{"message":"busy"}') }
+      local id = assert(rc:_start("calls.list", nil, nil, { extra_query = { cursor = "c1" },
+                                                            headers = { ["X-Trace"] = "t-2" } }))
+      local recs
+      for _ = 1, 100 do recs = rc:_perform(0.1) if recs then break end end
+      local id2 = assert(rc:_start("calls.list", nil, nil, { max_retries = 0 }))   -- the client's is 1
+      local recs2
+      for _ = 1, 100 do recs2 = rc:_perform(0.1) if recs2 then break end end
+      rc:close()
+      local req = raw.received()[1]
+      raw.stop()
+      assert.same({ id2, "fail" }, { recs2[1][1], recs2[1][2] })
+      assert.equal(503, recs2[1][3].status)
+      assert.equal(id, recs[1][1])
+      assert.equal("ok", recs[1][2])
+      assert.same({ data = {} }, recs[1][3])        -- no x: its null is left out
+      assert.is_nil(recs[1][4])
+      assert.equal("req_m", recs[1][5].request_id)
+      assert.equal(200, recs[1][5].status)
+      assert.equal("/v1/calls", recs[1][5].path)
+      assert.equal("GET /v1/calls?cursor=c1 HTTP/1.1", req.line)
+      assert.same({ "t-2" }, headers_of(req)["x-trace"])
+    end)
+
+    it("never shows the key in the metadata, even when the server echoes it", function()
+      local raw, rc = raw_client{ rawhttp.answer(200, '{}', { "X-Echo: key=sk_test_0123456789",
+                                                              "X-Request-Id: sk_test_0123456789" }) }
+      local _, _, meta = rc:request("agents.list")
+      rc:close()
+      raw.stop()
+      assert.equal("key=[REDACTED]", meta.headers["x-echo"])
+      assert.equal("[REDACTED]", meta.request_id)
+      assert.is_nil(meta.raw_headers:find("0123456789", 1, true))
     end)
   end)
 

@@ -27,9 +27,10 @@ typedef struct sm_attempt {
 int sm_attempt_open(lua_State *L, int self, sm_attempt *a);
 /* the next attempt: on_event "request", then x set up with the policy's timeouts */
 CURLcode sm_attempt_begin(lua_State *L, int self, sm_attempt *a, sm_xfer *x);
-/* After the attempt ended with rc: pushes the value (SM_OK) or the error (redacted, with attempts and
-   elapsed), emits "response" and then "retry" (SM_RETRY, *delay: the wait) or "give_up" (SM_FAIL), and
-   counts the connections and the server's clock into the client. */
+/* After the attempt ended with rc: pushes the value and its metadata (SM_OK: { status, raw_headers, headers
+   (made from raw_headers on first use), request_id, attempts, elapsed, method, path }) or the error (redacted, with attempts and elapsed), emits "response" and
+   then "retry" (SM_RETRY, *delay: the wait) or "give_up" (SM_FAIL), and counts the connections and the
+   server's clock into the client. */
 int sm_attempt_finish(lua_State *L, int self, sm_attempt *a, sm_xfer *x, CURLcode rc, double *delay);
 
 #endif

@@ -326,7 +326,11 @@ static int request_run(lua_State *L) {
       rc = curl_easy_perform(c->x.easy);
     }
     outcome = sm_attempt_finish(L, 1, &a, &c->x, rc, &delay);
-    if (outcome == SM_OK) return 1;
+    if (outcome == SM_OK) {          /* value, meta: value, nil, meta */
+      lua_pushnil(L);
+      lua_insert(L, -2);
+      return 3;
+    }
     if (outcome == SM_FAIL || sm_sigint_sleep(delay)) {
       if (outcome != SM_FAIL) interrupted_wait(L);
       luaL_pushfail(L);
@@ -337,7 +341,7 @@ static int request_run(lua_State *L) {
   }
 }
 
-/* client:request(name, args, params, opts) --> value | nil, err. Ctrl-C (SIGINT) during it ends it
+/* client:request(name, args, params, opts) --> value, nil, meta | nil, err. Ctrl-C (SIGINT) during it ends it
    within moments, then reaches the handler that was there before (interrupt.h). */
 static int l_client_request(lua_State *L) {
   sm_client *c = sm_client_check_open(L, 1);

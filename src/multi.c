@@ -178,12 +178,13 @@ static void collect(sm_client *c) {
 }
 
 /* completes a finished attempt (attempt.c, as the blocking loop does) and pushes its record
-   { id, "ok"|"fail"|"retry", value|err, delay } */
+   { id, "ok"|"fail"|"retry", value|err, delay|nil, meta|nil } */
 static void report(lua_State *L, sm_client *c, size_t i) {
   sm_slot *s = c->slots[i];
   double delay;
   int outcome = sm_attempt_finish(L, 1, &s->a, &s->x, s->rc, &delay);
-  lua_createtable(L, 4, 0);
+  if (outcome == SM_OK) lua_insert(L, -2);  /* the metadata under the value */
+  lua_createtable(L, 5, 0);
   lua_pushinteger(L, (lua_Integer)i + 1);
   lua_rawseti(L, -2, 1);
   lua_pushstring(L, outcome == SM_OK ? "ok" : outcome == SM_RETRY ? "retry" : "fail");
@@ -191,6 +192,7 @@ static void report(lua_State *L, sm_client *c, size_t i) {
   lua_insert(L, -2);
   lua_rawseti(L, -2, 3);
   if (outcome == SM_RETRY) { lua_pushnumber(L, delay); lua_rawseti(L, -2, 4); }
+  if (outcome == SM_OK) { lua_insert(L, -2); lua_rawseti(L, -2, 5); }
   /* the record is complete: only now does the slot change state */
   c->ndone--;
   if (outcome == SM_RETRY) s->state = SLOT_WAIT;
@@ -271,7 +273,7 @@ static int l_client_retry(lua_State *L) {
   return guarded(L, retry_run);
 }
 
-/* client:_perform(timeout) --> { { id, "ok"|"fail"|"retry", value|err, delay }, ... } | nothing.
+/* client:_perform(timeout) --> { { id, "ok"|"fail"|"retry", value|err, delay|nil, meta|nil }, ... } | nothing.
    Ctrl-C (SIGINT) ends the wait (not the transfers) and then reaches the handler there before (interrupt.h). */
 static int l_client_perform(lua_State *L) {
   double t = luaL_optnumber(L, 2, 0);

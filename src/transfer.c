@@ -61,11 +61,29 @@ static int header_is(const char *h, size_t len, const char *name, size_t nlen) {
   return len > nlen && h[nlen] == ':' && strncasecmp(h, name, nlen) == 0;
 }
 
+#define SM_HEADERS_MAX ((size_t)64 * 1024)
+
+/* keeps a header line as received, for a success's metadata (attempt.c): C memory, and what fits in 64 KB */
+static void keep_header(sm_xfer *x, const char *h, size_t len) {
+  if (len <= 2 || len > SM_HEADERS_MAX - x->headers.len) return;      /* the blank line ending the headers */
+  if (x->headers.len + len > x->headers.cap) {
+    size_t cap = x->headers.cap ? x->headers.cap : 512;
+    char *grown;
+    while (cap < x->headers.len + len) cap *= 2;
+    if (!(grown = (char *)realloc(x->headers.data, cap))) return;
+    x->headers.data = grown;
+    x->headers.cap = cap;
+  }
+  memcpy(x->headers.data + x->headers.len, h, len);
+  x->headers.len += len;
+}
+
 size_t sm_xfer_on_header(char *h, size_t size, size_t n, void *ud) {
   sm_xfer *x = (sm_xfer *)ud;
   size_t len = size * n;
   if (len > 5 && memcmp(h, "HTTP/", 5) == 0) {      /* a new response (after a 1xx, say): forget the last */
     const char *sp = memchr(h, ' ', len), *end = h + len;
+    x->headers.len = 0;
     x->request_id[0] = x->retry_after[0] = '\0';
     x->date_seen = x->date_void = 0;
     x->header_status = 0;                          /* the three digits after the first space, within the line
@@ -73,6 +91,7 @@ size_t sm_xfer_on_header(char *h, size_t size, size_t n, void *ud) {
     if (sp && end - sp > 3 && isdigit((unsigned char)sp[1]) && isdigit((unsigned char)sp[2]) &&
         isdigit((unsigned char)sp[3]))
       x->header_status = (sp[1] - '0') * 100L + (sp[2] - '0') * 10L + (sp[3] - '0');
+    return len;
   } else if (header_is(h, len, "content-length", 14)) {
     char v[32];
     header_value(v, sizeof v, h + 15, len - 15);
@@ -97,6 +116,7 @@ size_t sm_xfer_on_header(char *h, size_t size, size_t n, void *ud) {
   } else if (header_is(h, len, "age", 3)) {
     x->date_void = 1;                            /* a cache answered: its Date is the origin's, from then */
   }
+  keep_header(x, h, len);
   return len;
 }
 
@@ -154,6 +174,7 @@ void sm_xfer_free(sm_xfer *x) {
   if (x->easy) { curl_easy_cleanup(x->easy); x->easy = NULL; }
   sm_headers_free(x->own_headers);
   x->own_headers = NULL;
+  buf_free(&x->headers);
   buf_free(&x->body);
 }
 
@@ -168,7 +189,7 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_req *r, double timeout, double conne
   CURLcode rc = CURLE_OK;
   CURL *e = x->easy;
   const char *m = r->ep->method;
-  x->body.len = 0;
+  x->body.len = x->headers.len = 0;
   x->too_large = x->oom = x->prereq = x->resend_blocked = x->date_seen = x->date_void = x->interrupted = 0;
   x->no_resend = strcmp(m, "POST") == 0;
   x->header_status = 0;

@@ -14,6 +14,7 @@ typedef struct sm_buf { char *data; size_t len, cap; } sm_buf;
 typedef struct sm_xfer {
   CURL *easy;
   sm_buf body;                 /* response body, reused across attempts and requests */
+  sm_buf headers;              /* the last response's header lines as received (up to 64 KB) */
   size_t max_bytes;            /* max_response_bytes */
   long header_status;          /* status from the last status line seen by the header callback */
   int too_large, oom;
