@@ -79,12 +79,16 @@ build = {
             "src/attempt.c",
             "src/client.c",
             "src/multi.c",
-            "src/mime.c"
+            "src/mime.c",
+            "src/options.c",
+            "src/interrupt.c"
          }
       },
       ["sigmamind.csv"] = "lua/sigmamind/csv.lua",
+      ["sigmamind.describe"] = "lua/sigmamind/describe.lua",
       ["sigmamind.dial"] = "lua/sigmamind/dial.lua",
       ["sigmamind.isotime"] = "lua/sigmamind/isotime.lua",
+      ["sigmamind.log"] = "lua/sigmamind/log.lua",
       ["sigmamind.ngx"] = "lua/sigmamind/ngx.lua",
       ["sigmamind.observe"] = "lua/sigmamind/observe.lua",
       ["sigmamind.pager"] = "lua/sigmamind/pager.lua",

@@ -34,7 +34,8 @@ build = {
       sources = {
         "src/core.c", "src/clock.c", "src/endpoints.c", "src/validate.c", "src/encode.c", "src/json.c",
         "src/error.c", "src/crypto.c", "src/journal.c", "src/httpdate.c", "src/request.c", "src/policy.c",
-        "src/transfer.c", "src/attempt.c", "src/client.c", "src/multi.c", "src/mime.c",
+        "src/transfer.c", "src/attempt.c", "src/client.c", "src/multi.c", "src/mime.c", "src/options.c",
+        "src/interrupt.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "crypto" },

@@ -3,7 +3,8 @@
    (encode.c), and the invalid error's __tostring. Must never raise: a table of any shape gets nil, err.
    core.prepare agrees with core.validate, and what it would send carries no NUL byte and only valid UTF-8.
    With mode bit 16 the params table is given an __index answering every name: nothing may change (tables
-   are read raw, so what is validated is what is sent). */
+   are read raw, so what is validated is what is sent). With mode bit 32 the input's tail goes into the
+   request's extra_body (or extra_query), whose names are not checked: what would be sent must still be clean. */
 #include "fuzz_common.h"
 
 static int nendpoints;
@@ -105,7 +106,8 @@ static void prepare(lua_State *L, const sm_endpoint *ep) {
   lua_pushvalue(L, 1);
   if (ep->arg) lua_pushvalue(L, 3); else lua_pushnil(L);
   lua_pushvalue(L, 2);
-  lua_call(L, 3, 3);
+  lua_getglobal(L, "fuzz_opts");
+  lua_call(L, 4, 3);
 }
 
 /* 1 when the values at a and b are equal strings, or both not strings and the same type */
@@ -131,8 +133,9 @@ static int run(lua_State *L) {
   lua_pushstring(L, ep->name);                                 /* 1: name */
   if (mode & 1) lua_pushnil(L);                                 /* 2: params */
   else {
+    unsigned left = (mode & 32) ? fuzz_byte(in) % 8 : ~0u;   /* the rest for extra_body/extra_query */
     lua_newtable(L);
-    while (in->n > 0) {
+    while (in->n > 0 && left-- > 0) {
       unsigned k = fuzz_byte(in);
       if (k < 0xE0 && nfields > 0) lua_pushstring(L, ep->fields[k % (unsigned)nfields].name);
       else if (k == 0xFF) lua_pushinteger(L, (lua_Integer)fuzz_byte(in));
@@ -149,12 +152,28 @@ static int run(lua_State *L) {
     else { s = fuzz_bytes(in, &len); lua_pushlstring(L, s, len); }
     lua_rawseti(L, -2, 1);
   }
+  if (mode & 32) {                                              /* the request's options, a global */
+    lua_createtable(L, 0, 1);
+    lua_newtable(L);
+    while (in->n > 0) {
+      unsigned k = fuzz_byte(in);
+      if (k == 0xFF) lua_pushinteger(L, (lua_Integer)fuzz_byte(in));
+      else { s = fuzz_bytes(in, &len); lua_pushlstring(L, s, len); }
+      push_value(L, in, 0);
+      lua_rawset(L, -3);
+    }
+    lua_setfield(L, -2, ep->body ? "extra_body" : "extra_query");
+  } else {
+    lua_pushnil(L);
+  }
+  lua_setglobal(L, "fuzz_opts");
   /* params first: the fields go in before the args byte is read, so the args come from the tail */
   lua_pushcfunction(L, l_core_validate);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
-  lua_call(L, 3, 2);                                            /* 4, 5: ok | nil, err */
+  lua_getglobal(L, "fuzz_opts");
+  lua_call(L, 4, 2);                                            /* 4, 5: ok | nil, err */
   if (!lua_toboolean(L, 4)) {
     /* nil, err: an invalid error with a message, and its __tostring works */
     if (lua_type(L, 5) != LUA_TTABLE) abort();

@@ -61,9 +61,11 @@ describe("sigmamind.core", function()
       return c
     end
 
-    it("accepts a well-formed call and passes unknown fields through", function()
+    it("accepts a well-formed call, and a field the table does not know only through extra_body", function()
       valid("calls.create", call)
-      valid("calls.create", with(call, { agentId = "agent_abc123", dynamicVariables = {}, brandNewField = { 1 } }))
+      valid("calls.create", with(call, { agentId = "agent_abc123", dynamicVariables = {} }))
+      expect_invalid("calls.create", with(call, { brandNewField = { 1 } }), "brandNewField", "not a field")
+      assert.is_true(core.validate("calls.create", call, nil, { extra_body = { brandNewField = { 1 } } }))
     end)
 
     it("names the field, what was expected and what was given", function()

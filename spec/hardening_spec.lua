@@ -46,13 +46,15 @@ describe("hardening", function()
       assert.equal(0, lookups())
     end)
 
-    it("sends a query value only when validation saw it: raw values, declared or not", function()
-      local q, lookups = shadowed({ page = 2, zz = "last" }, function() return "not-a-status" end)
-      local method, url = core.prepare("calls.list", nil, q)
+    it("sends a query value only when validation saw it: raw values, declared or extra", function()
+      local q, lookups = shadowed({ page = 2 }, function() return "not-a-status" end)
+      local x, xlookups = shadowed({ zz = "last" }, function() return "more" end)
+      local method, url = core.prepare("calls.list", nil, q, { extra_query = x })
       assert.equal("GET", method)
       assert.equal("/v1/calls?page=2&zz=last", url)
-      assert.is_true(core.validate("calls.list", q))
+      assert.is_true(core.validate("calls.list", q, nil, { extra_query = x }))
       assert.equal(0, lookups())
+      assert.equal(0, xlookups())
     end)
 
     it("reports a body field that only __index gives as missing, as the encoder leaves it out", function()
@@ -174,34 +176,39 @@ describe("hardening", function()
       assert.is_true(core.validate("calls.create", vars({ ["pr\u{e9}nom"] = "Zo\u{eb}", n = 1 })))
     end)
 
-    it("checks the fields the API does not define, at any depth of a body and in a query", function()
+    it("checks what extra_body and extra_query send unchecked, at any depth of a body and in a query", function()
       local call = { fromPhoneNumber = E164, toPhoneNumber = E164B }
-      local cases = {
-        { "calls.create", { extra = "\xff" }, "extra", "extra: invalid UTF-8" },
-        { "calls.create", { extra = { list = { "ok", "a\0" } } }, "extra", "extra.list[2]: contains a NUL byte" },
-        { "calls.create", { extra = { ["k\xff"] = 1 } }, "extra", "extra: a field name: invalid UTF-8" },
-        { "calls.create", { ["x\0y"] = 1 }, "params", "params: a field name: contains a NUL byte" },
+      local cases = {   -- params: a name at fault is refused before it is found unknown
+        { "calls.create", { extra_body = { extra = "\xff" } }, "extra", "extra: invalid UTF-8" },
+        { "calls.create", { extra_body = { extra = { list = { "ok", "a\0" } } } }, "extra",
+          "extra.list[2]: contains a NUL byte" },
+        { "calls.create", { extra_body = { extra = { ["k\xff"] = 1 } } }, "extra", "extra: a field name: invalid UTF-8" },
+        { "calls.create", { extra_body = { ["x\0y"] = 1 } }, "extra_body", "extra_body: a field name: contains a NUL byte" },
+        { "calls.create", { params = { ["x\0y"] = 1 } }, "params", "params: a field name: contains a NUL byte" },
         -- a name that starts as a declared one but carries a NUL is no declared field
-        { "calls.create", { ["agentId\0x"] = "y" }, "params", "params: a field name: contains a NUL byte" },
-        { "agents.list", { cursor = "\xff" }, "cursor", "cursor: invalid UTF-8" },
-        { "agents.list", { cursor = "a\0b" }, "cursor", "cursor: contains a NUL byte" },
-        { "agents.list", { ["c\xff"] = "x" }, "params", "params: a field name: invalid UTF-8" },
+        { "calls.create", { params = { ["agentId\0x"] = "y" } }, "params", "params: a field name: contains a NUL byte" },
+        { "agents.list", { extra_query = { cursor = "\xff" } }, "cursor", "cursor: invalid UTF-8" },
+        { "agents.list", { extra_query = { cursor = "a\0b" } }, "cursor", "cursor: contains a NUL byte" },
+        { "agents.list", { params = { ["c\xff"] = "x" } }, "params", "params: a field name: invalid UTF-8" },
+        { "agents.list", { extra_query = { ["c\xff"] = "x" } }, "extra_query", "extra_query: a field name: invalid UTF-8" },
       }
       for _, c in ipairs(cases) do
         local p = c[1] == "calls.create" and copy(call) or {}
-        for k, v in pairs(c[2]) do p[k] = v end
-        local err = invalid(c[1], p)
+        for k, v in pairs(c[2].params or {}) do p[k] = v end
+        c[2].params = nil
+        local ok, err = core.validate(c[1], p, nil, c[2])
+        assert.is_nil(ok)
+        assert.is_false(err.sent)
         assert.equal(c[3], err.field)
         assert.equal(c[4], err.message)
-        local v = core.prepare(c[1], nil, p)
+        local v = core.prepare(c[1], nil, p, c[2])
         assert.is_nil(v)
       end
       -- nested past what JSON encodes: the encoder's refusal, not a crash or a hang
       local loop = {}
       loop.a, loop.b = loop, loop
-      local p = copy(call)
-      p.extra = loop
-      local err = invalid("calls.create", p)
+      local v, err = core.prepare("calls.create", nil, call, { extra_body = { extra = loop } })
+      assert.is_nil(v)
       assert.equal("extra", err.field)
       assert.matches("excessive nesting", err.message)
     end)

@@ -11,7 +11,9 @@
 #include "client.h"
 #include "attempt.h"
 #include "clock.h"
+#include "interrupt.h"
 #include "multi.h"
+#include "options.h"
 #include "request.h"
 
 
@@ -254,6 +256,12 @@ int l_core_new(lua_State *L) {
   }
   c->campaign_form = upload[0] == 'm';
   c->x.max_bytes = max_bytes > 1e15 ? (size_t)1e15 : (size_t)max_bytes;
+  lua_getfield(L, 1, "keep_nulls");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+    luaL_error(L, "sigmamind.new: keep_nulls: expected a boolean, got %s", luaL_typename(L, -1));
+  c->x.keep_nulls = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  c->x.interruptible = 1;
   c->rng = (uint64_t)(sm_now() * 1e9) ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ull;
   if (c->rng == 0) c->rng = 1;
   memcpy(c->key_hint, key, klen >= 8 ? 3 : 0);
@@ -296,7 +304,18 @@ int l_core_new(lua_State *L) {
 
 /* ---- the blocking loop ----------------------------------------------------------------------------------- */
 
-/* runs protected (busy is cleared by the caller whatever happens); stack: self, name, args, params */
+/* the error on top, of the attempt before a wait that Ctrl-C cut short, becomes the operation's: interrupted */
+static void interrupted_wait(lua_State *L) {
+  lua_pushliteral(L, "interrupted"); lua_setfield(L, -2, "kind");
+  lua_pushboolean(L, 0); lua_setfield(L, -2, "retryable");
+  lua_getfield(L, -1, "message");
+  lua_pushfstring(L, "interrupted (SIGINT) while waiting to try again after: %s",
+                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "a failed attempt");
+  lua_setfield(L, -3, "message");
+  lua_pop(L, 1);
+}
+
+/* runs protected (busy is cleared by the caller whatever happens); stack: self, name, args, params, opts */
 static int request_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   sm_attempt a;
@@ -306,31 +325,46 @@ static int request_run(lua_State *L) {
     int outcome;
     CURLcode rc = sm_attempt_begin(L, 1, &a, &c->x);
     if (rc != CURLE_OK) return luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
-    rc = curl_easy_perform(c->x.easy);
+    if (sm_sigint_pending()) {       /* Ctrl-C came while on_event ran: this attempt never starts */
+      c->x.interrupted = 1;
+      rc = CURLE_ABORTED_BY_CALLBACK;
+    } else {
+      rc = curl_easy_perform(c->x.easy);
+    }
     outcome = sm_attempt_finish(L, 1, &a, &c->x, rc, &delay);
-    if (outcome == SM_OK) return 1;
-    if (outcome == SM_FAIL) {
+    if (outcome == SM_OK) {          /* value, meta: value, nil, meta */
+      lua_pushnil(L);
+      lua_insert(L, -2);
+      return 3;
+    }
+    if (outcome == SM_FAIL || sm_sigint_sleep(delay)) {
+      if (outcome != SM_FAIL) interrupted_wait(L);
       luaL_pushfail(L);
       lua_insert(L, -2);
       return 2;
     }
-    sm_sleep(delay);
     lua_pop(L, 1);                   /* the error of this attempt */
   }
 }
 
-/* client:request(name, args, params) --> value | nil, err */
+/* client:request(name, args, params, opts) --> value, nil, meta | nil, err. Ctrl-C (SIGINT) during it ends it
+   within moments, then reaches the handler that was there before (interrupt.h). */
 static int l_client_request(lua_State *L) {
   sm_client *c = sm_client_check_open(L, 1);
+  const sm_endpoint *ep = sm_request_check(L);
+  sm_reqopts o;
+  sm_sigint si;
   int status;
-  sm_request_check(L);
+  sm_reqopts_check(L, 5, ep, &o);
   if (c->busy) return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
-  lua_settop(L, 4);
+  lua_settop(L, 5);
   c->busy = 1;
   lua_pushcfunction(L, request_run);
   lua_insert(L, 1);
-  status = lua_pcall(L, 4, LUA_MULTRET, 0);
+  sm_sigint_begin(&si);
+  status = lua_pcall(L, 5, LUA_MULTRET, 0);
   c->busy = 0;
+  sm_sigint_end(&si);
   if (status != LUA_OK) return lua_error(L);
   return lua_gettop(L);
 }

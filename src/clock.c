@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <time.h>
 #include "clock.h"
+#include "interrupt.h"
 
 double sm_now(void) {
   struct timespec ts;
@@ -30,10 +31,13 @@ int l_core_now(lua_State *L) { lua_pushnumber(L, sm_now()); return 1; }
 /* core.time() --> wall clock seconds with fraction */
 int l_core_time(lua_State *L) { lua_pushnumber(L, sm_wall_clock()); return 1; }
 
-/* core.sleep(seconds) */
+/* core.sleep(seconds): Ctrl-C cuts it short and reaches the host's handler (interrupt.h) */
 int l_core_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
+  sm_sigint si;
   luaL_argcheck(L, s == s && s >= 0 && s < 1e9, 1, "expected a number of seconds >= 0");
-  sm_sleep(s);
+  sm_sigint_begin(&si);
+  sm_sigint_sleep(s);
+  sm_sigint_end(&si);
   return 0;
 }

@@ -1,4 +1,4 @@
-/* clock.h: the monotonic clock, the wall clock and sleeping (clock.c). Builds on nothing of ours. */
+/* clock.h: the monotonic clock, the wall clock and sleeping (clock.c). Builds on interrupt.h (core.sleep). */
 #ifndef SM_CLOCK_H
 #define SM_CLOCK_H
 

@@ -14,11 +14,13 @@ static const char *const call_statuses[] =
 static const char *const campaign_statuses[] = { "live", "scheduled", "paused", "completed", NULL };
 static const char *const campaign_set_statuses[] = { "live", "paused", NULL };   /* API.md §2 row 10 */
 
-#define F_STR(n, fl, lo, hi) { n, SM_T_STRING, fl, lo, hi, NULL }
-#define F_(n, t, fl)         { n, t, fl, 0, 0, NULL }
-#define F_INT(n, fl, lo, hi) { n, SM_T_INT, fl, lo, hi, NULL }
-#define F_ENUM(n, fl, ch)    { n, SM_T_ENUM, fl, 0, 0, ch }
-#define F_END                { NULL, 0, 0, 0, 0, NULL }
+#define F_STR(n, fl, lo, hi) { n, SM_T_STRING, fl, lo, hi, NULL, NULL }
+#define F_(n, t, fl)         { n, t, fl, 0, 0, NULL, NULL }
+#define F_INT(n, fl, lo, hi) { n, SM_T_INT, fl, lo, hi, NULL, NULL }
+#define F_ENUM(n, fl, ch)    { n, SM_T_ENUM, fl, 0, 0, ch, NULL }
+/* a string field that SigmaMind spells one way on this endpoint and another elsewhere: either is taken */
+#define F_ALIAS(n, al, fl, lo, hi) { n, SM_T_STRING, fl, lo, hi, NULL, al }
+#define F_END                { NULL, 0, 0, 0, 0, NULL, NULL }
 #define PAGING F_INT("page", 0, 0, NOLIM), F_INT("size", 0, 1, 100)
 
 static const sm_field no_fields[] = { F_END };
@@ -50,14 +52,14 @@ static const sm_field numbers_provision[] = {
   F_("outboundPhoneNumber", SM_T_E164, 0), F_END
 };
 static const sm_field numbers_import[] = {
-  F_("phoneNumber", SM_T_E164, REQ), F_STR("terminationSipURI", REQ, 1, 253),
+  F_("phoneNumber", SM_T_E164, REQ), F_ALIAS("terminationSipURI", "terminationSipUri", REQ, 1, 253),
   F_STR("trunkUsername", REQ | SECRET, 1, NOLIM), F_STR("trunkPassword", REQ | SECRET, 1, NOLIM),
   F_STR("friendlyName", 0, 0, 128), F_STR("inboundAgentId", 0, 1, 64),
   F_STR("outboundAgentId", 0, 1, 64), F_("outboundPhoneNumber", SM_T_E164, 0), F_END
 };
 static const sm_field numbers_update[] = {
   F_STR("friendlyName", 0, 0, 128), F_STR("inboundAgentId", NUL, 1, 64), F_STR("outboundAgentId", NUL, 1, 64),
-  F_STR("terminationSipUri", 0, 1, 253), F_STR("trunkUsername", SECRET, 1, NOLIM),
+  F_ALIAS("terminationSipUri", "terminationSipURI", 0, 1, 253), F_STR("trunkUsername", SECRET, 1, NOLIM),
   F_STR("trunkPassword", SECRET, 1, NOLIM), F_("outboundPhoneNumber", SM_T_E164, 0), F_END
 };
 
@@ -123,13 +125,22 @@ const sm_field *sm_endpoint_field(const sm_endpoint *ep, const char *name) {
   return NULL;
 }
 
+const sm_field *sm_endpoint_spelling(const sm_endpoint *ep, const char *name, int *alias) {
+  const sm_field *f = sm_endpoint_field(ep, name);
+  *alias = 0;
+  if (f) return f;
+  for (f = ep->fields; f->name; f++)
+    if (f->alias && strcmp(f->alias, name) == 0) { *alias = 1; return f; }
+  return NULL;
+}
+
 static const char *const type_names[] = {
   "string", "e164", "integer", "boolean", "object", "events", "enum", "url", "country", "date", "time",
   "timezone", "base64", "forbidden"
 };
 
 /* core.endpoints: name -> { method, path, args = { names }, body = bool, fields = { name -> {type, required,
-   nullable, secret, min, max, choices} } }; read-only by convention. */
+   nullable, secret, min, max, choices, alias} } }; read-only by convention. */
 void sm_push_endpoints(lua_State *L) {
   const sm_endpoint *ep;
   lua_newtable(L);
@@ -149,6 +160,7 @@ void sm_push_endpoints(lua_State *L) {
       lua_pushboolean(L, (f->flags & SM_REQUIRED) != 0); lua_setfield(L, -2, "required");
       if (f->flags & SM_NULLABLE) { lua_pushboolean(L, 1); lua_setfield(L, -2, "nullable"); }
       if (f->flags & SM_SECRET) { lua_pushboolean(L, 1); lua_setfield(L, -2, "secret"); }
+      if (f->alias) { lua_pushstring(L, f->alias); lua_setfield(L, -2, "alias"); }
       if (f->type == SM_T_STRING || f->type == SM_T_INT) {
         if (f->min > 0 || f->type == SM_T_INT) { lua_pushinteger(L, f->min); lua_setfield(L, -2, "min"); }
         if (f->max != NOLIM) { lua_pushinteger(L, f->max); lua_setfield(L, -2, "max"); }

@@ -23,6 +23,7 @@ typedef struct sm_field {
   unsigned flags;
   long long min, max;         /* string: byte lengths; integer: value range */
   const char *const *choices; /* SM_T_ENUM: NULL-terminated */
+  const char *alias;          /* another spelling the API uses elsewhere, taken and sent as `name`, or NULL */
 } sm_field;
 
 typedef struct sm_endpoint {
@@ -39,6 +40,8 @@ typedef struct sm_endpoint {
 const sm_endpoint *sm_endpoint_find(const char *name);
 const sm_endpoint *sm_endpoint_at(int i);   /* NULL past the end */
 const sm_field *sm_endpoint_field(const sm_endpoint *ep, const char *name);   /* NULL: not declared */
+/* the field called name or spelt name (its alias), or NULL; *alias: it was the alias */
+const sm_field *sm_endpoint_spelling(const sm_endpoint *ep, const char *name, int *alias);
 void sm_push_endpoints(lua_State *L);       /* core.endpoints */
 
 #endif

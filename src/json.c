@@ -257,6 +257,7 @@ typedef struct jd {
   lua_State *L;
   const unsigned char *p, *end, *start;
   int depth;
+  int drop_nulls;              /* object members that are null are left out */
   const char *err;             /* what went wrong (static text), at p */
   strcache *sc;                /* the cache, and its table's stack index */
   int sc_tbl;
@@ -548,8 +549,16 @@ static int decode_container(jd *d, int is_object) {
       if (d->p >= d->end || *d->p != ':') return jfail(d, "expected colon");
       d->p++;
       skip_ws(d);
+      /* a null member set as nil: left out, and of a key given twice with null last, nothing stays */
+      if (d->drop_nulls && d->p < d->end && *d->p == 'n') {
+        if (!decode_value(d)) return 0;
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        goto member;
+      }
     }
     if (!decode_value(d)) return 0;
+  member:
     n++;
     if (tbl) {
       if (is_object) lua_rawset(L, tbl); else lua_rawseti(L, tbl, n);
@@ -614,9 +623,14 @@ static strcache *push_cache(lua_State *L) {
 }
 
 int sm_json_decode(lua_State *L, const char *s, size_t len) {
+  return sm_json_decode_opt(L, s, len, 0);
+}
+
+int sm_json_decode_opt(lua_State *L, const char *s, size_t len, int drop_nulls) {
   jd d;
   int base = lua_gettop(L);
   d.L = L;
+  d.drop_nulls = drop_nulls;
   d.start = d.p = (const unsigned char *)s;
   d.end = d.p + len;
   d.depth = 0;
@@ -646,10 +660,27 @@ int l_core_json_encode(lua_State *L) {
   return 2;
 }
 
-/* core.json_decode(s) --> value | nil, msg */
+/* core.json_decode(s [, { keep_nulls = false }]) --> value | nil, msg. By default null is core.null everywhere,
+   as cjson reads it; keep_nulls = false leaves out object members that are null, as the client's records do. */
 int l_core_json_decode(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
-  if (sm_json_decode(L, s, len)) return 1;
+  int drop = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+      if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "keep_nulls") != 0) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2);
+        luaL_argerror(L, 2, lua_pushfstring(L, "unknown option '%s' (expected keep_nulls)", k));
+      }
+      if (lua_type(L, -1) != LUA_TBOOLEAN)
+        luaL_argerror(L, 2, lua_pushfstring(L, "keep_nulls: expected a boolean, got %s", luaL_typename(L, -1)));
+      drop = !lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, 1);
+  if (sm_json_decode_opt(L, s, len, drop)) return 1;
   return 2;
 }

@@ -9,8 +9,10 @@
 
 int sm_json_encode(lua_State *L, int idx);       /* pushes string (1) or nil, msg (0: two values) */
 int sm_json_decode(lua_State *L, const char *s, size_t len); /* pushes value (1) or nil, msg (0) */
+/* the same; drop_nulls: an object member whose value is null is left out (arrays keep core.null: no holes) */
+int sm_json_decode_opt(lua_State *L, const char *s, size_t len, int drop_nulls);
 void sm_push_null(lua_State *L);
 int l_core_json_encode(lua_State *L);            /* core.json_encode(v) --> s | nil, msg */
-int l_core_json_decode(lua_State *L);            /* core.json_decode(s) --> value | nil, msg */
+int l_core_json_decode(lua_State *L);            /* core.json_decode(s [, opts]) --> value | nil, msg */
 
 #endif

@@ -9,6 +9,8 @@
 #include "multi.h"
 #include "attempt.h"
 #include "clock.h"
+#include "interrupt.h"
+#include "options.h"
 #include "request.h"
 
 enum { SLOT_FREE, SLOT_ACTIVE, SLOT_DONE, SLOT_WAIT };
@@ -78,6 +80,7 @@ static size_t get_slot(lua_State *L, sm_client *c) {
      both freed before raising, so the slot joins the pool only when complete */
   s->x.easy = curl_easy_duphandle(c->x.easy);
   s->x.max_bytes = c->x.max_bytes;
+  s->x.keep_nulls = c->x.keep_nulls;       /* not interruptible: Ctrl-C ends the wait in _perform instead */
   rc = s->x.easy ? sm_xfer_init(&s->x, c->share, c->headers, NULL, NULL, NULL) : CURLE_OUT_OF_MEMORY;
   if (rc == CURLE_OK) rc = curl_easy_setopt(s->x.easy, CURLOPT_PRIVATE, (void *)s);
   if (rc != CURLE_OK) {
@@ -125,18 +128,18 @@ static void launch(lua_State *L, sm_client *c, int self, size_t i) {
 
 /* ---- the methods, each run protected with the client's busy flag set (on_event must not re-enter) --------- */
 
-/* stack: self, name, args, params */
+/* stack: self, name, args, params, opts */
 static int start_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   sm_attempt a;
   size_t i;
   sm_slot *s;
+  int top, k;
   if (!sm_attempt_open(L, 1, &a)) return 2;
-  /* 5: path, 6: body or nil, 7: url; pinned together for the life of the transfer */
-  lua_createtable(L, 3, 0);
-  lua_pushvalue(L, 5); lua_rawseti(L, -2, 1);
-  lua_pushvalue(L, 6); lua_rawseti(L, -2, 2);
-  lua_pushvalue(L, 7); lua_rawseti(L, -2, 3);
+  /* path, body or nil, url, headers or nil on top: pinned together for the life of the transfer */
+  top = lua_gettop(L);
+  lua_createtable(L, 4, 0);
+  for (k = 1; k <= 4; k++) { lua_pushvalue(L, top - 4 + k); lua_rawseti(L, -2, k); }
   i = get_slot(L, c);
   set_pin(L, 1, (lua_Integer)i + 1, -1);
   s = c->slots[i];
@@ -175,12 +178,13 @@ static void collect(sm_client *c) {
 }
 
 /* completes a finished attempt (attempt.c, as the blocking loop does) and pushes its record
-   { id, "ok"|"fail"|"retry", value|err, delay } */
+   { id, "ok"|"fail"|"retry", value|err, delay|nil, meta|nil } */
 static void report(lua_State *L, sm_client *c, size_t i) {
   sm_slot *s = c->slots[i];
   double delay;
   int outcome = sm_attempt_finish(L, 1, &s->a, &s->x, s->rc, &delay);
-  lua_createtable(L, 4, 0);
+  if (outcome == SM_OK) lua_insert(L, -2);  /* the metadata under the value */
+  lua_createtable(L, 5, 0);
   lua_pushinteger(L, (lua_Integer)i + 1);
   lua_rawseti(L, -2, 1);
   lua_pushstring(L, outcome == SM_OK ? "ok" : outcome == SM_RETRY ? "retry" : "fail");
@@ -188,6 +192,7 @@ static void report(lua_State *L, sm_client *c, size_t i) {
   lua_insert(L, -2);
   lua_rawseti(L, -2, 3);
   if (outcome == SM_RETRY) { lua_pushnumber(L, delay); lua_rawseti(L, -2, 4); }
+  if (outcome == SM_OK) { lua_insert(L, -2); lua_rawseti(L, -2, 5); }
   /* the record is complete: only now does the slot change state */
   c->ndone--;
   if (outcome == SM_RETRY) s->state = SLOT_WAIT;
@@ -206,7 +211,7 @@ static int perform_run(lua_State *L) {
     double left;
     if (mc != CURLM_OK) return luaL_error(L, "sigmamind: curl_multi_perform: %s", curl_multi_strerror(mc));
     collect(c);
-    if (c->ndone > 0 || c->nactive == 0) break;
+    if (c->ndone > 0 || c->nactive == 0 || sm_sigint_pending()) break;   /* Ctrl-C: transfers stay as they are */
     left = until - sm_now();
     if (left < 0.001) break;
     mc = curl_multi_poll(c->multi, NULL, 0, left > 3600 ? 3600000 : (int)(left * 1000), NULL);
@@ -234,7 +239,8 @@ static int cancel_run(lua_State *L) {
   return 1;
 }
 
-static int guarded(lua_State *L, lua_CFunction f) {
+/* runs f protected with the busy flag set; the number of its results, or -1 with its error on top */
+static int guarded_protected(lua_State *L, lua_CFunction f) {
   sm_client *c = sm_client_check_open(L, 1);
   int status;
   if (c->busy) return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
@@ -243,15 +249,20 @@ static int guarded(lua_State *L, lua_CFunction f) {
   lua_insert(L, 1);
   status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
   c->busy = 0;
-  if (status != LUA_OK) return lua_error(L);
-  return lua_gettop(L);
+  return status == LUA_OK ? lua_gettop(L) : -1;
 }
 
-/* client:_start(name, args, params) --> id | nil, err (invalid: nothing sent) */
+static int guarded(lua_State *L, lua_CFunction f) {
+  int n = guarded_protected(L, f);
+  return n < 0 ? lua_error(L) : n;
+}
+
+/* client:_start(name, args, params, opts) --> id | nil, err (invalid: nothing sent); opts as client:request's */
 static int l_client_start(lua_State *L) {
+  sm_reqopts o;
   sm_client_check_open(L, 1);
-  sm_request_check(L);
-  lua_settop(L, 4);
+  sm_reqopts_check(L, 5, sm_request_check(L), &o);
+  lua_settop(L, 5);
   return guarded(L, start_run);
 }
 
@@ -262,12 +273,22 @@ static int l_client_retry(lua_State *L) {
   return guarded(L, retry_run);
 }
 
-/* client:_perform(timeout) --> { { id, "ok"|"fail"|"retry", value|err, delay }, ... } | nothing */
+/* client:_perform(timeout) --> { { id, "ok"|"fail"|"retry", value|err, delay|nil, meta|nil }, ... } | nothing.
+   Ctrl-C (SIGINT) ends the wait (not the transfers) and then reaches the handler there before (interrupt.h). */
 static int l_client_perform(lua_State *L) {
   double t = luaL_optnumber(L, 2, 0);
+  sm_sigint si;
+  int n;
   luaL_argcheck(L, t == t && t >= 0, 2, "expected a number of seconds >= 0");
   lua_settop(L, 2);
-  return guarded(L, perform_run);
+  if (t == 0) return guarded(L, perform_run);   /* no wait to cut short */
+  if (sm_client_check_open(L, 1)->busy)         /* raised before the handler goes in */
+    return luaL_error(L, "sigmamind: client is busy (on_event must not use its own client)");
+  sm_sigint_begin(&si);
+  n = guarded_protected(L, perform_run);
+  sm_sigint_end(&si);
+  if (n < 0) return lua_error(L);
+  return n;
 }
 
 /* client:_cancel(id): forgets a transfer, removing it from the multi if it is in flight */

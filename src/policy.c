@@ -103,7 +103,7 @@ int sm_classify_http(lua_State *L, const sm_req *r, const sm_reply *reply, doubl
   *retry_after = -1;
   if (status >= 200 && status < 300) {
     if (status == 204 || len == 0) { lua_pushboolean(L, 1); return SM_OK; }
-    if (sm_json_decode(L, body, len)) return SM_OK;
+    if (sm_json_decode_opt(L, body, len, !reply->keep_nulls)) return SM_OK;
     /* nil, msg on the stack */
     err = push_error(L, r, "decode", status, 1, 0);
     lua_pushfstring(L, "response is not JSON: %s", lua_tostring(L, -2));
@@ -187,12 +187,13 @@ static double clock_jitter(void) {
 }
 
 /* core.classify{ method, path, status, headers, body, attempt, elapsed, fail, sent, message, capped,
-                  max_retries, deadline, max_response_bytes } --> value | nil, err, delay|nil
+                  max_retries, deadline, max_response_bytes, keep_nulls } --> value | nil, err, delay|nil
    One attempt's outcome as the C loops would judge it. status/headers/body: the reply (headers keyed by
    lower-case name), or fail: "connect" (no connection was made), "timeout", "network", "fatal" (retrying cannot
    help: certificate verification, say) or "too_large", with sent (the request may have reached the server),
-   message (fail's text) and capped (the attempt's timeout was cut short by the deadline). delay: seconds to wait
-   before the next attempt, only when one is due. */
+   message (fail's text) and capped (the attempt's timeout was cut short by the deadline). keep_nulls: a 2xx
+   body's JSON nulls decode as core.null (else object members that are null are left out, as the client does).
+   delay: seconds to wait before the next attempt, only when one is due. */
 int l_core_classify(lua_State *L) {
   static const char *const fails[] = { "connect", "timeout", "network", "fatal", "too_large", NULL };
   sm_endpoint ep;
@@ -238,6 +239,9 @@ int l_core_classify(lua_State *L) {
     if (!reply.body) reply.body = "";
     reply.request_id = request_id;
     reply.retry_after = retry_after;
+    lua_getfield(L, 1, "keep_nulls");
+    reply.keep_nulls = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     outcome = sm_classify_http(L, &r, &reply, &ra);
   } else {
     const char *fail = lua_tostring(L, -1);

@@ -22,12 +22,13 @@ typedef struct sm_reply {
   long status;
   const char *body; size_t len;
   const char *request_id, *retry_after;   /* header values, or NULL */
+  int keep_nulls;                         /* a 2xx body's JSON nulls as core.null, not as absent members */
 } sm_reply;
 
 /* no HTTP reply */
 typedef struct sm_failure {
   long status;
-  const char *kind;            /* "network" or "timeout" */
+  const char *kind;            /* "network", "timeout" or "interrupted" */
   const char *message;
   int sent;                    /* the request may have reached the server */
   int fatal;                   /* retrying cannot help */

@@ -6,7 +6,31 @@
 #include "encode.h"
 #include "error.h"
 #include "json.h"
+#include "options.h"
 #include "validate.h"
+
+/* appends the query string of extra_query (its names sorted, as given) to the one on top */
+static int push_extra_query(lua_State *L, const sm_endpoint *ep, int extra, int path) {
+  static const sm_field none[] = { { NULL, 0, 0, 0, 0, NULL, NULL } };
+  sm_endpoint any = *ep;
+  const char *field = NULL;
+  any.fields = none;                 /* every name an undeclared one */
+  if (!sm_push_query(L, &any, extra, &field)) {
+    if (field && strcmp(field, "params") == 0) field = "extra_query";
+    sm_push_invalid(L, ep->method, lua_tostring(L, path), field);
+    return 0;
+  }
+  if (lua_rawlen(L, -1) > 0 && lua_rawlen(L, -2) > 0) {   /* "?a=1" and "?b=2": "?a=1&b=2" */
+    lua_pushfstring(L, "%s&%s", lua_tostring(L, -2), lua_tostring(L, -1) + 1);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+  } else if (lua_rawlen(L, -1) > 0) {
+    lua_replace(L, -2);
+  } else {
+    lua_pop(L, 1);
+  }
+  return 1;
+}
 
 /* Builds the path from the template and the args table (or leaves the template when args is nil). Pushes the
    path; returns 0 with an invalid error pushed instead. */
@@ -32,6 +56,49 @@ static int push_path(lua_State *L, const sm_endpoint *ep, int args) {
   return 1;
 }
 
+/* The body's table: params itself, or, when a field is spelt by its alias or extra_body is given, a copy with
+   the endpoint's spellings and extra_body's fields over them. Pushes it (or nil for no params). */
+static void push_sent(lua_State *L, const sm_endpoint *ep, int params, int extra) {
+  const sm_field *f;
+  int renamed = 0;
+  if (!lua_isnoneornil(L, params))
+    for (f = ep->fields; f->name && !renamed; f++) {
+      if (!f->alias) continue;
+      lua_pushstring(L, f->alias);
+      renamed = lua_rawget(L, params) != LUA_TNIL;
+      lua_pop(L, 1);
+    }
+  if (!renamed && !extra) { lua_pushvalue(L, params); return; }
+  lua_newtable(L);
+  if (!lua_isnoneornil(L, params)) {
+    lua_pushnil(L);
+    while (lua_next(L, params)) {
+      int alias = 0;
+      const sm_field *g = lua_type(L, -2) == LUA_TSTRING ? sm_endpoint_spelling(ep, lua_tostring(L, -2), &alias)
+                                                         : NULL;
+      if (alias) lua_pushstring(L, g->name); else lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+  }
+  if (extra) {
+    lua_pushnil(L);
+    while (lua_next(L, extra)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+  }
+}
+
+/* checks an extra table's strings; 0 with an invalid error pushed (path at the path's slot) */
+static int check_extra(lua_State *L, const sm_endpoint *ep, int t, const char *root, int path) {
+  const char *field = NULL;
+  if (sm_validate_extra(L, ep, t, root, ep->body && t && strcmp(root, "extra_body") == 0, &field)) return 1;
+  sm_push_invalid(L, ep->method, lua_tostring(L, path), field);
+  return 0;
+}
+
 int sm_request_build(lua_State *L, sm_req *r, int args, int params, const char *base, size_t blen) {
   const sm_endpoint *ep = r->ep;
   const char *field = NULL;
@@ -42,11 +109,16 @@ int sm_request_build(lua_State *L, sm_req *r, int args, int params, const char *
     sm_push_invalid(L, ep->method, lua_tostring(L, path), field);
     return 0;
   }
+  if (r->extra_body && !check_extra(L, ep, r->extra_body, "extra_body", path)) return 0;
+  if (r->extra_query && !check_extra(L, ep, r->extra_query, "extra_query", path)) return 0;
   if (ep->body) {
+    push_sent(L, ep, params, r->extra_body);   /* from here on params is what is sent */
+    params = lua_gettop(L);
     if (lua_isnoneornil(L, params)) lua_pushliteral(L, "{}");
     else if (!sm_json_encode(L, params)) {
-      /* name the field at fault: each top-level value encoded alone (only on this path, so its cost is no one's) */
-      const char *bad = "params";
+      /* name the field at fault: each top-level value encoded alone (only on this path, so its cost is no one's);
+         a name that is no string came from extra_body: params has only the endpoint's names */
+      const char *bad = r->extra_body ? "extra_body" : "params";
       int top = lua_gettop(L);
       lua_pushnil(L);
       while (lua_next(L, params)) {
@@ -64,15 +136,17 @@ int sm_request_build(lua_State *L, sm_req *r, int args, int params, const char *
       sm_push_invalid(L, ep->method, lua_tostring(L, path), bad);
       return 0;
     }
-    if (base) lua_pushliteral(L, "");
+    lua_remove(L, params);           /* the body at path + 1 */
+    lua_pushliteral(L, "");          /* the query */
   } else {
     lua_pushnil(L);
     if (!sm_push_query(L, ep, params, &field)) {
       sm_push_invalid(L, ep->method, lua_tostring(L, path), field);
       return 0;
     }
-    if (!base) lua_pop(L, 1);
   }
+  if (r->extra_query && !push_extra_query(L, ep, r->extra_query, path)) return 0;
+  if (!base) lua_pop(L, 1);
   if (base) {                        /* url = base .. path .. query, in the query's slot */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -110,15 +184,23 @@ const sm_endpoint *sm_request_check(lua_State *L) {
   return ep;
 }
 
-/* core.prepare(name, args, params) --> method, path_and_query, body|nil, path | nil, err
-   Validation, path escaping, query and JSON body exactly as client:request does them; nothing is sent. */
+/* core.prepare(name, args, params [, opts]) --> method, path_and_query, body|nil, path | nil, err
+   Validation, path escaping, query and JSON body exactly as client:request does them; nothing is sent. opts is
+   checked as client:request checks it; its extra_body and extra_query are applied, the rest (headers, timeouts)
+   is the caller's to apply. */
 int l_core_prepare(lua_State *L) {
   sm_req r;
+  sm_reqopts o;
   memset(&r, 0, sizeof r);
-  lua_settop(L, 3);
-  lua_pushnil(L);                    /* client:request's argument positions: (self, name, args, params) */
+  lua_settop(L, 4);
+  if (lua_type(L, 1) == LUA_TSTRING && (r.ep = sm_endpoint_find(lua_tostring(L, 1))) != NULL)
+    sm_reqopts_check(L, 4, r.ep, &o);            /* misuse blamed on the caller's argument 4 */
+  lua_pushnil(L);                    /* client:request's argument positions: (self, name, args, params, opts) */
   lua_insert(L, 1);
   r.ep = sm_request_check(L);
+  sm_reqopts_check(L, 5, r.ep, &o);
+  r.extra_body = sm_reqopts_push(L, &o, "extra_body");        /* 6 */
+  r.extra_query = sm_reqopts_push(L, &o, "extra_query");      /* 7 */
   if (!sm_request_build(L, &r, 3, 4, "", 0)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
   lua_pushstring(L, r.ep->method);
   lua_pushstring(L, r.url);
@@ -127,21 +209,25 @@ int l_core_prepare(lua_State *L) {
   return 4;
 }
 
-/* core.validate(name, params [, args]) --> true | nil, err */
+/* core.validate(name, params [, args [, opts]]) --> true | nil, err; opts as core.prepare takes them */
 int l_core_validate(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
+  sm_reqopts o;
   sm_req r;
   memset(&r, 0, sizeof r);
   r.ep = sm_endpoint_find(name);
   if (!r.ep) return luaL_argerror(L, 1, lua_pushfstring(L, "unknown endpoint '%s'", name));
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 3)) {
+  lua_settop(L, 4);                  /* opts, if given, at 4 */
+  if (!lua_isnil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     if (r.ep->arg && lua_rawgeti(L, 3, 1) != LUA_TSTRING)
       return luaL_argerror(L, 3, lua_pushfstring(L, "%s: expected a string", r.ep->arg ? r.ep->arg : "args"));
-    lua_settop(L, 3);
+    lua_settop(L, 4);
   }
-  lua_settop(L, 3);
+  sm_reqopts_check(L, 4, r.ep, &o);
+  r.extra_body = sm_reqopts_push(L, &o, "extra_body");
+  r.extra_query = sm_reqopts_push(L, &o, "extra_query");
   if (!sm_request_build(L, &r, 3, 2, NULL, 0)) { luaL_pushfail(L); lua_insert(L, -2); return 2; }
   lua_pushboolean(L, 1);
   return 1;

@@ -10,7 +10,9 @@
 #include "transfer.h"
 #include "clock.h"
 #include "httpdate.h"
+#include "interrupt.h"
 #include "mime.h"
+#include "options.h"
 #include "policy.h"
 
 static void buf_free(sm_buf *b) {
@@ -60,11 +62,29 @@ static int header_is(const char *h, size_t len, const char *name, size_t nlen) {
   return len > nlen && h[nlen] == ':' && strncasecmp(h, name, nlen) == 0;
 }
 
+#define SM_HEADERS_MAX ((size_t)64 * 1024)
+
+/* keeps a header line as received, for a success's metadata (attempt.c): C memory, and what fits in 64 KB */
+static void keep_header(sm_xfer *x, const char *h, size_t len) {
+  if (len <= 2 || len > SM_HEADERS_MAX - x->headers.len) return;      /* the blank line ending the headers */
+  if (x->headers.len + len > x->headers.cap) {
+    size_t cap = x->headers.cap ? x->headers.cap : 512;
+    char *grown;
+    while (cap < x->headers.len + len) cap *= 2;
+    if (!(grown = (char *)realloc(x->headers.data, cap))) return;
+    x->headers.data = grown;
+    x->headers.cap = cap;
+  }
+  memcpy(x->headers.data + x->headers.len, h, len);
+  x->headers.len += len;
+}
+
 size_t sm_xfer_on_header(char *h, size_t size, size_t n, void *ud) {
   sm_xfer *x = (sm_xfer *)ud;
   size_t len = size * n;
   if (len > 5 && memcmp(h, "HTTP/", 5) == 0) {      /* a new response (after a 1xx, say): forget the last */
     const char *sp = memchr(h, ' ', len), *end = h + len;
+    x->headers.len = 0;
     x->request_id[0] = x->retry_after[0] = '\0';
     x->date_seen = x->date_void = 0;
     x->header_status = 0;                          /* the three digits after the first space, within the line
@@ -72,6 +92,7 @@ size_t sm_xfer_on_header(char *h, size_t size, size_t n, void *ud) {
     if (sp && end - sp > 3 && isdigit((unsigned char)sp[1]) && isdigit((unsigned char)sp[2]) &&
         isdigit((unsigned char)sp[3]))
       x->header_status = (sp[1] - '0') * 100L + (sp[2] - '0') * 10L + (sp[3] - '0');
+    return len;
   } else if (header_is(h, len, "content-length", 14)) {
     char v[32];
     header_value(v, sizeof v, h + 15, len - 15);
@@ -96,6 +117,7 @@ size_t sm_xfer_on_header(char *h, size_t size, size_t n, void *ud) {
   } else if (header_is(h, len, "age", 3)) {
     x->date_void = 1;                            /* a cache answered: its Date is the origin's, from then */
   }
+  keep_header(x, h, len);
   return len;
 }
 
@@ -109,11 +131,20 @@ int sm_xfer_on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_po
   return CURL_PREREQFUNC_OK;
 }
 
+/* libcurl calls it while a transfer runs, idle or not (its blocking loop wakes at least once a second, at
+   once when a signal cut its poll short): a blocking transfer stops here when SIGINT came */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  sm_xfer *x = (sm_xfer *)ud;
+  (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+  if (x->interruptible && sm_sigint_pending()) { x->interrupted = 1; return 1; }
+  return 0;
+}
+
 CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, const char *ca_file,
                       const char *proxy, const char *noproxy) {
   CURLcode rc = CURLE_OK;
   CURL *e = x->easy;
-  x->headers = headers;
+  x->client_headers = headers;
   strcpy(x->form_ct_text, "Content-Type: multipart/form-data");
   x->form_ct.data = x->form_ct_text;
   x->form_ct.next = headers;
@@ -131,6 +162,9 @@ CURLcode sm_xfer_init(sm_xfer *x, CURLSH *share, struct curl_slist *headers, con
   SET(CURLOPT_HTTPHEADER, headers);
   SET(CURLOPT_PREREQFUNCTION, sm_xfer_on_prereq);
   SET(CURLOPT_PREREQDATA, x);
+  SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+  SET(CURLOPT_XFERINFODATA, x);
+  SET(CURLOPT_NOPROGRESS, 0L);
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_TCP_NODELAY, 1L);
   if (share) SET(CURLOPT_SHARE, share);
@@ -147,12 +181,15 @@ static void form_free(sm_xfer *x) {
   if (!x->form) return;
   curl_mime_free(x->form);
   x->form = NULL;
-  curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+  curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->client_headers);
 }
 
 void sm_xfer_free(sm_xfer *x) {
   form_free(x);
   if (x->easy) { curl_easy_cleanup(x->easy); x->easy = NULL; }
+  sm_headers_free(x->own_headers);
+  x->own_headers = NULL;
+  buf_free(&x->headers);
   buf_free(&x->body);
 }
 
@@ -167,8 +204,8 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_req *r, double timeout, double conne
   CURLcode rc = CURLE_OK;
   CURL *e = x->easy;
   const char *m = r->ep->method;
-  x->body.len = 0;
-  x->too_large = x->oom = x->prereq = x->resend_blocked = x->date_seen = x->date_void = 0;
+  x->body.len = x->headers.len = 0;
+  x->too_large = x->oom = x->prereq = x->resend_blocked = x->date_seen = x->date_void = x->interrupted = 0;
   x->no_resend = strcmp(m, "POST") == 0;
   x->header_status = 0;
   x->request_id[0] = x->retry_after[0] = x->errbuf[0] = '\0';
@@ -179,6 +216,7 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_req *r, double timeout, double conne
     /* libcurl's boundary goes on the first Content-Type header, so the form's comes before the JSON one */
     if (rc == CURLE_OK && !(x->form = sm_mime_build(e, r->body, r->body_len))) rc = CURLE_OUT_OF_MEMORY;
     SET(CURLOPT_MIMEPOST, x->form);
+    x->form_ct.next = x->client_headers;      /* an attempt's own headers replace these (attempt.c) */
     SET(CURLOPT_HTTPHEADER, &x->form_ct);
   } else if (r->body) {
     SET(CURLOPT_POST, 1L);
@@ -211,7 +249,19 @@ static int classify(lua_State *L, sm_xfer *x, const sm_req *r, CURLcode rc, int 
     reply.len = x->body.len;
     reply.request_id = x->request_id;
     reply.retry_after = x->retry_after;
+    reply.keep_nulls = x->keep_nulls;
     return sm_classify_http(L, r, &reply, retry_after);
+  }
+  if (x->interrupted) {              /* Ctrl-C: not retried; a request that may have gone out says so */
+    f.status = x->header_status;     /* this attempt's, if an answer had begun: the handle's may be older */
+    f.kind = "interrupted";
+    f.sent = x->prereq > 0;
+    f.message = f.sent ? "interrupted (SIGINT) after the request went out: it may have reached the server"
+                       : "interrupted (SIGINT) before the request went out";
+    f.fatal = 1;
+    f.capped = 0;
+    f.request_id = x->request_id;
+    return sm_classify_failure(L, r, &f);
   }
   if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED)
     return sm_classify_too_large(L, r, status, x->max_bytes, x->request_id);

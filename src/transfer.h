@@ -1,6 +1,7 @@
 /* transfer.h: one attempt over one libcurl easy handle (transfer.c): its one-time options, the per-attempt
    setup, libcurl's callbacks (C memory only, never Lua) and the mapping of the result onto the policy. The
-   caller performs it (blocking or in a multi). Builds on policy.h, httpdate.h and mime.h. */
+   caller performs it (blocking or in a multi). Builds on policy.h, httpdate.h, interrupt.h, mime.h and
+   options.h. */
 #ifndef SM_TRANSFER_H
 #define SM_TRANSFER_H
 
@@ -14,6 +15,7 @@ typedef struct sm_buf { char *data; size_t len, cap; } sm_buf;
 typedef struct sm_xfer {
   CURL *easy;
   sm_buf body;                 /* response body, reused across attempts and requests */
+  sm_buf headers;              /* the last response's header lines as received (up to 64 KB) */
   size_t max_bytes;            /* max_response_bytes */
   long header_status;          /* status from the last status line seen by the header callback */
   int too_large, oom;
@@ -23,13 +25,18 @@ typedef struct sm_xfer {
   char request_id[128];
   char retry_after[64];
   char errbuf[CURL_ERROR_SIZE];
+  int interruptible;           /* a blocking transfer: SIGINT (interrupt.h) aborts it */
+  int interrupted;             /* this attempt was aborted so */
+  int keep_nulls;              /* a 2xx body's JSON nulls decode as core.null, not as absent members */
+  struct curl_slist *own_headers;   /* this attempt's header list (options.h), when it has extra headers */
   int date_seen, date_void;    /* Date headers seen in this response; 1: no clock from it (two Dates, an
                                   Age, which says a cache answered, or a Date that is no IMF-fixdate) */
   double date_offset;          /* with one Date and no void: its time minus this host's wall clock when it
                                   came, seconds (Date counts whole seconds: the server was up to 1 s ahead) */
-  struct curl_slist *headers;  /* the headers sm_xfer_init set */
+  struct curl_slist *client_headers;  /* the client's headers, as sm_xfer_init set them */
   curl_mime *form;             /* a multipart attempt's form (mime.c), freed once the attempt is over */
-  struct curl_slist form_ct;   /* its Content-Type, ahead of `headers`: libcurl's form takes the first one */
+  struct curl_slist form_ct;   /* its Content-Type, ahead of the other headers: libcurl's form
+                                  takes the first one */
   char form_ct_text[40];
 } sm_xfer;
 

@@ -1,5 +1,6 @@
 /* validate.c: the documented constraints of the endpoint table, checked before anything is sent.
    Messages read "<field>: expected <what>, got <what was given>". */
+#include <ctype.h>
 #include <math.h>
 #include <string.h>
 #include <strings.h>
@@ -403,15 +404,15 @@ static int cross_check(lua_State *L, const sm_endpoint *ep, int params, const ch
   return 1;
 }
 
-/* ---- fields the API does not define: sent as given, so their strings are checked here too ---------------- */
+/* ---- names: the endpoint's own, misspelt ones (refused, with a suggestion), and extra_body/extra_query ---- */
 
 /* pushes the label of the value reached through the keys in stack slots keys[0..n-1]: extra, extra.list[2],
-   params[1] (n == 0: params) */
-static void push_label(lua_State *L, const int *keys, int n) {
+   root[1] (n == 0: root) */
+static void push_label(lua_State *L, const char *root, const int *keys, int n) {
   luaL_Buffer b;
   int i;
   luaL_buffinit(L, &b);
-  if (n == 0 || lua_type(L, keys[0]) != LUA_TSTRING) luaL_addstring(&b, "params");
+  if (n == 0 || lua_type(L, keys[0]) != LUA_TSTRING) luaL_addstring(&b, root);
   for (i = 0; i < n; i++) {
     if (lua_type(L, keys[i]) == LUA_TSTRING) {
       if (i > 0) luaL_addchar(&b, '.');
@@ -429,22 +430,103 @@ static void push_label(lua_State *L, const int *keys, int n) {
 }
 
 /* pushes "<label>: <fault>", or "<label>: a field name: <fault>" when the key itself is at fault */
-static void push_fault(lua_State *L, const int *keys, int n, int fault, int in_name) {
-  push_label(L, keys, n);
+static void push_fault(lua_State *L, const char *root, const int *keys, int n, int fault, int in_name) {
+  push_label(L, root, keys, n);
   lua_pushfstring(L, in_name ? "%s: a field name: %s" : "%s: %s", lua_tostring(L, -1), fault_text[fault]);
   lua_remove(L, -2);
 }
 
-/* a declared field's name: then check_field has seen its value (a name with a NUL byte never is one) */
-static int is_declared(const sm_endpoint *ep, const char *k, size_t len) {
-  return strlen(k) == len && sm_endpoint_field(ep, k) != NULL;
+/* Optimal string alignment distance of a and b ignoring ASCII case, or 99 when it is over 2 (only names of up
+   to 63 bytes are compared: the endpoint's are all shorter). */
+static int near(const char *a, size_t la, const char *b, size_t lb) {
+  int d[64][64];
+  size_t i, j;
+  if (la >= 64 || lb >= 64 || (la > lb ? la - lb : lb - la) > 2) return 99;
+  for (i = 0; i <= la; i++) d[i][0] = (int)i;
+  for (j = 0; j <= lb; j++) d[0][j] = (int)j;
+  for (i = 1; i <= la; i++) {
+    for (j = 1; j <= lb; j++) {
+      int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+      int v = d[i - 1][j - 1] + (ca != cb);
+      if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == cb &&
+          d[i - 2][j - 2] + 1 < v)
+        v = d[i - 2][j - 2] + 1;               /* two neighbours swapped: "stauts" */
+      d[i][j] = v;
+    }
+  }
+  return d[la][lb] <= 2 ? d[la][lb] : 99;
 }
 
-/* Checks the names and values of the table at t (absolute), depth tables below params, reached through the
-   keys in keys[0..depth-1]; nested tables are walked only in a JSON body. Returns 1 when clean, -1 when nested
-   deeper than JSON goes (the encoder refuses that body, so checking stops), 0 with the fault pushed and, at
-   depth 0, *field set: the field's name (anchored in params), or "params" when a name is at fault. */
-static int walk(lua_State *L, const sm_endpoint *ep, int t, int *keys, int depth, const char **field) {
+/* the endpoint's field whose name the unknown name k most likely meant: the same but for case, or one or two
+   edits away (one for names of up to four letters, where two edits make anything of anything) */
+static const char *suggest(const sm_endpoint *ep, const char *k, size_t len) {
+  const sm_field *f;
+  const char *best = NULL;
+  int best_d = 99;
+  for (f = ep->fields; f->name; f++) {
+    size_t n = strlen(f->name);
+    int d = near(k, len, f->name, n);
+    if (f->alias && near(k, len, f->alias, strlen(f->alias)) < d) d = near(k, len, f->alias, strlen(f->alias));
+    if (d > ((len < n ? len : n) <= 4 ? 1 : 2)) continue;
+    if (d < best_d) { best = f->name; best_d = d; }
+  }
+  return best;
+}
+
+/* pushes the message for the unknown name at stack slot k (a clean string): "stauts: not a field of
+   calls.list; did you mean status?", or the endpoint's fields and the way to send others */
+static void push_unknown(lua_State *L, const sm_endpoint *ep, int k) {
+  luaL_Buffer b;
+  size_t len, i;
+  const char *s = lua_tolstring(L, k, &len), *best = suggest(ep, s, len);
+  const sm_field *f;
+  luaL_buffinit(L, &b);
+  for (i = 0; i < len && i < 64; i++)
+    luaL_addchar(&b, ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i]);
+  if (i < len) luaL_addstring(&b, "...");
+  luaL_addstring(&b, ": not a field of ");
+  luaL_addstring(&b, ep->name);
+  if (best) {
+    luaL_addstring(&b, "; did you mean ");
+    luaL_addstring(&b, best);
+    luaL_addstring(&b, "?");
+  } else if (!ep->fields[0].name) {
+    luaL_addstring(&b, ep->body ? " (it takes none; extra_body sends others)"
+                                : " (it takes none; extra_query sends others)");
+  } else {
+    luaL_addstring(&b, " (it takes ");
+    for (f = ep->fields; f->name; f++) {
+      luaL_addstring(&b, f->name);
+      if (f[1].name) luaL_addstring(&b, ", ");
+    }
+    luaL_addstring(&b, ep->body ? "; extra_body sends others)" : "; extra_query sends others)");
+  }
+  luaL_pushresult(&b);
+}
+
+/* a declared field's name or alias (a name with a NUL byte never is one) */
+static int is_declared(const sm_endpoint *ep, const char *k, size_t len) {
+  int alias;
+  return strlen(k) == len && sm_endpoint_spelling(ep, k, &alias) != NULL;
+}
+
+/* what a walk checks: params (strict: every top-level name must be the endpoint's), or extra_body/extra_query
+   (root names them; any name goes, as given) */
+typedef struct walk_ctx {
+  const sm_endpoint *ep;
+  const char *root;
+  int strict;
+  int nested;                 /* tables are walked below the top: a JSON body */
+  const char **field;
+} walk_ctx;
+
+/* Checks the names and values of the table at t (absolute), depth tables below the root, reached through the
+   keys in keys[0..depth-1]. Returns 1 when clean, -1 when nested deeper than JSON goes (the encoder refuses
+   that body, so checking stops), 0 with the fault pushed and, at depth 0, *field set: the field's name, or the
+   root's when a name is at fault. */
+static int walk(lua_State *L, const walk_ctx *w, int t, int *keys, int depth) {
   int top = lua_gettop(L);
   if (depth > SM_JSON_MAX_DEPTH || !lua_checkstack(L, 12)) return -1;
   lua_pushnil(L);
@@ -454,21 +536,36 @@ static int walk(lua_State *L, const sm_endpoint *ep, int t, int *keys, int depth
     const char *k = kt == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
     const char *v = vt == LUA_TSTRING ? lua_tolstring(L, -1, &vlen) : NULL;
     keys[depth] = lua_gettop(L) - 1;
-    if (depth == 0 && (k ? is_declared(ep, k, klen) : !ep->body)) {
-      lua_pop(L, 1);                 /* a query name that is no string: encode.c refuses it */
+    if (depth == 0 && w->strict && k && is_declared(w->ep, k, klen)) {
+      lua_pop(L, 1);                 /* checked by check_field */
       continue;
     }
-    if (k && (fault = bytes_fault(k, klen)) != 0) {
-      push_fault(L, keys, depth, fault, 1);
-      if (depth == 0) *field = "params";
+    if (depth == 0 && !k && !w->nested) {
+      push_label(L, w->root, keys, 1);
+      lua_pushfstring(L, "%s: a query parameter's name must be a string", lua_tostring(L, -1));
+      lua_remove(L, -2);
+      *w->field = w->root;
+      fault = 1;
+    } else if (k && (fault = bytes_fault(k, klen)) != 0) {
+      push_fault(L, w->root, keys, depth, fault, 1);
+      if (depth == 0) *w->field = w->root;
+    } else if (depth == 0 && w->strict) {
+      if (k) push_unknown(L, w->ep, keys[0]);
+      else {
+        push_label(L, w->root, keys, 1);
+        lua_pushfstring(L, "%s: not a field of %s (field names are strings)", lua_tostring(L, -1), w->ep->name);
+        lua_remove(L, -2);
+        *w->field = w->root;
+      }
+      fault = 1;
     } else if (v && (fault = bytes_fault(v, vlen)) != 0) {
-      push_fault(L, keys, depth + 1, fault, 0);
-    } else if (vt == LUA_TTABLE && ep->body) {
-      if ((r = walk(L, ep, lua_gettop(L), keys, depth + 1, field)) < 0) { lua_settop(L, top); return -1; }
+      push_fault(L, w->root, keys, depth + 1, fault, 0);
+    } else if (vt == LUA_TTABLE && w->nested) {
+      if ((r = walk(L, w, lua_gettop(L), keys, depth + 1)) < 0) { lua_settop(L, top); return -1; }
       fault = r == 0;
     }
     if (fault) {
-      if (depth == 0 && *field == NULL) *field = k ? k : "params";
+      if (depth == 0 && *w->field == NULL) *w->field = k ? k : w->root;
       lua_replace(L, top + 1);
       lua_settop(L, top + 1);
       return 0;
@@ -478,12 +575,30 @@ static int walk(lua_State *L, const sm_endpoint *ep, int t, int *keys, int depth
   return 1;
 }
 
-/* the strings of the fields the endpoint table does not declare, sent as given (query values; body values
-   at any depth) and their names: no NUL, valid UTF-8 */
-static int check_undeclared(lua_State *L, const sm_endpoint *ep, int params, const char **field) {
+/* the names in params that are not the endpoint's (refused), and those that are, as given */
+static int check_names(lua_State *L, const sm_endpoint *ep, int params, const char **field) {
   int keys[SM_JSON_MAX_DEPTH + 2];
+  walk_ctx w;
+  w.ep = ep; w.root = "params"; w.strict = 1; w.nested = ep->body; w.field = field;
   *field = NULL;
-  return walk(L, ep, params, keys, 0, field) != 0;
+  return walk(L, &w, params, keys, 0) != 0;
+}
+
+int sm_validate_extra(lua_State *L, const sm_endpoint *ep, int t, const char *root, int body, const char **field) {
+  int keys[SM_JSON_MAX_DEPTH + 2];
+  walk_ctx w;
+  w.ep = ep; w.root = root; w.strict = 0; w.nested = body; w.field = field;
+  *field = NULL;
+  return walk(L, &w, lua_absindex(L, t), keys, 0) != 0;
+}
+
+/* pushes "<alias>: the same field as <name>; give one of the two" when params holds both spellings of f */
+static int one_spelling(lua_State *L, const sm_field *f, int params, const char **field) {
+  if (!present(L, params, f->alias)) return 1;
+  lua_pushfstring(L, "%s: the same field as %s (SigmaMind spells it both ways); give one of the two", f->alias,
+                  f->name);
+  *field = f->alias;
+  return 0;
 }
 
 int sm_validate_params(lua_State *L, const sm_endpoint *ep, int params, const char **field) {
@@ -510,21 +625,34 @@ int sm_validate_params(lua_State *L, const sm_endpoint *ep, int params, const ch
   }
   params = lua_absindex(L, params);
   for (f = ep->fields; f->name; f++) {
+    sm_field as_given;
+    const sm_field *g = f;
     int t = rawfield(L, params, f->name);
+    if (t == LUA_TNIL && f->alias) {
+      lua_pop(L, 1);
+      if ((t = rawfield(L, params, f->alias)) != LUA_TNIL) {
+        as_given = *f;                         /* checked and named as the caller spelt it */
+        as_given.name = f->alias;
+        g = &as_given;
+      }
+    } else if (t != LUA_TNIL && f->alias && !one_spelling(L, f, params, field)) {
+      lua_remove(L, -2);
+      return 0;
+    }
     if (t == LUA_TNIL) {
       lua_pop(L, 1);
       if (!(f->flags & SM_REQUIRED)) continue;
       lua_pushnil(L);
     }
-    if (!check_field(L, f, lua_gettop(L))) {
+    if (!check_field(L, g, lua_gettop(L))) {
       if (t == LUA_TNIL) { lua_pushliteral(L, " (a required field)"); lua_concat(L, 2); }
       lua_remove(L, -2);
-      *field = f->name;
+      *field = g->name;
       return 0;
     }
     lua_pop(L, 1);
   }
-  return cross_check(L, ep, params, field) && check_undeclared(L, ep, params, field);
+  return cross_check(L, ep, params, field) && check_names(L, ep, params, field);
 }
 
 /* path arguments: non-empty ids without control characters, not "." or ".."; E.164 where the API says */

@@ -13,6 +13,7 @@
 --   raw.port, raw.url, raw.requests() (the request lines read so far), raw.stop()
 --   raw.request(n): the n-th request read, whole: { line =, headers = { [lower-case name] = value },
 --   header_lines = { "Name: value", ... }, body = } (nil before it came)
+--   raw.received() (each request read so far: { line, headers = { "Name: value", ... }, body })
 local socket = require "socket"
 
 if ... == "support.rawhttp" then
@@ -56,20 +57,33 @@ if ... == "support.rawhttp" then
       end
       return out
     end
-    function server.request(n)
-      local f = io.open(dir .. "/port.request" .. n, "rb")
-      if not f then return nil end
-      local raw = f:read("a")
+    function server.received()
+      local out = {}
+      local f = io.open(dir .. "/port.raw", "rb")
+      if not f then return out end
+      local data = f:read("a")
       f:close()
-      local head, body = raw:match("^(.-)\r\n\r\n(.*)$")
-      local lines = {}
-      for l in (head .. "\r\n"):gmatch("(.-)\r\n") do lines[#lines + 1] = l end
-      local r = { line = table.remove(lines, 1), headers = {}, header_lines = lines, body = body }
-      for _, l in ipairs(lines) do
-        local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-        if k then r.headers[k:lower()] = v end
+      local pos = 1
+      while pos <= #data do
+        local n, at = data:match("^(%d+)\n()", pos)
+        if not n then break end
+        local head, body = data:sub(at, at + n - 1):match("^(.-)\r\n\r\n(.*)$")
+        local lines = {}
+        for l in (head .. "\r\n"):gmatch("(.-)\r\n") do lines[#lines + 1] = l end
+        out[#out + 1] = { line = table.remove(lines, 1), headers = lines, body = body }
+        pos = at + n
       end
-      return r
+      return out
+    end
+    function server.request(n)
+      local r = server.received()[n]
+      if not r then return nil end
+      local out = { line = r.line, headers = {}, header_lines = r.headers, body = r.body }
+      for _, l in ipairs(r.headers) do
+        local k, v = l:match("^([^:]+):%s*(.-)%s*$")
+        if k then out.headers[k:lower()] = v end
+      end
+      return out
     end
     function server.stop() os.execute("kill $(cat " .. dir .. "/pid) 2>/dev/null; rm -rf " .. dir) end
     return server
@@ -89,6 +103,7 @@ local server = assert(socket.bind("127.0.0.1", 0))
 local _, port = server:getsockname()
 local requests = assert(io.open(portfile .. ".requests", "w"))
 requests:setvbuf("line")
+local raw = assert(io.open(portfile .. ".raw", "wb"))      -- each request whole, its length first
 local pf = assert(io.open(portfile .. ".tmp", "w"))
 pf:write(port, "\n")
 pf:close()
@@ -112,9 +127,9 @@ while next_response <= #responses do
       if n then length = tonumber(n) end
     until h == ""
     local body = length > 0 and conn:receive(length) or ""
-    local copy = assert(io.open(portfile .. ".request" .. next_response, "wb"))
-    copy:write(table.concat(whole, "\r\n"), "\r\n", body or "")
-    copy:close()
+    local text = table.concat(whole, "\r\n") .. "\r\n" .. (body or "")
+    raw:write(#text, "\n", text)
+    raw:flush()
     requests:write(line, "\n")
     local r = responses[next_response]
     next_response = next_response + 1
@@ -135,3 +150,4 @@ while next_response <= #responses do
 end
 server:close()
 requests:close()
+raw:close()
