@@ -90,6 +90,33 @@ function _M.base64_decode(s)
   return core.base64_decode(s)
 end
 
+--- The per-request options: the optional last argument of every resource method, such as
+-- `client.calls:get(id, opts)` or `client.calls:create(params, opts)`. An unknown name raises.
+-- @field timeout seconds per attempt, for this call only
+-- @field connect_timeout seconds to connect, per attempt
+-- @field deadline seconds for all the attempts of this call together
+-- @field max_retries retries after the first attempt
+-- @field headers `{ Name = "value" }` sent over the client's own (`false` leaves one out);
+-- `X-API-Key`, `Host`, `Content-Length` and `Transfer-Encoding` raise
+-- @field extra_body a table merged into the JSON body as given, unchecked: fields the client does
+-- not know yet (POST and PATCH only)
+-- @field extra_query a table of query parameters appended as given, unchecked
+-- @table request_options
+
+--- The response a table came from: for any table a resource method returned (a record, a page), its
+-- metadata `{ status, headers, request_id, attempts, elapsed, method, path }`, where `headers` has
+-- lower-case names (repeated headers joined by ", ") and `request_id` is the server's `X-Request-Id`;
+-- `nil` for any other value (records themselves carry no extra fields). Kept as long as the table is.
+-- @param value what a method returned
+-- @treturn[1] table the response's metadata
+-- @return[2] nil for a value the client did not return
+-- @usage local call = assert(client.calls:create(params))
+-- print(sigmamind.response(call).request_id, sigmamind.response(call).headers["x-ratelimit-remaining"])
+function _M.response(value)
+  if type(value) ~= "table" then return nil end
+  return resource.responses[value]
+end
+
 --- Sends an explicit JSON `null`, as in `client.phone_numbers:update(num, { outboundAgentId =
 -- sigmamind.null })` to unassign a number's outbound agent. A `null` in a response is decoded as
 -- this value too (it is `cjson.null`).
@@ -185,7 +212,7 @@ local OPTIONS = {
   user_agent = kind_opt("string"), max_response_bytes = integer_opt(1), on_event = kind_opt("function"),
   insecure = kind_opt("boolean"),
   reconcile = kind_opt("boolean"), campaign_upload = kind_opt("string"),   -- its values: core.new
-  log = log_opt, log_file = file_opt,
+  log = log_opt, log_file = file_opt, keep_nulls = kind_opt("boolean"),
 }
 
 local DEFAULTS = {
@@ -236,6 +263,8 @@ local task_current = task.current
 -- are made from the events `on_event` gets, so they never hold the key and mask phone numbers.
 -- Default: the environment variable `SIGMAMIND_LOG` (`info`, `debug`, or `off`; any other value is
 -- ignored with one warning line)
+-- @field keep_nulls keep JSON `null` members of records and pages as @{null} instead of leaving them
+-- out (default `false`: `call.duration or 0` reads as it looks)
 -- @field log_file where the log and the `on_event` report go: anything with a `write` method
 -- (default `io.stderr`)
 -- @field insecure must be `true` to use `http://` with a host that is not loopback: a literal

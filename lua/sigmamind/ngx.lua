@@ -159,7 +159,8 @@ function _M.new(o)
   local u = parse_base_url(o.base_url, o.insecure)
   local self = setmetatable({
     url = u, timeout = o.timeout, connect_timeout = o.connect_timeout,
-    policy = { max_retries = o.max_retries, deadline = o.deadline, max_response_bytes = o.max_response_bytes },
+    policy = { max_retries = o.max_retries, deadline = o.deadline, max_response_bytes = o.max_response_bytes,
+               keep_nulls = o.keep_nulls == true },
     max_bytes = o.max_response_bytes, on_event = o.on_event, open = true, connects = 0,
     pool = "sigmamind:" .. u.scheme .. "://" .. string_lower(u.hostport),
     key_hint = #key >= 8 and string_sub(key, 1, 3) or "",
@@ -409,17 +410,27 @@ function Transport:_emit(typ, method, path, attempt, status, elapsed, delay, kin
              status = status, elapsed = elapsed, delay = delay, kind = kind })
 end
 
-function Transport:request(name, args, params)
+-- opts: the per-request options; extra_body and extra_query are core.prepare's, the time limits are
+-- applied here, and headers are refused (this transport writes its own request head)
+function Transport:request(name, args, params, opts)
   if not self.open then error("sigmamind: attempt to use a closed client", 3) end
   check_phase("a SigmaMind request")
-  local method, target, body, path = prepare(name, args, params)
+  if opts and opts.headers ~= nil then
+    error("sigmamind: headers: per-request headers are not supported inside nginx", 3)
+  end
+  local method, target, body, path = prepare(name, args, params, opts)
   if not method then return nil, self:_redact(target) end   -- invalid: nothing sent
-  local start, timeout = now(), self.timeout
+  local p = self.policy
+  if opts and (opts.deadline or opts.max_retries) then
+    p = { max_retries = opts.max_retries or p.max_retries, deadline = opts.deadline or p.deadline,
+          max_response_bytes = p.max_response_bytes, keep_nulls = p.keep_nulls }
+  end
+  local start, timeout = now(), opts and opts.timeout or self.timeout
   local attempt = 0
   while true do
     attempt = attempt + 1
     self:_emit("request", method, path, attempt, nil, now() - start)
-    local budget = self.policy.deadline - (now() - start)
+    local budget = p.deadline - (now() - start)
     local capped = budget < timeout
     local a = setmetatable({ t = self, sock = tcp(), sent = false,
                              until_ = now() + (capped and budget or timeout) }, Attempt)
@@ -432,13 +443,17 @@ function Transport:request(name, args, params)
       message = "the connection closed after the request was sent, before any response (a POST is not resent)"
     end
     if headers then self.clock_offset = server_clock(headers) end
-    local p = self.policy
     local value, err, delay = classify{ method = method, path = path, status = status, headers = headers,
       body = rbody, attempt = attempt, elapsed = now() - start, fail = fail, sent = sent, message = message,
-      capped = capped, max_retries = p.max_retries, deadline = p.deadline, max_response_bytes = p.max_response_bytes }
+      capped = capped, max_retries = p.max_retries, deadline = p.deadline, max_response_bytes = p.max_response_bytes,
+      keep_nulls = p.keep_nulls }
     if err then self:_redact(err) end
     self:_emit("response", method, path, attempt, status, now() - start, nil, err and err.kind)
-    if value ~= nil then return value end
+    if value ~= nil then
+      return value, nil, { status = status, headers = headers, attempts = attempt, elapsed = now() - start,
+                           method = method, path = path,
+                           request_id = type(headers) == "table" and headers["x-request-id"] or nil }
+    end
     if not delay then
       self:_emit("give_up", method, path, attempt, status, now() - start, nil, err.kind)
       return nil, err

@@ -25,6 +25,11 @@ _M.meta, _M.methods = meta, methods
 
 local NORMALISE, ID_FIELD, noun = records.normalise, records.id_field, records.noun
 
+-- what sigmamind.response(value) gives: each table a method returned -> its response's metadata
+-- (status, headers, request_id, attempts, elapsed, method, path), forgotten with the table
+local responses = setmetatable({}, { __mode = "k" })
+_M.responses = responses
+
 ---------------------------------------------------------------------------------------------------
 -- Argument checks: misuse raises, blaming the caller of the method (level 3).
 
@@ -45,6 +50,26 @@ local function check_params(params, ns, method)
   end
 end
 _M.check_params = check_params
+
+-- The per-request options every method takes as its last argument; their values are the core's to
+-- check (it raises, naming the option), their names are checked here, blaming the caller.
+local OPTION_NAMES = { timeout = true, connect_timeout = true, deadline = true, max_retries = true,
+                       headers = true, extra_body = true, extra_query = true }
+local KNOWN = "timeout, connect_timeout, deadline, max_retries, headers, extra_body, extra_query"
+local function check_opts(opts, ns, method)
+  if opts == nil then return end
+  if type(opts) ~= "table" then
+    error(string_format("sigmamind: %s:%s: expected a table of request options, got %s", ns, method,
+                        type(opts)), 3)
+  end
+  for k in pairs(opts) do
+    if not OPTION_NAMES[k] then
+      error(string_format("sigmamind: %s:%s: unknown request option '%s' (known: %s)", ns, method,
+                          tostring(k), KNOWN), 3)
+    end
+  end
+end
+_M.check_opts = check_opts
 
 local function check_id(id, ns, method)
   if type(id) == "string" then return id end
@@ -75,7 +100,7 @@ end
 local is_record, json_shape = pager.is_record, pager.json_shape
 
 -- a record (get, create, update): a JSON object, normalised
-local function finish(ns, name, args, params, value, err)
+local function finish(ns, name, args, params, value, err, response)
   if value == nil then return nil, err end
   if not is_record(value) then
     return nil, shape_error(name, args, params, string_format(
@@ -83,11 +108,13 @@ local function finish(ns, name, args, params, value, err)
   end
   local norm = NORMALISE[ns]
   if norm then norm(value) end
+  if response then responses[value] = response end
   return value
 end
+_M.finish = finish
 
 -- a list: a page (pager.normalise_page), its records normalised
-local function finish_page(ns, name, query, page, err)
+local function finish_page(ns, name, query, page, err, response)
   if page == nil then return nil, err end
   local why
   page, why = pager.normalise_page(page)
@@ -97,6 +124,7 @@ local function finish_page(ns, name, query, page, err)
   end
   local norm = NORMALISE[ns]
   if norm then for _, rec in ipairs(page.data) do norm(rec) end end
+  if response then responses[page] = response end
   return page
 end
 
@@ -137,11 +165,12 @@ _M.resolve_plan = resolve_plan
 -- Inside one of this client's tasks a request yields to the client's loop; anywhere else it
 -- blocks. The blocking path costs one field lookup until the client has spawned a task.
 local task_request, task_current = task.request, task.current
-local function request(self, name, args, params)
+local function request(self, name, args, params, opts)
   local s = self._client._sched
-  if s ~= nil and task_current(s) then return task_request(s, self._c, name, args, params) end
-  return self._c:request(name, args, params)
+  if s ~= nil and task_current(s) then return task_request(s, self._c, name, args, params, opts) end
+  return self._c:request(name, args, params, opts)
 end
+_M.request = request
 
 -- `each` and `pages` with `prefetch = true` have pages started early on the client's multi handle
 -- (transfers.prefetch): only in plain code with no task of this client alive (their loop would be
@@ -162,32 +191,33 @@ local function make_method(ns, method, name)
   local ep = core.endpoints[name]
   local nargs = #ep.args
   if ep.method == "GET" and nargs == 0 then
-    return function(self, query)
-      check_self(self, ns, method); check_params(query, ns, method)
-      return finish_page(ns, name, query, request(self, name, nil, query))
+    return function(self, query, opts)
+      check_self(self, ns, method); check_params(query, ns, method); check_opts(opts, ns, method)
+      return finish_page(ns, name, query, request(self, name, nil, query, opts))
     end
   elseif nargs == 0 then
-    return function(self, params)
-      check_self(self, ns, method); check_params(params, ns, method)
+    return function(self, params, opts)
+      check_self(self, ns, method); check_params(params, ns, method); check_opts(opts, ns, method)
       local body, err = resolve_plan(params, name)
       if body == nil and err then return nil, err end
-      return finish(ns, name, nil, body, request(self, name, nil, body))
+      return finish(ns, name, nil, body, request(self, name, nil, body, opts))
     end
   elseif ep.method == "PATCH" then
-    return function(self, id, params)
+    return function(self, id, params, opts)
       check_self(self, ns, method); id = check_id(id, ns, method); check_params(params, ns, method)
+      check_opts(opts, ns, method)
       params = params or {}
-      return finish(ns, name, { id }, params, request(self, name, { id }, params))
+      return finish(ns, name, { id }, params, request(self, name, { id }, params, opts))
     end
   elseif ep.method == "DELETE" then
-    return function(self, id, query)
-      check_self(self, ns, method); id = check_id(id, ns, method); check_params(query, ns, method)
-      return finish_delete(self._client, request(self, name, { id }, query))
+    return function(self, id, opts)
+      check_self(self, ns, method); id = check_id(id, ns, method); check_opts(opts, ns, method)
+      return finish_delete(self._client, request(self, name, { id }, nil, opts))
     end
   else
-    return function(self, id, query)
-      check_self(self, ns, method); id = check_id(id, ns, method); check_params(query, ns, method)
-      return finish(ns, name, { id }, query, request(self, name, { id }, query))
+    return function(self, id, opts)
+      check_self(self, ns, method); id = check_id(id, ns, method); check_opts(opts, ns, method)
+      return finish(ns, name, { id }, nil, request(self, name, { id }, nil, opts))
     end
   end
 end
@@ -196,15 +226,17 @@ end
 local function add_iterators(ns, M)
   local list, id_field, list_name = M.list, ID_FIELD[ns], ns .. ".list"
   local path = core.endpoints[list_name].path
-  M.each = function(self, query)
-    check_self(self, ns, "each"); check_params(query, ns, "each")
-    return pager.each(function(q) return list(self, q) end, query, id_field,
-                      list_starter(self, ns, list_name), path, ns .. ":each")
+  -- with request options, pages come when asked for (a prefetched page would go without them)
+  M.each = function(self, query, opts)
+    check_self(self, ns, "each"); check_params(query, ns, "each"); check_opts(opts, ns, "each")
+    return pager.each(function(q) return list(self, q, opts) end, query, id_field,
+                      opts == nil and list_starter(self, ns, list_name) or nil, path, ns .. ":each")
   end
-  M.pages = function(self, query)
-    check_self(self, ns, "pages"); check_params(query, ns, "pages")
-    return pager.pages(function(q) return list(self, q) end, query,
-                       list_starter(self, ns, list_name), id_field, path, ns .. ":pages")
+  M.pages = function(self, query, opts)
+    check_self(self, ns, "pages"); check_params(query, ns, "pages"); check_opts(opts, ns, "pages")
+    return pager.pages(function(q) return list(self, q, opts) end, query,
+                       opts == nil and list_starter(self, ns, list_name) or nil, id_field, path,
+                       ns .. ":pages")
   end
 end
 

@@ -61,7 +61,7 @@ end
 
 -- a task's transfer finished (transfers.lua routes the record { id, outcome, value, delay } here):
 -- the task runs again, its wait (receive, below) given the outcome, value and delay
-Task._wake = function(t, r) make_ready(t.sched, t, r[2], r[3], r[4]) end
+Task._wake = function(t, r) make_ready(t.sched, t, r[2], r[3], r[4], r[5]) end
 
 local function timer_less(a, b) return a.at < b.at or (a.at == b.at and a.seq < b.seq) end
 
@@ -240,11 +240,11 @@ local function backoff(t, delay)
 end
 
 -- one request, yielding to the loop; retries wait on a loop timer; the policy is the core's
-function _M.request(s, c, name, args, params)
-  if c._start == nil then return c:request(name, args, params) end   -- a transport with no multi
+function _M.request(s, c, name, args, params, opts)
+  if c._start == nil then return c:request(name, args, params, opts) end   -- a transport with no multi
   local t = current(s)
   local client = s.client
-  local id, err = start(client, t, name, args, params)
+  local id, err = start(client, t, name, args, params, opts)
   if not id then return nil, err end
   return await(client, id, t, receive, backoff)
 end

@@ -42,8 +42,8 @@ _M.perform = perform
 
 -- Starts a request on the multi handle for `waiter`: the transfer's id, or nil and the error
 -- (kind `invalid`: nothing was sent).
-local function start(client, waiter, name, args, params)
-  local id, err = client._c:_start(name, args, params)
+local function start(client, waiter, name, args, params, opts)
+  local id, err = client._c:_start(name, args, params, opts)
   if id then
     local waiting = client._waiting
     if waiting == nil then waiting = {} client._waiting = waiting end
@@ -58,8 +58,8 @@ _M.start = start
 -- before the next attempt is started (the policy is the core's). Returns the value, or nil and err.
 local function await(client, id, waiter, receive, backoff)
   while true do
-    local outcome, value, delay = receive(client, id, waiter)
-    if outcome == "ok" then return value end
+    local outcome, value, delay, meta = receive(client, id, waiter)
+    if outcome == "ok" then return value, nil, meta end
     if outcome ~= "retry" then return nil, value end
     backoff(waiter, delay)
     client._waiting[id] = waiter
@@ -74,7 +74,7 @@ local function receive_box(client, id, box)
     local r = box.rec
     if r then
       box.rec = nil
-      return r[2], r[3], r[4]
+      return r[2], r[3], r[4], r[5]
     end
     perform(client, 3600)
     if box.rec == nil and client._waiting[id] ~= box then       -- its record went to nobody

@@ -9,12 +9,12 @@ local pcall, type = pcall, type
 
 local _M = {}
 
--- create(ns, params) sends the campaign: the generated campaigns.create, blocking or in a task
-function _M.create(client, create, ns, params)
+-- create(ns, params, opts) sends the campaign: the generated campaigns.create, blocking or in a task
+function _M.create(client, create, ns, params, opts)
   local c = client._c
   local switchable = c._upload ~= nil             -- a transport that can send forms (not the nginx one)
   local sent_as = switchable and c:_upload() or "json"
-  local camp, err = create(ns, params)
+  local camp, err = create(ns, params, opts)
   if camp ~= nil or sent_as ~= "json" or not switchable or type(err) ~= "table" or err.status ~= 415 then
     return camp, err
   end
@@ -28,7 +28,7 @@ function _M.create(client, create, ns, params)
                         message = "the server refused JSON (415): campaigns go as multipart/form-data" })
     end
   end
-  return create(ns, params)
+  return create(ns, params, opts)
 end
 
 return _M

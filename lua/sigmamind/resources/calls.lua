@@ -12,6 +12,7 @@ local math_min, math_huge, string_format = math.min, math.huge, string.format
 
 local Calls = resource.methods.calls
 local check_self, check_params, check_id = resource.check_self, resource.check_params, resource.check_id
+local check_opts, responses = resource.check_opts, resource.responses
 local FINAL = records.FINAL
 
 -- calls:create never leads to a second call after an ambiguous failure: it first looks for the
@@ -24,9 +25,10 @@ local resolve_plan, norm_call = resource.resolve_plan, records.norm_call
 local task_request, task_current = task.request, task.current
 local calls_meta = resource.meta.calls
 local core_time, null = core.time, core.null
-function Calls.create(self, params)
+function Calls.create(self, params, opts)
   if getmetatable(self) ~= calls_meta then check_self(self, "calls", "create") end
   if params ~= nil and type(params) ~= "table" then check_params(params, "calls", "create") end
+  if opts ~= nil then check_opts(opts, "calls", "create") end
   local client = self._client
   if client._closed then error("sigmamind: attempt to use a closed client", 2) end
   local body = params
@@ -36,17 +38,18 @@ function Calls.create(self, params)
     if body == nil and perr then return nil, perr end
   end
   local s = client._sched
-  local call, err
+  local call, err, meta
   -- this host's clock before the first attempt, where reconciliation's window starts: taken after
   -- the failure (less the attempts' time), it moved on by whatever ran in between (an on_event,
   -- another task)
   local t0 = core_time()
   local intent = type(body) == "table" and enter(client, body, t0) or nil
-  if s ~= nil and task_current(s) then call, err = task_request(s, self._c, "calls.create", nil, body)
-  else call, err = self._c:request("calls.create", nil, body) end
+  if s ~= nil and task_current(s) then call, err, meta = task_request(s, self._c, "calls.create", nil, body, opts)
+  else call, err, meta = self._c:request("calls.create", nil, body, opts) end
   if call ~= nil then
     if type(call) == "table" and type(call.callId) == "string" then
       norm_call(call)
+      if meta then responses[call] = meta end
       remember(client, call.callId)
       if intent then leave(client, intent) end
       return call

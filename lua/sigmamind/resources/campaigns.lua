@@ -6,16 +6,17 @@ local require = require
 
 local Campaigns = resource.methods.campaigns
 local check_self, check_params, check_id = resource.check_self, resource.check_params, resource.check_id
+local check_opts = resource.check_opts
 
 -- Pause and resume are PATCHes of campaignStatus (docs/api.md §6: no endpoint is published).
-function Campaigns.pause(self, id)
-  check_self(self, "campaigns", "pause")
-  return self:update(id, { campaignStatus = "paused" })
+function Campaigns.pause(self, id, opts)
+  check_self(self, "campaigns", "pause"); check_opts(opts, "campaigns", "pause")
+  return self:update(id, { campaignStatus = "paused" }, opts)
 end
 
-function Campaigns.resume(self, id)
-  check_self(self, "campaigns", "resume")
-  return self:update(id, { campaignStatus = "live" })
+function Campaigns.resume(self, id, opts)
+  check_self(self, "campaigns", "resume"); check_opts(opts, "campaigns", "resume")
+  return self:update(id, { campaignStatus = "live" }, opts)
 end
 
 -- observe.lua: campaigns:progress; create remembers the contacts it sent, for progress. Loaded on
@@ -23,11 +24,12 @@ end
 local function observe() return require("sigmamind.observe") end
 
 local resolve_plan, campaign_create = resource.resolve_plan, Campaigns.create
-function Campaigns.create(self, params)
+function Campaigns.create(self, params, opts)
   check_self(self, "campaigns", "create"); check_params(params, "campaigns", "create")
+  check_opts(opts, "campaigns", "create")
   local body, err = resolve_plan(params, "campaigns.create")
   if body == nil and err then return nil, err end
-  local camp, cerr = upload.create(self._client, campaign_create, self, body)
+  local camp, cerr = upload.create(self._client, campaign_create, self, body, opts)
   if camp then observe().remember(self._client, camp, body) end
   return camp, cerr
 end

@@ -6,7 +6,7 @@ local resource = require "sigmamind.resource"
 local type, pairs = type, pairs
 
 local Webhooks = resource.methods.webhooks
-local check_self = resource.check_self
+local check_self, check_opts = resource.check_self, resource.check_opts
 local norm_events = records.norm_events
 
 -- send the documented spelling whatever the caller wrote (the caller's tables are left alone)
@@ -25,17 +25,19 @@ local function with_events(params)
 end
 
 local webhook_create, webhook_update = Webhooks.create, Webhooks.update
-function Webhooks.create(self, params) return webhook_create(self, with_events(params)) end
-function Webhooks.update(self, id, params) return webhook_update(self, id, with_events(params)) end
-
-function Webhooks.enable(self, id)
-  check_self(self, "webhooks", "enable")
-  return self:update(id, { active = true })
+function Webhooks.create(self, params, opts) return webhook_create(self, with_events(params), opts) end
+function Webhooks.update(self, id, params, opts)
+  return webhook_update(self, id, with_events(params), opts)
 end
 
-function Webhooks.disable(self, id)
-  check_self(self, "webhooks", "disable")
-  return self:update(id, { active = false })
+function Webhooks.enable(self, id, opts)
+  check_self(self, "webhooks", "enable"); check_opts(opts, "webhooks", "enable")
+  return self:update(id, { active = true }, opts)
+end
+
+function Webhooks.disable(self, id, opts)
+  check_self(self, "webhooks", "disable"); check_opts(opts, "webhooks", "disable")
+  return self:update(id, { active = false }, opts)
 end
 
 return Webhooks
