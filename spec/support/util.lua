@@ -79,6 +79,18 @@ function M.wait_for(fn, seconds)
   return nil
 end
 
+-- runs `lua5.4 script` in the background, its output discarded, until ready() returns true (20 s at
+-- the most), then kills it with SIGKILL; returns its exit status (137: the kill ended it)
+function M.kill_when(script, ready)
+  local p = assert(io_popen("{ lua5.4 " .. script .. " >/dev/null 2>&1 & echo $!; wait $!; echo $?; } 2>/dev/null"))
+  local pid = assert(tonumber(p:read("l")))
+  M.wait_for(ready, 20)
+  os_execute("kill -9 " .. pid)
+  local code = tonumber(p:read("l"))
+  p:close()
+  return code
+end
+
 -- a port on 127.0.0.1 that nothing listens on (just now)
 function M.free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
