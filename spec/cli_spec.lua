@@ -1,28 +1,15 @@
 -- bin/sigmamind: the CLI run as a user would, against the sandbox: stdout, stderr and exit codes.
 local sandbox = require "support.sandbox"
+local util = require "support.util"
 local webhook = require "sigmamind.webhook"
 local socket = require "socket"
 local json = sandbox.json
 
-local ROOT = sandbox.root()
+local ROOT = util.root()
 local CLI = ROOT .. "/bin/sigmamind"
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function write_file(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+-- write_file(text): a new temporary file holding text, its path
+local shell_quote, write_file, read_file = util.shell_quote, util.temp_file, util.read_file
 
 local CONTACTS = "phoneNumber,customer_name\n+12137770001,Ann\n+12135550101,Bob\n+1234,Bad\n+12137770003,Cid\n"
 

@@ -1,23 +1,10 @@
 -- The dialer resolves its uncertain rows: a row whose create may have reached the server without
 -- an answer, in this run or a killed one, has its call looked up before anyone calls it again.
 local sandbox = require "support.sandbox"
-local sigmamind = require "sigmamind"
+local util = require "support.util"
 local core = require "sigmamind.core"
 
-local function tmpname()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb")); f:write(text); f:close()
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb")); local text = f:read("a"); f:close()
-  return text
-end
+local tmpname, write, read = util.tmpname, util.write_file, util.read_file
 
 local function phone(i) return string.format("+1212666%04d", i) end
 
@@ -29,11 +16,7 @@ end
 describe("dial's uncertain rows", function()
   local sb
 
-  local function client(o)
-    o = o or {}
-    o.api_key, o.base_url = sb.key, sb.url
-    return sigmamind.new(o)
-  end
+  local function client(opts) return util.client(sb, opts) end
 
   -- a call as the killed dialer's POST would have made it
   local function make_call(to, vars)
@@ -107,19 +90,12 @@ describe("dial's uncertain rows", function()
     ]], sb.key, sb.url, phone(1), sb.number, sb.agent, j))
     -- the POST takes 1.5 s in the sandbox: the dialer is killed once the sandbox has it
     sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=1500", count = 1 }
-    local p = assert(io.popen("{ lua5.4 " .. script .. " >/dev/null 2>&1 & echo $!; wait $!; echo $?; } 2>/dev/null"))
-    local pid = assert(tonumber(p:read("l")))
-    local t0 = core.now()
-    while sb:count("POST", "/v1/calls") < 1 and core.now() - t0 < 20 do core.sleep(0.02) end
-    os.execute("kill -9 " .. pid)
-    local code = tonumber(p:read("l"))
-    p:close()
+    local code = util.kill_when(script, function() return sb:count("POST", "/v1/calls") >= 1 end)
     os.remove(script)
     assert.equal(137, code)
     assert.matches("^I 1 %+12126660001 %d+%.%d+ %$\n$", read(j))   -- its intent, with its time, and no more
     -- the sandbox still makes the call once its 1.5 s are up
-    t0 = core.now()
-    while sb:state().calls < 1 and core.now() - t0 < 20 do core.sleep(0.05) end
+    util.wait_for(function() return sb:state().calls >= 1 end, 20)
     local made = assert(select(2, sb:request("GET", "/v1/calls")).data[1])
 
     local c = client()

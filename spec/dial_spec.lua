@@ -1,18 +1,10 @@
 -- The dialer (README, "Concurrency: tasks, host loops and the dialer"): one call per valid row,
 -- never twice, even when killed and restarted.
 local sandbox = require "support.sandbox"
-local sigmamind = require "sigmamind"
+local util = require "support.util"
 local core = require "sigmamind.core"
 
-local function tmpname()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb")); f:write(text); f:close()
-end
+local tmpname, write, read = util.tmpname, util.write_file, util.read_file
 
 local function phone(i) return string.format("+1212777%04d", i) end
 
@@ -25,7 +17,7 @@ end
 describe("dial", function()
   local sb
 
-  local function client() return sigmamind.new{ api_key = sb.key, base_url = sb.url } end
+  local function client(opts) return util.client(sb, opts) end
 
   local function calls_per_row() return sb:calls_per("row_id") end
 
@@ -137,7 +129,7 @@ describe("dial", function()
 
   it("reports a POST that timed out as uncertain and never dials that row again", function()
     -- without reconciliation (which would find the call: see the next spec) the journal decides
-    local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, timeout = 0.3, reconcile = false }
+    local c = client{ timeout = 0.3, reconcile = false }
     local j = tmpname()
     sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=1000", count = 1 }
     local report = assert(c:dial{ contacts = contacts(1), from = sb.number, agent = sb.agent, journal = j,
@@ -148,15 +140,14 @@ describe("dial", function()
     assert.equal("uncertain", report.rows[1].status)
     assert.equal(1, sb:count("POST", "/v1/calls"))
     -- and rightly so: the request reached the sandbox, which places the call once its second is up
-    local t0 = core.now()
-    while sb:state().calls == 0 and core.now() - t0 < 3 do core.sleep(0.05) end
+    util.wait_for(function() return sb:state().calls > 0 end, 3)
     assert.same({ r1 = 1 }, calls_per_row())
     os.remove(j)
     c:close()
   end)
 
   it("records as placed a row whose timed-out POST reconciliation found", function()
-    local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, timeout = 0.3 }
+    local c = client{ timeout = 0.3 }
     local j = tmpname()
     sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=1000", count = 1 }
     local report = assert(c:dial{ contacts = contacts(1), from = sb.number, agent = sb.agent, journal = j,
@@ -240,7 +231,7 @@ describe("dial", function()
                                             sb.agent, errfile)))
     local out = p:read("a")
     local _, _, code = p:close()
-    local f = assert(io.open(errfile)); local stderr = f:read("a"); f:close()
+    local stderr = read(errfile)
     os.remove(errfile)
     assert.equal(2, code)
     assert.equal("", out)
@@ -280,8 +271,7 @@ describe("dial", function()
       killed = killed + 1
     end
     assert(os.execute(cmd), "the last run failed")
-    local f = assert(io.open(out)); local text = f:read("a"); f:close()
-    local report = assert(core.json_decode(assert(text:match("REPORT (%b{})"))))
+    local report = assert(core.json_decode(assert(read(out):match("REPORT (%b{})"))))
     local per = calls_per_row()
     local uncertain = 0
     for i = 1, n do

@@ -1,13 +1,8 @@
 -- The API reference: LDoc builds it from the doc comments without a warning, and it names the entry
 -- points, so a renamed function or a broken @{reference} fails here, not rotting in doc/api/.
-local ROOT = debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") or "."
+local util = require "support.util"
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local ROOT, slurp = util.root(), util.read_file
 
 -- the doc-comment anchors LDoc writes: <a name = "calls:create"></a>
 local function has_entry(html, name)
@@ -18,7 +13,7 @@ describe("the API reference (make docs)", function()
   local dir, out, ok
 
   setup(function()
-    dir = os.tmpname(); os.remove(dir)
+    dir = util.tmpname()
     local p = io.popen(("cd '%s' && lua5.1 /usr/bin/ldoc -d '%s' . 2>&1"):format(ROOT, dir))
     out = p:read("a")
     ok = p:close()
@@ -72,7 +67,7 @@ describe("the API reference's pages", function()
   local dir
 
   setup(function()
-    dir = os.tmpname(); os.remove(dir)
+    dir = util.tmpname()
     assert(os.execute(("cd '%s' && lua5.1 /usr/bin/ldoc -d '%s' . >/dev/null 2>&1"):format(ROOT, dir)))
   end)
   teardown(function() os.execute("rm -rf '" .. dir .. "'") end)

@@ -2,16 +2,13 @@
 -- (sandbox/lua/sandbox/faults.lua), read from a running sandbox: the faults its 400s expect, and
 -- those chaos mode draws by default.
 local sandbox = require "support.sandbox"
+local util = require "support.util"
 local json = sandbox.json
 
-local ROOT = sandbox.root()
+local ROOT = util.root()
 
-local function slurp(path)
-  local f = assert(io.open(ROOT .. "/" .. path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+-- a file of the repository, by its path from the top
+local function slurp(path) return util.read_file(ROOT .. "/" .. path) end
 
 -- "a, b, c or d" -> { "a", "b", "c", "d" }
 local function split_list(s)

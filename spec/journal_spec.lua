@@ -1,28 +1,10 @@
 -- The dialer's journal against a full disk and a damaged file: a record is whole or absent, never
 -- glued to a fragment, and a journal that cannot be read stops the dial, never half believed.
 local sandbox = require "support.sandbox"
-local sigmamind = require "sigmamind"
+local util = require "support.util"
 local core = require "sigmamind.core"
 
-local function tmpname()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb")); f:write(text); f:close()
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb")); local text = f:read("a"); f:close()
-  return text
-end
-
-local function sh(cmd)
-  local ok, _, code = os.execute(cmd)
-  return ok, code
-end
+local tmpname, write, read, sh = util.tmpname, util.write_file, util.read_file, os.execute
 
 local PAGE = 4096
 
@@ -45,7 +27,7 @@ end
 describe("the dialer's journal", function()
   local sb, disk
 
-  local function client() return sigmamind.new{ api_key = sb.key, base_url = sb.url } end
+  local function client(opts) return util.client(sb, opts) end
 
   setup(function()
     sb = sandbox.start{ speed = 1000 }
@@ -110,13 +92,7 @@ describe("the dialer's journal", function()
     -- row 1's intent meets the full disk (row 1 is not dialed), space returns, row 2's POST takes
     -- 6 s: the dialer is killed in it, once the sandbox has it
     sb:arm{ method = "POST", path = "/v1/calls", fault = "slow=6000", count = 1 }
-    local p = assert(io.popen("{ lua5.4 " .. script .. " >/dev/null 2>&1 & echo $!; wait $!; echo $?; } 2>/dev/null"))
-    local pid = assert(tonumber(p:read("l")))
-    local t0 = core.now()
-    while sb:count("POST", "/v1/calls") < 1 and core.now() - t0 < 20 do core.sleep(0.02) end
-    sh("kill -9 " .. pid)
-    local code = tonumber(p:read("l"))
-    p:close()
+    local code = util.kill_when(script, function() return sb:count("POST", "/v1/calls") >= 1 end)
     os.remove(script)
     assert.equal(137, code)                                -- killed, not finished
     assert.is_nil(io.open(filler), "row 1's append did not fail")
@@ -127,8 +103,7 @@ describe("the dialer's journal", function()
                                                { phoneNumber = "+12135557002", row_id = "r2" } },
                                   from = sb.number, agent = sb.agent, concurrency = 1, journal = j, wait = false })
     -- the killed run's POST still places its call once its 6 s are up: wait for every POST's call
-    t0 = core.now()
-    while sb:state().calls < sb:count("POST", "/v1/calls") and core.now() - t0 < 20 do core.sleep(0.05) end
+    util.wait_for(function() return sb:state().calls >= sb:count("POST", "/v1/calls") end, 20)
     assert.same({ r1 = 1, r2 = 1 }, sb:calls_per("row_id"))
     assert.equal("placed", report.rows[1].status)         -- its intent never reached the journal: never dialed
     -- its POST was in flight at the kill, its call not made yet when the rerun looked for it

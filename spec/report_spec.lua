@@ -1,28 +1,15 @@
 -- The CLI's reports: `calls stats` (table, bars, --json, --html rendered in headless Chromium) and
 -- `campaigns watch`.
 local sandbox = require "support.sandbox"
+local util = require "support.util"
 local observe = require "sigmamind.observe"
 local json = sandbox.json
 
-local ROOT = sandbox.root()
+local ROOT = util.root()
 local CLI = ROOT .. "/bin/sigmamind"
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+-- sh: stdout and exit code; read_file: nil when the file is not there
+local shell_quote, read_file, sh = util.shell_quote, util.try_read, util.capture
 
 local function find_chromium()
   for _, name in ipairs{ "chromium", "chromium-browser" } do
@@ -168,10 +155,7 @@ describe("reports", function()
 
   describe("sigmamind campaigns watch", function()
     it("follows a campaign to the end with its outcome counts", function()
-      local csv = os.tmpname()
-      local f = assert(io.open(csv, "wb"))
-      f:write("phone,name\n+12137770010,Ann\n+1234,Bad\n+12135550102,Bob\n")
-      f:close()
+      local csv = util.temp_file("phone,name\n+12137770010,Ann\n+1234,Bad\n+12135550102,Bob\n")
       local out, err, code = run{ "--json", "campaigns", "create", "--name", "watch spec", "--agent", sb.agent,
                                   "--from", sb.number, "--csv", csv }
       os.remove(csv)

@@ -2,14 +2,8 @@
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
-local socket = require "socket"
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local rawhttp = require "support.rawhttp"
+local util = require "support.util"
 
 local function peak_rss_kb()
   for line in io.lines("/proc/self/status") do
@@ -19,18 +13,12 @@ local function peak_rss_kb()
 end
 
 describe("errors and retries", function()
-  local sb, events
+  local sb, events, on_event
 
   local function client(opts)
     opts = opts or {}
-    opts.api_key, opts.base_url = sb.key, opts.base_url or sb.url
-    opts.on_event = function(ev) events[#events + 1] = ev end
-    return sigmamind.new(opts)
-  end
-  local function count_events(kind)
-    local n = 0
-    for _, ev in ipairs(events) do if ev.type == kind then n = n + 1 end end
-    return n
+    opts.on_event = on_event
+    return util.client(sb, opts)
   end
   local function new_call(c)
     return c.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445", agentId = sb.agent }
@@ -38,7 +26,7 @@ describe("errors and retries", function()
 
   setup(function() sb = sandbox.start{ speed = 100 } end)
   teardown(function() if sb then sb:stop() end end)
-  before_each(function() sb:reset(); events = {} end)
+  before_each(function() sb:reset(); events, on_event = util.events() end)
 
   it("retries a POST /v1/calls refused with 429 twice, honouring Retry-After, and creates one call", function()
     sb:arm{ method = "POST", path = "/v1/calls", fault = "429", count = 2 }
@@ -49,7 +37,7 @@ describe("errors and retries", function()
     assert.is_nil(err)
     assert.truthy(call.callId)
     assert.equal(3, sb:count("POST", "/v1/calls"))
-    assert.equal(2, count_events("retry"))
+    assert.equal(2, events:count("retry"))
     assert.is_true(elapsed >= 1.9, "Retry-After: 1 was not honoured twice: " .. elapsed)
     assert.equal(1, sb:state().calls)
     c:close()
@@ -119,48 +107,14 @@ describe("errors and retries", function()
     c:close()
   end)
 
-  -- a raw server (spec/support/rawhttp.lua) run with the given answers: its port, request log, stop
-  local function raw_server(answers)
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. dir))
-    local files = {}
-    for i, a in ipairs(answers) do
-      files[i] = dir .. "/r" .. i
-      local f = assert(io.open(files[i], "wb"))
-      f:write(a)
-      f:close()
-    end
-    assert(os.execute(("lua5.4 %s/spec/support/rawhttp.lua %s/port %s >%s/log 2>&1 & echo $! > %s/pid")
-      :format(sandbox.root(), dir, table.concat(files, " "), dir, dir)))
-    local port
-    for _ = 1, 100 do
-      local f = io.open(dir .. "/port")
-      if f then port = tonumber(f:read("l")); f:close(); break end
-      core.sleep(0.05)
-    end
-    assert(port, "the raw server did not start")
-    local function requests()
-      local out = {}
-      for line in io.lines(dir .. "/port.requests") do out[#out + 1] = line end
-      return out
-    end
-    local function stop() os.execute("kill $(cat " .. dir .. "/pid) 2>/dev/null; rm -rf " .. dir) end
-    return port, requests, stop
-  end
-
-  local function answer(status, body)
-    return ("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"):format(status, #body, body)
-  end
-
   it("never sends a create twice when the server restarts after reading it on a kept-alive connection", function()
     -- libcurl resends a request by itself when a reused connection dies before any answer; the
     -- resend's connect is refused (the server is down), which must not read as "certainly never
     -- sent": the server read the first one
     for _, in_task in ipairs{ false, true } do
-      local port, requests, stop = raw_server{ answer(200, '{"data":[],"hasNext":false}'), "!restart 400" }
+      local raw = rawhttp.start{ rawhttp.answer(200, '{"data":[],"hasNext":false}'), "!restart 400" }
       -- reconcile = false: the lookups that would follow are another spec's (reconcile_spec)
-      local c = sigmamind.new{ api_key = "sk_test_raw", base_url = "http://127.0.0.1:" .. port, reconcile = false }
+      local c = sigmamind.new{ api_key = "sk_test_raw", base_url = raw.url, reconcile = false }
       assert(c.agents:list())
       local function create()
         return c.calls:create{ fromPhoneNumber = "+14157774444", toPhoneNumber = "+12137774445" }
@@ -175,8 +129,8 @@ describe("errors and retries", function()
       end
       c:close()
       local posts = 0
-      for _, line in ipairs(requests()) do if line:match("^POST /v1/calls ") then posts = posts + 1 end end
-      stop()
+      for _, line in ipairs(raw.requests()) do if line:match("^POST /v1/calls ") then posts = posts + 1 end end
+      raw.stop()
       assert.equal(1, posts, "POSTs sent (in a task: " .. tostring(in_task) .. ")")
       assert.is_nil(call)
       assert.is_true(err.sent, tostring(err))
@@ -186,24 +140,24 @@ describe("errors and retries", function()
   it("takes a success answer without a call for a create that may have been placed, never for a call", function()
     for _, case in ipairs{ { "", "no body" }, { "null", "null" }, { "{}", "no callId" }, { '{"callId":7}', "no callId" },
                            { "[1]", "no callId" }, { '"call_1"', "a JSON string" } } do
-      local port, requests, stop = raw_server{ answer(201, case[1]) }
-      local c = sigmamind.new{ api_key = "sk_test_raw", base_url = "http://127.0.0.1:" .. port, reconcile = false }
+      local raw = rawhttp.start{ rawhttp.answer(201, case[1]) }
+      local c = sigmamind.new{ api_key = "sk_test_raw", base_url = raw.url, reconcile = false }
       local call, err = c.calls:create{ fromPhoneNumber = "+14157774444", toPhoneNumber = "+12137774445" }
       c:close()
-      local n = #requests()
-      stop()
+      local n = #raw.requests()
+      raw.stop()
       assert.is_nil(call, case[1])
       assert.same({ "decode", true, false, 1 }, { err.kind, err.sent, err.retryable, n })
       assert.matches("success without a call (" .. case[2] .. ")", err.message, 1, true)
     end
     -- with reconciliation on (the default) it is looked for like a lost answer
-    local empty = answer(200, '{"data":[],"hasNext":false,"totalCounts":0}')
-    local port, requests, stop = raw_server{ answer(201, ""), empty, empty, empty, empty, empty }
-    local c = sigmamind.new{ api_key = "sk_test_raw", base_url = "http://127.0.0.1:" .. port }
+    local empty = rawhttp.answer(200, '{"data":[],"hasNext":false,"totalCounts":0}')
+    local raw = rawhttp.start{ rawhttp.answer(201, ""), empty, empty, empty, empty, empty }
+    local c = sigmamind.new{ api_key = "sk_test_raw", base_url = raw.url }
     local call, err = c.calls:create{ fromPhoneNumber = "+14157774444", toPhoneNumber = "+12137774445" }
     c:close()
-    local log = requests()
-    stop()
+    local log = raw.requests()
+    raw.stop()
     assert.is_nil(call)
     assert.equal("decode", err.kind)
     assert.is_string(err.reconcile)
@@ -213,13 +167,13 @@ describe("errors and retries", function()
   end)
 
   it("retries when no server listens, then reports network with sent == false", function()
-    local c = client{ base_url = "http://127.0.0.1:" .. free_port(), max_retries = 2, deadline = 30 }
+    local c = client{ base_url = "http://127.0.0.1:" .. util.free_port(), max_retries = 2, deadline = 30 }
     local call, err = new_call(c)
     assert.is_nil(call)
     assert.equal("network", err.kind)
     assert.is_false(err.sent)
     assert.equal(3, err.attempts)
-    assert.equal(2, count_events("retry"))
+    assert.equal(2, events:count("retry"))
     c:close()
   end)
 

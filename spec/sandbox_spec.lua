@@ -1,5 +1,6 @@
 -- The sandbox (issue 2): a local SigmaMind driven over plain HTTP, never through the client module.
 local sandbox = require "support.sandbox"
+local util = require "support.util"
 local socket = require "socket"
 local json = sandbox.json
 
@@ -20,28 +21,13 @@ local function b64(s)
   end) .. ({ "", "==", "=" })[#s % 3 + 1])
 end
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+local sh, wait_for = util.capture, util.wait_for   -- sh: stdout and exit code
 
 local function keys(t)
   local out = {}
   for k in pairs(t) do out[#out + 1] = k end
   table.sort(out)
   return out
-end
-
-local function wait_for(fn, seconds)
-  local deadline = socket.gettime() + (seconds or 5)
-  repeat
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.02)
-  until socket.gettime() > deadline
-  return nil
 end
 
 -- unix seconds of the sandbox's ISO-8601 UTC times ("2024-04-20T10:00:00.250Z"), whatever the local zone
@@ -96,6 +82,18 @@ describe("the sandbox", function()
     assert.is_truthy(err.timestamp:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d"))
     assert.are.equal(field .. ":", err.message:match("^[%w%.]+:"), err.message)
     return err
+  end
+
+  -- the delivery log of the query ("callId=..."), once n of its entries are done (result
+  -- "delivered", or as done(entry) says); nil after 10 s
+  local function deliveries(query, n, done)
+    done = done or function(e) return e.result == "delivered" end
+    return wait_for(function()
+      local _, d = sb:request("GET", "/_sandbox/deliveries?" .. query)
+      local k = 0
+      for _, e in ipairs(d.data) do if done(e) then k = k + 1 end end
+      return k == n and d
+    end, 10)
   end
 
   describe("as a tool", function()
@@ -365,12 +363,7 @@ describe("the sandbox", function()
         assert.are.equal(c.endTime, c.updatedAt)
       end
       -- each event is stamped with the moment it tells of in the call's own times
-      local log = wait_for(function()
-        local _, d = sb:request("GET", "/_sandbox/deliveries?webhookId=" .. w.webhookId)
-        local done = 0
-        for _, e in ipairs(d.data) do if e.result == "delivered" then done = done + 1 end end
-        return done == 5 and d
-      end, 10)
+      local log = deliveries("webhookId=" .. w.webhookId, 5)
       assert.is_truthy(log, "the deliveries did not arrive")
       for _, e in ipairs(log.data) do
         local payload = json.decode(e.body)
@@ -1135,12 +1128,7 @@ describe("the sandbox", function()
       local _, ended = sb:request("GET", "/v1/calls/" .. call.callId)
       assert.are.equal("ended", ended.status)
       assert.matches("big = 123456789012345, huge = 1e+300, max = 9007199254740991", ended.transcript, 1, true)
-      local log = wait_for(function()
-        local _, d = sb:request("GET", "/_sandbox/deliveries?callId=" .. call.callId)
-        local n = 0
-        for _, e in ipairs(d.data) do if e.result == "delivered" then n = n + 1 end end
-        return n == 2 and d
-      end, 10)
+      local log = deliveries("callId=" .. call.callId, 2)
       assert.is_truthy(log, "the deliveries did not arrive")
       for _, e in ipairs(log.data) do
         exact(e.body, e.event)
@@ -1199,12 +1187,7 @@ describe("the sandbox", function()
       local dead = create_webhook{ url = "http://127.0.0.1:9/closed" }
       local call = create_call("+14155552001")
       sb:advance(60)
-      local log = wait_for(function()
-        local _, d = sb:request("GET", "/_sandbox/deliveries?callId=" .. call.callId)
-        local done = 0
-        for _, e in ipairs(d.data) do if e.result ~= "pending" then done = done + 1 end end
-        return done == 2 and d
-      end, 10)
+      local log = deliveries("callId=" .. call.callId, 2, function(e) return e.result ~= "pending" end)
       assert.is_truthy(log, "deliveries did not finish")
       local by = {}
       for _, e in ipairs(log.data) do by[e.webhookId] = e end

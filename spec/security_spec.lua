@@ -2,12 +2,8 @@
 -- injection, and the API key never leaving C memory.
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
-local core = require "sigmamind.core"
-
-local function sh(cmd)
-  local ok = os.execute(cmd .. " >/dev/null 2>&1")
-  assert(ok, "command failed: " .. cmd)
-end
+local rawhttp = require "support.rawhttp"
+local util = require "support.util"
 
 -- walks any value and returns every string inside it, keys included
 local function strings_in(v, out, seen)
@@ -20,48 +16,18 @@ local function strings_in(v, out, seen)
   return out
 end
 
--- a raw server (spec/support/rawhttp.lua) that answers requests with the given raw responses, in
--- order: its port, the request lines it read, and a stop
-local function raw_server(answers)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir " .. dir))
-  local files = {}
-  for i, a in ipairs(answers) do
-    files[i] = dir .. "/r" .. i
-    local f = assert(io.open(files[i], "wb"))
-    f:write(a)
-    f:close()
-  end
-  assert(os.execute(("lua5.4 %s/spec/support/rawhttp.lua %s/port %s >%s/log 2>&1 & echo $! > %s/pid")
-    :format(sandbox.root(), dir, table.concat(files, " "), dir, dir)))
-  local port
-  for _ = 1, 100 do
-    local f = io.open(dir .. "/port")
-    if f then port = tonumber(f:read("l")); f:close(); break end
-    core.sleep(0.05)
-  end
-  assert(port, "the raw server did not start")
-  local function requests()
-    local out = {}
-    for line in io.lines(dir .. "/port.requests") do out[#out + 1] = line end
-    return out
-  end
-  local function stop() os.execute("kill $(cat " .. dir .. "/pid) 2>/dev/null; rm -rf " .. dir) end
-  return port, requests, stop
-end
-
-local function answer(status, body, headers)
-  return ("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nConnection: close\r\n%sContent-Length: %d\r\n\r\n%s")
-    :format(status, headers or "", #body, body)
+-- a raw answer with Connection: close: the raw server serves one connection at a time, and a
+-- blocking call and a task do not share one
+local function answer(status, body, header)
+  return rawhttp.answer(status, body, { "Connection: close", header })
 end
 
 describe("security", function()
   local sb, dir
 
   setup(function()
-    dir = os.tmpname(); os.remove(dir); sh("mkdir -p " .. dir)
-    sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 " ..
+    dir = util.tmpname(); util.sh("mkdir -p " .. dir)
+    util.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 " ..
         "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout %s/key.pem -out %s/cert.pem"):format(dir, dir))
     sb = sandbox.start{ speed = 100, args = { "--https-port", "0", "--cert", dir .. "/cert.pem",
                                                "--key", dir .. "/key.pem" } }
@@ -158,9 +124,8 @@ describe("security", function()
   describe("the API key", function()
     it("never appears in errors, events, tostring(client) or the client's Lua-visible state", function()
       local key = "sk_live_" .. string.rep("s3cr3t", 4)
-      local seen = {}
-      local c = sigmamind.new{ api_key = key, base_url = sb.url, max_retries = 1,
-                               on_event = function(ev) seen[#seen + 1] = ev end }
+      local seen, on_event = util.events()
+      local c = sigmamind.new{ api_key = key, base_url = sb.url, max_retries = 1, on_event = on_event }
       local _, e1 = c.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445" } -- 401
       local _, e2 = c.calls:get("bad\nid")                                                      -- invalid
       sb:arm{ method = "GET", path = "/v1/agents", fault = "503", count = 5 }
@@ -179,20 +144,19 @@ describe("security", function()
     it("is redacted where a server echoes it: message, body, request id, tostring, and in tasks too", function()
       local key = "sk_live_" .. string.rep("s3cr3t", 4)
       local echo = '{"message":"Invalid API key: ' .. key .. '"}'
-      local port, _, stop = raw_server{
-        answer(401, echo, "X-Request-Id: req-" .. key .. "\r\n"),      -- blocking
+      local raw = rawhttp.start{
+        answer(401, echo, "X-Request-Id: req-" .. key),               -- blocking
         answer(401, echo),                                            -- a task (the multi handle)
         answer(200, "not JSON: " .. key),                             -- decode error: the body is kept
         answer(404, '{"message":"no call ' .. key .. '"}') }          -- the key as an id, in the path
-      local seen = {}
-      local c = sigmamind.new{ api_key = key, base_url = "http://127.0.0.1:" .. port, max_retries = 0,
-                               on_event = function(ev) seen[#seen + 1] = ev end }
+      local seen, on_event = util.events()
+      local c = sigmamind.new{ api_key = key, base_url = raw.url, max_retries = 0, on_event = on_event }
       local _, e1 = c.agents:list{}
       local e2 = sigmamind.map(c, { 1 }, function() return c.agents:list{} end)[1][2]
       local _, e3 = c.agents:list{}
       local _, e4 = c.calls:get(key)
       c:close()
-      stop()
+      raw.stop()
       assert.equal("auth", e1.kind)
       assert.equal("Invalid API key: [REDACTED]", e1.message)
       assert.equal('{"message":"Invalid API key: [REDACTED]"}', e1.body)
@@ -211,9 +175,8 @@ describe("security", function()
     end)
 
     it("masks phone numbers in on_event paths", function()
-      local seen = {}
-      local c = sigmamind.new{ api_key = sb.key, base_url = sb.url,
-                               on_event = function(ev) seen[#seen + 1] = ev end }
+      local seen, on_event = util.events()
+      local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, on_event = on_event }
       assert(c.phone_numbers:get(sb.number))
       c:close()
       assert.is_true(#seen > 0)
@@ -241,30 +204,30 @@ describe("security", function()
 
     it("never carry a plain http:// request, key included, when set in the environment", function()
       local ok_body = '{"data":[],"hasNext":false}'
-      local port, requests, stop = raw_server{ answer(200, ok_body), answer(200, ok_body), answer(200, ok_body) }
-      local proxy = "http://127.0.0.1:" .. port
+      local raw = rawhttp.start{ answer(200, ok_body), answer(200, ok_body), answer(200, ok_body) }
+      local proxy = raw.url
       local outs = { child("http_proxy=" .. proxy), child("ALL_PROXY=" .. proxy), child("all_proxy=" .. proxy) }
-      local got = requests()
-      stop()
+      local got = raw.requests()
+      raw.stop()
       assert.same({ "ok", "ok", "ok" }, outs)
       assert.same({}, got)
       assert.equal(3, sb:count("GET", "/v1/agents"))
     end)
 
     it("are refused as an option for a plain http:// base_url unless insecure = true, and then used", function()
-      local port, requests, stop = raw_server{ answer(200, '{"data":[],"hasNext":false}') }
-      for _, proxy in ipairs{ "http://proxy.example.test:3128", "http://127.0.0.1:" .. port,
-                              "127.0.0.1:" .. port, "socks5://127.0.0.1:" .. port } do
+      local raw = rawhttp.start{ answer(200, '{"data":[],"hasNext":false}') }
+      for _, proxy in ipairs{ "http://proxy.example.test:3128", raw.url,
+                              "127.0.0.1:" .. raw.port, "socks5://127.0.0.1:" .. raw.port } do
         local ok, err = pcall(sigmamind.new, { api_key = sb.key, base_url = sb.url, proxy = proxy })
         assert.is_false(ok, proxy)
         assert.matches("proxy: a plain http:// base_url is sent directly, never through a proxy", err, 1, true)
       end
       local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, insecure = true, max_retries = 0,
-                               proxy = "http://127.0.0.1:" .. port }
+                               proxy = raw.url }
       local page, err = c.agents:list{}
       c:close()
-      local got = requests()
-      stop()
+      local got = raw.requests()
+      raw.stop()
       assert.is_nil(err)
       assert.same({}, page.data)
       assert.same({ "GET " .. sb.url .. "/v1/agents HTTP/1.1" }, got)
@@ -272,13 +235,13 @@ describe("security", function()
     end)
 
     it("carry an https:// base_url only as a CONNECT tunnel", function()
-      local port, requests, stop = raw_server{ "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n" }
+      local raw = rawhttp.start{ "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n" }
       local c = sigmamind.new{ api_key = sb.key, base_url = sb.https_url, ca_file = dir .. "/cert.pem",
-                               proxy = "http://127.0.0.1:" .. port, max_retries = 0 }
+                               proxy = raw.url, max_retries = 0 }
       local page = c.agents:list{}
       c:close()
-      local got = requests()
-      stop()
+      local got = raw.requests()
+      raw.stop()
       assert.is_nil(page)
       assert.same({ "CONNECT " .. sb.https_url:match("^https://(.*)$") .. " HTTP/1.1" }, got)
     end)

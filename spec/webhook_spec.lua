@@ -1,28 +1,18 @@
 -- sigmamind.webhook: signatures against openssl's arithmetic, replay windows, dedupe, deliveries.
 local webhook = require "sigmamind.webhook"
+local util = require "support.util"
 
 local SECRET = "whsec_spec_0123456789"
 local NOW = 1700000000
 local BODY = '{"event":"conversation_ended","timestamp":"2023-11-14T22:13:20Z",' ..
              '"call":{"callId":"call_1","status":"not-connected","variables":{"name":"Ann"}}}'
 
-local function snapshot(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local snapshot, shell_quote = util.snapshot, util.shell_quote
 
 -- HMAC-SHA256 by the openssl command, over exact bytes in a temp file: independent arithmetic.
 local function openssl_hmac(secret, message)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(message)
-  f:close()
-  local p = assert(io.popen("openssl dgst -sha256 -hmac " .. shell_quote(secret) .. " " .. shell_quote(path)))
-  local out = p:read("a")
-  p:close()
+  local path = util.temp_file(message)
+  local out = util.capture("openssl dgst -sha256 -hmac " .. shell_quote(secret) .. " " .. shell_quote(path))
   os.remove(path)
   return assert(out:match("= *(%x+)%s*$"), "unexpected openssl output: " .. out)
 end
@@ -449,14 +439,13 @@ describe("sigmamind.webhook", function()
 
   describe("real deliveries from the sandbox", function()
     local sandbox = require "support.sandbox"
-    local sigmamind = require "sigmamind"
     local socket = require "socket"
     local json = sandbox.json
     local sb, client
 
     setup(function()
       sb = sandbox.start{ speed = 200 }
-      client = sigmamind.new{ api_key = sb.key, base_url = sb.url }
+      client = util.client(sb)
     end)
     teardown(function()
       if client then client:close() end
@@ -497,8 +486,7 @@ describe("sigmamind.webhook", function()
       assert.is_string(hook.secret)
       local call = assert(client.calls:create{ fromPhoneNumber = sb.number, toPhoneNumber = "+12137774445",
                                                agentId = sb.agent })
-      local deadline = socket.gettime() + 15
-      while #r.got < 3 and socket.gettime() < deadline do r.poll() end
+      util.wait_for(function() r.poll(); return #r.got >= 3 end, 15)
       r.close()
       assert.equal(3, #r.got)
       local names = {}
@@ -520,15 +508,14 @@ describe("sigmamind.webhook", function()
     -- the requests the sandbox's recording receiver got that `keep` keeps, once n (or after 15 s)
     local function echoed(n, keep)
       local got
-      local deadline = socket.gettime() + 15
-      repeat
-        socket.sleep(0.1)
+      util.wait_for(function()
         local _, v = sb:request("GET", "/_sandbox/echo")
         got = {}
         for _, rec in ipairs(v and v.data or {}) do
           if keep(rec) then got[#got + 1] = rec end
         end
-      until #got >= n or socket.gettime() > deadline
+        return #got >= n
+      end, 15)
       return got
     end
 

@@ -1,10 +1,10 @@
 -- Spec helper: a private nginx (Debian nginx + lua module, or OpenResty) under a temporary prefix, serving a
 -- given configuration with our Lua layer and the LuaJIT build of the core on its paths. LuaSocket only.
 local socket = require "socket"
-local sandbox = require "support.sandbox"
+local util = require "support.util"
 
-local io_open, io_popen, os_execute, os_getenv, os_remove, table_concat, tostring, error, pairs =
-      io.open, io.popen, os.execute, os.getenv, os.remove, table.concat, tostring, error, pairs
+local io_open, io_popen, os_execute, os_getenv, os_remove, table_concat, error, pairs =
+      io.open, io.popen, os.execute, os.getenv, os.remove, table.concat, error, pairs
 
 local _M = {}
 local mt = { __index = _M }
@@ -18,7 +18,7 @@ local function sh(cmd)
   return ok, out
 end
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local quote = util.shell_quote
 
 function _M.binary()
   for _, b in ipairs{ os_getenv("SIGMAMIND_SANDBOX_NGINX") or "", "/usr/local/openresty/bin/openresty",
@@ -27,12 +27,7 @@ function _M.binary()
   end
 end
 
-function _M.free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+_M.free_port = util.free_port
 
 -- the main-context lines that load the Lua module into a stock Debian nginx (none for OpenResty)
 function _M.load_modules(bin)
@@ -52,7 +47,7 @@ end
 -- opts.env: environment for nginx. Starts it as a daemon and waits until the port answers.
 function _M.start(opts)
   local bin = assert(_M.binary(), "nginx not found (Debian: nginx + libnginx-mod-http-lua)")
-  local root = sandbox.root()
+  local root = util.root()
   local ok, prefix = sh("mktemp -d ${TMPDIR:-/tmp}/sigmamind-ngx.XXXXXX")
   assert(ok, prefix)
   prefix = prefix:gsub("%s+$", "")

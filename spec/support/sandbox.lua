@@ -2,6 +2,7 @@
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require("cjson.safe").new()
+local util = require "support.util"
 
 local io_popen, os_execute, table_concat = io.popen, os.execute, table.concat
 local setmetatable, type, tostring, tonumber, ipairs, pairs = setmetatable, type, tostring, tonumber, ipairs, pairs
@@ -9,16 +10,7 @@ local setmetatable, type, tostring, tonumber, ipairs, pairs = setmetatable, type
 local _M = {}
 local mt = { __index = _M }
 
--- the repository root, from this file's own path (spec/support/sandbox.lua)
-local function root()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  if src:sub(1, 1) ~= "/" then src = (os.getenv("PWD") or ".") .. "/" .. src end
-  return src:match("^(.*)/spec/support/[^/]*$") or "."
-end
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local root, shell_quote = util.root, util.shell_quote
 
 -- opts: speed, api_key, port, args (extra launcher arguments)
 function _M.start(opts)
