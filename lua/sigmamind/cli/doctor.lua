@@ -9,10 +9,9 @@ local ipairs, pcall, tostring, error = ipairs, pcall, tostring, error
 local _M = {}
 
 function _M.add_to_parser(parser)
-  local cmd = context.command(parser, "doctor", "Check the server and the account: key, TLS, clock, answers' " ..
-                              "shapes, a number and an agent to call with (read only).")
+  local cmd = context.command(parser, "doctor", "Check the key, TLS, clock and answers of the server (read only).")
   cmd:option("--place-test-call", "Also place one real call to this E.164 number (the only thing doctor " ..
-             "creates, and only when asked).")
+             "creates, and only when asked)."):argname("<+E164>")
 end
 
 function _M.command(a, ctx)
