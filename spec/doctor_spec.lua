@@ -1,5 +1,5 @@
--- sigmamind doctor: a read-only check of a server and an account, against the sandbox and against a raw
--- server answering in shapes the client does not expect.
+-- sigmamind doctor: a read-only check of a server and an account, against the sandbox and against a
+-- raw server answering in shapes the client does not expect.
 local sandbox = require "support.sandbox"
 local rawhttp = require "support.rawhttp"
 local cli = require "sigmamind.cli"
@@ -91,9 +91,9 @@ describe("sigmamind doctor", function()
     assert.equal("fail", key.status)
     assert.matches("the key is refused", key.detail, 1, true)
     assert.matches("401", key.detail, 1, true)
-    out, _, code = run({ "doctor" }, env("sk_wrong"))
-    assert.equal(1, code)
-    assert.matches("\nfail  key  the key is refused", out)
+    local text, _, again = run({ "doctor" }, env("sk_wrong"))
+    assert.equal(1, again)
+    assert.matches("\nfail  key  the key is refused", text)
   end)
 
   it("places exactly one call with --place-test-call, and reports its callId", function()
@@ -118,6 +118,15 @@ describe("sigmamind doctor", function()
     assert.equal("", out)
     assert.matches("--place-test-call expects an E.164 number", err, 1, true)
     assert.same({}, sb:api_requests())
+  end)
+
+  it("refuses a base URL that is not one as a usage error, with a JSON error object", function()
+    local out, err, code = run({ "--json", "doctor" }, { SIGMAMIND_API_KEY = "k", SIGMAMIND_BASE_URL = "foo" })
+    assert.equal(2, code)
+    assert.equal("", out)
+    local doc = json.decode(err:match("([^\n]+)\n$"))
+    assert.equal("usage", doc.error.kind)
+    assert.matches("^base_url: expected an http:// or https:// URL", doc.error.message)
   end)
 
   it("warns when the server's clock is more than 5 s from ours", function()
@@ -149,9 +158,10 @@ describe("sigmamind doctor", function()
       answer(200, "5"),                                                      -- agents: a number
       answer(200, '{"data":5}'),                                             -- calls
       answer(200, '{"data":[{"campaignId":"c1"}],"hasNext":false}'),         -- campaigns: no totals
+      -- numbers: the number as a number, hasNext a string
       answer(200, '{"data":[{"sipPhoneNumber":14155550100,"outboundAgentId":"a"}],"totalCount":1,' ..
-                  '"hasNext":"no"}'),                                        -- numbers: a number, hasNext a string
-      answer(200, '{"data":[{"webhookId":7}],"totalCount":1,"hasNext":false}'),   -- webhooks: a numeric id
+                  '"hasNext":"no"}'),
+      answer(200, '{"data":[{"webhookId":7}],"totalCount":1,"hasNext":false}'),  -- webhooks: a numeric id
     }
     local ok, out, err, code = pcall(run, { "doctor", "--json" }, { SIGMAMIND_API_KEY = "k",
                                                                    SIGMAMIND_BASE_URL = raw.url })

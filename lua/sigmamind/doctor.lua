@@ -1,5 +1,5 @@
--- sigmamind.doctor: a read-only check of a server and an account (`sigmamind doctor`), for the first
--- contact with the real API and for support. It reads the raw decoded answers through the core, not
+-- sigmamind.doctor: a read-only check of a server and an account (`sigmamind doctor`), for the
+-- first contact with the real API and for support. It reads the raw decoded answers through the core, not
 -- the client's normalised pages, so that it sees what the server really sends.
 local core = require "sigmamind.core"
 local isotime = require "sigmamind.isotime"

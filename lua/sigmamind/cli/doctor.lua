@@ -32,7 +32,7 @@ function _M.command(a, ctx)
                                          place_test_call = target })
   -- doctor.run raises only on options it refuses (a base URL that is not one): the user's input
   if not ok and (context.is_interrupt(report) or context.is_exit(report)) then error(report, 0) end
-  if not ok then ctx:die(context.USAGE, tostring(report):gsub("^sigmamind%.doctor%.run: ", "")) end
+  if not ok then ctx:die(context.USAGE, (tostring(report):gsub("^sigmamind%.doctor%.run: ", ""))) end
   if ctx.json then
     ctx.stdout:write(output.json(report), "\n")
   else
