@@ -10,7 +10,7 @@ local type, ipairs, tostring, error, require, pcall, xpcall, debug_traceback =
 local _M = {}
 
 -- in the order --help lists them
-local COMMANDS = { "calls", "campaigns", "numbers", "webhooks", "agents", "dial", "sandbox", "completion" }
+local COMMANDS = { "calls", "campaigns", "numbers", "webhooks", "agents", "dial", "doctor", "sandbox", "completion" }
 
 local function build_parser(argparse)
   local parser = argparse("sigmamind", "Place and track SigmaMind voice-agent calls from a shell.")
