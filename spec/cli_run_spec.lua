@@ -3,18 +3,7 @@ local sandbox = require "support.sandbox"
 local cli = require "sigmamind.cli"
 local json = sandbox.json
 
--- a writer that keeps what it is given
-local function buffer()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for _, s in ipairs{ ... } do parts[#parts + 1] = tostring(s) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
+local buffer = require("support.util").buffer
 
 describe("sigmamind.cli.run", function()
   local sb

@@ -6,18 +6,7 @@ local cli = require "sigmamind.cli"
 local doctor = require "sigmamind.doctor"
 local json = sandbox.json
 
--- a writer that keeps what it is given
-local function buffer()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for _, s in ipairs{ ... } do parts[#parts + 1] = tostring(s) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
+local buffer = require("support.util").buffer
 
 -- runs the CLI in this process: stdout, stderr, exit code
 local function run(argv, env)

@@ -3,17 +3,7 @@
 local sandbox = require "support.sandbox"
 local sigmamind = require "sigmamind"
 
--- a writer that keeps what it is given
-local function buffer()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for _, s in ipairs{ ... } do parts[#parts + 1] = tostring(s) end
-      return self
-    end,
-    text = function() return table.concat(parts) end,
-  }
-end
+local buffer = require("support.util").buffer
 
 local function lines_of(text)
   local lines = {}

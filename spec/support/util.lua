@@ -130,4 +130,17 @@ function M.events()
   return events, function(ev) events[#events + 1] = ev end
 end
 
+-- a writer that keeps what it is given (a stream for the CLI or a log): buf:text() gives it back
+function M.buffer()
+  local parts = {}
+  return {
+    write = function(self, ...)
+      for _, v in ipairs{ ... } do parts[#parts + 1] = tostring(v) end
+      return self
+    end,
+    flush = function() end,
+    text = function() return table.concat(parts) end,
+  }
+end
+
 return M
