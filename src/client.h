@@ -33,7 +33,11 @@ typedef struct sm_client {
   CURLM *multi;                /* concurrent transfers (multi.c), created on first use */
   struct sm_slot **slots;      /* pooled transfers, each with its own easy handle; owned by the client */
   size_t nslots;
-  int nactive, ndone;          /* slots in the multi / finished and not yet reported */
+  int nactive, ndone, nqueued; /* slots in the multi / finished and not yet reported / waiting to go in */
+  struct sm_slot *done_head;   /* the finished ones, in the order they finished (multi.c) */
+  struct sm_slot *done_tail;
+  struct sm_slot *queue_head;  /* the started ones not yet handed to libcurl, in the order they were started */
+  struct sm_slot *queue_tail;
 } sm_client;
 
 /* the client userdata's user values */

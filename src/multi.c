@@ -2,7 +2,12 @@
    without blocking: Lua starts one with _start, drives them all with _perform(timeout) and gets back those that
    finished, each already classified by the blocking loop's policy (value, error, or retry after a delay). The wait
    before a retry is the Lua scheduler's (a timer in its loop), never a sleep here; _retry starts the next attempt.
-   libcurl's callbacks touch only C memory (transfer.c); on_event runs here, between libcurl calls. */
+   libcurl's callbacks touch only C memory (transfer.c); on_event runs here, between libcurl calls.
+
+   Each _perform's work is bounded, whatever is queued, so that a host calling poll(0) every frame stays inside
+   it: started transfers wait in a queue of ours and go into libcurl at most MAX_IN_FLIGHT at a time (one
+   curl_multi_perform then handles at most that many), and completing the finished ones stops after
+   REPORT_BUDGET (the rest wait, in order, for the next _perform). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +18,29 @@
 #include "options.h"
 #include "request.h"
 
-enum { SLOT_FREE, SLOT_ACTIVE, SLOT_DONE, SLOT_WAIT };
+/* a slot's life: FREE -> (_start) QUEUED -> ACTIVE (in libcurl) -> DONE (finished, not yet reported) -> FREE,
+   or WAIT (reported "retry") -> (_retry) QUEUED again */
+enum { SLOT_FREE, SLOT_QUEUED, SLOT_ACTIVE, SLOT_DONE, SLOT_WAIT };
 
 typedef struct sm_slot {
   sm_xfer x;                   /* first: libcurl's callbacks get &slot->x */
   sm_attempt a;                /* its request points into the strings pinned in the client's SM_UV_PINS table */
   int state;
   CURLcode rc;
+  size_t index;                /* in the client's slots; its transfer id is index + 1 */
+  struct sm_slot *next;        /* SLOT_QUEUED, SLOT_DONE: the next in the client's queue of that state */
 } sm_slot;
+
+/* At most this many transfers are in libcurl at once (so many connections to the API, kept alive): it bounds
+   the work of one curl_multi_perform and the load on the server. The rest wait in the client's queue. */
+#define MAX_IN_FLIGHT 64
+
+/* How long one _perform may spend handing queued transfers to libcurl (on_event, setting up; libcurl then
+   connects and sends them) and completing finished ones (decoding, on_event), in seconds each. What is left
+   waits, in order, for the next _perform, so that a poll(0) with many transfers starting or finishing at once
+   stays within a host's frame; at least one of each is done each time. */
+#define FILL_BUDGET 0.001
+#define REPORT_BUDGET 0.001
 
 void sm_multi_release(sm_client *c) {
   size_t i;
@@ -35,7 +55,49 @@ void sm_multi_release(sm_client *c) {
   c->slots = NULL;
   c->nslots = 0;
   c->nactive = c->ndone = 0;
+  c->done_head = c->done_tail = c->queue_head = c->queue_tail = NULL;
+  c->nqueued = 0;
   if (c->multi) { curl_multi_cleanup(c->multi); c->multi = NULL; }
+}
+
+/* ---- the two queues (started, finished): FIFO lists through sm_slot.next ----------------------------- */
+
+static void q_push(sm_slot **head, sm_slot **tail, sm_slot *s) {
+  s->next = NULL;
+  if (*tail) (*tail)->next = s;
+  else *head = s;
+  *tail = s;
+}
+
+static void q_unlink(sm_slot **head, sm_slot **tail, sm_slot *s) {
+  sm_slot **p = head, *prev = NULL;
+  while (*p && *p != s) { prev = *p; p = &(*p)->next; }
+  if (!*p) return;
+  *p = s->next;
+  if (*tail == s) *tail = prev;
+  s->next = NULL;
+}
+
+static void push_done(sm_client *c, sm_slot *s) {
+  s->state = SLOT_DONE;
+  q_push(&c->done_head, &c->done_tail, s);
+  c->ndone++;
+}
+
+static void unlink_done(sm_client *c, sm_slot *s) {
+  q_unlink(&c->done_head, &c->done_tail, s);
+  c->ndone--;
+}
+
+static void push_queued(sm_client *c, sm_slot *s) {
+  s->state = SLOT_QUEUED;
+  q_push(&c->queue_head, &c->queue_tail, s);
+  c->nqueued++;
+}
+
+static void unlink_queued(sm_client *c, sm_slot *s) {
+  q_unlink(&c->queue_head, &c->queue_tail, s);
+  c->nqueued--;
 }
 
 /* ---- slots ----------------------------------------------------------------------------------------------- */
@@ -66,9 +128,10 @@ static size_t get_slot(lua_State *L, sm_client *c) {
     if (c->slots[i]->state == SLOT_FREE) return i;
   if (!c->multi) {
     if (!(c->multi = curl_multi_init())) luaL_error(L, "sigmamind: curl_multi_init failed");
-    /* at most this many connections to the API at once; more transfers queue inside libcurl. It bounds the
-       work of one poll (each new connection costs a connect and a TLS handshake) and the load on the server */
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    /* as many connections as transfers in flight, kept alive between them: fewer in the cache would be
+       closed and opened again as transfers come and go (each costs a connect, and a TLS handshake) */
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_IN_FLIGHT);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)MAX_IN_FLIGHT);
   }
   n = c->nslots;
   /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers; v14 mistakes it for sizeof(A *) */
@@ -88,6 +151,7 @@ static size_t get_slot(lua_State *L, sm_client *c) {
     free(s);
     luaL_error(L, "sigmamind: cannot set up a transfer: %s", curl_easy_strerror(rc));
   }
+  s->index = n;
   c->slots[n] = s;                          /* owned by the client from here on */
   c->nslots = n + 1;
   return n;
@@ -108,22 +172,30 @@ static void free_slot(lua_State *L, sm_client *c, int self, size_t i) {
   lua_pop(L, 1);
 }
 
-/* the next attempt: on_event, set up, into the multi */
-static void launch(lua_State *L, sm_client *c, int self, size_t i) {
-  sm_slot *s = c->slots[i];
+/* the next attempt of a queued slot: on_event, set up, into the multi. A transfer that cannot be set up
+   finishes at once with libcurl's error, classified and reported as any other failure. */
+static void launch(lua_State *L, sm_client *c, int self, sm_slot *s) {
   CURLcode rc;
-  CURLMcode mc;
+  unlink_queued(c, s);
   rc = sm_attempt_begin(L, self, &s->a, &s->x);
+  if (rc == CURLE_OK && curl_multi_add_handle(c->multi, s->x.easy) != CURLM_OK) rc = CURLE_OUT_OF_MEMORY;
   if (rc != CURLE_OK) {
-    free_slot(L, c, self, i);
-    luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
-  }
-  if ((mc = curl_multi_add_handle(c->multi, s->x.easy)) != CURLM_OK) {
-    free_slot(L, c, self, i);
-    luaL_error(L, "sigmamind: cannot start the transfer: %s", curl_multi_strerror(mc));
+    s->rc = rc;
+    push_done(c, s);
+    return;
   }
   s->state = SLOT_ACTIVE;
   c->nactive++;
+}
+
+/* hands queued transfers to libcurl, the oldest first, while fewer than MAX_IN_FLIGHT are in it, for at most
+   FILL_BUDGET */
+static void fill(lua_State *L, sm_client *c, int self) {
+  double until = sm_now() + FILL_BUDGET;
+  while (c->queue_head && c->nactive < MAX_IN_FLIGHT) {
+    launch(L, c, self, c->queue_head);
+    if (sm_now() >= until) break;
+  }
 }
 
 /* ---- the methods, each run protected with the client's busy flag set (on_event must not re-enter) --------- */
@@ -144,8 +216,7 @@ static int start_run(lua_State *L) {
   set_pin(L, 1, (lua_Integer)i + 1, -1);
   s = c->slots[i];
   s->a = a;
-  s->state = SLOT_WAIT;                     /* reserved: not free, not yet in the multi */
-  launch(L, c, 1, i);
+  push_queued(c, s);                        /* into libcurl at the next _perform, in turn */
   lua_pushinteger(L, (lua_Integer)i + 1);
   return 1;
 }
@@ -155,7 +226,7 @@ static int retry_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   sm_slot *s = slot_by_id(L, c, 2);
   luaL_argcheck(L, s->state == SLOT_WAIT, 2, "transfer is not waiting for a retry");
-  launch(L, c, 1, (size_t)lua_tointeger(L, 2) - 1);
+  push_queued(c, s);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -171,9 +242,8 @@ static void collect(sm_client *c) {
     if (!s || s->state != SLOT_ACTIVE) continue;
     s->rc = m->data.result;
     curl_multi_remove_handle(c->multi, s->x.easy);
-    s->state = SLOT_DONE;
     c->nactive--;
-    c->ndone++;
+    push_done(c, s);
   }
 }
 
@@ -194,7 +264,7 @@ static void report(lua_State *L, sm_client *c, size_t i) {
   if (outcome == SM_RETRY) { lua_pushnumber(L, delay); lua_rawseti(L, -2, 4); }
   if (outcome == SM_OK) { lua_insert(L, -2); lua_rawseti(L, -2, 5); }
   /* the record is complete: only now does the slot change state */
-  c->ndone--;
+  unlink_done(c, s);
   if (outcome == SM_RETRY) s->state = SLOT_WAIT;
   else free_slot(L, c, 1, i);
 }
@@ -203,9 +273,9 @@ static void report(lua_State *L, sm_client *c, size_t i) {
 static int perform_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   double timeout = lua_tonumber(L, 2), until = sm_now() + timeout;
-  size_t i;
   int n = 0, running = 0;
-  if (!c->multi || (c->nactive == 0 && c->ndone == 0)) return 0;
+  if (!c->multi || (c->nactive == 0 && c->ndone == 0 && c->nqueued == 0)) return 0;
+  fill(L, c, 1);
   for (;;) {
     CURLMcode mc = curl_multi_perform(c->multi, &running);
     double left;
@@ -220,11 +290,11 @@ static int perform_run(lua_State *L) {
   if (c->ndone == 0) return 0;
   lua_settop(L, 2);
   lua_createtable(L, c->ndone, 0);
-  for (i = 0; i < c->nslots; i++) {
-    if (c->slots[i]->state != SLOT_DONE) continue;
-    report(L, c, i);
+  until = sm_now() + REPORT_BUDGET;
+  do {                                                      /* the oldest first; at least one */
+    report(L, c, c->done_head->index);
     lua_rawseti(L, 3, ++n);
-  }
+  } while (c->done_head && sm_now() < until);
   return 1;
 }
 
@@ -233,7 +303,8 @@ static int cancel_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   sm_slot *s = slot_by_id(L, c, 2);
   if (s->state == SLOT_ACTIVE) { curl_multi_remove_handle(c->multi, s->x.easy); c->nactive--; }
-  else if (s->state == SLOT_DONE) c->ndone--;
+  else if (s->state == SLOT_DONE) unlink_done(c, s);
+  else if (s->state == SLOT_QUEUED) unlink_queued(c, s);
   free_slot(L, c, 1, (size_t)lua_tointeger(L, 2) - 1);
   lua_pushboolean(L, 1);
   return 1;
@@ -298,10 +369,10 @@ static int l_client_cancel(lua_State *L) {
   return guarded(L, cancel_run);
 }
 
-/* client:_pending() --> transfers in flight, finished-but-unreported */
+/* client:_pending() --> transfers in flight (in libcurl or queued for it), finished-but-unreported */
 static int l_client_pending(lua_State *L) {
   sm_client *c = sm_client_check_open(L, 1);
-  lua_pushinteger(L, c->nactive);
+  lua_pushinteger(L, c->nactive + c->nqueued);
   lua_pushinteger(L, c->ndone);
   return 2;
 }

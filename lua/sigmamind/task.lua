@@ -119,8 +119,14 @@ local function finish(s, t, ok, ...)
   for i = 1, #joiners do make_ready(s, joiners[i]) end
 end
 
--- runs the tasks ready now (those made ready meanwhile wait for the next pass: a pass is bounded)
-local function run_ready(s)
+-- How long one pass may spend resuming tasks, in seconds. A pass stops starting tasks once it is
+-- spent and leaves the rest ready for the next pass, so that poll(0) with a thousand tasks just
+-- spawned stays inside a host's frame (a task's run until it yields can overrun it a little).
+local BUDGET = 0.002
+
+-- runs the tasks ready now, at least one and then until `stop` (those made ready meanwhile, and
+-- those the budget left, wait for the next pass: a pass is bounded)
+local function run_ready(s, stop)
   local last = s.qtail
   while s.qhead <= last do
     local i = s.qhead
@@ -130,6 +136,7 @@ local function run_ready(s)
     local a = t.rargs
     t.rargs = nil
     finish(s, t, co_resume(t.co, table_unpack(a, 1, a.n)))
+    if now() >= stop then break end
   end
 end
 
@@ -151,8 +158,9 @@ function _M.poll(client, timeout)
   local c = s.c
   local until_ = now() + timeout
   repeat
+    local stop = now() + BUDGET                            -- for the tasks of this pass
     fire_timers(s)
-    run_ready(s)
+    run_ready(s, stop)
     if s.live == 0 then break end
     local wait = 0
     if s.qhead > s.qtail then
@@ -169,7 +177,7 @@ function _M.poll(client, timeout)
       end
     end
     fire_timers(s)
-    run_ready(s)
+    run_ready(s, stop)
   until s.live == 0 or now() >= until_
   return s.live
 end
