@@ -42,7 +42,8 @@ typedef struct sm_client {
 
 /* the client userdata's user values */
 #define SM_UV_ON_EVENT 1
-#define SM_UV_PINS     2       /* table: slot id -> { path, body, url } strings libcurl and sm_req point at */
+#define SM_UV_PINS     2       /* table: each slot's path, body, url, headers (multi.c), which libcurl and
+                                  sm_req point at */
 
 sm_client *sm_client_check_open(lua_State *L, int idx);
 void sm_client_init(lua_State *L);               /* creates the client metatable */

@@ -39,7 +39,7 @@ typedef struct sm_slot {
    connects and sends them) and completing finished ones (decoding, on_event), in seconds each. What is left
    waits, in order, for the next _perform, so that a poll(0) with many transfers starting or finishing at once
    stays within a host's frame; at least one of each is done each time. */
-#define FILL_BUDGET 0.001
+#define FILL_BUDGET 0.0005
 #define REPORT_BUDGET 0.001
 
 void sm_multi_release(sm_client *c) {
@@ -111,11 +111,30 @@ static void push_pins(lua_State *L, int self) {
   }
 }
 
-static void set_pin(lua_State *L, int self, lua_Integer id, int value) {
-  value = lua_absindex(L, value);
+/* A slot's pinned strings are PINS values in the client's pins table, flat at (slot index) * PINS + 1..PINS:
+   a table per transfer would cost every request an allocation and its collection. */
+#define PINS 4
+
+/* pins the PINS values on top of the stack (popped) for slot i */
+static void set_pins(lua_State *L, int self, size_t i) {
+  int k, top = lua_gettop(L);
+  lua_Integer base = (lua_Integer)i * PINS;
   push_pins(L, self);
-  lua_pushvalue(L, value);
-  lua_rawseti(L, -2, id);
+  for (k = 1; k <= PINS; k++) {
+    lua_pushvalue(L, top - PINS + k);
+    lua_rawseti(L, -2, base + k);
+  }
+  lua_pop(L, 1 + PINS);
+}
+
+static void clear_pins(lua_State *L, int self, size_t i) {
+  int k;
+  lua_Integer base = (lua_Integer)i * PINS;
+  push_pins(L, self);
+  for (k = 1; k <= PINS; k++) {
+    lua_pushnil(L);
+    lua_rawseti(L, -2, base + k);
+  }
   lua_pop(L, 1);
 }
 
@@ -167,9 +186,7 @@ static sm_slot *slot_by_id(lua_State *L, sm_client *c, int arg) {
 static void free_slot(lua_State *L, sm_client *c, int self, size_t i) {
   c->slots[i]->state = SLOT_FREE;
   c->slots[i]->a.r.ep = NULL;
-  lua_pushnil(L);
-  set_pin(L, self, (lua_Integer)i + 1, -1);
-  lua_pop(L, 1);
+  clear_pins(L, self, i);
 }
 
 /* the next attempt of a queued slot: on_event, set up, into the multi. A transfer that cannot be set up
@@ -206,14 +223,9 @@ static int start_run(lua_State *L) {
   sm_attempt a;
   size_t i;
   sm_slot *s;
-  int top, k;
   if (!sm_attempt_open(L, 1, &a)) return 2;
-  /* path, body or nil, url, headers or nil on top: pinned together for the life of the transfer */
-  top = lua_gettop(L);
-  lua_createtable(L, 4, 0);
-  for (k = 1; k <= 4; k++) { lua_pushvalue(L, top - 4 + k); lua_rawseti(L, -2, k); }
   i = get_slot(L, c);
-  set_pin(L, 1, (lua_Integer)i + 1, -1);
+  set_pins(L, 1, i);      /* path, body or nil, url, headers or nil on top: pinned for the life of the transfer */
   s = c->slots[i];
   s->a = a;
   push_queued(c, s);                        /* into libcurl at the next _perform, in turn */

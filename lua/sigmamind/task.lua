@@ -52,16 +52,27 @@ local function scheduler(client)
 end
 _M.scheduler = scheduler
 
-local function make_ready(s, t, ...)
-  t.rargs = table_pack(...)
+local NOTHING = table_pack()
+
+local function enqueue(s, t)
   local q = s.qtail + 1
   s.qtail = q
   s.queue[q] = t
 end
 
--- a task's transfer finished (transfers.lua routes the record { id, outcome, value, delay } here):
--- the task runs again, its wait (receive, below) given the outcome, value and delay
-Task._wake = function(t, r) make_ready(t.sched, t, r[2], r[3], r[4], r[5]) end
+-- t runs at the next pass, resumed with the values given
+local function make_ready(s, t, ...)
+  t.rargs = select("#", ...) == 0 and NOTHING or table_pack(...)
+  enqueue(s, t)
+end
+
+-- a task's transfer finished (transfers.lua routes the record { id, outcome, value, delay, meta }
+-- here): the task runs again, its wait (receive, below) given the outcome, value, delay and meta;
+-- the record itself is kept until then (no table made per wake)
+Task._wake = function(t, r)
+  t.rrec = r
+  enqueue(t.sched, t)
+end
 
 local function timer_less(a, b) return a.at < b.at or (a.at == b.at and a.seq < b.seq) end
 
@@ -122,7 +133,7 @@ end
 -- How long one pass may spend resuming tasks, in seconds. A pass stops starting tasks once it is
 -- spent and leaves the rest ready for the next pass, so that poll(0) with a thousand tasks just
 -- spawned stays inside a host's frame (a task's run until it yields can overrun it a little).
-local BUDGET = 0.002
+local BUDGET = 0.0015
 
 -- runs the tasks ready now, at least one and then until `stop` (those made ready meanwhile, and
 -- those the budget left, wait for the next pass: a pass is bounded)
@@ -133,11 +144,19 @@ local function run_ready(s, stop)
     local t = s.queue[i]
     s.queue[i] = nil
     s.qhead = i + 1
-    local a = t.rargs
-    t.rargs = nil
-    finish(s, t, co_resume(t.co, table_unpack(a, 1, a.n)))
+    local r = t.rrec
+    if r ~= nil then
+      t.rrec = nil
+      finish(s, t, co_resume(t.co, r[2], r[3], r[4], r[5]))
+    else
+      local a = t.rargs
+      t.rargs = nil
+      finish(s, t, co_resume(t.co, table_unpack(a, 1, a.n)))
+    end
     if now() >= stop then break end
   end
+  -- drained: the queue starts again at 1, so that its indices stay in the table's array part
+  if s.qhead > s.qtail then s.qhead, s.qtail = 1, 0 end
 end
 
 -- nothing can make progress: no ready task, no timer, no transfer
