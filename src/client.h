@@ -12,6 +12,7 @@
 #define SM_CLIENT_MT      "sigmamind.client"
 
 struct sm_slot;
+struct pollfd;
 
 typedef struct sm_client {
   int open;                    /* resources acquired and not yet released */
@@ -38,6 +39,11 @@ typedef struct sm_client {
   struct sm_slot *done_tail;
   struct sm_slot *queue_head;  /* the started ones not yet handed to libcurl, in the order they were started */
   struct sm_slot *queue_tail;
+  struct pollfd *socks;        /* the multi's sockets and what libcurl waits for on each (multi.c) */
+  struct pollfd *ready;        /* scratch: the ready ones of a poll, as (fd, revents); as large as socks */
+  size_t nsocks, socks_cap;
+  unsigned rotor;              /* where the next poll starts acting on ready sockets (fairness) */
+  double timer_at;             /* when libcurl wants curl_multi_socket_action(CURL_SOCKET_TIMEOUT); < 0: never */
 } sm_client;
 
 /* the client userdata's user values */

@@ -5,10 +5,13 @@
    libcurl's callbacks touch only C memory (transfer.c); on_event runs here, between libcurl calls.
 
    Each _perform's work is bounded, whatever is queued, so that a host calling poll(0) every frame stays inside
-   it: started transfers wait in a queue of ours and go into libcurl at most MAX_IN_FLIGHT at a time (one
-   curl_multi_perform then handles at most that many), and completing the finished ones stops after
-   REPORT_BUDGET (the rest wait, in order, for the next _perform). */
+   it: started transfers wait in a queue of ours and go into libcurl at most MAX_IN_FLIGHT at a time; the
+   loop is libcurl's socket interface (we poll the sockets libcurl names, and hand it each ready one with
+   curl_multi_socket_action), so a _perform acts on ready sockets for at most SOCKET_BUDGET and touches only
+   the transfers whose sockets are ready, never all of them as curl_multi_perform does; and completing the
+   finished ones stops after REPORT_BUDGET. What is left waits, in order, for the next _perform. */
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include "multi.h"
@@ -40,6 +43,7 @@ typedef struct sm_slot {
    waits, in order, for the next _perform, so that a poll(0) with many transfers starting or finishing at once
    stays within a host's frame; at least one of each is done each time. */
 #define FILL_BUDGET 0.0005
+#define SOCKET_BUDGET 0.001
 #define REPORT_BUDGET 0.001
 
 void sm_multi_release(sm_client *c) {
@@ -57,7 +61,11 @@ void sm_multi_release(sm_client *c) {
   c->nactive = c->ndone = 0;
   c->done_head = c->done_tail = c->queue_head = c->queue_tail = NULL;
   c->nqueued = 0;
-  if (c->multi) { curl_multi_cleanup(c->multi); c->multi = NULL; }
+  if (c->multi) { curl_multi_cleanup(c->multi); c->multi = NULL; }    /* its socket callbacks first */
+  free(c->socks);
+  free(c->ready);
+  c->socks = c->ready = NULL;
+  c->nsocks = c->socks_cap = 0;
 }
 
 /* ---- the two queues (started, finished): FIFO lists through sm_slot.next ----------------------------- */
@@ -98,6 +106,44 @@ static void push_queued(sm_client *c, sm_slot *s) {
 static void unlink_queued(sm_client *c, sm_slot *s) {
   q_unlink(&c->queue_head, &c->queue_tail, s);
   c->nqueued--;
+}
+
+/* ---- libcurl's socket interface: the sockets it wants watched, and its timer ---------------------------- */
+
+/* CURLMOPT_SOCKETFUNCTION: libcurl says what to wait for on fd (or to forget it); C only */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *clientp, void *socketp) {
+  sm_client *c = (sm_client *)clientp;
+  size_t i;
+  (void)easy; (void)socketp;
+  for (i = 0; i < c->nsocks && c->socks[i].fd != fd; i++) {}
+  if (what == CURL_POLL_REMOVE) {
+    if (i < c->nsocks) c->socks[i] = c->socks[--c->nsocks];
+    return 0;
+  }
+  if (i == c->nsocks) {
+    if (c->nsocks == c->socks_cap) {
+      size_t cap = c->socks_cap ? 2 * c->socks_cap : 16;
+      struct pollfd *socks = (struct pollfd *)realloc(c->socks, cap * sizeof *socks), *ready;
+      if (!socks) return -1;                /* libcurl fails the transfer */
+      c->socks = socks;
+      if (!(ready = (struct pollfd *)realloc(c->ready, cap * sizeof *ready))) return -1;
+      c->ready = ready;
+      c->socks_cap = cap;
+    }
+    c->socks[i].fd = fd;
+    c->nsocks++;
+  }
+  c->socks[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+  c->socks[i].revents = 0;
+  return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when libcurl wants to be called for its timeouts (0: at once, -1: never) */
+static int on_timer(CURLM *multi, long timeout_ms, void *clientp) {
+  sm_client *c = (sm_client *)clientp;
+  (void)multi;
+  c->timer_at = timeout_ms < 0 ? -1 : sm_now() + (double)timeout_ms / 1000;
+  return 0;
 }
 
 /* ---- slots ----------------------------------------------------------------------------------------------- */
@@ -151,6 +197,11 @@ static size_t get_slot(lua_State *L, sm_client *c) {
        closed and opened again as transfers come and go (each costs a connect, and a TLS handshake) */
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_IN_FLIGHT);
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)MAX_IN_FLIGHT);
+    c->timer_at = -1;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, (void *)c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, (void *)c);
   }
   n = c->nslots;
   /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers; v14 mistakes it for sizeof(A *) */
@@ -281,23 +332,57 @@ static void report(lua_State *L, sm_client *c, size_t i) {
   else free_slot(L, c, 1, i);
 }
 
+/* libcurl's timeouts, when due */
+static CURLMcode run_timer(sm_client *c) {
+  int running;
+  if (c->timer_at < 0 || sm_now() < c->timer_at) return CURLM_OK;
+  c->timer_at = -1;                         /* libcurl sets it again as it needs */
+  return curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
+/* waits up to wait_ms for the sockets, then hands the ready ones to libcurl, starting where the last time
+   stopped, until `stop`; returns the poll's result (< 0 on EINTR: Ctrl-C) or a libcurl failure as -2 */
+static int run_sockets(sm_client *c, int wait_ms, double stop, CURLMcode *mc) {
+  size_t i, n = 0, first;
+  int got = poll(c->socks, (nfds_t)c->nsocks, wait_ms), running;
+  if (got <= 0) return got;
+  for (i = 0; i < c->nsocks; i++)           /* copied: acting on one may change c->socks */
+    if (c->socks[i].revents) c->ready[n++] = c->socks[i];
+  first = n ? c->rotor++ % n : 0;
+  for (i = 0; i < n; i++) {
+    const struct pollfd *p = &c->ready[(first + i) % n];
+    int mask = 0;
+    if (p->revents & (POLLIN | POLLERR | POLLHUP)) mask |= CURL_CSELECT_IN;
+    if (p->revents & (POLLOUT | POLLERR)) mask |= CURL_CSELECT_OUT;
+    if (p->revents & POLLNVAL) mask |= CURL_CSELECT_ERR;
+    if ((*mc = curl_multi_socket_action(c->multi, p->fd, mask, &running)) != CURLM_OK) return -2;
+    if (sm_now() >= stop) break;            /* the rest are still ready at the next poll */
+  }
+  return got;
+}
+
 /* stack: self, timeout. Returns an array of records, or nothing when no transfer finished. */
 static int perform_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
-  double timeout = lua_tonumber(L, 2), until = sm_now() + timeout;
-  int n = 0, running = 0;
+  double timeout = lua_tonumber(L, 2), now = sm_now(), until = now + timeout, stop = now + SOCKET_BUDGET;
+  int n = 0, wait_ms = 0;
   if (!c->multi || (c->nactive == 0 && c->ndone == 0 && c->nqueued == 0)) return 0;
   fill(L, c, 1);
   for (;;) {
-    CURLMcode mc = curl_multi_perform(c->multi, &running);
-    double left;
-    if (mc != CURLM_OK) return luaL_error(L, "sigmamind: curl_multi_perform: %s", curl_multi_strerror(mc));
+    CURLMcode mc = run_timer(c);
+    double left, due;
+    if (mc == CURLM_OK && run_sockets(c, wait_ms, stop, &mc) == -2 && mc == CURLM_OK) mc = CURLM_INTERNAL_ERROR;
+    if (mc != CURLM_OK) return luaL_error(L, "sigmamind: curl_multi_socket_action: %s", curl_multi_strerror(mc));
     collect(c);
     if (c->ndone > 0 || c->nactive == 0 || sm_sigint_pending()) break;   /* Ctrl-C: transfers stay as they are */
-    left = until - sm_now();
+    now = sm_now();
+    left = until - now;
     if (left < 0.001) break;
-    mc = curl_multi_poll(c->multi, NULL, 0, left > 3600 ? 3600000 : (int)(left * 1000), NULL);
-    if (mc != CURLM_OK) return luaL_error(L, "sigmamind: curl_multi_poll: %s", curl_multi_strerror(mc));
+    /* nothing finished yet: wait for a socket, libcurl's next timeout or the end, whichever comes first */
+    due = c->timer_at < 0 ? left : c->timer_at - now;
+    if (due > left) due = left;
+    wait_ms = due <= 0 ? 0 : due > 3600 ? 3600000 : (int)ceil(due * 1000);
+    stop = now + wait_ms / 1000.0 + SOCKET_BUDGET;     /* the budget counts from when a socket is ready */
   }
   if (c->ndone == 0) return 0;
   lua_settop(L, 2);
