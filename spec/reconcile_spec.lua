@@ -387,7 +387,7 @@ describe("calls:create after an ambiguous failure", function()
     reconcile.leave(client, t[1]); check{ t[3], t[4] }          -- left already: nothing changes
     reconcile.leave(client, t[4]); reconcile.leave(client, t[3]); check{}
     -- they pile up only while creates fail: past 256, those too old to own a new call are dropped
-    for i = 1, 200 do reconcile.enter(client, body, 0) end
+    for _ = 1, 200 do reconcile.enter(client, body, 0) end
     local recent = {}
     for i = 1, 56 do recent[i] = reconcile.enter(client, body, 10000) end
     local last = reconcile.enter(client, body, 10000)
