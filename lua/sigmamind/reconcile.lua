@@ -39,16 +39,25 @@ end
 -- and the older is dropped). Not a ring over one set: Lua 5.4 leaves a deleted key's slot unusable
 -- until the table is rehashed, so a set kept at a fixed size by deleting one key per insert is
 -- rehashed on every insert (17 us each at 1024 keys).
-function _M.remember(client, id)
-  if type(id) ~= "string" then return end
+-- remember_id takes an id known to be a string (calls:create checked it), remember anything.
+local function remember_id(client, id)
   local r = client._returned
   if not r then
     r = { new = {}, old = {}, n = 0 }
     client._returned = r
   end
-  if r.new[id] or r.old[id] then return end
-  if r.n >= REMEMBER then r.old, r.new, r.n = r.new, {}, 0 end
-  r.new[id], r.n = true, r.n + 1
+  local new, n = r.new, r.n
+  if new[id] or r.old[id] then return end
+  if n >= REMEMBER then
+    r.old, new, n = new, {}, 0
+    r.new = new
+  end
+  new[id], r.n = true, n + 1
+end
+_M.remember_id = remember_id
+
+function _M.remember(client, id)
+  if type(id) == "string" then remember_id(client, id) end
 end
 
 -- whether the client returned this call id (among those remembered)
@@ -164,11 +173,11 @@ local UNRESOLVED_FOR = 2 * SKEW + 60
 -- takes the registered intent out of the array (the last one moves into its slot)
 local function unregister(client, intent)
   local i = intent.slot
-  if i == nil then return end
+  if not i then return end
   local intents, n = client._intents, client._intents_n
   local last = intents[n]
   intents[i], last.slot = last, i
-  intents[n], intent.slot = nil, nil
+  intents[n], intent.slot = nil, false
   client._intents_n = n - 1
 end
 
@@ -183,7 +192,7 @@ local function prune(client, t)
   return client._intents_n
 end
 
--- registers an intent { from, agent, vars, t0 } (enter's, or one a caller made); returns it
+-- registers an intent { from, agent, vars, t0, slot = false } (enter's, or one a caller made); returns it
 local function register(client, intent)
   local intents = client._intents
   if not intents then intents = {} client._intents, client._intents_n = intents, 0 end
@@ -198,7 +207,7 @@ _M.register = register
 -- registers a create about to be sent; returns its intent, for leave() or find()
 function _M.enter(client, body, t0)
   return register(client, { from = body.fromPhoneNumber, agent = body.agentId, vars = body.dynamicVariables,
-                            t0 = t0 })
+                            t0 = t0, slot = false })    -- made with room for its slot: no rehash to add it
 end
 
 -- the create was answered with its call, or certainly created nothing
