@@ -610,6 +610,7 @@ static int all_valid(lua_State *L, const sm_endpoint *ep, int params) {
   unsigned long long seen = 0;
   const sm_field *f;
   int top = lua_gettop(L);
+  if (!lua_checkstack(L, 12)) return 0;
   lua_pushnil(L);
   while (lua_next(L, params)) {
     size_t klen;
