@@ -363,4 +363,35 @@ describe("calls:create after an ambiguous failure", function()
     reconcile.remember(client, "call_5000")         -- already known: nothing changes
     assert.is_true(known("call_5000"))
   end)
+
+  it("keeps the creates in flight in an array: left in any order, the old ones dropped past 256", function()
+    local reconcile = require "sigmamind.reconcile"
+    local client = {}
+    local body = { fromPhoneNumber = "+14155550100", agentId = "agent_1", dynamicVariables = { k = "v" } }
+    local function check(want)              -- the registered intents are exactly `want`, each in its slot
+      assert.equal(#want, client._intents_n)
+      assert.equal(#want, #client._intents)
+      local set = {}
+      for i = 1, client._intents_n do
+        assert.equal(i, client._intents[i].slot)
+        set[client._intents[i]] = true
+      end
+      for _, w in ipairs(want) do assert.is_true(set[w]) end
+    end
+    local t = {}
+    for i = 1, 5 do t[i] = reconcile.enter(client, body, 1000 + i) end
+    assert.same({ from = "+14155550100", agent = "agent_1", vars = body.dynamicVariables, t0 = 1003, slot = 3 }, t[3])
+    reconcile.leave(client, t[2]); check{ t[1], t[3], t[4], t[5] }
+    reconcile.leave(client, t[5]); check{ t[1], t[3], t[4] }
+    reconcile.leave(client, t[1]); check{ t[3], t[4] }
+    reconcile.leave(client, t[1]); check{ t[3], t[4] }          -- left already: nothing changes
+    reconcile.leave(client, t[4]); reconcile.leave(client, t[3]); check{}
+    -- they pile up only while creates fail: past 256, those too old to own a new call are dropped
+    for _ = 1, 200 do reconcile.enter(client, body, 0) end
+    local recent = {}
+    for i = 1, 56 do recent[i] = reconcile.enter(client, body, 10000) end
+    local last = reconcile.enter(client, body, 10000)
+    recent[#recent + 1] = last
+    check(recent)
+  end)
 end)

@@ -169,4 +169,38 @@ describe("validation before sending", function()
     assert.is_nil(err)
     assert.equal(N, upd.sipPhoneNumber)
   end)
+
+  it("reports the first fault in the endpoint's field order, whatever else is wrong and however the table is laid out", function()
+    local core = require "sigmamind.core"
+    local T = "+12137774445"
+    local function fault(name, params)
+      local ok, err = core.validate(name, params)
+      assert.is_nil(ok)
+      assert.equal("invalid", err.kind)
+      return err.field, err.message
+    end
+    -- a bad value before an unknown name, the endpoint's first field before its second
+    assert.equal("fromPhoneNumber", (fault("calls.create", { bogus = 1, toPhoneNumber = T, fromPhoneNumber = "x" })))
+    assert.equal("fromPhoneNumber", (fault("calls.create", { toPhoneNumber = 5, fromPhoneNumber = "x" })))
+    -- a missing required field before an unknown name; then the unknown name, with a suggestion
+    local field, msg = fault("calls.create", { fromPhoneNumber = N, agentid = A })
+    assert.equal("toPhoneNumber", field)
+    assert.matches("(a required field)", msg, 1, true)
+    field, msg = fault("calls.create", { fromPhoneNumber = N, toPhoneNumber = T, agentid = A })
+    assert.equal("agentid", field)
+    assert.equal("agentid: not a field of calls.create; did you mean agentId?", msg)
+    assert.equal("params", (fault("calls.create", { N, fromPhoneNumber = N, toPhoneNumber = T })))
+    field, msg = fault("calls.create", { fromPhoneNumber = N, toPhoneNumber = T, dynamicVariables = { x = {} } })
+    assert.equal("dynamicVariables", field)
+    assert.matches("^dynamicVariables%.x: expected a string, number or boolean", msg)
+    -- either spelling of a field, not both
+    local import = { phoneNumber = N, terminationSipUri = "sip:trunk.example", trunkUsername = "u", trunkPassword = "p" }
+    assert.is_true(core.validate("phone_numbers.import", import))
+    import.terminationSipURI = "sip:trunk.example"
+    field, msg = fault("phone_numbers.import", import)
+    assert.equal("terminationSipUri", field)
+    assert.matches("the same field as terminationSipURI", msg, 1, true)
+    assert.is_true(core.validate("calls.create", { fromPhoneNumber = N, toPhoneNumber = T, agentId = A,
+                                                   dynamicVariables = { n = 1, b = true, s = "x" } }))
+  end)
 end)

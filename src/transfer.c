@@ -187,6 +187,9 @@ static void form_free(sm_xfer *x) {
 void sm_xfer_free(sm_xfer *x) {
   form_free(x);
   if (x->easy) { curl_easy_cleanup(x->easy); x->easy = NULL; }
+  if (x->uh) { curl_url_cleanup(x->uh); x->uh = NULL; }
+  free(x->uh_url);
+  x->uh_url = NULL;
   sm_headers_free(x->own_headers);
   x->own_headers = NULL;
   buf_free(&x->headers);
@@ -198,6 +201,24 @@ static long to_ms(double s) {
   if (ms < 1) return 1;                /* 0 would mean "no timeout" to libcurl */
   if (ms > 86400000.0) return 86400000L;
   return (long)ms;
+}
+
+/* The URL as libcurl would parse it from the string (its own flags for CURLOPT_URL), kept parsed while requests
+   go to the same URL: libcurl takes the parsed URL (a copy of it) instead of parsing the string again, which is
+   most of what it spends on a request's URL. The string is set as well (libcurl's record of the URL, its
+   CURLINFO_EFFECTIVE_URL). NULL when it cannot be parsed: then libcurl parses the string and reports why. */
+static CURLU *parsed_url(sm_xfer *x, const char *url) {
+  size_t len;
+  if (x->uh_url && strcmp(x->uh_url, url) == 0) return x->uh;
+  free(x->uh_url);
+  x->uh_url = NULL;
+  if (!x->uh && !(x->uh = curl_url())) return NULL;
+  if (curl_url_set(x->uh, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+    return NULL;
+  len = strlen(url) + 1;
+  if (!(x->uh_url = (char *)malloc(len))) return NULL;
+  memcpy(x->uh_url, url, len);
+  return x->uh;
 }
 
 CURLcode sm_xfer_setup(sm_xfer *x, const sm_req *r, double timeout, double connect_timeout) {
@@ -212,6 +233,7 @@ CURLcode sm_xfer_setup(sm_xfer *x, const sm_req *r, double timeout, double conne
   form_free(x);                                /* one an attempt set up and never ran */
 #define SET(opt, v) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, v); } while (0)
   SET(CURLOPT_URL, r->url);
+  SET(CURLOPT_CURLU, parsed_url(x, r->url));
   if (r->form) {
     /* libcurl's boundary goes on the first Content-Type header, so the form's comes before the JSON one */
     if (rc == CURLE_OK && !(x->form = sm_mime_build(e, r->body, r->body_len))) rc = CURLE_OUT_OF_MEMORY;

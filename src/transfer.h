@@ -38,6 +38,9 @@ typedef struct sm_xfer {
   struct curl_slist form_ct;   /* its Content-Type, ahead of the other headers: libcurl's form
                                   takes the first one */
   char form_ct_text[40];
+  CURLU *uh;                   /* the URL parsed, handed to libcurl (CURLOPT_CURLU) so that it does not parse the
+                                  same URL again for every request; NULL until the first */
+  char *uh_url;                /* the URL it holds (malloc'd), or NULL when it holds none */
 } sm_xfer;
 
 /* one-time settings of an easy handle (callbacks, TLS, headers, share); returns a CURLcode */

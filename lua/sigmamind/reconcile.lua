@@ -39,16 +39,25 @@ end
 -- and the older is dropped). Not a ring over one set: Lua 5.4 leaves a deleted key's slot unusable
 -- until the table is rehashed, so a set kept at a fixed size by deleting one key per insert is
 -- rehashed on every insert (17 us each at 1024 keys).
-function _M.remember(client, id)
-  if type(id) ~= "string" then return end
+-- remember_id takes an id known to be a string (calls:create checked it), remember anything.
+local function remember_id(client, id)
   local r = client._returned
   if not r then
     r = { new = {}, old = {}, n = 0 }
     client._returned = r
   end
-  if r.new[id] or r.old[id] then return end
-  if r.n >= REMEMBER then r.old, r.new, r.n = r.new, {}, 0 end
-  r.new[id], r.n = true, r.n + 1
+  local new, n = r.new, r.n
+  if new[id] or r.old[id] then return end
+  if n >= REMEMBER then
+    r.old, new, n = new, {}, 0
+    r.new = new
+  end
+  new[id], r.n = true, n + 1
+end
+_M.remember_id = remember_id
+
+function _M.remember(client, id)
+  if type(id) == "string" then remember_id(client, id) end
 end
 
 -- whether the client returned this call id (among those remembered)
@@ -156,41 +165,62 @@ end
 -- call found for one of them could as well be another's when both have the same caller, agent and
 -- variables (a Call has no destination). Tasks of one client create at the same time; a create left
 -- unresolved stays a possible owner of the calls made around it for UNRESOLVED_FOR seconds.
+-- They are the array client._intents[1 .. client._intents_n], each intent knowing its slot: entering
+-- and leaving are an append and a swap with the last, where a set keyed by the intents (new tables,
+-- one a create) was rehashed every few creates once some had left.
 local UNRESOLVED_FOR = 2 * SKEW + 60
+
+-- takes the registered intent out of the array (the last one moves into its slot)
+local function unregister(client, intent)
+  local i = intent.slot
+  if not i then return end
+  local intents, n = client._intents, client._intents_n
+  local last = intents[n]
+  intents[i], last.slot = last, i
+  intents[n], intent.slot = nil, false
+  client._intents_n = n - 1
+end
 
 -- drops the intents too old to own a call made after `t` (an unanswered one has long timed out by
 -- then); returns how many are left
-local function prune(intents, t)
-  local n = 0
-  for other in pairs(intents) do
-    if other.t0 < t - UNRESOLVED_FOR then intents[other] = nil else n = n + 1 end
+local function prune(client, t)
+  local intents = client._intents
+  for i = client._intents_n, 1, -1 do          -- from the top: the one swapped in was looked at
+    local other = intents[i]
+    if other.t0 < t - UNRESOLVED_FOR then unregister(client, other) end
   end
-  return n
+  return client._intents_n
 end
+
+-- registers an intent { from, agent, vars, t0, slot = false } (enter's, or one a caller made); returns it
+local function register(client, intent)
+  local intents = client._intents
+  if not intents then intents = {} client._intents, client._intents_n = intents, 0 end
+  local n = client._intents_n
+  if n >= 256 then n = prune(client, intent.t0) end   -- they pile up only while creates fail
+  n = n + 1
+  intents[n], intent.slot, client._intents_n = intent, n, n
+  return intent
+end
+_M.register = register
 
 -- registers a create about to be sent; returns its intent, for leave() or find()
 function _M.enter(client, body, t0)
-  local intents = client._intents
-  if not intents then intents = {} client._intents, client._intents_n = intents, 0 end
-  local n = client._intents_n + 1
-  if n > 256 then n = prune(intents, t0) + 1 end   -- they pile up only while creates fail
-  local intent = { from = body.fromPhoneNumber, agent = body.agentId, vars = body.dynamicVariables, t0 = t0 }
-  intents[intent], client._intents_n = true, n
-  return intent
+  return register(client, { from = body.fromPhoneNumber, agent = body.agentId, vars = body.dynamicVariables,
+                            t0 = t0, slot = false })    -- made with room for its slot: no rehash to add it
 end
 
 -- the create was answered with its call, or certainly created nothing
-function _M.leave(client, intent)
-  local intents = client._intents
-  if intents[intent] then intents[intent], client._intents_n = nil, client._intents_n - 1 end
-end
+_M.leave = unregister
 
 -- another registered create that could own the calls this one's would look like, or nil
 local function sibling(client, intent)
-  for other in pairs(client._intents) do
+  local intents = client._intents
+  for i = client._intents_n, 1, -1 do          -- from the top: the one swapped in was looked at
+    local other = intents[i]
     if other ~= intent then
       if other.t0 < intent.t0 - UNRESOLVED_FOR then
-        _M.leave(client, other)                        -- too old to own a call made in this window
+        unregister(client, other)                      -- too old to own a call made in this window
       elseif other.from == intent.from and (other.agent == nil or intent.agent == nil or other.agent == intent.agent)
              and same_vars(other.vars, intent.vars) then
         return other

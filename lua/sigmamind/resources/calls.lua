@@ -20,7 +20,8 @@ local FINAL = records.FINAL
 -- `reconciled = true`. It is the call most scripts are made of, so the generic method's steps
 -- (check_self, check_params, resolve_plan, request, finish) are written out here: as five calls
 -- they were 8 % of a create's instructions.
-local remember, enter, leave = reconcile.remember, reconcile.enter, reconcile.leave
+local remember, remember_id = reconcile.remember, reconcile.remember_id
+local enter, register, leave = reconcile.enter, reconcile.register, reconcile.leave
 local resolve_plan, norm_call = resource.resolve_plan, records.norm_call
 local task_request, task_current = task.request, task.current
 local calls_meta = resource.meta.calls
@@ -38,19 +39,27 @@ function Calls.create(self, params, opts)
     if body == nil and perr then return nil, perr end
   end
   local s = client._sched
-  local call, err, meta
+  local call, err, meta, intent, from, agent, vars
+  local tasked = s ~= nil and task_current(s)
   -- this host's clock before the first attempt, where reconciliation's window starts: taken after
   -- the failure (less the attempts' time), it moved on by whatever ran in between (an on_event,
   -- another task)
   local t0 = core_time()
-  local intent = type(body) == "table" and enter(client, body, t0) or nil
-  if s ~= nil and task_current(s) then call, err, meta = task_request(s, self._c, "calls.create", nil, body, opts)
-  else call, err, meta = self._c:request("calls.create", nil, body, opts) end
+  if tasked then
+    -- other tasks run while this one waits: registered (reconcile.enter) while in flight
+    if body ~= nil then intent = enter(client, body, t0) end       -- body: nil or a table
+    call, err, meta = task_request(s, self._c, "calls.create", nil, body, opts)
+  else
+    -- blocking: no other create of this client runs until it returns, so it is registered only if
+    -- it fails ambiguously, with what the body said when it was sent
+    if body ~= nil then from, agent, vars = body.fromPhoneNumber, body.agentId, body.dynamicVariables end
+    call, err, meta = self._c:request("calls.create", nil, body, opts)
+  end
   if call ~= nil then
     if type(call) == "table" and type(call.callId) == "string" then
       norm_call(call)
       if meta then responses[call] = meta end
-      remember(client, call.callId)
+      remember_id(client, call.callId)
       if intent then leave(client, intent) end
       return call
     end
@@ -64,6 +73,9 @@ function Calls.create(self, params, opts)
   if not reconcile.ambiguous(err) then
     if intent then leave(client, intent) end
     return nil, err
+  end
+  if not tasked and body ~= nil then
+    intent = register(client, { from = from, agent = agent, vars = vars, t0 = t0, slot = false })
   end
   if client._reconcile == false then return nil, err end  -- its intent stays: may own look-alikes
   local found, why = reconcile.find(self, body, t0, core_time, function(sec) client:_sleep(sec) end,
