@@ -142,12 +142,17 @@ describe("tasks", function()
       assert.equal(tostring(i), call.dynamicVariables.row_id)
     end
     assert.equal(1000, sb:count("POST", "/v1/calls"))
-    -- "a few milliseconds": each poll stops starting tasks after its budget (3 ms); what one task or one
-    -- finished transfer costs can overrun it a little. Under valgrind or a sanitizer (SIGMAMIND_SLOW)
-    -- every instruction costs far more: only the code paths are checked there
+    -- "a few milliseconds": a poll resumes tasks for 1.5 ms, hands requests to libcurl for 0.5 ms, acts
+    -- on ready sockets for 1 ms and completes transfers for 1 ms; what one step costs can overrun each a
+    -- little (4-5 ms were seen at worst here, alone on the machine). The worst is allowed twice that: it
+    -- may hold the end of a GC cycle of the whole suite's heap, or another process's cache misses. Under
+    -- valgrind or a sanitizer (SIGMAMIND_SLOW) every instruction costs far more: only the code paths
+    -- are checked there
     local slow = os.getenv("SIGMAMIND_SLOW") and 50 or 1
+    local p90_cpu = cpu[math.ceil(n * 0.9)]
     assert.is_true(first_cpu < 0.006 * slow, "first poll(0) CPU time " .. first_cpu)
-    assert.is_true(worst_cpu < 0.008 * slow, "worst poll(0) CPU time " .. worst_cpu .. " (wall " .. worst .. ")")
+    assert.is_true(p90_cpu < 0.006 * slow, "p90 poll(0) CPU time " .. p90_cpu)
+    assert.is_true(worst_cpu < 0.010 * slow, "worst poll(0) CPU time " .. worst_cpu .. " (wall " .. worst .. ")")
     c:close()
   end)
 
