@@ -243,11 +243,12 @@ int sm_json_encode(lua_State *L, int idx) {
    pushed from a cache instead of being made anew: Lua would hash every byte of each, look it up in its string
    table and, the first time in a while, allocate it; a hit here is a cheap hash of the length and of the first
    and last eight bytes, a compare of those (and of the bytes between, past 16), and an array read.
-   Direct-mapped, SC_SLOTS strings of up to SC_LEN bytes (keys of any length up to that, values of up to
-   SC_VALUE, which leaves out ids and times, different in every record): at most about 30 KB per Lua state, kept
+   SC_SLOTS strings of up to SC_LEN bytes (keys of any length up to that, values of up to SC_VALUE, which leaves
+   out ids and times, different in every record), two entries for each hash (direct-mapped, "callId" and
+   "recordingUrl" took turns in one slot all through a page of calls): at most about 30 KB per Lua state, kept
    for its life. The strings live in a table in the registry, their bytes and lengths in a userdata in that
-   table's last slot, so a hit needs no Lua string compare. Beside each slot: the number of members of the last
-   object whose first key was there (a table's size, the next time). */
+   table's last slot, so a hit needs no Lua string compare. Beside each entry: the number of members of the last
+   objects whose first key it was (a table's size, the next time). */
 #define SC_SLOTS 512
 #define SC_LEN   40
 #define SC_VALUE 16
@@ -255,7 +256,8 @@ typedef unsigned long long u64;
 typedef struct strcache {
   u64 head[SC_SLOTS], tail[SC_SLOTS];      /* the first 8 bytes (zeros past a shorter string's end), the last 8 */
   unsigned char len[SC_SLOTS];             /* 0: empty */
-  unsigned char size[SC_SLOTS];            /* members of the last object whose first key was here; 0: none */
+  unsigned char size[SC_SLOTS];            /* members of the last objects whose first key was here; 0: none */
+  unsigned char mru[SC_SLOTS / 2];         /* of each pair of entries, the one used last */
   char bytes[SC_SLOTS][SC_LEN];
 } strcache;
 static const char cache_key = 'c';
@@ -366,11 +368,21 @@ static const unsigned char *scan_string(const unsigned char *q, const unsigned c
   return q;
 }
 
-/* The cache's view of s[0..n), 1 <= n <= SC_LEN, followed in the buffer by its closing quote (so s + n < end):
-   its first and last eight bytes (for n < 8, the n bytes and zeros) and its slot. Those words and the length
-   are the whole string up to 16 bytes. */
-static unsigned sc_slot(const unsigned char *s, size_t n, const unsigned char *end, u64 *head, u64 *tail) {
+/* The cache's entry for s[0..n), 1 <= n <= SC_LEN, followed in the buffer by its closing quote (so s + n < end):
+   the entry holding it (*hit = 1), else the one to replace, the less recently used of its pair. Its first and
+   last eight bytes (for n < 8, the n bytes and zeros) go in *head and *tail: with the length, those are the
+   whole string up to 16 bytes. */
+#if defined(__GNUC__)
+#define SM_INLINE static inline __attribute__((always_inline))
+#else
+#define SM_INLINE static inline
+#endif
+#define SC_SAME(sc, i, s, n, a, b) ((sc)->len[i] == (n) && (sc)->head[i] == (a) && (sc)->tail[i] == (b) && \
+                                    ((n) <= 16 || memcmp((sc)->bytes[i] + 8, (s) + 8, (n) - 16) == 0))
+SM_INLINE unsigned sc_find(strcache *sc, const unsigned char *s, size_t n, const unsigned char *end, u64 *head,
+                           u64 *tail, int *hit) {
   u64 a = 0, b = 0, x;
+  unsigned i;
   if (n >= 8) { memcpy(&a, s, 8); memcpy(&b, s + n - 8, 8); }
 #ifdef SM_CTZ_HIT
   else if (end - s >= 8) { memcpy(&a, s, 8); a &= ~0ull >> (64 - 8 * n); }   /* the first n bytes: low ones */
@@ -381,14 +393,18 @@ static unsigned sc_slot(const unsigned char *s, size_t n, const unsigned char *e
   *tail = b;
   x = (a ^ (b * 0x9E3779B97F4A7C15ull)) + n;
   x ^= x >> 29; x *= 0xBF58476D1CE4E5B9ull; x ^= x >> 32;
-  return (unsigned)x & (SC_SLOTS - 1);
+  i = (unsigned)x & (SC_SLOTS - 2);
+  *hit = 1;
+  if (SC_SAME(sc, i, s, n, a, b)) { sc->mru[i >> 1] = 0; return i; }
+  if (SC_SAME(sc, i + 1, s, n, a, b)) { sc->mru[i >> 1] = 1; return i + 1; }
+  *hit = 0;
+  return i + (sc->mru[i >> 1] ^ 1u);
 }
 
-/* pushes s[0..n) through the cache: its slot i and words come from sc_slot */
-static void push_cached(jd *d, const unsigned char *s, size_t n, unsigned i, u64 head, u64 tail) {
+/* pushes s[0..n) through the cache: entry i, hit or not, and its words come from sc_find */
+static void push_cached(jd *d, const unsigned char *s, size_t n, unsigned i, int hit, u64 head, u64 tail) {
   strcache *sc = d->sc;
-  if (sc->len[i] == n && sc->head[i] == head && sc->tail[i] == tail &&
-      (n <= 16 || memcmp(sc->bytes[i] + 8, s + 8, n - 16) == 0)) {
+  if (hit) {
     lua_rawgeti(d->L, d->sc_tbl, (lua_Integer)i + 1);
     return;
   }
@@ -399,7 +415,8 @@ static void push_cached(jd *d, const unsigned char *s, size_t n, unsigned i, u64
   sc->len[i] = (unsigned char)n;
   sc->head[i] = head;
   sc->tail[i] = tail;
-  sc->size[i] = 0;                             /* another string's slot now: no size known for it */
+  sc->size[i] = 0;                             /* another string's entry now: no size known for it */
+  sc->mru[i >> 1] = (unsigned char)(i & 1);
 }
 
 /* the string from s (after its opening quote) with escapes, q its first '\\' or NUL or end (scan_string's):
@@ -465,8 +482,9 @@ static int decode_string(jd *d, size_t cache_max) {
   n = (size_t)(q - s);                             /* no escapes: the common case, no copy but Lua's own */
   if (n - 1 < cache_max) {                         /* 1 to cache_max bytes */
     u64 head, tail;
-    unsigned i = sc_slot(s, n, d->end, &head, &tail);
-    push_cached(d, s, n, i, head, tail);
+    int hit;
+    unsigned i = sc_find(d->sc, s, n, d->end, &head, &tail, &hit);
+    push_cached(d, s, n, i, hit, head, tail);
   } else {
     lua_pushlstring(d->L, (const char *)s, n);
   }
@@ -539,6 +557,10 @@ static int decode_number(jd *d) {
    which replaces them */
 static void gather(lua_State *L, int base, int n, int is_object) {
   int i, t;
+  if (n == 0) {                                    /* an object whose members were all null, left out */
+    lua_createtable(L, 0, 0);
+    return;
+  }
   /* set in the order read, so that of a key given twice the last value stays (as cjson keeps it) */
   if (is_object) lua_createtable(L, 0, n); else lua_createtable(L, n, 0);
   t = lua_gettop(L);
@@ -593,16 +615,16 @@ static int decode_object(jd *d) {
     if (q < d->end && *q == '"' && (size_t)(q - s) - 1 < SC_LEN) {
       size_t kn = (size_t)(q - s);
       u64 head, tail;
-      unsigned i = sc_slot(s, kn, d->end, &head, &tail);
+      int hit;
+      unsigned i = sc_find(sc, s, kn, d->end, &head, &tail, &hit);
       if (first < 0 && n == 0 && !tbl) {           /* the first key: a size known for objects starting so? */
         first = (int)i;
-        if (sc->len[i] == kn && sc->head[i] == head && sc->tail[i] == tail && sc->size[i] &&
-            (kn <= 16 || memcmp(sc->bytes[i] + 8, s + 8, kn - 16) == 0)) {
+        if (hit && sc->size[i]) {
           lua_createtable(L, 0, sc->size[i]);
           tbl = base + 1;
         }
       }
-      push_cached(d, s, kn, i, head, tail);
+      push_cached(d, s, kn, i, hit, head, tail);
       d->p = q + 1;
       bit = 1ull << (i & 63);
     } else {
@@ -647,7 +669,11 @@ static int decode_object(jd *d) {
   d->p++;
   d->depth--;
   if (!tbl) gather(L, base, n, 1);
-  if (first >= 0 && first < SC_SLOTS) sc->size[first] = (unsigned char)(set < 255 ? set : 255);
+  if (first >= 0 && first < SC_SLOTS) {          /* the size for next time: this one, or a bit less than the */
+    int was = sc->size[first];                   /* last when that was more (a create's call, then a page's) */
+    if (set < was - (was >> 2)) set = was - (was >> 2);
+    sc->size[first] = (unsigned char)(set < 255 ? set : 255);
+  }
   return 1;
 }
 
