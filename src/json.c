@@ -14,6 +14,13 @@
 #include "json.h"
 
 #define MAX_SAFE 9007199254740992.0   /* 2^53 */
+
+/* eight bytes at a time: x has a byte equal to c when ZEROS(x ^ (ONES * c)) & HIGHS (the lowest flag exact, one
+   above a true hit possibly flagged too), a byte under n (n <= 0x80) when (x - ONES * n) & ~x & HIGHS */
+typedef unsigned long long u64;
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+#define ZEROS(v) (((v) - ONES) & ~(v))
 #define MAX_DEPTH SM_JSON_MAX_DEPTH   /* cjson's encode_max_depth and decode_max_depth */
 
 void sm_push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }  /* cjson.null is NULL lightuserdata */
@@ -59,17 +66,27 @@ static int efail(je *e, const char *msg, const char *type) {
   return 0;
 }
 
-/* "..." with the escapes cjson writes, but for '/', which JSON does not need escaped */
+/* "..." with the escapes cjson writes, but for '/', which JSON does not need escaped. Eight bytes a step
+   while none of them needs an escape (a byte under 0x20, '"' or '\\'), then byte by byte up to the next step. */
 static void put_string(je *e, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  size_t i, run = 0;
+  size_t i = 0, run = 0;
   reserve(e, n + 2);
   e->p[e->len++] = '"';
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
+  while (i < n) {
+    unsigned char c;
     const char *esc;
     char u[6];
     size_t elen = 2;
+    if (n - i >= 8) {
+      u64 x;
+      memcpy(&x, s + i, 8);
+      if (!((((x - ONES * 0x20) & ~x) | ZEROS(x ^ (ONES * '"')) | ZEROS(x ^ (ONES * '\\'))) & HIGHS)) {
+        i += 8;
+        continue;
+      }
+    }
+    c = (unsigned char)s[i++];
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     switch (c) {
       case '"': esc = "\\\""; break;
@@ -83,12 +100,18 @@ static void put_string(je *e, const char *s, size_t n) {
         u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0'; u[4] = hex[c >> 4]; u[5] = hex[c & 15];
         esc = u; elen = 6;
     }
-    put(e, s + run, i - run);
+    put(e, s + run, i - 1 - run);
     put(e, esc, elen);
-    run = i + 1;
+    run = i;
   }
-  put(e, s + run, n - run);
-  put(e, "\"", 1);
+  if (n - run + 1 <= e->cap - e->len) {           /* room was made above, unless escapes took it */
+    memcpy(e->p + e->len, s + run, n - run);
+    e->len += n - run;
+    e->p[e->len++] = '"';
+  } else {
+    put(e, s + run, n - run);
+    put(e, "\"", 1);
+  }
 }
 
 /* the number at idx as JSON: an integer exactly, an integral float within 2^53 as an integer, any other the
@@ -252,7 +275,6 @@ int sm_json_encode(lua_State *L, int idx) {
 #define SC_SLOTS 512
 #define SC_LEN   40
 #define SC_VALUE 16
-typedef unsigned long long u64;
 typedef struct strcache {
   u64 head[SC_SLOTS], tail[SC_SLOTS];      /* the first 8 bytes (zeros past a shorter string's end), the last 8 */
   unsigned char len[SC_SLOTS];             /* 0: empty */
@@ -335,9 +357,6 @@ static size_t put_unicode(jd *d, char *out) {
 /* the first byte at or after q that is '"', '\\' or NUL, or end: eight bytes a step. A zero byte of x ^ c is a
    byte of x equal to c; the usual "has a zero byte" test can also flag a byte above a true hit (a borrow), never
    one below, so its lowest flag is exact: on a little-endian machine that is the position found. */
-#define ONES  0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-#define ZEROS(v) (((v) - ONES) & ~(v))
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define SM_CTZ_HIT 1
 #endif
