@@ -20,13 +20,12 @@ local function e164(v)
   return v
 end
 
--- (type() only for fields that are there: a page of calls asks 100 times, and an absent number
--- costs no call)
 local function norm_number(pn)
   if type(pn) ~= "table" then return pn end
-  local sip, out = pn.sipPhoneNumber, pn.outboundPhoneNumber
-  if sip ~= nil and type(sip) == "number" then pn.sipPhoneNumber = e164(sip) end
-  if out ~= nil and type(out) == "number" then pn.outboundPhoneNumber = e164(out) end
+  if type(pn.sipPhoneNumber) == "number" then pn.sipPhoneNumber = e164(pn.sipPhoneNumber) end
+  if type(pn.outboundPhoneNumber) == "number" then
+    pn.outboundPhoneNumber = e164(pn.outboundPhoneNumber)
+  end
   return pn
 end
 
@@ -54,9 +53,8 @@ local function norm_call(c)
   local v = status_memo[s] or norm_status(s)
   if v ~= s then c.status = v end
   if c.dynamicVariables == nil and c.variables ~= nil then c.dynamicVariables = c.variables end
-  local pn, campaign = c.phoneNumber, c.campaign
-  if pn ~= nil then norm_number(pn) end
-  if campaign ~= nil then norm_campaign(campaign) end
+  norm_number(c.phoneNumber)
+  norm_campaign(c.campaign)
   return c
 end
 
