@@ -14,6 +14,13 @@
 #include "json.h"
 
 #define MAX_SAFE 9007199254740992.0   /* 2^53 */
+
+/* eight bytes at a time: x has a byte equal to c when ZEROS(x ^ (ONES * c)) & HIGHS (the lowest flag exact, one
+   above a true hit possibly flagged too), a byte under n (n <= 0x80) when (x - ONES * n) & ~x & HIGHS */
+typedef unsigned long long u64;
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+#define ZEROS(v) (((v) - ONES) & ~(v))
 #define MAX_DEPTH SM_JSON_MAX_DEPTH   /* cjson's encode_max_depth and decode_max_depth */
 
 void sm_push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }  /* cjson.null is NULL lightuserdata */
@@ -59,17 +66,27 @@ static int efail(je *e, const char *msg, const char *type) {
   return 0;
 }
 
-/* "..." with the escapes cjson writes, but for '/', which JSON does not need escaped */
+/* "..." with the escapes cjson writes, but for '/', which JSON does not need escaped. Eight bytes a step
+   while none of them needs an escape (a byte under 0x20, '"' or '\\'), then byte by byte up to the next step. */
 static void put_string(je *e, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  size_t i, run = 0;
+  size_t i = 0, run = 0;
   reserve(e, n + 2);
   e->p[e->len++] = '"';
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
+  while (i < n) {
+    unsigned char c;
     const char *esc;
     char u[6];
     size_t elen = 2;
+    if (n - i >= 8) {
+      u64 x;
+      memcpy(&x, s + i, 8);
+      if (!((((x - ONES * 0x20) & ~x) | ZEROS(x ^ (ONES * '"')) | ZEROS(x ^ (ONES * '\\'))) & HIGHS)) {
+        i += 8;
+        continue;
+      }
+    }
+    c = (unsigned char)s[i++];
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     switch (c) {
       case '"': esc = "\\\""; break;
@@ -83,12 +100,18 @@ static void put_string(je *e, const char *s, size_t n) {
         u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0'; u[4] = hex[c >> 4]; u[5] = hex[c & 15];
         esc = u; elen = 6;
     }
-    put(e, s + run, i - run);
+    put(e, s + run, i - 1 - run);
     put(e, esc, elen);
-    run = i + 1;
+    run = i;
   }
-  put(e, s + run, n - run);
-  put(e, "\"", 1);
+  if (n - run + 1 <= e->cap - e->len) {           /* room was made above, unless escapes took it */
+    memcpy(e->p + e->len, s + run, n - run);
+    e->len += n - run;
+    e->p[e->len++] = '"';
+  } else {
+    put(e, s + run, n - run);
+    put(e, "\"", 1);
+  }
 }
 
 /* the number at idx as JSON: an integer exactly, an integral float within 2^53 as an integer, any other the
@@ -228,27 +251,35 @@ int sm_json_encode(lua_State *L, int idx) {
 }
 
 /* ---- decoding ---------------------------------------------------------------------------------------------
-   Our own decoder, straight from the response bytes (no copy into a Lua string first): every table is made at
-   its final size (members are gathered on the Lua stack, then set; cjson grows each table one rehash at a
-   time), and numbers are born integers when integral within +-2^53, in the one pass. It accepts exactly what
-   lua-cjson 2.1.0 accepts (fuzz/fuzz_json.c checks it differentially against the private cjson instance),
-   except that a NUL byte outside a string is refused (cjson takes it for the end of the text). No C memory is
-   held while Lua allocates, so an allocation error raised from inside leaks nothing. */
+   Our own decoder, straight from the response bytes (no copy into a Lua string first): numbers are born
+   integers when integral within +-2^53, in the one pass, and tables are made at their size rather than grown one
+   rehash at a time, as cjson does: an object is made at the number of members last seen in an object with the
+   same first key (records of a page, the same response again) and filled as it is read; one with no such
+   memory, and every array, is gathered on the Lua stack first (up to PENDING members) and made at its size. It
+   accepts exactly what lua-cjson 2.1.0 accepts (fuzz/fuzz_json.c checks it differentially against the private
+   cjson instance), except that a NUL byte outside a string is refused (cjson takes it for the end of the text).
+   No C memory is held while Lua allocates, so an allocation error raised from inside leaks nothing. */
 
 #define PENDING   64           /* members gathered on the stack before a table is made and filled as it goes */
 
 /* Short strings met again and again (every key, and values such as statuses, numbers and agent ids) are
    pushed from a cache instead of being made anew: Lua would hash every byte of each, look it up in its string
-   table and, the first time in a while, allocate it; a hit here is a cheap hash of the length and up to 16 of the
-   bytes, a compare, and an array read. Direct-mapped, SC_SLOTS strings of up to SC_LEN bytes (keys of any
-   length up to that, values of up to SC_VALUE, which leaves out ids and times, different in every record): at
-   most about 40 KB per Lua state, kept for its life. The strings live in a table in the registry, their bytes
-   and lengths in a userdata in that table's last slot, so a hit needs no Lua string compare. */
+   table and, the first time in a while, allocate it; a hit here is a cheap hash of the length and of the first
+   and last eight bytes, a compare of those (and of the bytes between, past 16), and an array read.
+   SC_SLOTS strings of up to SC_LEN bytes (keys of any length up to that, values of up to SC_VALUE, which leaves
+   out ids and times, different in every record), two entries for each hash (direct-mapped, "callId" and
+   "recordingUrl" took turns in one slot all through a page of calls): at most about 30 KB per Lua state, kept
+   for its life. The strings live in a table in the registry, their bytes and lengths in a userdata in that
+   table's last slot, so a hit needs no Lua string compare. Beside each entry: the number of members of the last
+   objects whose first key it was (a table's size, the next time). */
 #define SC_SLOTS 512
 #define SC_LEN   40
 #define SC_VALUE 16
 typedef struct strcache {
+  u64 head[SC_SLOTS], tail[SC_SLOTS];      /* the first 8 bytes (zeros past a shorter string's end), the last 8 */
   unsigned char len[SC_SLOTS];             /* 0: empty */
+  unsigned char size[SC_SLOTS];            /* members of the last objects whose first key was here; 0: none */
+  unsigned char mru[SC_SLOTS / 2];         /* of each pair of entries, the one used last */
   char bytes[SC_SLOTS][SC_LEN];
 } strcache;
 static const char cache_key = 'c';
@@ -271,11 +302,13 @@ static int jfail(jd *d, const char *msg) {
 #define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 #define IS_DIGIT(c) ((unsigned)((c) - '0') < 10u)
 
-static void skip_ws(jd *d) {
+static void skip_ws_run(jd *d) {
   const unsigned char *p = d->p, *end = d->end;
   while (p < end && IS_WS(*p)) p++;
   d->p = p;
 }
+/* compact JSON has none: one compare, no call */
+#define skip_ws(d) do { if ((d)->p < (d)->end && IS_WS(*(d)->p)) skip_ws_run(d); } while (0)
 
 static int decode_value(jd *d);
 
@@ -324,9 +357,6 @@ static size_t put_unicode(jd *d, char *out) {
 /* the first byte at or after q that is '"', '\\' or NUL, or end: eight bytes a step. A zero byte of x ^ c is a
    byte of x equal to c; the usual "has a zero byte" test can also flag a byte above a true hit (a borrow), never
    one below, so its lowest flag is exact: on a little-endian machine that is the position found. */
-#define ONES  0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-#define ZEROS(v) (((v) - ONES) & ~(v))
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define SM_CTZ_HIT 1
 #endif
@@ -343,7 +373,7 @@ static const unsigned char *scan_string(const unsigned char *q, const unsigned c
   }
 #endif
   while (end - q >= 8) {
-    unsigned long long x, t;
+    u64 x, t;
     memcpy(&x, q, 8);
     t = (ZEROS(x ^ (ONES * '"')) | ZEROS(x ^ (ONES * '\\')) | ZEROS(x)) & HIGHS;
 #ifdef SM_CTZ_HIT
@@ -357,24 +387,43 @@ static const unsigned char *scan_string(const unsigned char *q, const unsigned c
   return q;
 }
 
-/* at '"': pushes the string. One with escapes is unescaped into a scratch area no larger than its escaped
-   form (every escape is at least as long as what it stands for): on the C stack when short, else a userdata.
-   Not a luaL_Buffer: in Lua 5.4 its box is a to-be-closed slot, and Lua 5.4.4's lua_settop, closing it after a
-   decoding error, may keep a pointer into the stack that the close moved. */
-#define SHORT_STRING 1024
-static unsigned sc_slot(const unsigned char *s, size_t n) {
-  unsigned long long a = 0, b = 0, x;
+/* The cache's entry for s[0..n), 1 <= n <= SC_LEN, followed in the buffer by its closing quote (so s + n < end):
+   the entry holding it (*hit = 1), else the one to replace, the less recently used of its pair. Its first and
+   last eight bytes (for n < 8, the n bytes and zeros) go in *head and *tail: with the length, those are the
+   whole string up to 16 bytes. */
+#if defined(__GNUC__)
+#define SM_INLINE static inline __attribute__((always_inline))
+#else
+#define SM_INLINE static inline
+#endif
+#define SC_SAME(sc, i, s, n, a, b) ((sc)->len[i] == (n) && (sc)->head[i] == (a) && (sc)->tail[i] == (b) && \
+                                    ((n) <= 16 || memcmp((sc)->bytes[i] + 8, (s) + 8, (n) - 16) == 0))
+SM_INLINE unsigned sc_find(strcache *sc, const unsigned char *s, size_t n, const unsigned char *end, u64 *head,
+                           u64 *tail, int *hit) {
+  u64 a = 0, b = 0, x;
+  unsigned i;
   if (n >= 8) { memcpy(&a, s, 8); memcpy(&b, s + n - 8, 8); }
+#ifdef SM_CTZ_HIT
+  else if (end - s >= 8) { memcpy(&a, s, 8); a &= ~0ull >> (64 - 8 * n); }   /* the first n bytes: low ones */
+#endif
   else memcpy(&a, s, n);
+  (void)end;
+  *head = a;
+  *tail = b;
   x = (a ^ (b * 0x9E3779B97F4A7C15ull)) + n;
   x ^= x >> 29; x *= 0xBF58476D1CE4E5B9ull; x ^= x >> 32;
-  return (unsigned)x & (SC_SLOTS - 1);
+  i = (unsigned)x & (SC_SLOTS - 2);
+  *hit = 1;
+  if (SC_SAME(sc, i, s, n, a, b)) { sc->mru[i >> 1] = 0; return i; }
+  if (SC_SAME(sc, i + 1, s, n, a, b)) { sc->mru[i >> 1] = 1; return i + 1; }
+  *hit = 0;
+  return i + (sc->mru[i >> 1] ^ 1u);
 }
 
-static void push_cached(jd *d, const unsigned char *s, size_t n) {
+/* pushes s[0..n) through the cache: entry i, hit or not, and its words come from sc_find */
+static void push_cached(jd *d, const unsigned char *s, size_t n, unsigned i, int hit, u64 head, u64 tail) {
   strcache *sc = d->sc;
-  unsigned i = sc_slot(s, n);
-  if (sc->len[i] == n && memcmp(sc->bytes[i], s, n) == 0) {
+  if (hit) {
     lua_rawgeti(d->L, d->sc_tbl, (lua_Integer)i + 1);
     return;
   }
@@ -383,20 +432,22 @@ static void push_cached(jd *d, const unsigned char *s, size_t n) {
   lua_rawseti(d->L, d->sc_tbl, (lua_Integer)i + 1);
   memcpy(sc->bytes[i], s, n);
   sc->len[i] = (unsigned char)n;
+  sc->head[i] = head;
+  sc->tail[i] = tail;
+  sc->size[i] = 0;                             /* another string's entry now: no size known for it */
+  sc->mru[i >> 1] = (unsigned char)(i & 1);
 }
 
-static int decode_string(jd *d, size_t cache_max) {
-  const unsigned char *s = d->p + 1, *q, *end = d->end, *close;
+/* the string from s (after its opening quote) with escapes, q its first '\\' or NUL or end (scan_string's):
+   pushes it, unescaped into a scratch area no larger than its escaped form (every escape is at least as long as
+   what it stands for): on the C stack when short, else a userdata. Not a luaL_Buffer: in Lua 5.4 its box is a
+   to-be-closed slot, and Lua 5.4.4's lua_settop, closing it after a decoding error, may keep a pointer into the
+   stack that the close moved. */
+#define SHORT_STRING 1024
+static int decode_escaped(jd *d, const unsigned char *s, const unsigned char *q) {
+  const unsigned char *end = d->end, *close;
   char local[SHORT_STRING], *buf = local;
-  size_t n = 0;
-  q = scan_string(s, end);
-  if (q < end && *q == '"') {                      /* no escapes: the common case, no copy but Lua's own */
-    n = (size_t)(q - s);
-    if (n - 1 < cache_max) push_cached(d, s, n);  /* 1 to cache_max bytes */
-    else lua_pushlstring(d->L, (const char *)s, n);
-    d->p = q + 1;
-    return 1;
-  }
+  size_t n;
   for (close = q; close < end && *close != '"'; close = scan_string(close, end)) {
     if (*close == '\0') break;
     if (*close == '\\') close += 2;              /* the escaped byte is skipped, '"' included */
@@ -442,6 +493,24 @@ static int decode_string(jd *d, size_t cache_max) {
   return 1;
 }
 
+/* at '"': pushes the string, through the cache when it has 1 to cache_max bytes and no escapes */
+static int decode_string(jd *d, size_t cache_max) {
+  const unsigned char *s = d->p + 1, *q = scan_string(s, d->end);
+  size_t n;
+  if (q >= d->end || *q != '"') return decode_escaped(d, s, q);
+  n = (size_t)(q - s);                             /* no escapes: the common case, no copy but Lua's own */
+  if (n - 1 < cache_max) {                         /* 1 to cache_max bytes */
+    u64 head, tail;
+    int hit;
+    unsigned i = sc_find(d->sc, s, n, d->end, &head, &tail, &hit);
+    push_cached(d, s, n, i, hit, head, tail);
+  } else {
+    lua_pushlstring(d->L, (const char *)s, n);
+  }
+  d->p = q + 1;
+  return 1;
+}
+
 /* strtod on a NUL-terminated copy (on the C stack, or in a scratch userdata for an absurdly long number),
    with '.' made the C locale's decimal point, which strtod expects */
 static double to_double(lua_State *L, const unsigned char *s, size_t n, int *ok) {
@@ -465,7 +534,7 @@ static double to_double(lua_State *L, const unsigned char *s, size_t n, int *ok)
 static int decode_number(jd *d) {
   const unsigned char *s = d->p, *q = s, *end = d->end;
   int neg = 0, frac = 0, ok;
-  unsigned long long v = 0;
+  u64 v = 0;
   size_t nd = 0;
   double x;
   if (*q == '-') { neg = 1; q++; }
@@ -507,6 +576,10 @@ static int decode_number(jd *d) {
    which replaces them */
 static void gather(lua_State *L, int base, int n, int is_object) {
   int i, t;
+  if (n == 0) {                                    /* an object whose members were all null, left out */
+    lua_createtable(L, 0, 0);
+    return;
+  }
   /* set in the order read, so that of a key given twice the last value stays (as cjson keeps it) */
   if (is_object) lua_createtable(L, 0, n); else lua_createtable(L, n, 0);
   t = lua_gettop(L);
@@ -524,15 +597,26 @@ static void gather(lua_State *L, int base, int n, int is_object) {
   lua_settop(L, base + 1);
 }
 
-/* at '{' or '[': pushes the table */
-static int decode_container(jd *d, int is_object) {
+static int literal(jd *d, const char *word, size_t n) {
+  if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0) return jfail(d, "invalid token");
+  d->p += n;
+  return 1;
+}
+
+/* at '{': pushes the table. With drop_nulls, a null member is set (as nil, removing the key) only when its key
+   may have been given before in this object: `seen` has a bit per cache slot (mod 64) of every key given a
+   value, and all of them after a key that was not in the cache; else it is skipped, as setting it would
+   change nothing. */
+static int decode_object(jd *d) {
   lua_State *L = d->L;
-  int base = lua_gettop(L), n = 0, tbl = 0;   /* tbl: the table's index once PENDING members were gathered */
-  unsigned char close = is_object ? '}' : ']';
+  strcache *sc = d->sc;
+  int base = lua_gettop(L), n = 0, tbl = 0;   /* tbl: the table's index once made (n: members gathered) */
+  int first = -1, set = 0;                    /* the first key's slot, and the members set (its size) */
+  u64 seen = 0;
   if (++d->depth > MAX_DEPTH) return jfail(d, "too many nested data structures");
   d->p++;
   skip_ws(d);
-  if (d->p < d->end && *d->p == close) {
+  if (d->p < d->end && *d->p == '}') {
     d->p++;
     d->depth--;
     lua_createtable(L, 0, 0);
@@ -542,28 +626,97 @@ static int decode_container(jd *d, int is_object) {
      member is set as soon as it is read; a value needs at most two more while it is read, gather three */
   luaL_checkstack(L, 2 * PENDING + 4, "sigmamind.core: JSON too deep");
   for (;;) {
-    if (is_object) {
-      if (d->p >= d->end || *d->p != '"') return jfail(d, "expected object key string");
-      if (!decode_string(d, SC_LEN)) return 0;
-      skip_ws(d);
-      if (d->p >= d->end || *d->p != ':') return jfail(d, "expected colon");
+    const unsigned char *s, *q;
+    u64 bit;
+    if (d->p >= d->end || *d->p != '"') return jfail(d, "expected object key string");
+    s = d->p + 1;
+    q = scan_string(s, d->end);
+    if (q < d->end && *q == '"' && (size_t)(q - s) - 1 < SC_LEN) {
+      size_t kn = (size_t)(q - s);
+      u64 head, tail;
+      int hit;
+      unsigned i = sc_find(sc, s, kn, d->end, &head, &tail, &hit);
+      if (first < 0 && n == 0 && !tbl) {           /* the first key: a size known for objects starting so? */
+        first = (int)i;
+        if (hit && sc->size[i]) {
+          lua_createtable(L, 0, sc->size[i]);
+          tbl = base + 1;
+        }
+      }
+      push_cached(d, s, kn, i, hit, head, tail);
+      d->p = q + 1;
+      bit = 1ull << (i & 63);
+    } else {
+      if (q < d->end && *q == '"') {               /* "" or longer than the cache takes */
+        lua_pushlstring(L, (const char *)s, (size_t)(q - s));
+        d->p = q + 1;
+      } else if (!decode_escaped(d, s, q)) {
+        return 0;
+      }
+      if (first < 0 && n == 0 && !tbl) first = SC_SLOTS;     /* no size is kept for such a first key */
+      bit = ~0ull;
+    }
+    skip_ws(d);
+    if (d->p >= d->end || *d->p != ':') return jfail(d, "expected colon");
+    d->p++;
+    skip_ws(d);
+    if (d->drop_nulls && d->p < d->end && *d->p == 'n') {
+      if (!literal(d, "null", 4)) return 0;
+      if (!(seen & bit)) { lua_pop(L, 1); goto next; }   /* nothing to remove: left out */
+      lua_pushnil(L);                              /* a key given before: its value removed, as read */
+    } else {
+      if (!decode_value(d)) return 0;
+      seen |= bit;
+      set++;
+    }
+    if (tbl) {
+      lua_rawset(L, tbl);
+    } else if (++n == PENDING) {
+      gather(L, base, n, 1);
+      tbl = base + 1;
+    }
+  next:
+    skip_ws(d);
+    if (d->p < d->end && *d->p == ',') {
       d->p++;
       skip_ws(d);
-      /* a null member set as nil: left out, and of a key given twice with null last, nothing stays */
-      if (d->drop_nulls && d->p < d->end && *d->p == 'n') {
-        if (!decode_value(d)) return 0;
-        lua_pop(L, 1);
-        lua_pushnil(L);
-        goto member;
-      }
+      continue;
     }
+    if (d->p < d->end && *d->p == '}') break;
+    return jfail(d, "expected comma or object end");
+  }
+  d->p++;
+  d->depth--;
+  if (!tbl) gather(L, base, n, 1);
+  if (first >= 0 && first < SC_SLOTS) {          /* the size for next time: this one, or a bit less than the */
+    int was = sc->size[first];                   /* last when that was more (a create's call, then a page's) */
+    if (set < was - (was >> 2)) set = was - (was >> 2);
+    sc->size[first] = (unsigned char)(set < 255 ? set : 255);
+  }
+  return 1;
+}
+
+/* at '[': pushes the table */
+static int decode_array(jd *d) {
+  lua_State *L = d->L;
+  int base = lua_gettop(L), n = 0, tbl = 0;   /* tbl: the table's index once PENDING values were gathered */
+  if (++d->depth > MAX_DEPTH) return jfail(d, "too many nested data structures");
+  d->p++;
+  skip_ws(d);
+  if (d->p < d->end && *d->p == ']') {
+    d->p++;
+    d->depth--;
+    lua_createtable(L, 0, 0);
+    return 1;
+  }
+  luaL_checkstack(L, PENDING + 4, "sigmamind.core: JSON too deep");
+  for (;;) {
     if (!decode_value(d)) return 0;
-  member:
     n++;
     if (tbl) {
-      if (is_object) lua_rawset(L, tbl); else lua_rawseti(L, tbl, n);
+      lua_rawseti(L, tbl, n);
     } else if (n == PENDING) {
-      gather(L, base, n, is_object);
+      gather(L, base, n, 0);
       tbl = base + 1;
     }
     skip_ws(d);
@@ -572,18 +725,12 @@ static int decode_container(jd *d, int is_object) {
       skip_ws(d);
       continue;
     }
-    if (d->p < d->end && *d->p == close) break;
-    return jfail(d, is_object ? "expected comma or object end" : "expected comma or array end");
+    if (d->p < d->end && *d->p == ']') break;
+    return jfail(d, "expected comma or array end");
   }
   d->p++;
   d->depth--;
-  if (!tbl) gather(L, base, n, is_object);
-  return 1;
-}
-
-static int literal(jd *d, const char *word, size_t n) {
-  if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0) return jfail(d, "invalid token");
-  d->p += n;
+  if (!tbl) gather(L, base, n, 0);
   return 1;
 }
 
@@ -591,9 +738,9 @@ static int literal(jd *d, const char *word, size_t n) {
 static int decode_value(jd *d) {
   if (d->p >= d->end) return jfail(d, "unexpected end of input, expected a value");
   switch (*d->p) {
-    case '{': return decode_container(d, 1);
-    case '[': return decode_container(d, 0);
     case '"': return decode_string(d, SC_VALUE);
+    case '{': return decode_object(d);
+    case '[': return decode_array(d);
     case 't': if (!literal(d, "true", 4)) return 0; lua_pushboolean(d->L, 1); return 1;
     case 'f': if (!literal(d, "false", 5)) return 0; lua_pushboolean(d->L, 0); return 1;
     case 'n': if (!literal(d, "null", 4)) return 0; sm_push_null(d->L); return 1;
@@ -615,7 +762,7 @@ static strcache *push_cache(lua_State *L) {
   lua_pop(L, 1);
   lua_createtable(L, SC_SLOTS + 1, 0);
   sc = (strcache *)lua_newuserdatauv(L, sizeof *sc, 0);
-  memset(sc->len, 0, sizeof sc->len);
+  memset(sc, 0, sizeof *sc);
   lua_rawseti(L, -2, SC_SLOTS + 1);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
