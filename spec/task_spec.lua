@@ -290,6 +290,19 @@ describe("tasks", function()
     c:close()
   end)
 
+  it("map refuses a misspelt option and says what a concurrency given as a string was", function()
+    local c = client()
+    local ok, err = pcall(sigmamind.map, c, { 1 }, function() end, { concurency = 4 })
+    assert.is_false(ok)
+    assert.matches('sigmamind.map: unknown option the string "concurency" (the one option is concurrency)', err, 1,
+                   true)
+    ok, err = pcall(sigmamind.map, c, { 1 }, function() end, { concurrency = "2" })
+    assert.is_false(ok)
+    assert.matches('concurrency: expected an integer >= 1, got the string "2"', err, 1, true)
+    assert.is_nil(c._sched)                    -- refused before any task was made
+    c:close()
+  end)
+
   it("outside a task the same functions block as before", function()
     local c = client()
     local call = assert(new_call(c))

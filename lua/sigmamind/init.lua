@@ -362,7 +362,7 @@ end
 -- @tparam[opt] table opts `concurrency`: how many run at once (default 16)
 -- @treturn table `results[i]` is `{ value }` when `fn` returned a value, `{ nil, err }` when it
 -- returned `nil, err` or raised `err`; in the order of `list`
--- @raise on misuse (not a list, not a function, a bad `concurrency`)
+-- @raise on misuse (not a list, not a function, a bad `concurrency`, an unknown option)
 -- @usage local results = sigmamind.map(client, rows, function(row)
 --   return client.calls:create{ fromPhoneNumber = from, toPhoneNumber = row.phone,
 --                               agentId = agent }

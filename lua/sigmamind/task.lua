@@ -10,10 +10,11 @@
 -- scripts and C hosts: inside nginx use `ngx.thread.spawn` instead.
 -- @module sigmamind.task
 local core = require "sigmamind.core"
+local describe = require "sigmamind.describe"
 local transfers = require "sigmamind.transfers"
 
-local error, type, setmetatable, getmetatable, tostring, pcall, select =
-      error, type, setmetatable, getmetatable, tostring, pcall, select
+local error, type, setmetatable, getmetatable, pcall, select, pairs =
+      error, type, setmetatable, getmetatable, pcall, select, pairs
 local string_format, debug_traceback = string.format, debug.traceback
 local co_create, co_resume, co_yield, co_running, co_status =
       coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
@@ -332,10 +333,19 @@ Task.__tostring = function(self) return "sigmamind.task(" .. self:status() .. ")
 function _M.map(client, list, fn, opts)
   if type(list) ~= "table" then error("sigmamind.map: expected a list, got " .. type(list), 2) end
   if type(fn) ~= "function" then error("sigmamind.map: expected a function, got " .. type(fn), 2) end
-  if opts ~= nil and type(opts) ~= "table" then error("sigmamind.map: expected an options table", 2) end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("sigmamind.map: expected an options table, got " .. describe.value(opts), 2)
+  end
+  if opts ~= nil then
+    for k in pairs(opts) do      -- a misspelt option would silently run at the default concurrency
+      if k ~= "concurrency" then
+        error("sigmamind.map: unknown option " .. describe.value(k) .. " (the one option is concurrency)", 2)
+      end
+    end
+  end
   local conc = opts and opts.concurrency or 16
   if type(conc) ~= "number" or conc < 1 or conc % 1 ~= 0 then
-    error("sigmamind.map: concurrency: expected an integer >= 1, got " .. tostring(conc), 2)
+    error("sigmamind.map: concurrency: expected an integer >= 1, got " .. describe.value(conc), 2)
   end
   local n, nexti, results = #list, 0, {}
   local function worker()
