@@ -1,6 +1,7 @@
 -- bench child under callgrind: N creates, as create_seq (one after another) or, with "c32", as
--- create_c32 (sigmamind.map, 32 in flight, after an untimed first map of 32). Run twice (N = W, N = W + K) and subtracted, so that
--- start-up (dynamic linking, loading, connecting) drops out of the figure.
+-- create_c32 (sigmamind.map, 32 in flight, after an untimed first map of 32). Run twice
+-- (N = W, N = W + K) and subtracted, so that start-up (dynamic linking, loading, connecting)
+-- drops out of the figure.
 local sigmamind = require "sigmamind"
 local core = require "sigmamind.core"
 local n, mode = tonumber(arg[1]), arg[2]
