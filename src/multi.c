@@ -110,7 +110,9 @@ static void unlink_queued(sm_client *c, sm_slot *s) {
 
 /* ---- libcurl's socket interface: the sockets it wants watched, and its timer ---------------------------- */
 
-/* CURLMOPT_SOCKETFUNCTION: libcurl says what to wait for on fd (or to forget it); C only */
+/* CURLMOPT_SOCKETFUNCTION: libcurl says what to wait for on fd (or to forget it); C only. Out of memory it
+   returns -1, which makes libcurl mark the whole multi handle dead (every transfer in it fails, it calls the
+   timer callback no more): perform_run then replaces it (renew_multi) */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *clientp, void *socketp) {
   sm_client *c = (sm_client *)clientp;
   size_t i;
@@ -124,7 +126,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *clientp, void
     if (c->nsocks == c->socks_cap) {
       size_t cap = c->socks_cap ? 2 * c->socks_cap : 16;
       struct pollfd *socks = (struct pollfd *)realloc(c->socks, cap * sizeof *socks), *ready;
-      if (!socks) return -1;                /* libcurl fails the transfer */
+      if (!socks) return -1;
       c->socks = socks;
       if (!(ready = (struct pollfd *)realloc(c->ready, cap * sizeof *ready))) return -1;
       c->ready = ready;
@@ -184,6 +186,41 @@ static void clear_pins(lua_State *L, int self, size_t i) {
   lua_pop(L, 1);
 }
 
+/* the client's multi handle, made when there is none; NULL when libcurl cannot make one */
+static CURLM *need_multi(sm_client *c) {
+  if (c->multi) return c->multi;
+  if (!(c->multi = curl_multi_init())) return NULL;
+  /* as many connections as transfers in flight, kept alive between them: fewer in the cache would be
+     closed and opened again as transfers come and go (each costs a connect, and a TLS handshake) */
+  curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_IN_FLIGHT);
+  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)MAX_IN_FLIGHT);
+  c->timer_at = -1;
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, (void *)c);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, (void *)c);
+  return c->multi;
+}
+
+/* libcurl marked the multi dead (a socket callback failed: out of memory): nothing in it will ever progress
+   and its timer callback is called no more. Its transfers finish as failed (out of memory, as libcurl would
+   have it) and a new multi takes its place at the next launch, so that the client keeps working. C only. */
+static void renew_multi(sm_client *c) {
+  size_t i;
+  for (i = 0; i < c->nslots; i++) {
+    sm_slot *s = c->slots[i];
+    if (s->state != SLOT_ACTIVE) continue;
+    curl_multi_remove_handle(c->multi, s->x.easy);
+    c->nactive--;
+    s->rc = CURLE_OUT_OF_MEMORY;
+    push_done(c, s);
+  }
+  curl_multi_cleanup(c->multi);             /* the connections stay in the share's cache */
+  c->multi = NULL;
+  c->nsocks = 0;
+  c->timer_at = -1;
+}
+
 /* a free slot (its easy handle kept from earlier use, for keep-alive and fewer allocations); returns its index */
 static size_t get_slot(lua_State *L, sm_client *c) {
   size_t i, n;
@@ -191,18 +228,7 @@ static size_t get_slot(lua_State *L, sm_client *c) {
   CURLcode rc;
   for (i = 0; i < c->nslots; i++)
     if (c->slots[i]->state == SLOT_FREE) return i;
-  if (!c->multi) {
-    if (!(c->multi = curl_multi_init())) luaL_error(L, "sigmamind: curl_multi_init failed");
-    /* as many connections as transfers in flight, kept alive between them: fewer in the cache would be
-       closed and opened again as transfers come and go (each costs a connect, and a TLS handshake) */
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_IN_FLIGHT);
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)MAX_IN_FLIGHT);
-    c->timer_at = -1;
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, (void *)c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, (void *)c);
-  }
+  if (!need_multi(c)) luaL_error(L, "sigmamind: curl_multi_init failed");
   n = c->nslots;
   /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers; v14 mistakes it for sizeof(A *) */
   grown = (sm_slot **)realloc(c->slots, (n + 1) * sizeof *grown);
@@ -246,7 +272,8 @@ static void launch(lua_State *L, sm_client *c, int self, sm_slot *s) {
   CURLcode rc;
   unlink_queued(c, s);
   rc = sm_attempt_begin(L, self, &s->a, &s->x);
-  if (rc == CURLE_OK && curl_multi_add_handle(c->multi, s->x.easy) != CURLM_OK) rc = CURLE_OUT_OF_MEMORY;
+  if (rc == CURLE_OK && (!need_multi(c) || curl_multi_add_handle(c->multi, s->x.easy) != CURLM_OK))
+    rc = CURLE_OUT_OF_MEMORY;
   if (rc != CURLE_OK) {
     s->rc = rc;
     push_done(c, s);
@@ -366,12 +393,13 @@ static int perform_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   double timeout = lua_tonumber(L, 2), now = sm_now(), until = now + timeout, stop = now + SOCKET_BUDGET;
   int n = 0, wait_ms = 0;
-  if (!c->multi || (c->nactive == 0 && c->ndone == 0 && c->nqueued == 0)) return 0;
+  if (c->nactive == 0 && c->ndone == 0 && c->nqueued == 0) return 0;
   fill(L, c, 1);
-  for (;;) {
+  while (c->multi) {                        /* none (renew_multi, or none could be made): nothing is active */
     CURLMcode mc = run_timer(c);
     double left, due;
     if (mc == CURLM_OK && run_sockets(c, wait_ms, stop, &mc) == -2 && mc == CURLM_OK) mc = CURLM_INTERNAL_ERROR;
+    if (mc == CURLM_ABORTED_BY_CALLBACK) { collect(c); renew_multi(c); break; }   /* on_socket: out of memory */
     if (mc != CURLM_OK) return luaL_error(L, "sigmamind: curl_multi_socket_action: %s", curl_multi_strerror(mc));
     collect(c);
     if (c->ndone > 0 || c->nactive == 0 || sm_sigint_pending()) break;   /* Ctrl-C: transfers stay as they are */

@@ -46,6 +46,7 @@ local function scheduler(client)
   if s == nil then
     s = { client = client, c = client._c, tasks = {}, live = 0,
           queue = {}, qhead = 1, qtail = 0,       -- ready tasks
+          running = false,                        -- a pass (run_ready) is under way
           heap = {}, nheap = 0, seq = 0 }         -- timers
     client._sched = s
   end
@@ -137,9 +138,11 @@ end
 local BUDGET = 0.0015
 
 -- runs the tasks ready now, at least one and then until `stop` (those made ready meanwhile, and
--- those the budget left, wait for the next pass: a pass is bounded)
+-- those the budget left, wait for the next pass: a pass is bounded). A task may poll its own
+-- client (client:poll inside a task): that pass runs inside this one, on the same queue.
 local function run_ready(s, stop)
-  local last = s.qtail
+  local last, outer = s.qtail, not s.running
+  s.running = true
   while s.qhead <= last do
     local i = s.qhead
     local t = s.queue[i]
@@ -156,7 +159,11 @@ local function run_ready(s, stop)
     end
     if now() >= stop then break end
   end
-  -- drained: the queue starts again at 1, so that its indices stay in the table's array part
+  if not outer then return end
+  s.running = false
+  -- drained: the queue starts again at 1, so that its indices stay in the table's array part (only
+  -- by the outermost pass: an inner one starting the queue again would send this one, whose `last`
+  -- still counts the old indices, reading past its end)
   if s.qhead > s.qtail then s.qhead, s.qtail = 1, 0 end
 end
 
