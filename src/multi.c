@@ -10,6 +10,7 @@
    curl_multi_socket_action), so a _perform acts on ready sockets for at most SOCKET_BUDGET and touches only
    the transfers whose sockets are ready, never all of them as curl_multi_perform does; and completing the
    finished ones stops after REPORT_BUDGET. What is left waits, in order, for the next _perform. */
+#include <errno.h>
 #include <math.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -269,9 +270,9 @@ static void free_slot(lua_State *L, sm_client *c, int self, size_t i) {
 /* the next attempt of a queued slot: on_event, set up, into the multi. A transfer that cannot be set up
    finishes at once with libcurl's error, classified and reported as any other failure. */
 static void launch(lua_State *L, sm_client *c, int self, sm_slot *s) {
-  CURLcode rc;
+  /* begun while still queued: should it raise (Lua out of memory), the slot stays queued, consistently */
+  CURLcode rc = sm_attempt_begin(L, self, &s->a, &s->x);
   unlink_queued(c, s);
-  rc = sm_attempt_begin(L, self, &s->a, &s->x);
   if (rc == CURLE_OK && (!need_multi(c) || curl_multi_add_handle(c->multi, s->x.easy) != CURLM_OK))
     rc = CURLE_OUT_OF_MEMORY;
   if (rc != CURLE_OK) {
@@ -368,10 +369,12 @@ static CURLMcode run_timer(sm_client *c) {
 }
 
 /* waits up to wait_ms for the sockets, then hands the ready ones to libcurl, starting where the last time
-   stopped, until `stop`; returns the poll's result (< 0 on EINTR: Ctrl-C) or a libcurl failure as -2 */
+   stopped, until `stop`; returns the poll's result (-1 on EINTR: Ctrl-C), -2 on a libcurl failure (*mc), -3 when
+   poll itself failed (errno) */
 static int run_sockets(sm_client *c, int wait_ms, double stop, CURLMcode *mc) {
   size_t i, n = 0, first;
   int got = poll(c->socks, (nfds_t)c->nsocks, wait_ms), running;
+  if (got < 0 && errno != EINTR) return -3;               /* not to spin on it until the end */
   if (got <= 0) return got;
   for (i = 0; i < c->nsocks; i++)           /* copied: acting on one may change c->socks */
     if (c->socks[i].revents) c->ready[n++] = c->socks[i];
@@ -398,7 +401,9 @@ static int perform_run(lua_State *L) {
   while (c->multi) {                        /* none (renew_multi, or none could be made): nothing is active */
     CURLMcode mc = run_timer(c);
     double left, due;
-    if (mc == CURLM_OK && run_sockets(c, wait_ms, stop, &mc) == -2 && mc == CURLM_OK) mc = CURLM_INTERNAL_ERROR;
+    int got = mc == CURLM_OK ? run_sockets(c, wait_ms, stop, &mc) : 0;
+    if (got == -3) return luaL_error(L, "sigmamind: poll: %s", strerror(errno));
+    if (got == -2 && mc == CURLM_OK) mc = CURLM_INTERNAL_ERROR;
     if (mc == CURLM_ABORTED_BY_CALLBACK) { collect(c); renew_multi(c); break; }   /* on_socket: out of memory */
     if (mc != CURLM_OK) return luaL_error(L, "sigmamind: curl_multi_socket_action: %s", curl_multi_strerror(mc));
     collect(c);
