@@ -290,6 +290,36 @@ describe("tasks", function()
     c:close()
   end)
 
+  it("emits each attempt's request event from inside the task that makes it, even when it waits its turn",
+     function()
+    -- 100 creates, more than go into libcurl at once (64): each request event, the retries' too, comes
+    -- in the task's own turn (an observer attributes events to operations by the running coroutine)
+    sb:arm{ method = "POST", path = "/v1/calls", fault = "429", count = 10 }
+    local seen = {}
+    local c = sigmamind.new{ api_key = sb.key, base_url = sb.url, max_retries = 3, on_event = function(ev)
+      if ev.type == "request" then
+        local co = coroutine.running()
+        seen[co] = (seen[co] or 0) + 1
+      end
+    end }
+    local tasks, cos = {}, {}
+    for i = 1, 100 do
+      tasks[i] = c:spawn(function()
+        cos[i] = coroutine.running()
+        return new_call(c, { row_id = tostring(i) })
+      end)
+    end
+    c:run()
+    local total = 0
+    for i = 1, 100 do
+      assert.truthy(tasks[i]:join().callId)
+      assert.is_true((seen[cos[i]] or 0) >= 1, "task " .. i .. " saw no request event of its own")
+      total = total + seen[cos[i]]
+    end
+    assert.equal(110, total)                   -- 100 first attempts and the 10 retries, all inside tasks
+    c:close()
+  end)
+
   it("map refuses a misspelt option and says what a concurrency given as a string was", function()
     local c = client()
     local ok, err = pcall(sigmamind.map, c, { 1 }, function() end, { concurency = 4 })

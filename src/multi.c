@@ -39,10 +39,11 @@ typedef struct sm_slot {
    the work of one curl_multi_perform and the load on the server. The rest wait in the client's queue. */
 #define MAX_IN_FLIGHT 64
 
-/* How long one _perform may spend handing queued transfers to libcurl (on_event, setting up; libcurl then
-   connects and sends them) and completing finished ones (decoding, on_event), in seconds each. What is left
-   waits, in order, for the next _perform, so that a poll(0) with many transfers starting or finishing at once
-   stays within a host's frame; at least one of each is done each time. */
+/* How long one _perform may spend handing queued transfers to libcurl (their attempts were begun at _start or
+   _retry; libcurl then connects and sends them), acting on ready sockets, and completing finished transfers
+   (decoding, on_event), in seconds each. What is left waits, in order, for the next _perform, so that a poll(0)
+   with many transfers starting or finishing at once stays within a host's frame; at least one of each is done
+   each time. */
 #define FILL_BUDGET 0.0005
 #define SOCKET_BUDGET 0.001
 #define REPORT_BUDGET 0.001
@@ -267,16 +268,12 @@ static void free_slot(lua_State *L, sm_client *c, int self, size_t i) {
   clear_pins(L, self, i);
 }
 
-/* the next attempt of a queued slot: on_event, set up, into the multi. A transfer that cannot be set up
-   finishes at once with libcurl's error, classified and reported as any other failure. */
-static void launch(lua_State *L, sm_client *c, int self, sm_slot *s) {
-  /* begun while still queued: should it raise (Lua out of memory), the slot stays queued, consistently */
-  CURLcode rc = sm_attempt_begin(L, self, &s->a, &s->x);
+/* a queued slot (its attempt begun: _start, _retry) into the multi. One libcurl cannot take finishes at once as
+   out of memory, classified and reported as any other failure. C only. */
+static void launch(sm_client *c, sm_slot *s) {
   unlink_queued(c, s);
-  if (rc == CURLE_OK && (!need_multi(c) || curl_multi_add_handle(c->multi, s->x.easy) != CURLM_OK))
-    rc = CURLE_OUT_OF_MEMORY;
-  if (rc != CURLE_OK) {
-    s->rc = rc;
+  if (!need_multi(c) || curl_multi_add_handle(c->multi, s->x.easy) != CURLM_OK) {
+    s->rc = CURLE_OUT_OF_MEMORY;
     push_done(c, s);
     return;
   }
@@ -286,10 +283,10 @@ static void launch(lua_State *L, sm_client *c, int self, sm_slot *s) {
 
 /* hands queued transfers to libcurl, the oldest first, while fewer than MAX_IN_FLIGHT are in it, for at most
    FILL_BUDGET */
-static void fill(lua_State *L, sm_client *c, int self) {
+static void fill(sm_client *c) {
   double until = sm_now() + FILL_BUDGET;
   while (c->queue_head && c->nactive < MAX_IN_FLIGHT) {
-    launch(L, c, self, c->queue_head);
+    launch(c, c->queue_head);
     if (sm_now() >= until) break;
   }
 }
@@ -302,12 +299,20 @@ static int start_run(lua_State *L) {
   sm_attempt a;
   size_t i;
   sm_slot *s;
+  CURLcode rc;
   if (!sm_attempt_open(L, 1, &a)) return 2;
   i = get_slot(L, c);
   set_pins(L, 1, i);      /* path, body or nil, url, headers or nil on top: pinned for the life of the transfer */
   s = c->slots[i];
   s->a = a;
-  push_queued(c, s);                        /* into libcurl at the next _perform, in turn */
+  /* the first attempt begins here, in the caller's turn (on_event "request" comes from inside its task, as
+     for a blocking request); libcurl gets it at a _perform, in turn */
+  rc = sm_attempt_begin(L, 1, &s->a, &s->x);
+  if (rc != CURLE_OK) {
+    free_slot(L, c, 1, i);
+    return luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
+  }
+  push_queued(c, s);
   lua_pushinteger(L, (lua_Integer)i + 1);
   return 1;
 }
@@ -316,7 +321,13 @@ static int start_run(lua_State *L) {
 static int retry_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   sm_slot *s = slot_by_id(L, c, 2);
+  CURLcode rc;
   luaL_argcheck(L, s->state == SLOT_WAIT, 2, "transfer is not waiting for a retry");
+  rc = sm_attempt_begin(L, 1, &s->a, &s->x);       /* the next attempt begins now, as _start's first */
+  if (rc != CURLE_OK) {
+    free_slot(L, c, 1, (size_t)lua_tointeger(L, 2) - 1);
+    return luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
+  }
   push_queued(c, s);
   lua_pushboolean(L, 1);
   return 1;
@@ -397,7 +408,7 @@ static int perform_run(lua_State *L) {
   double timeout = lua_tonumber(L, 2), now = sm_now(), until = now + timeout, stop = now + SOCKET_BUDGET;
   int n = 0, wait_ms = 0;
   if (c->nactive == 0 && c->ndone == 0 && c->nqueued == 0) return 0;
-  fill(L, c, 1);
+  fill(c);
   while (c->multi) {                        /* none (renew_multi, or none could be made): nothing is active */
     CURLMcode mc = run_timer(c);
     double left, due;
