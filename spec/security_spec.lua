@@ -26,16 +26,10 @@ describe("security", function()
   local sb, dir
 
   setup(function()
-    dir = util.tmpname(); util.sh("mkdir -p " .. dir)
-    util.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 " ..
-        "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout %s/key.pem -out %s/cert.pem"):format(dir, dir))
-    sb = sandbox.start{ speed = 100, args = { "--https-port", "0", "--cert", dir .. "/cert.pem",
-                                               "--key", dir .. "/key.pem" } }
+    sb = sandbox.start_tls{ speed = 100 }
+    dir = sb.tls_dir
   end)
-  teardown(function()
-    if sb then sb:stop() end
-    if dir then os.execute("rm -rf " .. dir) end
-  end)
+  teardown(function() if sb then sb:stop() end end)
   before_each(function() sb:reset() end)
 
   describe("TLS", function()

@@ -112,6 +112,25 @@ function _M:stop()
   if self.stopped or not self.prefix then return end
   self.stopped = true
   os_execute(shell_quote(root() .. "/bin/sigmamind-sandbox") .. " stop --prefix " .. shell_quote(self.prefix))
+  if self.tls_dir then os_execute("rm -rf " .. shell_quote(self.tls_dir)) end
+end
+
+-- A sandbox with a TLS port too (sb.https_url), on a self-signed certificate for 127.0.0.1 and
+-- localhost made in a fresh directory, sb.tls_dir (cert.pem, key.pem; removed by sb:stop(), which
+-- also holds whatever else a spec puts there). opts as start's.
+function _M.start_tls(opts)
+  local dir = util.tmpname()
+  util.sh("mkdir -p " .. shell_quote(dir))
+  util.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+           .. "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout %s/key.pem -out %s/cert.pem")
+          :format(shell_quote(dir), shell_quote(dir)))
+  opts = opts or {}
+  local args = { "--https-port", "0", "--cert", dir .. "/cert.pem", "--key", dir .. "/key.pem" }
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+  local ok, sb = pcall(_M.start, { speed = opts.speed, api_key = opts.api_key, port = opts.port, args = args })
+  if not ok then os_execute("rm -rf " .. shell_quote(dir)); error(sb, 2) end
+  sb.tls_dir = dir
+  return sb
 end
 
 _M.json = cjson
