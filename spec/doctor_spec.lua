@@ -193,15 +193,10 @@ describe("sigmamind doctor over TLS", function()
   local sb, dir
 
   setup(function()
-    dir = os.tmpname(); os.remove(dir); assert(os.execute("mkdir -p " .. dir))
-    assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 " ..
-      "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem 2>/dev/null"):format(dir, dir)))
-    sb = sandbox.start{ args = { "--https-port", "0", "--cert", dir .. "/cert.pem", "--key", dir .. "/key.pem" } }
+    sb = sandbox.start_tls()
+    dir = sb.tls_dir
   end)
-  teardown(function()
-    if sb then sb:stop() end
-    if dir then os.execute("rm -rf " .. dir) end
-  end)
+  teardown(function() if sb then sb:stop() end end)
 
   it("reports a certificate that does not verify as a TLS failure", function()
     local out, err, code = run({ "doctor", "--json" }, { SIGMAMIND_API_KEY = sb.key, SIGMAMIND_BASE_URL = sb.https_url })
