@@ -79,6 +79,15 @@ static const char *fuzz_bytes(fuzz_in *in, size_t *len) {
   return s;
 }
 
+/* runs a reader harness's `run(in)` (a fuzz_in * as light userdata) over the input */
+static void fuzz_read(lua_CFunction run, const uint8_t *data, size_t size) {
+  fuzz_in in;
+  in.p = data;
+  in.n = size;
+  lua_pushlightuserdata(fuzz_L, &in);
+  fuzz_pcall(fuzz_L, run, 1, 0);
+}
+
 /* every 4096 runs, a full collection: the state is reused across inputs */
 static void fuzz_end(lua_State *L) {
   static unsigned runs;

@@ -222,10 +222,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fuzz_in in;
-  in.p = data; in.n = size;
-  lua_pushlightuserdata(fuzz_L, &in);
-  fuzz_pcall(fuzz_L, run, 1, 0);
+  fuzz_read(run, data, size);
   fuzz_end(fuzz_L);
   return 0;
 }
