@@ -62,6 +62,18 @@ function M.capture(cmd)
   return out, ok and 0 or code
 end
 
+-- `lua5.4 -e code` in a child process whose environment has no proxy variable but those `env` sets
+-- ("NAME=value ...", or ""): its output, stdout and stderr together. The proxy specs use it so that
+-- the variables are the child's own.
+function M.lua_without_proxies(env, code)
+  local cmd = "env -u http_proxy -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY -u HTTPS_PROXY " ..
+              "-u https_proxy " .. env .. " lua5.4 -e " .. ("%q"):format(code) .. " 2>&1"
+  local p = assert(io_popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
 -- runs a shell command with its output discarded; raises, naming it, unless it succeeded
 function M.sh(cmd)
   local ok = os_execute(cmd .. " >/dev/null 2>&1")
