@@ -39,12 +39,13 @@ typedef struct sm_slot {
    the work of one curl_multi_perform and the load on the server. The rest wait in the client's queue. */
 #define MAX_IN_FLIGHT 64
 
-/* How long one _perform may spend handing queued transfers to libcurl (their attempts were begun at _start or
-   _retry; libcurl then connects and sends them), acting on ready sockets, and completing finished transfers
-   (decoding, on_event), in seconds each. What is left waits, in order, for the next _perform, so that a poll(0)
-   with many transfers starting or finishing at once stays within a host's frame; at least one of each is done
-   each time. */
-#define FILL_BUDGET 0.0005
+/* How many queued transfers one _perform hands to libcurl (their attempts were begun at _start or _retry), and
+   how long it may spend acting on ready sockets and completing finished transfers (decoding, on_event), in
+   seconds. A transfer handed over costs its connect and its send in the same _perform, in one libcurl call that
+   no budget can cut short: hence a count. What is left waits, in order, for the next _perform, so that a
+   poll(0) with many transfers starting or finishing at once stays within a host's frame; at least one of each
+   is done each time. */
+#define FILL_MAX 16
 #define SOCKET_BUDGET 0.001
 #define REPORT_BUDGET 0.001
 
@@ -281,14 +282,11 @@ static void launch(sm_client *c, sm_slot *s) {
   c->nactive++;
 }
 
-/* hands queued transfers to libcurl, the oldest first, while fewer than MAX_IN_FLIGHT are in it, for at most
-   FILL_BUDGET */
+/* hands queued transfers to libcurl, the oldest first, while fewer than MAX_IN_FLIGHT are in it, at most
+   FILL_MAX of them */
 static void fill(sm_client *c) {
-  double until = sm_now() + FILL_BUDGET;
-  while (c->queue_head && c->nactive < MAX_IN_FLIGHT) {
-    launch(c, c->queue_head);
-    if (sm_now() >= until) break;
-  }
+  int n = 0;
+  while (c->queue_head && c->nactive < MAX_IN_FLIGHT && n++ < FILL_MAX) launch(c, c->queue_head);
 }
 
 /* ---- the methods, each run protected with the client's busy flag set (on_event must not re-enter) --------- */
