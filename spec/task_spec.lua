@@ -146,7 +146,7 @@ describe("tasks", function()
       assert.equal(tostring(i), call.dynamicVariables.row_id)
     end
     assert.equal(1000, sb:count("POST", "/v1/calls"))
-    -- "a few milliseconds": a poll resumes tasks for 1.5 ms, hands at most 16 requests to libcurl, acts
+    -- "a few milliseconds": a poll resumes tasks for 1.5 ms, hands at most 32 requests to libcurl, acts
     -- on ready sockets for 1 ms and completes transfers for 1 ms; what one step costs can overrun each a
     -- little (4-5 ms were seen at worst here, alone on the machine). The worst is allowed twice that: it
     -- may hold the end of a GC cycle, or another process's cache misses. Under

@@ -45,7 +45,7 @@ typedef struct sm_slot {
    no budget can cut short: hence a count. What is left waits, in order, for the next _perform, so that a
    poll(0) with many transfers starting or finishing at once stays within a host's frame; at least one of each
    is done each time. */
-#define FILL_MAX 16
+#define FILL_MAX 32
 #define SOCKET_BUDGET 0.001
 #define REPORT_BUDGET 0.001
 

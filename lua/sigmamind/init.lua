@@ -398,7 +398,7 @@ end
 
 --- Drive transfers, timers and ready tasks for at most `timeout` seconds, then return. `poll(0)`
 -- does what is ready now, at most a few milliseconds of it however much is queued (1.5 ms of
--- resuming tasks, 16 requests handed to libcurl, 1 ms of acting on ready sockets, 1 ms of
+-- resuming tasks, 32 requests handed to libcurl, 1 ms of acting on ready sockets, 1 ms of
 -- completing finished ones; the rest waits for the next call), and tens of microseconds while
 -- transfers are only in flight: a host loop (a game, an app server) calls it every frame.
 -- @number[opt=0] timeout seconds, >= 0
