@@ -14,6 +14,12 @@
 struct sm_slot;
 struct pollfd;
 
+/* a FIFO of slots, linked through the slots themselves (multi.c) */
+typedef struct sm_queue {
+  struct sm_slot *head, *tail;
+  int n;
+} sm_queue;
+
 typedef struct sm_client {
   int open;                    /* resources acquired and not yet released */
   int busy;                    /* a request is running: refuse re-entry (from on_event, say) */
@@ -34,11 +40,9 @@ typedef struct sm_client {
   CURLM *multi;                /* concurrent transfers (multi.c), created on first use */
   struct sm_slot **slots;      /* pooled transfers, each with its own easy handle; owned by the client */
   size_t nslots;
-  int nactive, ndone, nqueued; /* slots in the multi / finished and not yet reported / waiting to go in */
-  struct sm_slot *done_head;   /* the finished ones, in the order they finished (multi.c) */
-  struct sm_slot *done_tail;
-  struct sm_slot *queue_head;  /* the started ones not yet handed to libcurl, in the order they were started */
-  struct sm_slot *queue_tail;
+  int nactive;                 /* slots in the multi */
+  sm_queue done;               /* the finished ones not yet reported, in the order they finished (multi.c) */
+  sm_queue queued;             /* the started ones not yet handed to libcurl, in the order they were started */
   struct pollfd *socks;        /* the multi's sockets and what libcurl waits for on each (multi.c) */
   struct pollfd *ready;        /* scratch: the ready ones of a poll, as (fd, revents); as large as socks */
   size_t nsocks, socks_cap;

@@ -61,9 +61,9 @@ void sm_multi_release(sm_client *c) {
   free(c->slots);
   c->slots = NULL;
   c->nslots = 0;
-  c->nactive = c->ndone = 0;
-  c->done_head = c->done_tail = c->queue_head = c->queue_tail = NULL;
-  c->nqueued = 0;
+  c->nactive = 0;
+  memset(&c->done, 0, sizeof c->done);
+  memset(&c->queued, 0, sizeof c->queued);
   if (c->multi) { curl_multi_cleanup(c->multi); c->multi = NULL; }    /* its socket callbacks first */
   free(c->socks);
   free(c->ready);
@@ -73,42 +73,24 @@ void sm_multi_release(sm_client *c) {
 
 /* ---- the two queues (started, finished): FIFO lists through sm_slot.next ----------------------------- */
 
-static void q_push(sm_slot **head, sm_slot **tail, sm_slot *s) {
+/* s joins the end of q, in `state` */
+static void q_push(sm_queue *q, sm_slot *s, int state) {
+  s->state = state;
   s->next = NULL;
-  if (*tail) (*tail)->next = s;
-  else *head = s;
-  *tail = s;
+  if (q->tail) q->tail->next = s;
+  else q->head = s;
+  q->tail = s;
+  q->n++;
 }
 
-static void q_unlink(sm_slot **head, sm_slot **tail, sm_slot *s) {
-  sm_slot **p = head, *prev = NULL;
+static void q_unlink(sm_queue *q, sm_slot *s) {
+  sm_slot **p = &q->head, *prev = NULL;
   while (*p && *p != s) { prev = *p; p = &(*p)->next; }
   if (!*p) return;
   *p = s->next;
-  if (*tail == s) *tail = prev;
+  if (q->tail == s) q->tail = prev;
   s->next = NULL;
-}
-
-static void push_done(sm_client *c, sm_slot *s) {
-  s->state = SLOT_DONE;
-  q_push(&c->done_head, &c->done_tail, s);
-  c->ndone++;
-}
-
-static void unlink_done(sm_client *c, sm_slot *s) {
-  q_unlink(&c->done_head, &c->done_tail, s);
-  c->ndone--;
-}
-
-static void push_queued(sm_client *c, sm_slot *s) {
-  s->state = SLOT_QUEUED;
-  q_push(&c->queue_head, &c->queue_tail, s);
-  c->nqueued++;
-}
-
-static void unlink_queued(sm_client *c, sm_slot *s) {
-  q_unlink(&c->queue_head, &c->queue_tail, s);
-  c->nqueued--;
+  q->n--;
 }
 
 /* ---- libcurl's socket interface: the sockets it wants watched, and its timer ---------------------------- */
@@ -216,7 +198,7 @@ static void renew_multi(sm_client *c) {
     curl_multi_remove_handle(c->multi, s->x.easy);
     c->nactive--;
     s->rc = CURLE_OUT_OF_MEMORY;
-    push_done(c, s);
+    q_push(&c->done, s, SLOT_DONE);
   }
   curl_multi_cleanup(c->multi);             /* the connections stay in the share's cache */
   c->multi = NULL;
@@ -272,10 +254,10 @@ static void free_slot(lua_State *L, sm_client *c, int self, size_t i) {
 /* a queued slot (its attempt begun: _start, _retry) into the multi. One libcurl cannot take finishes at once as
    out of memory, classified and reported as any other failure. C only. */
 static void launch(sm_client *c, sm_slot *s) {
-  unlink_queued(c, s);
+  q_unlink(&c->queued, s);
   if (!need_multi(c) || curl_multi_add_handle(c->multi, s->x.easy) != CURLM_OK) {
     s->rc = CURLE_OUT_OF_MEMORY;
-    push_done(c, s);
+    q_push(&c->done, s, SLOT_DONE);
     return;
   }
   s->state = SLOT_ACTIVE;
@@ -286,7 +268,7 @@ static void launch(sm_client *c, sm_slot *s) {
    FILL_MAX of them */
 static void fill(sm_client *c) {
   int n = 0;
-  while (c->queue_head && c->nactive < MAX_IN_FLIGHT && n++ < FILL_MAX) launch(c, c->queue_head);
+  while (c->queued.head && c->nactive < MAX_IN_FLIGHT && n++ < FILL_MAX) launch(c, c->queued.head);
 }
 
 /* ---- the methods, each run protected with the client's busy flag set (on_event must not re-enter) --------- */
@@ -310,7 +292,7 @@ static int start_run(lua_State *L) {
     free_slot(L, c, 1, i);
     return luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
   }
-  push_queued(c, s);
+  q_push(&c->queued, s, SLOT_QUEUED);
   lua_pushinteger(L, (lua_Integer)i + 1);
   return 1;
 }
@@ -326,7 +308,7 @@ static int retry_run(lua_State *L) {
     free_slot(L, c, 1, (size_t)lua_tointeger(L, 2) - 1);
     return luaL_error(L, "sigmamind: cannot set up the transfer: %s", curl_easy_strerror(rc));
   }
-  push_queued(c, s);
+  q_push(&c->queued, s, SLOT_QUEUED);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -343,7 +325,7 @@ static void collect(sm_client *c) {
     s->rc = m->data.result;
     curl_multi_remove_handle(c->multi, s->x.easy);
     c->nactive--;
-    push_done(c, s);
+    q_push(&c->done, s, SLOT_DONE);
   }
 }
 
@@ -364,7 +346,7 @@ static void report(lua_State *L, sm_client *c, size_t i) {
   if (outcome == SM_RETRY) { lua_pushnumber(L, delay); lua_rawseti(L, -2, 4); }
   if (outcome == SM_OK) { lua_insert(L, -2); lua_rawseti(L, -2, 5); }
   /* the record is complete: only now does the slot change state */
-  unlink_done(c, s);
+  q_unlink(&c->done, s);
   if (outcome == SM_RETRY) s->state = SLOT_WAIT;
   else free_slot(L, c, 1, i);
 }
@@ -405,7 +387,7 @@ static int perform_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   double timeout = lua_tonumber(L, 2), now = sm_now(), until = now + timeout, stop = now + SOCKET_BUDGET;
   int n = 0, wait_ms = 0;
-  if (c->nactive == 0 && c->ndone == 0 && c->nqueued == 0) return 0;
+  if (c->nactive == 0 && c->done.n == 0 && c->queued.n == 0) return 0;
   fill(c);
   while (c->multi) {                        /* none (renew_multi, or none could be made): nothing is active */
     CURLMcode mc = run_timer(c);
@@ -416,7 +398,7 @@ static int perform_run(lua_State *L) {
     if (mc == CURLM_ABORTED_BY_CALLBACK) { collect(c); renew_multi(c); break; }   /* on_socket: out of memory */
     if (mc != CURLM_OK) return luaL_error(L, "sigmamind: curl_multi_socket_action: %s", curl_multi_strerror(mc));
     collect(c);
-    if (c->ndone > 0 || c->nactive == 0 || sm_sigint_pending()) break;   /* Ctrl-C: transfers stay as they are */
+    if (c->done.n > 0 || c->nactive == 0 || sm_sigint_pending()) break;   /* Ctrl-C: transfers stay as they are */
     now = sm_now();
     left = until - now;
     if (left < 0.001) break;
@@ -426,14 +408,14 @@ static int perform_run(lua_State *L) {
     wait_ms = due <= 0 ? 0 : due > 3600 ? 3600000 : (int)ceil(due * 1000);
     stop = now + wait_ms / 1000.0 + SOCKET_BUDGET;     /* the budget counts from when a socket is ready */
   }
-  if (c->ndone == 0) return 0;
+  if (c->done.n == 0) return 0;
   lua_settop(L, 2);
-  lua_createtable(L, c->ndone, 0);
+  lua_createtable(L, c->done.n, 0);
   until = sm_now() + REPORT_BUDGET;
   do {                                                      /* the oldest first; at least one */
-    report(L, c, c->done_head->index);
+    report(L, c, c->done.head->index);
     lua_rawseti(L, 3, ++n);
-  } while (c->done_head && sm_now() < until);
+  } while (c->done.head && sm_now() < until);
   return 1;
 }
 
@@ -442,8 +424,8 @@ static int cancel_run(lua_State *L) {
   sm_client *c = (sm_client *)lua_touserdata(L, 1);
   sm_slot *s = slot_by_id(L, c, 2);
   if (s->state == SLOT_ACTIVE) { curl_multi_remove_handle(c->multi, s->x.easy); c->nactive--; }
-  else if (s->state == SLOT_DONE) unlink_done(c, s);
-  else if (s->state == SLOT_QUEUED) unlink_queued(c, s);
+  else if (s->state == SLOT_DONE) q_unlink(&c->done, s);
+  else if (s->state == SLOT_QUEUED) q_unlink(&c->queued, s);
   free_slot(L, c, 1, (size_t)lua_tointeger(L, 2) - 1);
   lua_pushboolean(L, 1);
   return 1;
@@ -511,8 +493,8 @@ static int l_client_cancel(lua_State *L) {
 /* client:_pending() --> transfers in flight (in libcurl or queued for it), finished-but-unreported */
 static int l_client_pending(lua_State *L) {
   sm_client *c = sm_client_check_open(L, 1);
-  lua_pushinteger(L, c->nactive + c->nqueued);
-  lua_pushinteger(L, c->ndone);
+  lua_pushinteger(L, c->nactive + c->queued.n);
+  lua_pushinteger(L, c->done.n);
   return 2;
 }
 
